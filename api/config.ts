@@ -1,0 +1,160 @@
+// Configuration from environment variables, validated once at start-up. A bad
+// value stops the server with a sentence naming the variable.
+import { createHash, randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { z } from "zod";
+
+const intFrom = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const EnvSchema = z.object({
+  AIRLOCK_PORT: intFrom(0, 65535).default(8080),
+  AIRLOCK_HOST: z.string().min(1).optional(),
+  AIRLOCK_API_KEYS: z.string().optional(),
+  AIRLOCK_API_KEYS_FILE: z.string().min(1).optional(),
+  AIRLOCK_CONCURRENCY: intFrom(1, 1024).default(4),
+  AIRLOCK_MAX_QUEUE: intFrom(0, 100_000).default(64),
+  AIRLOCK_MAX_BODY_BYTES: intFrom(1024, 1024 * 1024 * 1024).default(32 * 1024 * 1024),
+  AIRLOCK_PROFILES_DIR: z.string().min(1).optional(),
+  AIRLOCK_INSTANCE_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:-]{1,128}$/, "must be 1-128 letters, digits, or _ . : -")
+    .optional(),
+  AIRLOCK_ORPHAN_GRACE_MS: intFrom(0, 24 * 3600 * 1000).default(60_000),
+  AIRLOCK_REAP_INTERVAL_MS: intFrom(1000, 24 * 3600 * 1000).default(60_000),
+  AIRLOCK_BUILD_IMAGES: z.enum(["missing", "never"]).default("missing"),
+  AIRLOCK_LOG_LEVEL: z
+    .enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"])
+    .default("info"),
+  DOCKER_HOST: z
+    .string()
+    .regex(
+      /^(unix|tcp|npipe|ssh|http|https):\/\//,
+      "must be a URL such as unix:///var/run/docker.sock",
+    )
+    .optional(),
+});
+
+export interface ApiKey {
+  tenant: string;
+  /** sha256 of the key; the key itself is never kept. */
+  hash: Buffer;
+}
+
+export interface Config {
+  port: number;
+  host: string;
+  keys: ApiKey[];
+  /** Set when no keys were configured: printed once at start. */
+  generatedKey: string | undefined;
+  concurrency: number;
+  maxQueue: number;
+  maxBodyBytes: number;
+  profilesDir: string | undefined;
+  instanceId: string;
+  orphanGraceMs: number;
+  reapIntervalMs: number;
+  buildImages: "missing" | "never";
+  logLevel: z.infer<typeof EnvSchema>["AIRLOCK_LOG_LEVEL"];
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+const TENANT = /^[A-Za-z0-9_.-]{1,64}$/;
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1"]);
+
+export function hashKey(key: string): Buffer {
+  return createHash("sha256").update(key, "utf8").digest();
+}
+
+/** "tenantA:keyA,tenantB:keyB" → keys; the message names the entry at fault. */
+export function parseKeyList(raw: string): ApiKey[] {
+  return raw
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "")
+    .map((entry, i) => {
+      const colon = entry.indexOf(":");
+      const tenant = entry.slice(0, colon);
+      const key = entry.slice(colon + 1);
+      if (colon <= 0 || !TENANT.test(tenant)) {
+        throw new ConfigError(
+          `AIRLOCK_API_KEYS entry ${i + 1} must be tenant:key with a tenant of letters, digits, _ . -`,
+        );
+      }
+      if (key.length < 16) {
+        throw new ConfigError(
+          `AIRLOCK_API_KEYS entry ${i + 1} (tenant ${tenant}): the key must be at least 16 characters`,
+        );
+      }
+      return { tenant, hash: hashKey(key) };
+    });
+}
+
+/** Lines "tenant sha256:<hex>"; blank lines and # comments ignored. */
+export function parseKeysFile(path: string, text: string): ApiKey[] {
+  const keys: ApiKey[] = [];
+  text.split("\n").forEach((line, i) => {
+    const trimmed = line.trim();
+    if (trimmed === "" || trimmed.startsWith("#")) return;
+    const match = /^(\S+)\s+sha256:([0-9a-f]{64})$/.exec(trimmed);
+    if (match === null || !TENANT.test(match[1] ?? "")) {
+      throw new ConfigError(`${path}:${i + 1}: expected "tenant sha256:<64 hex digits>"`);
+    }
+    keys.push({ tenant: match[1] as string, hash: Buffer.from(match[2] as string, "hex") });
+  });
+  return keys;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv): Config {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const name = issue?.path.join(".") ?? "environment";
+    throw new ConfigError(
+      `${name}=${JSON.stringify(env[name] ?? "")} is invalid: ${issue?.message ?? "bad value"}`,
+    );
+  }
+  const e = parsed.data;
+  const keys = e.AIRLOCK_API_KEYS === undefined ? [] : parseKeyList(e.AIRLOCK_API_KEYS);
+  if (e.AIRLOCK_API_KEYS_FILE !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(e.AIRLOCK_API_KEYS_FILE, "utf8");
+    } catch (cause) {
+      throw new ConfigError(
+        `AIRLOCK_API_KEYS_FILE ${e.AIRLOCK_API_KEYS_FILE} cannot be read: ${(cause as Error).message}`,
+      );
+    }
+    keys.push(...parseKeysFile(e.AIRLOCK_API_KEYS_FILE, text));
+  }
+  let generatedKey: string | undefined;
+  let host = e.AIRLOCK_HOST ?? "0.0.0.0";
+  if (keys.length === 0) {
+    if (e.AIRLOCK_HOST !== undefined && !LOOPBACK.has(e.AIRLOCK_HOST)) {
+      throw new ConfigError(
+        `AIRLOCK_HOST=${e.AIRLOCK_HOST} needs API keys: set AIRLOCK_API_KEYS or AIRLOCK_API_KEYS_FILE, or listen on 127.0.0.1`,
+      );
+    }
+    host = e.AIRLOCK_HOST ?? "127.0.0.1";
+    generatedKey = randomBytes(24).toString("base64url");
+    keys.push({ tenant: "default", hash: hashKey(generatedKey) });
+  }
+  return {
+    port: e.AIRLOCK_PORT,
+    host,
+    keys,
+    generatedKey,
+    concurrency: e.AIRLOCK_CONCURRENCY,
+    maxQueue: e.AIRLOCK_MAX_QUEUE,
+    maxBodyBytes: e.AIRLOCK_MAX_BODY_BYTES,
+    profilesDir: e.AIRLOCK_PROFILES_DIR,
+    instanceId: e.AIRLOCK_INSTANCE_ID ?? `${hostname()}-${e.AIRLOCK_PORT}`,
+    orphanGraceMs: e.AIRLOCK_ORPHAN_GRACE_MS,
+    reapIntervalMs: e.AIRLOCK_REAP_INTERVAL_MS,
+    buildImages: e.AIRLOCK_BUILD_IMAGES,
+    logLevel: e.AIRLOCK_LOG_LEVEL,
+  };
+}

@@ -1,0 +1,99 @@
+// POST /v1/exec: validate → resolve against the profile → run in a throwaway
+// container → the result (JSON), or live output then the result (SSE).
+import { StringDecoder } from "node:string_decoder";
+import { type Context, Hono } from "hono";
+import { streamSSE } from "hono/streaming";
+import type { Executor } from "../../executor/executor.ts";
+import type { Job } from "../../executor/job.ts";
+import { JobCancelledError } from "../../executor/sandbox.ts";
+import type { LoadedProfile } from "../../policies/profile.ts";
+import { resolveJob } from "../../policies/resolve.ts";
+import type { AuthEnv } from "../auth.ts";
+import { AirlockError } from "../errors.ts";
+import { ExecRequest } from "../schemas.ts";
+import { parseBody } from "../validate.ts";
+
+export interface ExecRouteDeps {
+  executor: Executor;
+  profiles: ReadonlyMap<string, LoadedProfile>;
+}
+
+export function execRoutes(deps: ExecRouteDeps) {
+  const app = new Hono<AuthEnv>();
+  app.post("/v1/exec", async (c) => {
+    const body = await parseBody(c.req.raw, ExecRequest);
+    const job = resolveJob(deps.profiles, body, c.get("caller").tenant);
+    const signal = c.req.raw.signal;
+    if (wantsEventStream(c.req.header("accept"))) return streamJob(c, deps.executor, job, signal);
+    const result = await deps.executor.run(job, { signal });
+    return c.json(result);
+  });
+  return app;
+}
+
+function wantsEventStream(accept: string | undefined): boolean {
+  return accept?.split(",").some((part) => part.trim().startsWith("text/event-stream")) ?? false;
+}
+
+/**
+ * Streams `stdout`/`stderr` events (data: a JSON string, so any bytes survive
+ * SSE's line framing) and one final `result` (or `error`) event. The job is
+ * admitted before the stream opens, so a full queue is still a plain 429.
+ */
+async function streamJob(c: Context<AuthEnv>, executor: Executor, job: Job, signal: AbortSignal) {
+  const decoders = { stdout: new StringDecoder("utf8"), stderr: new StringDecoder("utf8") };
+  const pending: { event: "stdout" | "stderr"; data: string }[] = [];
+  let wake: (() => void) | undefined;
+  const run = executor.run(job, {
+    signal,
+    onOutput: (stream, chunk) => {
+      const text = decoders[stream].write(chunk);
+      if (text === "") return;
+      pending.push({ event: stream, data: JSON.stringify(text) });
+      wake?.();
+    },
+  });
+  let settled = false;
+  const done = run.then(
+    () => {
+      settled = true;
+      wake?.();
+    },
+    () => {
+      settled = true;
+      wake?.();
+    },
+  );
+  // A rejection that happens at once (busy, docker_unavailable) is still an HTTP error.
+  await new Promise((resolve) => setImmediate(resolve));
+  if (settled) {
+    await run.catch((err: unknown) => {
+      if (err instanceof AirlockError) throw err;
+    });
+  }
+  return streamSSE(c, async (sse) => {
+    for (;;) {
+      while (pending.length > 0) {
+        const next = pending.shift();
+        if (next !== undefined) await sse.writeSSE(next);
+      }
+      if (settled) break;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+      wake = undefined;
+    }
+    await done;
+    try {
+      const result = await run;
+      await sse.writeSSE({ event: "result", data: JSON.stringify(result) });
+    } catch (err) {
+      if (err instanceof JobCancelledError) return;
+      const error =
+        err instanceof AirlockError
+          ? err
+          : new AirlockError("internal", "the job failed inside airlock", { cause: err });
+      await sse.writeSSE({ event: "error", data: JSON.stringify(error.toBody()) });
+    }
+  });
+}

@@ -1,0 +1,150 @@
+// Docker behind one small interface (as testcontainers' ContainerClient): the
+// executor talks only to ContainerClient, so unit tests use a fake that records
+// calls, and the real implementation is the only place that knows dockerode.
+import type { Duplex, Readable } from "node:stream";
+import Dockerode from "dockerode";
+
+export type ContainerSpec = Dockerode.ContainerCreateOptions;
+
+export interface ExitState {
+  exitCode: number;
+  oomKilled: boolean;
+}
+
+export interface Usage {
+  cpuMs: number | null;
+  memoryPeakBytes: number | null;
+}
+
+export interface LabelledObject {
+  id: string;
+  labels: Record<string, string>;
+}
+
+export interface ContainerClient {
+  ping(): Promise<void>;
+  imagePresent(tag: string): Promise<boolean>;
+  create(spec: ContainerSpec): Promise<string>;
+  /** Extracts a tar stream at `path` inside the container (created or running). */
+  putArchive(id: string, path: string, tar: Readable): Promise<void>;
+  /** Hijacked stdin/stdout/stderr; output is Docker's multiplexed frame stream. */
+  attach(id: string): Promise<Duplex>;
+  start(id: string): Promise<void>;
+  wait(id: string): Promise<number>;
+  inspectExit(id: string): Promise<ExitState>;
+  /** One sample of the cgroup counters of a running container. */
+  usage(id: string): Promise<Usage>;
+  kill(id: string): Promise<void>;
+  getArchive(id: string, path: string): Promise<Readable>;
+  remove(id: string): Promise<void>;
+  removeVolume(name: string): Promise<void>;
+  listContainers(label: string): Promise<LabelledObject[]>;
+  listVolumes(label: string): Promise<LabelledObject[]>;
+}
+
+/** Engine errors that mean "already gone": removal and kill treat them as done. */
+function isGone(err: unknown): boolean {
+  const status = (err as { statusCode?: unknown } | null)?.statusCode;
+  return status === 404 || status === 409 || status === 304;
+}
+
+async function ignoreGone(op: Promise<unknown>): Promise<void> {
+  try {
+    await op;
+  } catch (err) {
+    if (!isGone(err)) throw err;
+  }
+}
+
+export class DockerodeClient implements ContainerClient {
+  readonly docker: Dockerode;
+
+  constructor(docker: Dockerode = new Dockerode()) {
+    this.docker = docker;
+  }
+
+  async ping(): Promise<void> {
+    await this.docker.ping();
+  }
+
+  async imagePresent(tag: string): Promise<boolean> {
+    try {
+      await this.docker.getImage(tag).inspect();
+      return true;
+    } catch (err) {
+      if ((err as { statusCode?: unknown }).statusCode === 404) return false;
+      throw err;
+    }
+  }
+
+  async create(spec: ContainerSpec): Promise<string> {
+    const container = await this.docker.createContainer(spec);
+    return container.id;
+  }
+
+  async putArchive(id: string, path: string, tar: Readable): Promise<void> {
+    await this.docker.getContainer(id).putArchive(tar, { path });
+  }
+
+  async attach(id: string): Promise<Duplex> {
+    const stream = await this.docker.getContainer(id).attach({
+      stream: true,
+      stdin: true,
+      stdout: true,
+      stderr: true,
+      hijack: true,
+    });
+    return stream as Duplex;
+  }
+
+  async start(id: string): Promise<void> {
+    await this.docker.getContainer(id).start();
+  }
+
+  async wait(id: string): Promise<number> {
+    const result = (await this.docker.getContainer(id).wait()) as { StatusCode: number };
+    return result.StatusCode;
+  }
+
+  async inspectExit(id: string): Promise<ExitState> {
+    const info = await this.docker.getContainer(id).inspect();
+    return { exitCode: info.State.ExitCode, oomKilled: info.State.OOMKilled };
+  }
+
+  async usage(id: string): Promise<Usage> {
+    const stats = await this.docker.getContainer(id).stats({ stream: false, "one-shot": true });
+    const cpuNs = stats.cpu_stats?.cpu_usage?.total_usage;
+    // cgroup v1 reports max_usage; v2 has no peak here, so current usage is the best sample.
+    const peak = stats.memory_stats?.max_usage ?? stats.memory_stats?.usage;
+    return {
+      cpuMs: typeof cpuNs === "number" && cpuNs > 0 ? Math.round(cpuNs / 1e6) : null,
+      memoryPeakBytes: typeof peak === "number" && peak > 0 ? peak : null,
+    };
+  }
+
+  async kill(id: string): Promise<void> {
+    await ignoreGone(this.docker.getContainer(id).kill({ signal: "SIGKILL" }));
+  }
+
+  async getArchive(id: string, path: string): Promise<Readable> {
+    return (await this.docker.getContainer(id).getArchive({ path })) as Readable;
+  }
+
+  async remove(id: string): Promise<void> {
+    await ignoreGone(this.docker.getContainer(id).remove({ force: true, v: true }));
+  }
+
+  async removeVolume(name: string): Promise<void> {
+    await ignoreGone(this.docker.getVolume(name).remove({ force: true }));
+  }
+
+  async listContainers(label: string): Promise<LabelledObject[]> {
+    const list = await this.docker.listContainers({ all: true, filters: { label: [label] } });
+    return list.map((c) => ({ id: c.Id, labels: c.Labels ?? {} }));
+  }
+
+  async listVolumes(label: string): Promise<LabelledObject[]> {
+    const list = await this.docker.listVolumes({ filters: { label: [label] } });
+    return (list.Volumes ?? []).map((v) => ({ id: v.Name, labels: v.Labels ?? {} }));
+  }
+}

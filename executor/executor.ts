@@ -1,0 +1,84 @@
+// The executor: a job goes through the queue into its own sandbox. Engine
+// failures become docker_unavailable here, once, so routes never see raw
+// dockerode errors.
+import { AirlockError, isDockerUnreachable } from "../api/errors.ts";
+import type { ExecResult } from "../api/schemas.ts";
+import type { ContainerClient } from "./docker.ts";
+import type { Job } from "./job.ts";
+import { JobQueue } from "./queue.ts";
+import { type ReapReport, reap } from "./reaper.ts";
+import { JobCancelledError, type RunOptions, runSandbox } from "./sandbox.ts";
+
+export interface ExecutorDeps {
+  client: ContainerClient;
+  instanceId: string;
+  concurrency: number;
+  maxQueue: number;
+  orphanGraceMs: number;
+  warn: (message: string, err: unknown) => void;
+}
+
+export interface Executor {
+  run(job: Job, options?: RunOptions): Promise<ExecResult>;
+  readonly running: number;
+  readonly waiting: number;
+  /** Removes orphans: own leftovers too when `includeOwn`. */
+  reap(includeOwn: boolean): Promise<ReapReport>;
+  /** Stops taking jobs from the queue, waits for running ones, removes what is left. */
+  drain(): Promise<void>;
+}
+
+export function createExecutor(deps: ExecutorDeps): Executor {
+  const queue = new JobQueue({ concurrency: deps.concurrency, maxQueue: deps.maxQueue });
+  const sandboxDeps = {
+    client: deps.client,
+    instanceId: deps.instanceId,
+    orphanGraceMs: deps.orphanGraceMs,
+    warn: deps.warn,
+  };
+  return {
+    async run(job, options = {}) {
+      try {
+        return await queue.run(() => runSandbox(sandboxDeps, job, options), options.signal);
+      } catch (err) {
+        throw translate(err);
+      }
+    },
+    get running() {
+      return queue.running;
+    },
+    get waiting() {
+      return queue.waiting;
+    },
+    async reap(includeOwn) {
+      try {
+        return await reap(deps.client, { instanceId: deps.instanceId, includeOwn });
+      } catch (err) {
+        throw translate(err);
+      }
+    },
+    async drain() {
+      queue.clearWaiting();
+      await queue.idle();
+      await reap(deps.client, { instanceId: deps.instanceId, includeOwn: true });
+    },
+  };
+}
+
+function translate(err: unknown): unknown {
+  if (err instanceof AirlockError || err instanceof JobCancelledError) return err;
+  if ((err as { name?: unknown } | null)?.name === "AbortError") {
+    return new JobCancelledError("the client went away while the job was queued", { cause: err });
+  }
+  if (isDockerUnreachable(err)) {
+    return new AirlockError(
+      "docker_unavailable",
+      "the Docker engine is not reachable; retry shortly",
+      {
+        cause: err,
+        retryAfterSeconds: 5,
+      },
+    );
+  }
+  return err;
+}

@@ -1,0 +1,28 @@
+// A Job is one validated, fully resolved operation: the profile it runs under,
+// the argv, the files, the limits it gets. Built by policies/resolve.ts; the
+// executor trusts it and never looks at the raw request.
+import type { Limits, LoadedProfile } from "../policies/profile.ts";
+
+export interface JobFile {
+  /** Normalised, workspace-relative. */
+  path: string;
+  content: Buffer;
+  mode: number;
+}
+
+export interface Job {
+  readonly id: string;
+  readonly tenant: string;
+  readonly profile: LoadedProfile;
+  readonly argv: readonly string[];
+  readonly stdin: Buffer;
+  readonly env: Readonly<Record<string, string>>;
+  readonly files: readonly JobFile[];
+  /** Normalised, workspace-relative; "" is /workspace itself. */
+  readonly workdir: string;
+  readonly limits: Readonly<Limits>;
+  readonly returnFiles: readonly string[];
+}
+
+/** Called with each chunk of output as the process writes it (for streaming). */
+export type OutputListener = (stream: "stdout" | "stderr", chunk: Buffer) => void;

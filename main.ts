@@ -1,0 +1,106 @@
+// Composition root: env → config → profiles → Docker client → images → reaper
+// → executor → app → serve. SIGTERM/SIGINT stop accepting, let running jobs
+// finish, and remove everything this instance created.
+import { serve } from "@hono/node-server";
+import Dockerode from "dockerode";
+import { pino } from "pino";
+import { createApp } from "./api/app.ts";
+import { ConfigError, loadConfig } from "./api/config.ts";
+import { DockerodeClient } from "./executor/docker.ts";
+import { createExecutor } from "./executor/executor.ts";
+import { ensureImages } from "./images/build.ts";
+import { loadProfiles, ProfileError } from "./policies/load.ts";
+
+async function main(): Promise<void> {
+  const config = loadConfig(process.env);
+  const logger = pino({ level: config.logLevel });
+  const profiles = loadProfiles({ extraDir: config.profilesDir });
+  const docker = new Dockerode();
+  const client = new DockerodeClient(docker);
+  try {
+    await client.ping();
+  } catch (err) {
+    throw new ConfigError(
+      `the Docker engine does not answer (${(err as Error).message}); start dockerd or set DOCKER_HOST`,
+    );
+  }
+  const images = [...new Set([...profiles.values()].map((p) => p.image))];
+  if (config.buildImages === "missing") {
+    await ensureImages(docker, images, { log: (line) => process.stderr.write(`${line}\n`) });
+  }
+
+  const executor = createExecutor({
+    client,
+    instanceId: config.instanceId,
+    concurrency: config.concurrency,
+    maxQueue: config.maxQueue,
+    orphanGraceMs: config.orphanGraceMs,
+    warn: (message, err) => logger.warn({ err }, message),
+  });
+  const reaped = await executor.reap(true);
+  if (reaped.containers + reaped.volumes > 0)
+    logger.info(reaped, "removed leftovers of earlier runs");
+  const reaper = setInterval(() => {
+    executor.reap(false).catch((err: unknown) => logger.warn({ err }, "reaping orphans failed"));
+  }, config.reapIntervalMs);
+  reaper.unref();
+
+  const app = createApp({
+    executor,
+    client,
+    profiles,
+    keys: config.keys,
+    maxBodyBytes: config.maxBodyBytes,
+    logger,
+  });
+  const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
+    logger.info(
+      {
+        host: config.host,
+        port: info.port,
+        instanceId: config.instanceId,
+        profiles: [...profiles.keys()],
+      },
+      "airlock is listening",
+    );
+    if (config.generatedKey !== undefined) {
+      process.stdout.write(
+        `\nNo API keys configured: listening on ${config.host} only, with this generated key (shown once):\n\n` +
+          `  AIRLOCK_KEY=${config.generatedKey}\n\n` +
+          `  curl -s http://${config.host}:${info.port}/v1/exec -H "Authorization: Bearer $AIRLOCK_KEY" \\\n` +
+          `    -H 'Content-Type: application/json' -d '{"profile":"python","code":"print(6*7)"}'\n\n` +
+          "Set AIRLOCK_API_KEYS=tenant:key (or AIRLOCK_API_KEYS_FILE) to choose your own keys.\n\n",
+      );
+    }
+  });
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down: no new requests; waiting for running jobs");
+    clearInterval(reaper);
+    server.close();
+    executor
+      .drain()
+      .then(() => {
+        logger.info("stopped cleanly");
+        process.exit(0);
+      })
+      .catch((err: unknown) => {
+        logger.error({ err }, "shutdown failed");
+        process.exit(1);
+      });
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}
+
+main().catch((err: unknown) => {
+  if (err instanceof ConfigError || err instanceof ProfileError) {
+    process.stderr.write(`airlock: ${err.message}\n`);
+  } else {
+    process.stderr.write(`airlock: failed to start: ${(err as Error).stack ?? String(err)}\n`);
+  }
+  process.exit(1);
+});

@@ -1,0 +1,163 @@
+// request + profile → Job. Everything the caller chose is checked against what
+// the profile allows: limits above its maximum are refused (never clamped),
+// paths and env names are validated, code is turned into a file and an argv.
+import { randomUUID } from "node:crypto";
+import { AirlockError } from "../api/errors.ts";
+import type { ExecRequest } from "../api/schemas.ts";
+import type { Job, JobFile } from "../executor/job.ts";
+import { safeRelativePath } from "../executor/paths.ts";
+import { LIMIT_FIELDS, type Limits, type LoadedProfile } from "./profile.ts";
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const MAX_STDIN_BYTES = 16 * 1024 * 1024;
+
+export function lookupProfile(profiles: ReadonlyMap<string, LoadedProfile>, name: string) {
+  const profile = profiles.get(name);
+  if (profile === undefined) {
+    throw new AirlockError("not_found", `profile ${JSON.stringify(name)} does not exist`, {
+      details: { profile: name, available: [...profiles.keys()] },
+    });
+  }
+  return profile;
+}
+
+export function resolveLimits(
+  profile: LoadedProfile,
+  requested: Partial<Record<keyof Limits, number | undefined>> = {},
+): Limits {
+  const limits = { ...profile.limits.default };
+  for (const field of LIMIT_FIELDS) {
+    const value = requested[field];
+    if (value === undefined) continue;
+    const max = profile.limits.max[field];
+    if (value > max) {
+      throw new AirlockError(
+        "invalid_request",
+        `limits.${field} is ${value}, above the maximum of ${max} for profile ${profile.name}`,
+        { details: { field: `limits.${field}`, value, maximum: max } },
+      );
+    }
+    limits[field] = value;
+  }
+  return limits;
+}
+
+function resolveEnv(profile: LoadedProfile, env: Record<string, string> = {}) {
+  for (const [name, value] of Object.entries(env)) {
+    if (!ENV_NAME.test(name)) {
+      throw new AirlockError(
+        "invalid_request",
+        `env name ${JSON.stringify(name)} is not a valid variable name`,
+        {
+          details: { field: "env", name },
+        },
+      );
+    }
+    if (value.includes("\0")) {
+      throw new AirlockError("invalid_request", `env ${name} contains a NUL byte`, {
+        details: { field: "env", name },
+      });
+    }
+  }
+  return { ...profile.env, ...env };
+}
+
+function decodeFiles(files: ExecRequest["files"] = []): JobFile[] {
+  const seen = new Set<string>();
+  return files.map((file, i) => {
+    const path = safeRelativePath(file.path, `files[${i}].path`);
+    if (seen.has(path)) {
+      throw new AirlockError(
+        "invalid_request",
+        `files[${i}].path ${JSON.stringify(path)} is given twice`,
+        {
+          details: { field: `files[${i}].path` },
+        },
+      );
+    }
+    seen.add(path);
+    const content =
+      file.encoding === "base64"
+        ? decodeBase64(file.content, `files[${i}].content`)
+        : Buffer.from(file.content, "utf8");
+    return { path, content, mode: file.mode === undefined ? 0o644 : Number.parseInt(file.mode, 8) };
+  });
+}
+
+function decodeBase64(text: string, field: string): Buffer {
+  if (!/^[A-Za-z0-9+/\r\n]*={0,2}\s*$/.test(text)) {
+    throw new AirlockError("invalid_request", `${field} is not valid base64`, {
+      details: { field },
+    });
+  }
+  return Buffer.from(text, "base64");
+}
+
+function resolveCommand(profile: LoadedProfile, body: ExecRequest, files: JobFile[]): string[] {
+  if (body.command !== undefined) {
+    if (typeof body.command === "string") return ["/bin/sh", "-c", body.command];
+    body.command.forEach((arg, i) => {
+      if (arg.includes("\0")) {
+        throw new AirlockError("invalid_request", `command[${i}] contains a NUL byte`, {
+          details: { field: `command[${i}]` },
+        });
+      }
+    });
+    if (body.command[0] === "") {
+      throw new AirlockError("invalid_request", "command[0] is empty", {
+        details: { field: "command[0]" },
+      });
+    }
+    return [...body.command];
+  }
+  const name = body.language ?? profile.defaultLanguage ?? Object.keys(profile.languages)[0];
+  const language = name === undefined ? undefined : profile.languages[name];
+  if (name === undefined || language === undefined) {
+    throw new AirlockError(
+      "invalid_request",
+      `profile ${profile.name} does not run language ${JSON.stringify(name)}; it runs ${Object.keys(profile.languages).join(", ") || "no languages"}`,
+      { details: { field: "language", languages: Object.keys(profile.languages) } },
+    );
+  }
+  if (files.some((f) => f.path === language.file)) {
+    throw new AirlockError(
+      "invalid_request",
+      `files already has ${language.file}, where code would be written`,
+      {
+        details: { field: "files" },
+      },
+    );
+  }
+  files.push({ path: language.file, content: Buffer.from(body.code ?? "", "utf8"), mode: 0o644 });
+  return [...language.command];
+}
+
+export function resolveJob(
+  profiles: ReadonlyMap<string, LoadedProfile>,
+  body: ExecRequest,
+  tenant: string,
+): Job {
+  const profile = lookupProfile(profiles, body.profile);
+  const limits = resolveLimits(profile, body.limits);
+  const files = decodeFiles(body.files);
+  const argv = resolveCommand(profile, body, files);
+  const workdir = body.workdir === undefined ? "" : safeRelativePath(body.workdir, "workdir");
+  const stdin = Buffer.from(body.stdin ?? "", "utf8");
+  if (stdin.length > MAX_STDIN_BYTES) {
+    throw new AirlockError("invalid_request", `stdin is larger than ${MAX_STDIN_BYTES} bytes`, {
+      details: { field: "stdin" },
+    });
+  }
+  return {
+    id: randomUUID(),
+    tenant,
+    profile,
+    argv,
+    stdin,
+    env: resolveEnv(profile, body.env),
+    files,
+    workdir,
+    limits,
+    returnFiles: body.returnFiles ?? [],
+  };
+}

@@ -1,0 +1,85 @@
+// Starts a real gateway in-process for integration tests: real Docker client,
+// real executor, real HTTP server on a loopback port. Each gateway has its own
+// instance id, so a test can prove it left no container or volume behind.
+import { randomUUID } from "node:crypto";
+import type { AddressInfo } from "node:net";
+import { serve } from "@hono/node-server";
+import Dockerode from "dockerode";
+import { pino } from "pino";
+import { createApp } from "../../api/app.ts";
+import { hashKey } from "../../api/config.ts";
+import { LABEL_INSTANCE } from "../../executor/container-spec.ts";
+import { DockerodeClient } from "../../executor/docker.ts";
+import { createExecutor, type Executor } from "../../executor/executor.ts";
+import { loadProfiles } from "../../policies/load.ts";
+
+export interface TestGateway {
+  url: string;
+  key: string;
+  instanceId: string;
+  docker: Dockerode;
+  executor: Executor;
+  /** POST a JSON body with the gateway's key. */
+  post(path: string, body: unknown, headers?: Record<string, string>): Promise<Response>;
+  /** Containers and volumes that still carry this gateway's instance label. */
+  leftovers(): Promise<{ containers: number; volumes: number }>;
+  close(): Promise<void>;
+}
+
+export interface GatewayOptions {
+  concurrency?: number;
+  maxQueue?: number;
+  maxBodyBytes?: number;
+}
+
+export async function startGateway(options: GatewayOptions = {}): Promise<TestGateway> {
+  const instanceId = `test-${randomUUID().slice(0, 8)}`;
+  const key = `test-key-${randomUUID()}`;
+  const docker = new Dockerode();
+  const client = new DockerodeClient(docker);
+  const profiles = loadProfiles();
+  const executor = createExecutor({
+    client,
+    instanceId,
+    concurrency: options.concurrency ?? 4,
+    maxQueue: options.maxQueue ?? 64,
+    orphanGraceMs: 60_000,
+    warn: (message, err) => console.warn(message, err),
+  });
+  const app = createApp({
+    executor,
+    client,
+    profiles,
+    keys: [{ tenant: "test", hash: hashKey(key) }],
+    maxBodyBytes: options.maxBodyBytes ?? 32 * 1024 * 1024,
+    logger: pino({ level: "silent" }),
+  });
+  const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
+    const s = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, () => resolve(s));
+  });
+  const { port } = server.address() as AddressInfo;
+  const url = `http://127.0.0.1:${port}`;
+  return {
+    url,
+    key,
+    instanceId,
+    docker,
+    executor,
+    post: (path, body, headers = {}) =>
+      fetch(`${url}${path}`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json", ...headers },
+        body: JSON.stringify(body),
+      }),
+    async leftovers() {
+      const filter = { label: [`${LABEL_INSTANCE}=${instanceId}`] };
+      const containers = await docker.listContainers({ all: true, filters: filter });
+      const volumes = await docker.listVolumes({ filters: filter });
+      return { containers: containers.length, volumes: volumes.Volumes?.length ?? 0 };
+    },
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await executor.drain();
+    },
+  };
+}

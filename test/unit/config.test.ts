@@ -1,0 +1,46 @@
+import { describe, expect, it } from "vitest";
+import { findCaller } from "../../api/auth.ts";
+import { hashKey, loadConfig, parseKeysFile } from "../../api/config.ts";
+
+describe("loadConfig", () => {
+  it("with no keys: listens on loopback and generates a key", () => {
+    const config = loadConfig({});
+    expect(config.host).toBe("127.0.0.1");
+    expect(config.generatedKey).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    expect(findCaller(config.keys, config.generatedKey ?? "")?.tenant).toBe("default");
+  });
+
+  it("refuses a public address without keys", () => {
+    expect(() => loadConfig({ AIRLOCK_HOST: "0.0.0.0" })).toThrow(
+      "AIRLOCK_HOST=0.0.0.0 needs API keys",
+    );
+  });
+
+  it("parses tenant:key pairs and keeps only hashes", () => {
+    const config = loadConfig({ AIRLOCK_API_KEYS: "a:aaaaaaaaaaaaaaaa1,b:bbbbbbbbbbbbbbbb2" });
+    expect(config.host).toBe("0.0.0.0");
+    expect(config.generatedKey).toBeUndefined();
+    expect(JSON.stringify(config)).not.toContain("aaaaaaaaaaaaaaaa1");
+    expect(findCaller(config.keys, "bbbbbbbbbbbbbbbb2")?.tenant).toBe("b");
+    expect(findCaller(config.keys, "bbbbbbbbbbbbbbbb3")).toBeUndefined();
+  });
+
+  it.each([
+    [{ AIRLOCK_PORT: "eighty" }, "AIRLOCK_PORT"],
+    [{ AIRLOCK_CONCURRENCY: "0" }, "AIRLOCK_CONCURRENCY"],
+    [{ AIRLOCK_API_KEYS: "nokey" }, "AIRLOCK_API_KEYS entry 1"],
+    [{ AIRLOCK_API_KEYS: "a:short" }, "at least 16 characters"],
+    [{ DOCKER_HOST: "/var/run/docker.sock" }, "DOCKER_HOST"],
+  ])("names the bad variable in %j", (env, name) => {
+    expect(() => loadConfig(env)).toThrow(name);
+  });
+
+  it("reads hashed keys from a keys file", () => {
+    const keys = parseKeysFile(
+      "keys.txt",
+      `# team\nalpha sha256:${hashKey("secret-key-alpha-1").toString("hex")}\n`,
+    );
+    expect(findCaller(keys, "secret-key-alpha-1")?.tenant).toBe("alpha");
+    expect(() => parseKeysFile("keys.txt", "alpha plain")).toThrow("keys.txt:1:");
+  });
+});

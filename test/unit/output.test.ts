@@ -1,0 +1,78 @@
+import { describe, expect, it } from "vitest";
+import { parseTrailer } from "../../executor/launcher.ts";
+import { CappedBuffer, FrameDemuxer, TrailerScanner } from "../../executor/output.ts";
+
+function frame(stream: 1 | 2, payload: string): Buffer {
+  const body = Buffer.from(payload);
+  const header = Buffer.alloc(8);
+  header[0] = stream;
+  header.writeUInt32BE(body.length, 4);
+  return Buffer.concat([header, body]);
+}
+
+describe("FrameDemuxer", () => {
+  it("splits stdout and stderr even when headers and payloads straddle chunks", () => {
+    const wire = Buffer.concat([frame(1, "hello "), frame(2, "oops"), frame(1, "world")]);
+    for (let size = 1; size <= wire.length; size++) {
+      const got = { stdout: "", stderr: "" };
+      const demux = new FrameDemuxer((s, p) => {
+        got[s] += p.toString();
+      });
+      for (let i = 0; i < wire.length; i += size) demux.push(wire.subarray(i, i + size));
+      expect(got).toEqual({ stdout: "hello world", stderr: "oops" });
+    }
+  });
+});
+
+describe("CappedBuffer", () => {
+  it("keeps the first cap bytes and counts the rest", () => {
+    const buf = new CappedBuffer(5);
+    buf.push(Buffer.from("abc"));
+    expect(buf.overflowed).toBe(false);
+    buf.push(Buffer.from("defgh"));
+    expect(buf.toString()).toBe("abcde");
+    expect(buf.total).toBe(8);
+    expect(buf.overflowed).toBe(true);
+  });
+});
+
+describe("TrailerScanner", () => {
+  const nonce = "0123456789abcdef0123456789abcdef";
+  const trailer = `\x1e${nonce} 3 ns2500000 1048576\n`;
+
+  it("cuts the trailer wherever chunk boundaries fall", () => {
+    const wire = Buffer.from(`line 1\nline 2${trailer}late`);
+    for (let size = 1; size <= wire.length; size++) {
+      const scanner = new TrailerScanner(nonce);
+      let out = "";
+      for (let i = 0; i < wire.length; i += size)
+        out += scanner.push(wire.subarray(i, i + size)).toString();
+      out += scanner.flush().toString();
+      expect(out).toBe("line 1\nline 2");
+      expect(scanner.found).toBe(true);
+      expect(parseTrailer(scanner.trailerText())).toEqual({
+        exitCode: 3,
+        cpuMs: 3,
+        memoryPeakBytes: 1048576,
+      });
+    }
+  });
+
+  it("passes ordinary output through at once, holding back nothing", () => {
+    const scanner = new TrailerScanner(nonce);
+    expect(scanner.push(Buffer.from("1\n")).toString()).toBe("1\n");
+  });
+
+  it("does not take a forged marker with the wrong nonce", () => {
+    const scanner = new TrailerScanner(nonce);
+    const forged = `\x1e${"f".repeat(32)} 0 - -\n`;
+    const out = scanner.push(Buffer.from(forged)).toString() + scanner.flush().toString();
+    expect(out).toBe(forged);
+    expect(scanner.found).toBe(false);
+  });
+
+  it("parses cgroup v2 microseconds and missing values", () => {
+    expect(parseTrailer(" 0 us1500 -\n")).toEqual({ exitCode: 0, cpuMs: 2, memoryPeakBytes: null });
+    expect(parseTrailer(" 0 - -")).toBeUndefined();
+  });
+});

@@ -1,0 +1,146 @@
+import { Duplex, Readable } from "node:stream";
+import { pack } from "tar-stream";
+import { describe, expect, it } from "vitest";
+import type { ContainerClient, ContainerSpec } from "../../executor/docker.ts";
+import { runSandbox } from "../../executor/sandbox.ts";
+import { loadProfiles } from "../../policies/load.ts";
+import { resolveJob } from "../../policies/resolve.ts";
+
+/** Records calls; each method can be made to fail. The "container" echoes a fixed output. */
+class FakeClient implements ContainerClient {
+  calls: string[] = [];
+  failOn = new Set<string>();
+  spec: ContainerSpec | undefined;
+  stdin: Buffer[] = [];
+  // Separate sides, like a hijacked socket: what the gateway writes is stdin, not output.
+  private stream = new Duplex({
+    read() {},
+    write: (chunk: Buffer, _enc, done) => {
+      this.stdin.push(chunk);
+      done();
+    },
+  });
+
+  private step(name: string) {
+    this.calls.push(name);
+    if (this.failOn.has(name))
+      throw Object.assign(new Error(`${name} failed`), { statusCode: 500 });
+  }
+  async ping() {}
+  async imagePresent() {
+    return true;
+  }
+  async create(spec: ContainerSpec) {
+    this.step("create");
+    this.spec = spec;
+    return "c1";
+  }
+  async putArchive() {
+    this.step("putArchive");
+  }
+  async attach() {
+    this.step("attach");
+    return this.stream;
+  }
+  async start() {
+    this.step("start");
+  }
+  async wait() {
+    this.step("wait");
+    const header = Buffer.alloc(8);
+    header[0] = 1;
+    header.writeUInt32BE(3, 4);
+    this.stream.push(Buffer.concat([header, Buffer.from("hi\n")]));
+    this.stream.push(null);
+    return 0;
+  }
+  async inspectExit() {
+    this.step("inspectExit");
+    return { exitCode: 0, oomKilled: false };
+  }
+  async usage() {
+    return { cpuMs: null, memoryPeakBytes: null };
+  }
+  async kill() {
+    this.step("kill");
+  }
+  async getArchive() {
+    this.step("getArchive");
+    const tar = pack();
+    tar.entry({ name: "workspace/", type: "directory" });
+    tar.entry({ name: "workspace/out.txt" }, "new\n");
+    tar.finalize();
+    return Readable.from(tar);
+  }
+  async remove() {
+    this.step("remove");
+  }
+  async removeVolume() {
+    this.step("removeVolume");
+  }
+  async listContainers() {
+    return [];
+  }
+  async listVolumes() {
+    return [];
+  }
+}
+
+const job = resolveJob(loadProfiles(), { profile: "shell", command: "echo hi" }, "t");
+const deps = (client: ContainerClient) => ({
+  client,
+  instanceId: "i",
+  orphanGraceMs: 0,
+  warn: () => {},
+});
+
+describe("runSandbox lifecycle", () => {
+  it("goes create → copy in → attach → start → wait → inspect → copy out → remove", async () => {
+    const client = new FakeClient();
+    const result = await runSandbox(deps(client), job);
+    expect(client.calls).toEqual([
+      "create",
+      "putArchive",
+      "attach",
+      "start",
+      "wait",
+      "inspectExit",
+      "getArchive",
+      "remove",
+      "removeVolume",
+    ]);
+    expect(result.status).toBe("ok");
+    expect(result.stdout).toBe("hi\n");
+    expect(result.diff.added.map((e) => e.path)).toEqual(["out.txt"]);
+    // The first stdin line is the launcher's nonce; nothing else was sent.
+    expect(Buffer.concat(client.stdin).toString()).toMatch(/^[0-9a-f]{32}\n$/);
+  });
+
+  it.each(["putArchive", "attach", "start", "wait", "getArchive"])(
+    "removes the container and its volume when %s fails",
+    async (step) => {
+      const client = new FakeClient();
+      client.failOn.add(step);
+      await expect(runSandbox(deps(client), job)).rejects.toThrow(`${step} failed`);
+      expect(client.calls.slice(-2)).toEqual(["remove", "removeVolume"]);
+    },
+  );
+
+  it("still removes the volume when create itself fails", async () => {
+    const client = new FakeClient();
+    client.failOn.add("create");
+    await expect(runSandbox(deps(client), job)).rejects.toThrow("create failed");
+    expect(client.calls).toEqual(["create", "removeVolume"]);
+  });
+
+  it("does not start a job whose client has already gone", async () => {
+    const client = new FakeClient();
+    const controller = new AbortController();
+    controller.abort();
+    await expect(runSandbox(deps(client), job, { signal: controller.signal })).rejects.toThrow(
+      "went away",
+    );
+    expect(client.calls).not.toContain("start");
+    expect(client.calls.slice(-2)).toEqual(["remove", "removeVolume"]);
+  });
+});
