@@ -7,7 +7,7 @@ import { pino } from "pino";
 import { createApp } from "./api/app.ts";
 import { ConfigError, loadConfig } from "./api/config.ts";
 import { DockerodeClient } from "./executor/docker.ts";
-import { createExecutor } from "./executor/executor.ts";
+import { createGatewayCore } from "./executor/gateway.ts";
 import { ensureImages } from "./images/build.ts";
 import { loadProfiles, ProfileError } from "./policies/load.ts";
 
@@ -29,19 +29,37 @@ async function main(): Promise<void> {
     await ensureImages(docker, images, { log: (line) => process.stderr.write(`${line}\n`) });
   }
 
-  const executor = createExecutor({
+  const { executor, store, files } = createGatewayCore({
     client,
+    profiles,
     instanceId: config.instanceId,
     concurrency: config.concurrency,
     maxQueue: config.maxQueue,
     orphanGraceMs: config.orphanGraceMs,
+    maxBodyBytes: config.maxBodyBytes,
+    workspaceTtlMs: config.workspaceTtlMs,
+    workspacesPerTenant: config.workspacesPerTenant,
+    workspaceMaxBytes: config.workspaceMaxBytes,
     warn: (message, err) => logger.warn({ err }, message),
   });
+  if (!profiles.has(config.defaultProfile)) {
+    throw new ConfigError(
+      `AIRLOCK_DEFAULT_PROFILE=${config.defaultProfile} names no loaded profile`,
+    );
+  }
   const reaped = await executor.reap(true);
   if (reaped.containers + reaped.volumes > 0)
     logger.info(reaped, "removed leftovers of earlier runs");
+  const housekeeping = async () => {
+    await executor.reap(false);
+    const expired = await store.collectExpired();
+    if (expired > 0) logger.info({ expired }, "removed idle workspaces past their TTL");
+  };
+  await housekeeping();
   const reaper = setInterval(() => {
-    executor.reap(false).catch((err: unknown) => logger.warn({ err }, "reaping orphans failed"));
+    housekeeping().catch((err: unknown) =>
+      logger.warn({ err }, "reaping orphans or expired workspaces failed"),
+    );
   }, config.reapIntervalMs);
   reaper.unref();
 
@@ -52,6 +70,7 @@ async function main(): Promise<void> {
     keys: config.keys,
     maxBodyBytes: config.maxBodyBytes,
     logger,
+    workspaces: { store, files, defaultProfile: config.defaultProfile },
   });
   const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
     logger.info(

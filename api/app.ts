@@ -14,6 +14,7 @@ import { AirlockError } from "./errors.ts";
 import { execRoutes } from "./routes/exec.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { profileRoutes } from "./routes/profiles.ts";
+import { type WorkspaceRouteDeps, workspaceRoutes } from "./routes/workspaces.ts";
 
 export interface AppDeps {
   executor: Executor;
@@ -22,6 +23,7 @@ export interface AppDeps {
   keys: readonly ApiKey[];
   maxBodyBytes: number;
   logger: Logger;
+  workspaces: WorkspaceRouteDeps;
 }
 
 /** 499: nginx's "client closed request"; the client is gone and never sees it. */
@@ -50,6 +52,7 @@ export function createApp(deps: AppDeps) {
   app.use("/v1/*", bearerAuth(deps.keys));
   app.route("/", profileRoutes(deps.profiles));
   app.route("/", execRoutes({ executor: deps.executor, profiles: deps.profiles }));
+  app.route("/", workspaceRoutes(deps.workspaces));
 
   app.notFound((c) => {
     const err = new AirlockError("not_found", `no route for ${c.req.method} ${c.req.path}`);

@@ -22,6 +22,10 @@ const EnvSchema = z.object({
     .optional(),
   AIRLOCK_ORPHAN_GRACE_MS: intFrom(0, 24 * 3600 * 1000).default(60_000),
   AIRLOCK_REAP_INTERVAL_MS: intFrom(1000, 24 * 3600 * 1000).default(60_000),
+  AIRLOCK_DEFAULT_PROFILE: z.string().min(1).default("shell"),
+  AIRLOCK_WORKSPACE_TTL_MS: intFrom(1000, 365 * 24 * 3600 * 1000).default(24 * 3600 * 1000),
+  AIRLOCK_WORKSPACES_PER_TENANT: intFrom(0, 100_000).default(20),
+  AIRLOCK_WORKSPACE_MAX_BYTES: intFrom(1024 * 1024, 2 ** 50).default(1024 * 1024 * 1024),
   AIRLOCK_BUILD_IMAGES: z.enum(["missing", "never"]).default("missing"),
   AIRLOCK_LOG_LEVEL: z
     .enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"])
@@ -55,6 +59,10 @@ export interface Config {
   orphanGraceMs: number;
   reapIntervalMs: number;
   buildImages: "missing" | "never";
+  defaultProfile: string;
+  workspaceTtlMs: number;
+  workspacesPerTenant: number;
+  workspaceMaxBytes: number;
   logLevel: z.infer<typeof EnvSchema>["AIRLOCK_LOG_LEVEL"];
 }
 
@@ -155,6 +163,10 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     orphanGraceMs: e.AIRLOCK_ORPHAN_GRACE_MS,
     reapIntervalMs: e.AIRLOCK_REAP_INTERVAL_MS,
     buildImages: e.AIRLOCK_BUILD_IMAGES,
+    defaultProfile: e.AIRLOCK_DEFAULT_PROFILE,
+    workspaceTtlMs: e.AIRLOCK_WORKSPACE_TTL_MS,
+    workspacesPerTenant: e.AIRLOCK_WORKSPACES_PER_TENANT,
+    workspaceMaxBytes: e.AIRLOCK_WORKSPACE_MAX_BYTES,
     logLevel: e.AIRLOCK_LOG_LEVEL,
   };
 }

@@ -58,6 +58,16 @@ export const ExecRequest = z
   .superRefine(oneOfCommandOrCode);
 export type ExecRequest = z.infer<typeof ExecRequest>;
 
+/** POST /v1/workspaces/:id/exec: as /v1/exec, the profile being the workspace's. */
+export const WorkspaceExecRequest = z.strictObject(ExecFields).superRefine(oneOfCommandOrCode);
+export type WorkspaceExecRequest = z.infer<typeof WorkspaceExecRequest>;
+
+export const CreateWorkspaceRequest = z.strictObject({
+  profile: z.string().min(1).optional(),
+  files: z.array(FileInput).max(10_000).optional(),
+});
+export type CreateWorkspaceRequest = z.infer<typeof CreateWorkspaceRequest>;
+
 export const DiffEntry = z.object({
   path: z.string(),
   type: z.enum(["file", "symlink"]),
@@ -83,7 +93,15 @@ export const ReturnedFile = z.object({
 });
 export type ReturnedFile = z.infer<typeof ReturnedFile>;
 
-export const ExecStatus = z.enum(["ok", "error", "timeout", "oom", "output_limit"]);
+/** workspace_full: the run left /workspace above its size cap (workspace jobs only). */
+export const ExecStatus = z.enum([
+  "ok",
+  "error",
+  "timeout",
+  "oom",
+  "output_limit",
+  "workspace_full",
+]);
 export type ExecStatus = z.infer<typeof ExecStatus>;
 
 export const ExecResult = z.object({
@@ -101,6 +119,8 @@ export const ExecResult = z.object({
   files: z.array(ReturnedFile),
   /** returnFiles matches left out because they would pass the profile's byte cap. */
   filesOmitted: z.array(z.string()),
+  /** Workspace jobs: bytes of regular files in /workspace after the run. */
+  workspaceBytes: z.number().optional(),
 });
 export type ExecResult = z.infer<typeof ExecResult>;
 

@@ -79,6 +79,8 @@ export interface ScanOptions {
 export interface ScanResult {
   entries: Map<string, ScannedEntry>;
   truncated: boolean;
+  /** Sum of the sizes of the regular files seen. */
+  totalBytes: number;
 }
 
 /** Reads a tar stream to the end (or to the caps), hashing regular files and symlinks. */
@@ -89,6 +91,7 @@ export async function scanArchive(stream: Readable, options: ScanOptions): Promi
   let bytes = 0;
   let count = 0;
   let truncated = false;
+  let totalBytes = 0;
   try {
     for await (const entry of ex) {
       const { header } = entry;
@@ -112,6 +115,7 @@ export async function scanArchive(stream: Readable, options: ScanOptions): Promi
         continue;
       }
       const size = header.size ?? 0;
+      totalBytes += size;
       const keep = options.keep(path, size);
       const hash = createHash("sha256");
       const chunks: Buffer[] = [];
@@ -131,7 +135,7 @@ export async function scanArchive(stream: Readable, options: ScanOptions): Promi
     stream.destroy();
     ex.destroy();
   }
-  return { entries, truncated };
+  return { entries, truncated, totalBytes };
 }
 
 export function sha256(data: Buffer): string {

@@ -21,6 +21,19 @@ export interface LabelledObject {
   labels: Record<string, string>;
 }
 
+/** What the engine's archive HEAD reports of a path inside a container. */
+export interface PathStat {
+  name: string;
+  size: number;
+  /** Go os.FileMode bits: directory 1<<31, symlink 1<<27, plus permission bits. */
+  mode: number;
+  mtime: string;
+  linkTarget: string;
+}
+
+export const MODE_DIR = 2 ** 31;
+export const MODE_SYMLINK = 2 ** 27;
+
 export interface ContainerClient {
   ping(): Promise<void>;
   imagePresent(tag: string): Promise<boolean>;
@@ -37,7 +50,12 @@ export interface ContainerClient {
   kill(id: string): Promise<void>;
   getArchive(id: string, path: string): Promise<Readable>;
   remove(id: string): Promise<void>;
+  createVolume(name: string, labels: Record<string, string>): Promise<void>;
+  /** The volume's labels, or undefined when it does not exist. */
+  volumeLabels(name: string): Promise<Record<string, string> | undefined>;
   removeVolume(name: string): Promise<void>;
+  /** Stat of a path in a (created or running) container, without following a final symlink; undefined if absent. */
+  statPath(id: string, path: string): Promise<PathStat | undefined>;
   listContainers(label: string): Promise<LabelledObject[]>;
   listVolumes(label: string): Promise<LabelledObject[]>;
 }
@@ -132,6 +150,34 @@ export class DockerodeClient implements ContainerClient {
 
   async remove(id: string): Promise<void> {
     await ignoreGone(this.docker.getContainer(id).remove({ force: true, v: true }));
+  }
+
+  async createVolume(name: string, labels: Record<string, string>): Promise<void> {
+    await this.docker.createVolume({ Name: name, Labels: labels });
+  }
+
+  async volumeLabels(name: string): Promise<Record<string, string> | undefined> {
+    try {
+      const info = await this.docker.getVolume(name).inspect();
+      return info.Labels ?? {};
+    } catch (err) {
+      if ((err as { statusCode?: unknown }).statusCode === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async statPath(id: string, path: string): Promise<PathStat | undefined> {
+    try {
+      const res = (await this.docker.getContainer(id).infoArchive({ path })) as {
+        headers?: Record<string, string | undefined>;
+      };
+      const header = res.headers?.["x-docker-container-path-stat"];
+      if (header === undefined) throw new Error(`the engine sent no path stat for ${path}`);
+      return JSON.parse(Buffer.from(header, "base64").toString("utf8")) as PathStat;
+    } catch (err) {
+      if ((err as { statusCode?: unknown }).statusCode === 404) return undefined;
+      throw err;
+    }
   }
 
   async removeVolume(name: string): Promise<void> {

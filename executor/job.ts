@@ -10,6 +10,14 @@ export interface JobFile {
   mode: number;
 }
 
+/** The persistent volume a workspace job runs against (issue: workspaces). */
+export interface WorkspaceRef {
+  id: string;
+  volume: string;
+  /** Past this many bytes in /workspace after a run, the result is workspace_full. */
+  sizeCapBytes: number;
+}
+
 export interface Job {
   readonly id: string;
   readonly tenant: string;
@@ -22,6 +30,8 @@ export interface Job {
   readonly workdir: string;
   readonly limits: Readonly<Limits>;
   readonly returnFiles: readonly string[];
+  /** Set for workspace jobs: the volume outlives the container, and the diff is against its prior state. */
+  readonly workspace?: WorkspaceRef | undefined;
 }
 
 /** Called with each chunk of output as the process writes it (for streaming). */

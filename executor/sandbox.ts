@@ -49,45 +49,52 @@ export async function runSandbox(
 ): Promise<ExecResult> {
   const { client } = deps;
   const owner = parseOwner(job.profile.user);
-  const volume = `airlock-${job.id}`;
+  // A workspace's volume outlives the container; a one-shot job's volume is its own.
+  const volume = job.workspace?.volume ?? `airlock-${job.id}`;
   const deadline = Date.now() + job.limits.timeoutMs + deps.orphanGraceMs;
   const spec = containerSpec(job, { instanceId: deps.instanceId, volume, deadline });
   let containerId: string | undefined;
-  const startedAt = performance.now();
   try {
     containerId = await client.create(spec);
-    await client.putArchive(
-      containerId,
-      WORKSPACE_DIR,
-      packFiles(job.files, owner, job.workdir === "" ? [] : [job.workdir]),
-    );
+    // One-shot: /workspace held only the uploaded files. Workspace: whatever it held before this call.
+    const before =
+      job.workspace === undefined
+        ? uploadManifest(job)
+        : await scanBefore(client, containerId, job);
+    const dirs = job.workdir === "" ? [] : [job.workdir];
+    if (job.files.length > 0 || dirs.length > 0) {
+      await client.putArchive(containerId, WORKSPACE_DIR, packFiles(job.files, owner, dirs));
+    }
     const run = await execute(client, containerId, job, options);
     const exit = await client.inspectExit(containerId);
-    const durationMs = Math.round(run.endedAt - run.startedAt);
-    const scan = await scanWorkspace(client, containerId, job);
-    const outcome = computeDiff(beforeManifest(job), scan.entries, {
+    const scan = await scanWorkspace(client, containerId, job, before);
+    const outcome = computeDiff(before, scan.entries, {
       patchMaxBytes: job.profile.diff.patchMaxBytes,
       returnMaxBytes: job.profile.diff.returnMaxBytes,
       returnFiles: job.returnFiles,
       truncated: scan.truncated,
     });
-    const status = statusOf(run, exit, job);
+    let status = statusOf(run, exit, job);
+    const cap = job.workspace?.sizeCapBytes;
+    if (cap !== undefined && scan.totalBytes > cap && (status === "ok" || status === "error")) {
+      status = "workspace_full";
+    }
     const killed = run.killedFor !== undefined;
-    const exitCode = killed ? null : run.exitCode;
     return {
       id: job.id,
       status,
-      exitCode,
+      exitCode: killed ? null : run.exitCode,
       signal: killed ? "SIGKILL" : signalOf(run.exitCode),
       stdout: run.stdout.toString(),
       stderr: run.stderr.toString(),
       stdoutTruncated: run.stdout.overflowed,
       stderrTruncated: run.stderr.overflowed,
-      durationMs: durationMs >= 0 ? durationMs : Math.round(performance.now() - startedAt),
+      durationMs: Math.round(run.endedAt - run.startedAt),
       usage: run.usage,
       diff: outcome.diff,
       files: outcome.files,
       filesOmitted: outcome.filesOmitted,
+      ...(job.workspace === undefined ? {} : { workspaceBytes: scan.totalBytes }),
     };
   } finally {
     if (containerId !== undefined) {
@@ -95,9 +102,11 @@ export async function runSandbox(
         .remove(containerId)
         .catch((err: unknown) => deps.warn(`removing container ${containerId}`, err));
     }
-    await client
-      .removeVolume(volume)
-      .catch((err: unknown) => deps.warn(`removing volume ${volume}`, err));
+    if (job.workspace === undefined) {
+      await client
+        .removeVolume(volume)
+        .catch((err: unknown) => deps.warn(`removing volume ${volume}`, err));
+    }
   }
 }
 
@@ -223,7 +232,7 @@ function signalOf(exitCode: number): string | null {
   return SIGNAL_NAMES.get(exitCode - 128) ?? null;
 }
 
-function beforeManifest(job: Job): Map<string, BeforeEntry> {
+function uploadManifest(job: Job): Map<string, BeforeEntry> {
   const max = job.profile.diff.patchMaxBytes;
   const map = new Map<string, BeforeEntry>();
   for (const file of job.files) {
@@ -234,10 +243,45 @@ function beforeManifest(job: Job): Map<string, BeforeEntry> {
   return map;
 }
 
-async function scanWorkspace(client: ContainerClient, id: string, job: Job) {
+/** The workspace as it is before this call, keeping small files (within the patch budget) to patch against. */
+async function scanBefore(
+  client: ContainerClient,
+  id: string,
+  job: Job,
+): Promise<Map<string, BeforeEntry>> {
+  const { diff } = job.profile;
+  let kept = 0;
+  const scan = await scanArchive(await client.getArchive(id, WORKSPACE_DIR), {
+    prefix: "workspace/",
+    maxBytes: diff.scanMaxBytes,
+    maxEntries: diff.scanMaxEntries,
+    keep: (_path, size) => size <= diff.patchMaxBytes,
+    retain: (_entry, content) => {
+      if (kept + content.length > diff.patchTotalBytes) return false;
+      kept += content.length;
+      return true;
+    },
+  });
+  const map = new Map<string, BeforeEntry>();
+  for (const [path, entry] of scan.entries) {
+    map.set(
+      path,
+      entry.content === undefined
+        ? { sha256: entry.sha256 }
+        : { sha256: entry.sha256, content: entry.content },
+    );
+  }
+  return map;
+}
+
+async function scanWorkspace(
+  client: ContainerClient,
+  id: string,
+  job: Job,
+  before: ReadonlyMap<string, BeforeEntry>,
+) {
   const { diff } = job.profile;
   const wantReturn = returnMatcher(job.returnFiles);
-  const before = new Map(job.files.map((f) => [f.path, sha256(f.content)]));
   let patchBytes = 0;
   let returnBytes = 0;
   const archive = await client.getArchive(id, WORKSPACE_DIR);
@@ -249,7 +293,7 @@ async function scanWorkspace(client: ContainerClient, id: string, job: Job) {
       size <= diff.patchMaxBytes || (wantReturn(path) && size <= diff.returnMaxBytes),
     // Only changed files are worth their bytes, and only within the profile's budgets.
     retain: (entry: ScannedEntry, content: Buffer) => {
-      if (before.get(entry.path) === entry.sha256) return false;
+      if (before.get(entry.path)?.sha256 === entry.sha256) return false;
       if (wantReturn(entry.path) && returnBytes + content.length <= diff.returnMaxBytes) {
         returnBytes += content.length;
         return true;

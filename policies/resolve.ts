@@ -4,7 +4,7 @@
 import { randomUUID } from "node:crypto";
 import { AirlockError } from "../api/errors.ts";
 import type { ExecRequest } from "../api/schemas.ts";
-import type { Job, JobFile } from "../executor/job.ts";
+import type { Job, JobFile, WorkspaceRef } from "../executor/job.ts";
 import { safeRelativePath } from "../executor/paths.ts";
 import { LIMIT_FIELDS, type Limits, type LoadedProfile } from "./profile.ts";
 
@@ -62,7 +62,7 @@ function resolveEnv(profile: LoadedProfile, env: Record<string, string> = {}) {
   return { ...profile.env, ...env };
 }
 
-function decodeFiles(files: ExecRequest["files"] = []): JobFile[] {
+export function decodeFiles(files: ExecRequest["files"] = []): JobFile[] {
   const seen = new Set<string>();
   return files.map((file, i) => {
     const path = safeRelativePath(file.path, `files[${i}].path`);
@@ -136,6 +136,7 @@ export function resolveJob(
   profiles: ReadonlyMap<string, LoadedProfile>,
   body: ExecRequest,
   tenant: string,
+  workspace?: WorkspaceRef,
 ): Job {
   const profile = lookupProfile(profiles, body.profile);
   const limits = resolveLimits(profile, body.limits);
@@ -159,5 +160,33 @@ export function resolveJob(
     workdir,
     limits,
     returnFiles: body.returnFiles ?? [],
+    workspace,
+  };
+}
+
+/**
+ * A job airlock runs for itself on a caller's behalf (deleting a file, unpacking
+ * an archive in a workspace): the profile's hardening and default limits, with
+ * the profile's longest timeout since the caller chose no command.
+ */
+export function systemJob(
+  profile: LoadedProfile,
+  tenant: string,
+  argv: string[],
+  stdin: Buffer,
+  workspace: WorkspaceRef,
+): Job {
+  return {
+    id: randomUUID(),
+    tenant,
+    profile,
+    argv,
+    stdin,
+    env: { ...profile.env },
+    files: [],
+    workdir: "",
+    limits: { ...profile.limits.default, timeoutMs: profile.limits.max.timeoutMs },
+    returnFiles: [],
+    workspace,
   };
 }

@@ -4,13 +4,12 @@ import { StringDecoder } from "node:string_decoder";
 import { type Context, Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import type { Executor } from "../../executor/executor.ts";
-import type { Job } from "../../executor/job.ts";
-import { JobCancelledError } from "../../executor/sandbox.ts";
+import { JobCancelledError, type RunOptions } from "../../executor/sandbox.ts";
 import type { LoadedProfile } from "../../policies/profile.ts";
 import { resolveJob } from "../../policies/resolve.ts";
 import type { AuthEnv } from "../auth.ts";
 import { AirlockError } from "../errors.ts";
-import { ExecRequest } from "../schemas.ts";
+import { ExecRequest, type ExecResult } from "../schemas.ts";
 import { parseBody } from "../validate.ts";
 
 export interface ExecRouteDeps {
@@ -23,12 +22,19 @@ export function execRoutes(deps: ExecRouteDeps) {
   app.post("/v1/exec", async (c) => {
     const body = await parseBody(c.req.raw, ExecRequest);
     const job = resolveJob(deps.profiles, body, c.get("caller").tenant);
-    const signal = c.req.raw.signal;
-    if (wantsEventStream(c.req.header("accept"))) return streamJob(c, deps.executor, job, signal);
-    const result = await deps.executor.run(job, { signal });
-    return c.json(result);
+    return answerExec(c, (options) => deps.executor.run(job, options));
   });
   return app;
+}
+
+/** Runs a job for a request: JSON result, or SSE when the client asks for an event stream. */
+export async function answerExec(
+  c: Context<AuthEnv>,
+  run: (options: RunOptions) => Promise<ExecResult>,
+) {
+  const signal = c.req.raw.signal;
+  if (wantsEventStream(c.req.header("accept"))) return streamJob(c, run, signal);
+  return c.json(await run({ signal }));
 }
 
 function wantsEventStream(accept: string | undefined): boolean {
@@ -40,11 +46,15 @@ function wantsEventStream(accept: string | undefined): boolean {
  * SSE's line framing) and one final `result` (or `error`) event. The job is
  * admitted before the stream opens, so a full queue is still a plain 429.
  */
-async function streamJob(c: Context<AuthEnv>, executor: Executor, job: Job, signal: AbortSignal) {
+async function streamJob(
+  c: Context<AuthEnv>,
+  start: (options: RunOptions) => Promise<ExecResult>,
+  signal: AbortSignal,
+) {
   const decoders = { stdout: new StringDecoder("utf8"), stderr: new StringDecoder("utf8") };
   const pending: { event: "stdout" | "stderr"; data: string }[] = [];
   let wake: (() => void) | undefined;
-  const run = executor.run(job, {
+  const run = start({
     signal,
     onOutput: (stream, chunk) => {
       const text = decoders[stream].write(chunk);

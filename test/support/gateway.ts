@@ -10,7 +10,9 @@ import { createApp } from "../../api/app.ts";
 import { hashKey } from "../../api/config.ts";
 import { LABEL_INSTANCE } from "../../executor/container-spec.ts";
 import { DockerodeClient } from "../../executor/docker.ts";
-import { createExecutor, type Executor } from "../../executor/executor.ts";
+import type { Executor } from "../../executor/executor.ts";
+import { createGatewayCore } from "../../executor/gateway.ts";
+import type { WorkspaceStore } from "../../executor/workspaces.ts";
 import { loadProfiles } from "../../policies/load.ts";
 
 export interface TestGateway {
@@ -19,6 +21,7 @@ export interface TestGateway {
   instanceId: string;
   docker: Dockerode;
   executor: Executor;
+  store: WorkspaceStore;
   /** POST a JSON body with the gateway's key. */
   post(path: string, body: unknown, headers?: Record<string, string>): Promise<Response>;
   /** Containers and volumes that still carry this gateway's instance label. */
@@ -30,29 +33,51 @@ export interface GatewayOptions {
   concurrency?: number;
   maxQueue?: number;
   maxBodyBytes?: number;
+  workspaceTtlMs?: number;
+  workspacesPerTenant?: number;
+  workspaceMaxBytes?: number;
+  /** Reuse an instance id (to act as the same gateway after a restart). */
+  instanceId?: string;
+  /** The key of tenant "test" (to act as the same caller against a restarted gateway). */
+  key?: string;
+  uploadMaxEntries?: number;
+  /** Extra API keys: tenant → key. */
+  keys?: Record<string, string>;
 }
 
 export async function startGateway(options: GatewayOptions = {}): Promise<TestGateway> {
-  const instanceId = `test-${randomUUID().slice(0, 8)}`;
-  const key = `test-key-${randomUUID()}`;
+  const instanceId = options.instanceId ?? `test-${randomUUID().slice(0, 8)}`;
+  const key = options.key ?? `test-key-${randomUUID()}`;
   const docker = new Dockerode();
   const client = new DockerodeClient(docker);
   const profiles = loadProfiles();
-  const executor = createExecutor({
+  const { executor, store, files } = createGatewayCore({
     client,
+    profiles,
     instanceId,
     concurrency: options.concurrency ?? 4,
     maxQueue: options.maxQueue ?? 64,
     orphanGraceMs: 60_000,
+    maxBodyBytes: options.maxBodyBytes ?? 32 * 1024 * 1024,
+    workspaceTtlMs: options.workspaceTtlMs ?? 3600_000,
+    workspacesPerTenant: options.workspacesPerTenant ?? 50,
+    workspaceMaxBytes: options.workspaceMaxBytes ?? 64 * 1024 * 1024,
+    ...(options.uploadMaxEntries === undefined
+      ? {}
+      : { uploadMaxEntries: options.uploadMaxEntries }),
     warn: (message, err) => console.warn(message, err),
   });
   const app = createApp({
     executor,
     client,
     profiles,
-    keys: [{ tenant: "test", hash: hashKey(key) }],
+    keys: [
+      { tenant: "test", hash: hashKey(key) },
+      ...Object.entries(options.keys ?? {}).map(([tenant, k]) => ({ tenant, hash: hashKey(k) })),
+    ],
     maxBodyBytes: options.maxBodyBytes ?? 32 * 1024 * 1024,
     logger: pino({ level: "silent" }),
+    workspaces: { store, files, defaultProfile: "shell" },
   });
   const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
     const s = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, () => resolve(s));
@@ -65,6 +90,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
     instanceId,
     docker,
     executor,
+    store,
     post: (path, body, headers = {}) =>
       fetch(`${url}${path}`, {
         method: "POST",

@@ -4,6 +4,8 @@ import { createApp } from "../../api/app.ts";
 import { hashKey } from "../../api/config.ts";
 import { AirlockError } from "../../api/errors.ts";
 import type { ContainerClient } from "../../executor/docker.ts";
+import type { WorkspaceFiles } from "../../executor/workspace-files.ts";
+import type { WorkspaceStore } from "../../executor/workspaces.ts";
 import { loadProfiles } from "../../policies/load.ts";
 import { FakeExecutor } from "../support/fake-executor.ts";
 
@@ -27,6 +29,11 @@ function setup(options: { maxBodyBytes?: number; ping?: () => Promise<void> } = 
     ],
     maxBodyBytes: options.maxBodyBytes ?? 64 * 1024,
     logger: pino({ level: "silent" }),
+    workspaces: {
+      store: {} as WorkspaceStore,
+      files: {} as WorkspaceFiles,
+      defaultProfile: "shell",
+    },
   });
   const post = (body: unknown, headers: Record<string, string> = {}) =>
     app.request("/v1/exec", {

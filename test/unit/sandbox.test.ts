@@ -78,6 +78,15 @@ class FakeClient implements ContainerClient {
   async removeVolume() {
     this.step("removeVolume");
   }
+  async createVolume() {
+    this.step("createVolume");
+  }
+  async volumeLabels() {
+    return {};
+  }
+  async statPath() {
+    return undefined;
+  }
   async listContainers() {
     return [];
   }
@@ -86,7 +95,15 @@ class FakeClient implements ContainerClient {
   }
 }
 
-const job = resolveJob(loadProfiles(), { profile: "shell", command: "echo hi" }, "t");
+const job = resolveJob(
+  loadProfiles(),
+  {
+    profile: "shell",
+    command: "echo hi",
+    files: [{ path: "in.txt", content: "x", encoding: "utf8" }],
+  },
+  "t",
+);
 const deps = (client: ContainerClient) => ({
   client,
   instanceId: "i",
@@ -112,6 +129,7 @@ describe("runSandbox lifecycle", () => {
     expect(result.status).toBe("ok");
     expect(result.stdout).toBe("hi\n");
     expect(result.diff.added.map((e) => e.path)).toEqual(["out.txt"]);
+    expect(result.diff.deleted).toEqual([{ path: "in.txt" }]);
     // The first stdin line is the launcher's nonce; nothing else was sent.
     expect(Buffer.concat(client.stdin).toString()).toMatch(/^[0-9a-f]{32}\n$/);
   });

@@ -1,0 +1,58 @@
+// Wires the executor side for one gateway: the Docker client, the executor and
+// its queue, the workspace store and file operations. Shared by main.ts and the
+// integration tests, so both run exactly the same composition.
+
+import type { LoadedProfile } from "../policies/profile.ts";
+import type { ContainerClient } from "./docker.ts";
+import { createExecutor, type Executor } from "./executor.ts";
+import { WorkspaceFiles } from "./workspace-files.ts";
+import { WorkspaceStore } from "./workspaces.ts";
+
+export interface GatewayCoreOptions {
+  client: ContainerClient;
+  profiles: ReadonlyMap<string, LoadedProfile>;
+  instanceId: string;
+  concurrency: number;
+  maxQueue: number;
+  orphanGraceMs: number;
+  maxBodyBytes: number;
+  workspaceTtlMs: number;
+  workspacesPerTenant: number;
+  workspaceMaxBytes: number;
+  /** Entries allowed in one uploaded archive. */
+  uploadMaxEntries?: number;
+  warn: (message: string, err: unknown) => void;
+}
+
+export interface GatewayCore {
+  executor: Executor;
+  store: WorkspaceStore;
+  files: WorkspaceFiles;
+}
+
+export function createGatewayCore(o: GatewayCoreOptions): GatewayCore {
+  const executor = createExecutor({
+    client: o.client,
+    instanceId: o.instanceId,
+    concurrency: o.concurrency,
+    maxQueue: o.maxQueue,
+    orphanGraceMs: o.orphanGraceMs,
+    warn: o.warn,
+  });
+  const store = new WorkspaceStore({
+    client: o.client,
+    executor,
+    profiles: o.profiles,
+    instanceId: o.instanceId,
+    ttlMs: o.workspaceTtlMs,
+    maxPerTenant: o.workspacesPerTenant,
+    sizeCapBytes: o.workspaceMaxBytes,
+    orphanGraceMs: o.orphanGraceMs,
+    warn: o.warn,
+  });
+  const files = new WorkspaceFiles(store, o.client, {
+    maxEntries: o.uploadMaxEntries ?? 100_000,
+    maxBytes: o.maxBodyBytes,
+  });
+  return { executor, store, files };
+}

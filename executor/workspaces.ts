@@ -1,0 +1,348 @@
+// Workspaces: a Docker volume per workspace, state that outlives one container.
+// Everything about a workspace lives in Docker, not in gateway memory: the
+// volume's labels say whose it is, which profile it uses and when it was made;
+// small "touch" marker volumes say when it was last used. So a restarted
+// gateway finds every workspace as it was, and collects the expired ones.
+// Every operation, file operations included, runs in its own throwaway
+// container, one at a time per workspace in arrival order.
+import { randomBytes } from "node:crypto";
+import type { Readable } from "node:stream";
+import { AirlockError } from "../api/errors.ts";
+import type { ExecRequest, ExecResult } from "../api/schemas.ts";
+import type { LoadedProfile } from "../policies/profile.ts";
+import { lookupProfile, resolveJob, systemJob } from "../policies/resolve.ts";
+import { packFiles, parseOwner } from "./archive.ts";
+import { LABEL_DEADLINE, LABEL_INSTANCE, LABEL_JOB } from "./container-spec.ts";
+import type { ContainerClient } from "./docker.ts";
+import type { Executor } from "./executor.ts";
+import type { JobFile, WorkspaceRef } from "./job.ts";
+import type { RunOptions } from "./sandbox.ts";
+import { WorkspaceLocks } from "./workspace-lock.ts";
+
+export const LABEL_WORKSPACE = "airlock.workspace";
+export const LABEL_TENANT = "airlock.tenant";
+export const LABEL_PROFILE = "airlock.profile";
+export const LABEL_CREATED = "airlock.created";
+/** Each workspace keeps the idle TTL it was made with, so any gateway on the engine expires it alike. */
+export const LABEL_TTL = "airlock.ttl";
+export const LABEL_TOUCH = "airlock.workspace.touch";
+export const LABEL_TOUCHED = "airlock.touched";
+
+const ID_PATTERN = /^ws_[a-z0-9]{20}$/;
+
+export interface WorkspaceInfo {
+  id: string;
+  profile: string;
+  createdAt: string;
+  lastUsedAt: string;
+  expiresAt: string;
+}
+
+export interface WorkspaceStoreDeps {
+  client: ContainerClient;
+  executor: Executor;
+  profiles: ReadonlyMap<string, LoadedProfile>;
+  instanceId: string;
+  ttlMs: number;
+  maxPerTenant: number;
+  sizeCapBytes: number;
+  orphanGraceMs: number;
+  warn: (message: string, err: unknown) => void;
+  now?: () => number;
+}
+
+interface Workspace {
+  id: string;
+  tenant: string;
+  profile: LoadedProfile;
+  volume: string;
+  createdAt: number;
+  ttlMs: number;
+}
+
+export function volumeOf(id: string): string {
+  return `airlock-ws-${id}`;
+}
+
+export class WorkspaceStore {
+  private readonly deps: WorkspaceStoreDeps;
+  private readonly locks = new WorkspaceLocks();
+  /** Last use seen by this process, to save a marker write on every call. */
+  private readonly lastMarked = new Map<string, number>();
+
+  constructor(deps: WorkspaceStoreDeps) {
+    this.deps = deps;
+  }
+
+  private now(): number {
+    return this.deps.now?.() ?? Date.now();
+  }
+
+  async create(
+    tenant: string,
+    profileName: string,
+    files: readonly JobFile[],
+  ): Promise<WorkspaceInfo> {
+    const profile = lookupProfile(this.deps.profiles, profileName);
+    const owned = await this.deps.client.listVolumes(`${LABEL_TENANT}=${tenant}`);
+    const count = owned.filter((v) => v.labels[LABEL_WORKSPACE] !== undefined).length;
+    if (count >= this.deps.maxPerTenant) {
+      throw new AirlockError(
+        "quota_exceeded",
+        `tenant ${tenant} already has ${count} workspaces, the most allowed (${this.deps.maxPerTenant}); delete one first`,
+        {
+          details: { limit: "workspaces per tenant", max: this.deps.maxPerTenant },
+          retryAfterSeconds: 60,
+        },
+      );
+    }
+    const id = `ws_${randomBytes(13).toString("hex").slice(0, 20)}`;
+    const createdAt = this.now();
+    const ws: Workspace = {
+      id,
+      tenant,
+      profile,
+      volume: volumeOf(id),
+      createdAt,
+      ttlMs: this.deps.ttlMs,
+    };
+    await this.deps.client.createVolume(ws.volume, {
+      [LABEL_WORKSPACE]: id,
+      [LABEL_TENANT]: tenant,
+      [LABEL_PROFILE]: profile.name,
+      [LABEL_CREATED]: String(createdAt),
+      [LABEL_TTL]: String(this.deps.ttlMs),
+    });
+    try {
+      // Mounting it once into a container of the profile's image gives the new
+      // volume the image's /workspace owner; the files go in at the same time.
+      await this.withFileContainer(ws, async (cid) => {
+        if (files.length > 0) {
+          await this.deps.client.putArchive(
+            cid,
+            "/workspace",
+            packFiles(files, parseOwner(profile.user)),
+          );
+        }
+      });
+    } catch (err) {
+      await this.deps.client
+        .removeVolume(ws.volume)
+        .catch((e: unknown) => this.deps.warn("removing a half-made workspace", e));
+      throw err;
+    }
+    this.lastMarked.set(id, createdAt);
+    return this.info(ws, createdAt);
+  }
+
+  /** The caller's workspace, or not_found: another tenant's workspace does not exist for this caller. */
+  private async find(tenant: string, id: string): Promise<Workspace> {
+    const missing = () =>
+      new AirlockError("not_found", `workspace ${JSON.stringify(id)} does not exist`);
+    if (!ID_PATTERN.test(id)) throw missing();
+    const labels = await this.deps.client.volumeLabels(volumeOf(id));
+    if (labels === undefined || labels[LABEL_WORKSPACE] !== id || labels[LABEL_TENANT] !== tenant)
+      throw missing();
+    const profile = this.deps.profiles.get(labels[LABEL_PROFILE] ?? "");
+    if (profile === undefined) {
+      throw new AirlockError(
+        "internal",
+        `workspace ${id} uses profile ${labels[LABEL_PROFILE]}, which is no longer configured`,
+      );
+    }
+    return {
+      id,
+      tenant,
+      profile,
+      volume: volumeOf(id),
+      createdAt: Number(labels[LABEL_CREATED]),
+      ttlMs: this.ttlOf(labels),
+    };
+  }
+
+  private info(ws: Workspace, lastUsed: number): WorkspaceInfo {
+    return {
+      id: ws.id,
+      profile: ws.profile.name,
+      createdAt: new Date(ws.createdAt).toISOString(),
+      lastUsedAt: new Date(lastUsed).toISOString(),
+      expiresAt: new Date(lastUsed + ws.ttlMs).toISOString(),
+    };
+  }
+
+  private ttlOf(labels: Record<string, string>): number {
+    const ttl = Number(labels[LABEL_TTL]);
+    return Number.isFinite(ttl) && ttl > 0 ? ttl : this.deps.ttlMs;
+  }
+
+  async get(tenant: string, id: string): Promise<WorkspaceInfo> {
+    const ws = await this.find(tenant, id);
+    return this.info(ws, await this.lastUsed(ws));
+  }
+
+  async remove(tenant: string, id: string): Promise<void> {
+    const ws = await this.find(tenant, id);
+    await this.locks.run(id, () => this.destroy(ws.id));
+  }
+
+  /** Runs `op` on the caller's workspace, after the operations before it, and records the use. */
+  async operate<T>(tenant: string, id: string, op: (ws: Workspace) => Promise<T>): Promise<T> {
+    const ws = await this.find(tenant, id);
+    return this.locks.run(id, async () => {
+      // It may have been deleted or expired while this operation waited its turn.
+      if ((await this.deps.client.volumeLabels(ws.volume)) === undefined) {
+        throw new AirlockError("not_found", `workspace ${JSON.stringify(id)} does not exist`);
+      }
+      try {
+        return await op(ws);
+      } finally {
+        await this.touch(ws).catch((err: unknown) => this.deps.warn(`recording use of ${id}`, err));
+      }
+    });
+  }
+
+  ref(ws: Workspace): WorkspaceRef {
+    return { id: ws.id, volume: ws.volume, sizeCapBytes: this.deps.sizeCapBytes };
+  }
+
+  async exec(
+    tenant: string,
+    id: string,
+    body: Omit<ExecRequest, "profile">,
+    options: RunOptions,
+  ): Promise<ExecResult> {
+    return this.operate(tenant, id, async (ws) => {
+      const job = resolveJob(
+        this.deps.profiles,
+        { ...body, profile: ws.profile.name },
+        tenant,
+        this.ref(ws),
+      );
+      return this.deps.executor.run(job, options);
+    });
+  }
+
+  /** Runs argv in a throwaway sandbox on the workspace (already locked by the caller). */
+  async runSystem(
+    ws: Workspace,
+    argv: string[],
+    stdin: Buffer = Buffer.alloc(0),
+  ): Promise<ExecResult> {
+    return this.deps.executor.run(systemJob(ws.profile, ws.tenant, argv, stdin, this.ref(ws)));
+  }
+
+  /**
+   * A created, never started container of the profile's image with the volume
+   * at /workspace: the engine's archive API reads and writes the volume through
+   * it, so nothing of the workspace touches the host disk. Removed in finally.
+   */
+  async withFileContainer<T>(ws: Workspace, fn: (containerId: string) => Promise<T>): Promise<T> {
+    const { client } = this.deps;
+    const job = `files-${randomBytes(6).toString("hex")}`;
+    const id = await client.create({
+      Image: ws.profile.image,
+      Cmd: ["/bin/true"],
+      User: ws.profile.user,
+      NetworkDisabled: true,
+      Labels: {
+        [LABEL_INSTANCE]: this.deps.instanceId,
+        [LABEL_JOB]: job,
+        [LABEL_DEADLINE]: String(this.now() + this.deps.orphanGraceMs),
+      },
+      HostConfig: {
+        NetworkMode: "none",
+        ReadonlyRootfs: true,
+        CapDrop: ["ALL"],
+        SecurityOpt: ["no-new-privileges:true"],
+        LogConfig: { Type: "none", Config: {} },
+        Mounts: [{ Type: "volume", Source: ws.volume, Target: "/workspace" }],
+      },
+    });
+    try {
+      return await fn(id);
+    } finally {
+      await client
+        .remove(id)
+        .catch((err: unknown) => this.deps.warn(`removing file container ${id}`, err));
+    }
+  }
+
+  private async markers(id?: string) {
+    const all = await this.deps.client.listVolumes(
+      id === undefined ? LABEL_TOUCH : `${LABEL_TOUCH}=${id}`,
+    );
+    return all.map((v) => ({
+      name: v.id,
+      id: v.labels[LABEL_TOUCH] ?? "",
+      at: Number(v.labels[LABEL_TOUCHED]),
+    }));
+  }
+
+  private async lastUsed(ws: Workspace): Promise<number> {
+    const marks = await this.markers(ws.id);
+    return Math.max(
+      ws.createdAt,
+      this.lastMarked.get(ws.id) ?? 0,
+      ...marks.map((m) => m.at).filter(Number.isFinite),
+    );
+  }
+
+  /**
+   * Records a use as a label on a tiny marker volume (volume labels cannot be
+   * changed), at most once per interval, then drops older markers.
+   */
+  private async touch(ws: Workspace): Promise<void> {
+    const now = this.now();
+    const interval = Math.min(60_000, Math.max(1000, ws.ttlMs / 20));
+    if (now - (this.lastMarked.get(ws.id) ?? 0) < interval) return;
+    this.lastMarked.set(ws.id, now);
+    await this.deps.client.createVolume(`airlock-wst-${ws.id}-${now}`, {
+      [LABEL_TOUCH]: ws.id,
+      [LABEL_TOUCHED]: String(now),
+    });
+    for (const m of await this.markers(ws.id)) {
+      if (m.at < now) await this.deps.client.removeVolume(m.name);
+    }
+  }
+
+  private async destroy(id: string): Promise<void> {
+    await this.deps.client.removeVolume(volumeOf(id));
+    for (const m of await this.markers(id)) await this.deps.client.removeVolume(m.name);
+    this.lastMarked.delete(id);
+  }
+
+  /** Removes every workspace idle for longer than the TTL (and stray markers); returns how many. */
+  async collectExpired(): Promise<number> {
+    const now = this.now();
+    const volumes = (await this.deps.client.listVolumes(LABEL_WORKSPACE)).filter(
+      (v) => v.labels[LABEL_WORKSPACE] !== undefined,
+    );
+    const marks = await this.markers();
+    const latest = new Map<string, number>();
+    for (const m of marks) latest.set(m.id, Math.max(latest.get(m.id) ?? 0, m.at));
+    let removed = 0;
+    for (const v of volumes) {
+      const id = v.labels[LABEL_WORKSPACE] ?? "";
+      const last = Math.max(
+        Number(v.labels[LABEL_CREATED]) || 0,
+        latest.get(id) ?? 0,
+        this.lastMarked.get(id) ?? 0,
+      );
+      if (now - last <= this.ttlOf(v.labels) || this.locks.busy(id)) continue;
+      await this.locks.run(id, () => this.destroy(id));
+      removed++;
+    }
+    // Markers whose workspace is gone (deleted by a gateway that died half-way).
+    const live = new Set(volumes.map((v) => v.labels[LABEL_WORKSPACE]));
+    for (const m of marks) if (!live.has(m.id)) await this.deps.client.removeVolume(m.name);
+    return removed;
+  }
+}
+
+export type { Workspace };
+
+/** A Readable of a workspace entry's bytes, with its size. */
+export interface FileContent {
+  size: number;
+  stream: Readable;
+}

@@ -1,0 +1,407 @@
+// Workspaces against a real engine: state in a Docker volume, every operation
+// in its own throwaway container, tenant isolation, serialisation, TTL, restart.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ExecResult } from "../../api/schemas.ts";
+import { startGateway, type TestGateway } from "../support/gateway.ts";
+import { makeTar, readTar, type TarEntry } from "../support/tar.ts";
+
+const OTHER_KEY = "other-tenant-key-0123456789";
+let gw: TestGateway;
+const created: string[] = [];
+
+beforeAll(async () => {
+  gw = await startGateway({
+    workspaceMaxBytes: 1024 * 1024,
+    uploadMaxEntries: 50,
+    keys: { other: OTHER_KEY },
+  });
+});
+afterAll(async () => {
+  for (const id of created) await call("DELETE", `/v1/workspaces/${id}`);
+  await gw.close();
+  expect(await gw.leftovers()).toEqual({ containers: 0, volumes: 0 });
+});
+
+async function call(
+  method: string,
+  path: string,
+  body?: unknown,
+  key = gw.key,
+  contentType = "application/json",
+) {
+  const init: RequestInit = { method, headers: { authorization: `Bearer ${key}` } };
+  if (body !== undefined) {
+    (init.headers as Record<string, string>)["content-type"] = contentType;
+    init.body = Buffer.isBuffer(body) || typeof body === "string" ? body : JSON.stringify(body);
+  }
+  return fetch(`${gw.url}${path}`, init);
+}
+
+async function newWorkspace(body: unknown = { profile: "python" }): Promise<string> {
+  const res = await call("POST", "/v1/workspaces", body);
+  expect(res.status).toBe(201);
+  const { id } = (await res.json()) as { id: string };
+  created.push(id);
+  return id;
+}
+
+async function exec(id: string, body: unknown): Promise<ExecResult> {
+  const res = await call("POST", `/v1/workspaces/${id}/exec`, body);
+  expect(res.status).toBe(200);
+  return (await res.json()) as ExecResult;
+}
+
+async function snapshot(id: string) {
+  const res = await call("GET", `/v1/workspaces/${id}/archive`);
+  expect(res.status).toBe(200);
+  return readTar(Buffer.from(await res.arrayBuffer()));
+}
+
+describe("a multi-step session", () => {
+  it("writes a file, runs a script on it, reads the result back, with a diff per step", async () => {
+    const id = await newWorkspace();
+    const info = (await (await call("GET", `/v1/workspaces/${id}`)).json()) as {
+      id: string;
+      profile: string;
+    };
+    expect(info).toMatchObject({ id, profile: "python" });
+
+    const put = await call(
+      "PUT",
+      `/v1/workspaces/${id}/files/content?path=data/numbers.txt`,
+      "1\n2\n3\n",
+      gw.key,
+      "application/octet-stream",
+    );
+    expect(put.status).toBe(200);
+    expect(await put.json()).toMatchObject({ path: "data/numbers.txt", size: 6 });
+
+    const first = await exec(id, {
+      code: "n = [int(x) for x in open('data/numbers.txt')]\nopen('sum.txt', 'w').write(str(sum(n)) + '\\n')\nprint('ok')",
+    });
+    expect(first).toMatchObject({ status: "ok", stdout: "ok\n" });
+    expect(first.diff.added.map((e) => e.path)).toEqual(["main.py", "sum.txt"]);
+    expect(first.diff.modified).toEqual([]);
+
+    const second = await exec(id, { command: "echo 7 >> data/numbers.txt && rm main.py" });
+    expect(second.status).toBe("ok");
+    expect(second.diff.modified.map((e) => e.path)).toEqual(["data/numbers.txt"]);
+    expect(second.diff.modified[0]?.patch).toContain("+7");
+    expect(second.diff.deleted).toEqual([{ path: "main.py" }]);
+
+    const read = await call("GET", `/v1/workspaces/${id}/files/content?path=sum.txt`);
+    expect(read.status).toBe(200);
+    expect(await read.text()).toBe("6\n");
+
+    const list = (await (await call("GET", `/v1/workspaces/${id}/files`)).json()) as {
+      path: string;
+      type: string;
+      size: number;
+    }[];
+    expect(list.map((e) => `${e.type} ${e.path}`).sort()).toEqual([
+      "directory data",
+      "file data/numbers.txt",
+      "file sum.txt",
+    ]);
+
+    expect((await call("DELETE", `/v1/workspaces/${id}/files?path=sum.txt`)).status).toBe(204);
+    expect((await call("GET", `/v1/workspaces/${id}/files/content?path=sum.txt`)).status).toBe(404);
+  });
+
+  it("creates a workspace with files, owned by the sandbox user", async () => {
+    const id = await newWorkspace({
+      profile: "shell",
+      files: [{ path: "in/a.txt", content: "hi" }],
+    });
+    const r = await exec(id, { command: "stat -c '%u %n' . in in/a.txt && touch new" });
+    expect(r.stdout).toBe("1000 .\n1000 in\n1000 in/a.txt\n");
+    expect(r.diff.added.map((e) => e.path)).toEqual(["new"]);
+  });
+});
+
+describe("archives", () => {
+  it("round-trips a tar with nested folders and modes", async () => {
+    const id = await newWorkspace({ profile: "shell" });
+    const tar = await makeTar([
+      { name: "bin/", type: "directory", mode: 0o755 },
+      { name: "bin/run.sh", mode: 0o755, body: "#!/bin/sh\necho run\n" },
+      { name: "deep/er/still/", type: "directory", mode: 0o750 },
+      { name: "deep/er/still/notes.md", mode: 0o600, body: "# notes\n" },
+      { name: "link-to-notes", type: "symlink", linkname: "deep/er/still/notes.md" },
+    ]);
+    const res = await call("PUT", `/v1/workspaces/${id}/archive`, tar, gw.key, "application/x-tar");
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ entries: 5, bytes: 27 });
+    const back = await snapshot(id);
+    const byName = new Map(back.map((e) => [e.name.replace(/\/$/, ""), e]));
+    expect(byName.get("bin/run.sh")).toMatchObject({
+      type: "file",
+      mode: 0o755,
+      body: "#!/bin/sh\necho run\n",
+    });
+    expect(byName.get("deep/er/still/notes.md")).toMatchObject({
+      type: "file",
+      mode: 0o600,
+      body: "# notes\n",
+    });
+    expect(byName.get("deep/er/still")).toMatchObject({ type: "directory", mode: 0o750 });
+    expect(byName.get("link-to-notes")).toMatchObject({
+      type: "symlink",
+      linkname: "deep/er/still/notes.md",
+    });
+    const run = await exec(id, { command: "./bin/run.sh" });
+    expect(run.stdout).toBe("run\n");
+  });
+
+  const malicious: [string, TarEntry[], string][] = [
+    ["a .. path", [{ name: "../evil.txt", body: "x" }], "'..'"],
+    ["an absolute path", [{ name: "/etc/evil", body: "x" }], "absolute"],
+    [
+      "a symlink to an absolute path",
+      [{ name: "passwd", type: "symlink", linkname: "/etc/passwd" }],
+      "absolute path",
+    ],
+    [
+      "a symlink that climbs out",
+      [{ name: "a/up", type: "symlink", linkname: "../../etc" }],
+      "outside /workspace",
+    ],
+    [
+      "a hard link to a file outside",
+      [{ name: "h", type: "link", linkname: "../etc/passwd" }],
+      "'..'",
+    ],
+    [
+      "a hard link to a file not in the archive",
+      [{ name: "h", type: "link", linkname: "etc/passwd" }],
+      "not a file earlier",
+    ],
+    [
+      "a file written through a symlink",
+      [
+        { name: "d", type: "symlink", linkname: "sub" },
+        { name: "d/x", body: "x" },
+      ],
+      "passes through the symlink",
+    ],
+    [
+      "a character device",
+      [{ name: "null", type: "character-device", devmajor: 1, devminor: 3 }],
+      "character-device",
+    ],
+    ["a FIFO", [{ name: "pipe", type: "fifo" }], "fifo"],
+    ["a NUL-free but backslashed name", [{ name: "a\\b", body: "x" }], "backslash"],
+    [
+      "too many entries",
+      Array.from({ length: 60 }, (_, i) => ({ name: `f${i}`, body: "x" })),
+      "past the limit of 50 entries",
+    ],
+  ];
+
+  it.each(malicious)(
+    "rejects %s with 400 naming the entry, leaving the workspace unchanged",
+    async (_label, entries, message) => {
+      const id = await newWorkspace({
+        profile: "shell",
+        files: [{ path: "keep.txt", content: "precious" }],
+      });
+      const before = await snapshot(id);
+      const good: TarEntry[] = [{ name: "ok-first.txt", body: "this one is fine" }];
+      const res = await call(
+        "PUT",
+        `/v1/workspaces/${id}/archive`,
+        await makeTar([...good, ...entries]),
+        gw.key,
+        "application/x-tar",
+      );
+      expect(res.status).toBe(400);
+      const body = (await res.json()) as { error: { code: string; message: string } };
+      expect(body.error.code).toBe("invalid_request");
+      expect(body.error.message).toContain(message);
+      expect(await snapshot(id)).toEqual(before);
+    },
+  );
+
+  it("rejects a body that is not a tar", async () => {
+    const id = await newWorkspace({ profile: "shell" });
+    const res = await call(
+      "PUT",
+      `/v1/workspaces/${id}/archive`,
+      Buffer.alloc(1024, 7),
+      gw.key,
+      "application/x-tar",
+    );
+    expect(res.status).toBe(400);
+  });
+});
+
+describe("symlinks", () => {
+  it("never reads through a symlink out of /workspace, and lists links as links", async () => {
+    const id = await newWorkspace({ profile: "shell" });
+    await exec(id, {
+      command: "ln -s /etc/passwd passwd && ln -s /etc etc && mkdir d && ln -s ../passwd d/up",
+    });
+    for (const path of ["passwd", "etc/passwd", "d/up"]) {
+      const res = await call(
+        "GET",
+        `/v1/workspaces/${id}/files/content?path=${encodeURIComponent(path)}`,
+      );
+      expect(res.status, path).toBe(400);
+      expect(await res.text()).not.toContain("root:x:0:0");
+    }
+    const put = await call(
+      "PUT",
+      `/v1/workspaces/${id}/files/content?path=etc/evil`,
+      "x",
+      gw.key,
+      "application/octet-stream",
+    );
+    expect(put.status).toBe(400);
+    const list = (await (await call("GET", `/v1/workspaces/${id}/files`)).json()) as {
+      path: string;
+      type: string;
+      target?: string;
+    }[];
+    expect(list.find((e) => e.path === "passwd")).toMatchObject({
+      type: "symlink",
+      target: "/etc/passwd",
+    });
+    expect((await call("GET", `/v1/workspaces/${id}/files?path=etc`)).status).toBe(400);
+  });
+});
+
+describe("tenancy and limits", () => {
+  it("answers 404 to another tenant's key on every endpoint", async () => {
+    const id = await newWorkspace({
+      profile: "shell",
+      files: [{ path: "secret.txt", content: "mine" }],
+    });
+    const attempts: [string, string, unknown?][] = [
+      ["GET", `/v1/workspaces/${id}`],
+      ["POST", `/v1/workspaces/${id}/exec`, { command: "cat secret.txt" }],
+      ["GET", `/v1/workspaces/${id}/files`],
+      ["GET", `/v1/workspaces/${id}/files/content?path=secret.txt`],
+      ["PUT", `/v1/workspaces/${id}/files/content?path=x`, "x"],
+      ["DELETE", `/v1/workspaces/${id}/files?path=secret.txt`],
+      ["GET", `/v1/workspaces/${id}/archive`],
+      ["PUT", `/v1/workspaces/${id}/archive`, await makeTar([{ name: "x", body: "x" }])],
+      ["DELETE", `/v1/workspaces/${id}`],
+    ];
+    for (const [method, path, body] of attempts) {
+      const type =
+        typeof body === "object" && !Buffer.isBuffer(body)
+          ? "application/json"
+          : "application/octet-stream";
+      const res = await call(method, path, body, OTHER_KEY, type);
+      expect(res.status, `${method} ${path}`).toBe(404);
+      expect(await res.text()).not.toContain("mine");
+    }
+    expect(
+      await (await call("GET", `/v1/workspaces/${id}/files/content?path=secret.txt`)).text(),
+    ).toBe("mine");
+  });
+
+  it("runs two execs on one workspace one after the other, in arrival order", async () => {
+    const id = await newWorkspace({ profile: "shell" });
+    const step = (name: string) => ({
+      command: `echo start-${name} >> log; sleep 1; echo end-${name} >> log`,
+    });
+    const a = exec(id, step("a"));
+    await new Promise((r) => setTimeout(r, 100));
+    const b = exec(id, step("b"));
+    await Promise.all([a, b]);
+    const log = await (await call("GET", `/v1/workspaces/${id}/files/content?path=log`)).text();
+    expect(log).toBe("start-a\nend-a\nstart-b\nend-b\n");
+  });
+
+  it("ends a run that passes the size cap with workspace_full, and the workspace stays readable", async () => {
+    const id = await newWorkspace({
+      profile: "shell",
+      files: [{ path: "small.txt", content: "still here" }],
+    });
+    const r = await exec(id, { command: "head -c 2000000 /dev/zero > big.bin" });
+    expect(r.status).toBe("workspace_full");
+    expect(r.workspaceBytes).toBeGreaterThan(1024 * 1024);
+    expect(
+      await (await call("GET", `/v1/workspaces/${id}/files/content?path=small.txt`)).text(),
+    ).toBe("still here");
+    const fixed = await exec(id, { command: "rm big.bin" });
+    expect(fixed.status).toBe("ok");
+  });
+
+  it("refuses a tenant's workspace past its count with 429 quota_exceeded", async () => {
+    // A tenant of its own: the count is per tenant across the whole engine.
+    const soloKey = "solo-tenant-key-0123456789";
+    const small = await startGateway({ workspacesPerTenant: 1, keys: { solo: soloKey } });
+    const post = () =>
+      fetch(`${small.url}/v1/workspaces`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${soloKey}`, "content-type": "application/json" },
+        body: JSON.stringify({ profile: "shell" }),
+      });
+    try {
+      const first = await post();
+      expect(first.status).toBe(201);
+      const { id } = (await first.json()) as { id: string };
+      const second = await post();
+      expect(second.status).toBe(429);
+      expect(((await second.json()) as { error: { code: string } }).error.code).toBe(
+        "quota_exceeded",
+      );
+      await fetch(`${small.url}/v1/workspaces/${id}`, {
+        method: "DELETE",
+        headers: { authorization: `Bearer ${soloKey}` },
+      });
+    } finally {
+      await small.close();
+    }
+  });
+});
+
+describe("lifetime", () => {
+  it("removes a workspace and its volume once idle past the TTL", async () => {
+    const short = await startGateway({ workspaceTtlMs: 1500 });
+    try {
+      const res = await short.post("/v1/workspaces", { profile: "shell" });
+      const { id } = (await res.json()) as { id: string };
+      expect(await short.store.collectExpired()).toBe(0);
+      await new Promise((r) => setTimeout(r, 2000));
+      expect(await short.store.collectExpired()).toBe(1);
+      const gone = await short.docker.listVolumes({
+        filters: { label: [`airlock.workspace=${id}`] },
+      });
+      expect(gone.Volumes ?? []).toEqual([]);
+      const get = await fetch(`${short.url}/v1/workspaces/${id}`, {
+        headers: { authorization: `Bearer ${short.key}` },
+      });
+      expect(get.status).toBe(404);
+    } finally {
+      await short.close();
+    }
+  });
+
+  it("keeps every workspace across a gateway restart", async () => {
+    const first = await startGateway();
+    const res = await first.post("/v1/workspaces", {
+      profile: "shell",
+      files: [{ path: "kept.txt", content: "survives" }],
+    });
+    const { id } = (await res.json()) as { id: string };
+    await first.close();
+    const second = await startGateway({ key: first.key });
+    try {
+      const auth = { authorization: `Bearer ${first.key}` };
+      expect((await fetch(`${second.url}/v1/workspaces/${id}`, { headers: auth })).status).toBe(
+        200,
+      );
+      const r = await second.post(`/v1/workspaces/${id}/exec`, { command: "cat kept.txt" });
+      expect(((await r.json()) as ExecResult).stdout).toBe("survives");
+      expect(
+        (await fetch(`${second.url}/v1/workspaces/${id}`, { method: "DELETE", headers: auth }))
+          .status,
+      ).toBe(204);
+    } finally {
+      await second.close();
+    }
+  });
+});
