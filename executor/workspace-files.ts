@@ -4,7 +4,7 @@
 // a symlink, so no read or write follows a link out of /workspace. These run
 // under the workspace's lock, so nothing changes the tree between check and use.
 import { createHash } from "node:crypto";
-import { Readable } from "node:stream";
+import { PassThrough, Readable } from "node:stream";
 import { extract, pack } from "tar-stream";
 import { AirlockError } from "../api/errors.ts";
 import { packFiles, parseOwner } from "./archive.ts";
@@ -96,29 +96,26 @@ export class WorkspaceFiles {
 
   async read(tenant: string, id: string, raw: string): Promise<FileContent> {
     const path = safeRelativePath(raw, "path");
-    return this.store.operate(tenant, id, (ws) =>
-      this.store.withFileContainer(ws, async (cid) => {
-        const stat = await statInside(this.client, cid, path);
-        if (stat === undefined) throw notFound(path);
-        const kind = kindOf(stat);
-        if (kind === "symlink") {
-          throw new AirlockError(
-            "invalid_request",
-            `${path} is a symlink (to ${stat.linkTarget}); links are not followed`,
-            {
-              details: { path, target: stat.linkTarget },
-            },
-          );
-        }
-        if (kind !== "file")
-          throw new AirlockError("invalid_request", `${path} is a ${kind}, not a file`);
-        // Read whole while the container exists; the caller streams it out after.
-        const bytes = await firstFile(
-          await this.client.getArchive(cid, `${WORKSPACE_DIR}/${path}`),
+    return this.store.streamOut(tenant, id, async (_ws, cid) => {
+      const stat = await statInside(this.client, cid, path);
+      if (stat === undefined) throw notFound(path);
+      const kind = kindOf(stat);
+      if (kind === "symlink") {
+        throw new AirlockError(
+          "invalid_request",
+          `${path} is a symlink (to ${stat.linkTarget}); links are not followed`,
+          {
+            details: { path, target: stat.linkTarget },
+          },
         );
-        return { size: bytes.length, stream: Readable.from([bytes]) };
-      }),
-    );
+      }
+      if (kind !== "file")
+        throw new AirlockError("invalid_request", `${path} is a ${kind}, not a file`);
+      return {
+        size: stat.size,
+        stream: fileStream(await this.client.getArchive(cid, `${WORKSPACE_DIR}/${path}`)),
+      };
+    });
   }
 
   async write(tenant: string, id: string, raw: string, content: Buffer) {
@@ -165,16 +162,11 @@ export class WorkspaceFiles {
     });
   }
 
-  /** The whole workspace as a tar, names relative to /workspace. */
-  async exportTar(tenant: string, id: string): Promise<Readable> {
-    return this.store.operate(tenant, id, (ws) =>
-      this.store.withFileContainer(ws, async (cid) => {
-        // Re-packed without the "workspace/" prefix, buffered while the container exists.
-        return Readable.from([
-          await stripPrefix(await this.client.getArchive(cid, WORKSPACE_DIR), "workspace/"),
-        ]);
-      }),
-    );
+  /** The whole workspace as a tar, names relative to /workspace, streamed. */
+  async exportTar(tenant: string, id: string): Promise<FileContent> {
+    return this.store.streamOut(tenant, id, async (_ws, cid) => ({
+      stream: stripPrefix(await this.client.getArchive(cid, WORKSPACE_DIR), "workspace/"),
+    }));
   }
 
   /**
@@ -219,19 +211,35 @@ async function streamToBuffer(stream: Readable): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-async function firstFile(archive: Readable): Promise<Buffer> {
+/** The bytes of the one file in an engine archive, streamed with backpressure. */
+function fileStream(archive: Readable): Readable {
+  const out = new PassThrough();
   const ex = extract();
-  archive.pipe(ex);
-  try {
-    for await (const entry of ex) {
-      if (entry.header.type === "file") return await streamToBuffer(entry as unknown as Readable);
+  let sent = false;
+  ex.on("entry", (header, entry, next) => {
+    if (header.type !== "file" || sent) {
+      entry.on("end", next);
       entry.resume();
+      return;
     }
-  } finally {
+    sent = true;
+    // By hand rather than pipe(): the output must stay open for the archive's end.
+    entry.on("data", (chunk: unknown) => {
+      if (!out.write(chunk as Buffer)) {
+        entry.pause();
+        out.once("drain", () => entry.resume());
+      }
+    });
+    entry.on("end", next);
+  });
+  ex.on("finish", () => out.end());
+  ex.on("error", (err) => out.destroy(err));
+  out.on("close", () => {
     archive.destroy();
     ex.destroy();
-  }
-  throw new AirlockError("internal", "the engine's archive held no file");
+  });
+  archive.pipe(ex);
+  return out;
 }
 
 async function listArchive(archive: Readable, dir: string): Promise<FileEntry[]> {
@@ -279,29 +287,28 @@ async function listArchive(archive: Readable, dir: string): Promise<FileEntry[]>
   return entries;
 }
 
-async function stripPrefix(archive: Readable, prefix: string): Promise<Buffer> {
+/** Re-packs an engine archive without its leading directory name, entry by entry. */
+function stripPrefix(archive: Readable, prefix: string): Readable {
   const ex = extract();
   const out = pack();
-  const collected = streamToBuffer(Readable.from(out));
-  archive.pipe(ex);
-  try {
-    for await (const entry of ex) {
-      const h = entry.header;
-      if (!h.name.startsWith(prefix)) {
-        entry.resume();
-        continue;
-      }
-      const header = { ...h, name: h.name.slice(prefix.length) };
-      if (h.type === "file") out.entry(header, await streamToBuffer(entry as unknown as Readable));
-      else {
-        entry.resume();
-        out.entry(header);
-      }
+  ex.on("entry", (header, entry, next) => {
+    if (!header.name.startsWith(prefix)) {
+      entry.on("end", next);
+      entry.resume();
+      return;
     }
-  } finally {
+    const copy = out.entry({ ...header, name: header.name.slice(prefix.length) }, (err) =>
+      next(err ?? undefined),
+    );
+    entry.pipe(copy);
+  });
+  ex.on("finish", () => out.finalize());
+  ex.on("error", (err) => out.destroy(err));
+  archive.pipe(ex);
+  const stream = Readable.from(out);
+  stream.on("close", () => {
     archive.destroy();
     ex.destroy();
-  }
-  out.finalize();
-  return collected;
+  });
+  return stream;
 }

@@ -7,6 +7,7 @@
 // container, one at a time per workspace in arrival order.
 import { randomBytes } from "node:crypto";
 import type { Readable } from "node:stream";
+import { finished } from "node:stream/promises";
 import { AirlockError } from "../api/errors.ts";
 import type { ExecRequest, ExecResult } from "../api/schemas.ts";
 import type { LoadedProfile } from "../policies/profile.ts";
@@ -201,6 +202,27 @@ export class WorkspaceStore {
     });
   }
 
+  /**
+   * Like operate() with a file container, for an operation whose result is a
+   * stream: the stream is handed out at once, while the lock and the container
+   * are held until it has been read to the end (or abandoned).
+   */
+  streamOut(
+    tenant: string,
+    id: string,
+    open: (ws: Workspace, cid: string) => Promise<FileContent>,
+  ): Promise<FileContent> {
+    return new Promise<FileContent>((resolve, reject) => {
+      this.operate(tenant, id, (ws) =>
+        this.withFileContainer(ws, async (cid) => {
+          const content = await open(ws, cid);
+          resolve(content);
+          await finished(content.stream).catch(() => undefined);
+        }),
+      ).catch(reject);
+    });
+  }
+
   ref(ws: Workspace): WorkspaceRef {
     return { id: ws.id, volume: ws.volume, sizeCapBytes: this.deps.sizeCapBytes };
   }
@@ -341,8 +363,8 @@ export class WorkspaceStore {
 
 export type { Workspace };
 
-/** A Readable of a workspace entry's bytes, with its size. */
+/** A Readable of workspace bytes, with their size when known in advance. */
 export interface FileContent {
-  size: number;
+  size?: number;
   stream: Readable;
 }

@@ -69,7 +69,7 @@ export function workspaceRoutes(deps: WorkspaceRouteDeps) {
   app.get("/v1/workspaces/:id/files/content", async (c) => {
     const file = await files.read(tenant(c), c.req.param("id"), pathParam(c.req.query("path")));
     c.header("Content-Type", "application/octet-stream");
-    c.header("Content-Length", String(file.size));
+    if (file.size !== undefined) c.header("Content-Length", String(file.size));
     return c.body(Readable.toWeb(file.stream) as ReadableStream);
   });
 
@@ -83,7 +83,7 @@ export function workspaceRoutes(deps: WorkspaceRouteDeps) {
   app.get("/v1/workspaces/:id/archive", async (c) => {
     const tar = await files.exportTar(tenant(c), c.req.param("id"));
     c.header("Content-Type", "application/x-tar");
-    return c.body(Readable.toWeb(tar) as ReadableStream);
+    return c.body(Readable.toWeb(tar.stream) as ReadableStream);
   });
 
   app.put("/v1/workspaces/:id/archive", async (c) => {

@@ -235,6 +235,44 @@ describe("archives", () => {
   });
 });
 
+describe("large files", () => {
+  it("streams a 200 MB file and the workspace archive out with the gateway's memory bounded", async () => {
+    const id = await newWorkspace({ profile: "shell" });
+    // Past this gateway's 1 MiB cap (so workspace_full), but still readable.
+    const r = await exec(id, {
+      command: "head -c 200000000 /dev/zero > big.bin",
+      limits: { timeoutMs: 30_000 },
+    });
+    expect(r.status).toBe("workspace_full");
+    const before = process.memoryUsage().rss;
+    let peak = before;
+    const sample = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage().rss);
+    }, 10);
+    try {
+      for (const path of [
+        `/v1/workspaces/${id}/files/content?path=big.bin`,
+        `/v1/workspaces/${id}/archive`,
+      ]) {
+        const res = await call("GET", path);
+        expect(res.status).toBe(200);
+        let bytes = 0;
+        const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          bytes += value.length;
+        }
+        expect(bytes).toBeGreaterThanOrEqual(200_000_000);
+      }
+    } finally {
+      clearInterval(sample);
+    }
+    // Streamed, not buffered: far less than the 200 MB that went through, twice.
+    expect(peak - before).toBeLessThan(80 * 1024 * 1024);
+  });
+});
+
 describe("symlinks", () => {
   it("never reads through a symlink out of /workspace, and lists links as links", async () => {
     const id = await newWorkspace({ profile: "shell" });
