@@ -8,6 +8,7 @@ import { createApp } from "./api/app.ts";
 import { ConfigError, loadConfig } from "./api/config.ts";
 import { DockerodeClient } from "./executor/docker.ts";
 import { createGatewayCore } from "./executor/gateway.ts";
+import { engineChecks, failures, formatChecks, sandboxChecks } from "./executor/hardening.ts";
 import { ensureImages } from "./images/build.ts";
 import { loadProfiles, ProfileError } from "./policies/load.ts";
 
@@ -28,6 +29,15 @@ async function main(): Promise<void> {
   if (config.buildImages === "missing") {
     await ensureImages(docker, images, { log: (line) => process.stderr.write(`${line}\n`) });
   }
+
+  // Refuse to run code with less isolation than promised (SECURITY.md).
+  const checks = [
+    ...(await engineChecks(docker, profiles)),
+    ...(await sandboxChecks(client, profiles, config.instanceId)),
+  ];
+  const refusal = failures(checks);
+  if (refusal !== undefined) throw new ConfigError(`${refusal}\n${formatChecks(checks)}`);
+  logger.info({ checks: checks.map((c) => c.name) }, "hardening checks passed");
 
   const { executor, store, files } = createGatewayCore({
     client,
@@ -71,6 +81,7 @@ async function main(): Promise<void> {
     maxBodyBytes: config.maxBodyBytes,
     logger,
     workspaces: { store, files, defaultProfile: config.defaultProfile },
+    readiness: () => engineChecks(docker, profiles),
   });
   const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
     logger.info(

@@ -57,6 +57,31 @@ ensure_debootstrap() {
   fi
 }
 
+# gVisor as a second runtime: the security suite runs its attacks under both.
+ensure_runsc() {
+  if ! command -v runsc >/dev/null 2>&1; then
+    echo "==> installing runsc (gVisor)"
+    apt_update_once
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q runsc >/dev/null
+  fi
+  if docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc"'; then return; fi
+  echo "==> registering the runsc runtime with dockerd"
+  mkdir -p /etc/docker
+  node -e '
+    const fs = require("fs"); const path = "/etc/docker/daemon.json";
+    const conf = fs.existsSync(path) ? JSON.parse(fs.readFileSync(path, "utf8") || "{}") : {};
+    conf.runtimes = { ...(conf.runtimes ?? {}), runsc: { path: "/usr/bin/runsc", runtimeArgs: ["--network=none"] } };
+    fs.writeFileSync(path, JSON.stringify(conf, null, 2) + "\n");'
+  kill -HUP "$(pgrep -x dockerd)"
+  for _ in $(seq 1 20); do
+    if docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc"'; then return; fi
+    sleep 0.5
+  done
+  echo "dockerd did not pick up the runsc runtime; see /etc/docker/daemon.json" >&2
+  exit 1
+}
+
 ensure_node
 ensure_docker
 ensure_debootstrap
+ensure_runsc

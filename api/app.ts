@@ -6,6 +6,7 @@ import { requestId } from "hono/request-id";
 import type { Logger } from "pino";
 import type { ContainerClient } from "../executor/docker.ts";
 import type { Executor } from "../executor/executor.ts";
+import type { Check } from "../executor/hardening.ts";
 import { JobCancelledError } from "../executor/sandbox.ts";
 import type { LoadedProfile } from "../policies/profile.ts";
 import { type AuthEnv, bearerAuth } from "./auth.ts";
@@ -24,6 +25,8 @@ export interface AppDeps {
   maxBodyBytes: number;
   logger: Logger;
   workspaces: WorkspaceRouteDeps;
+  /** The engine's hardening checks, re-run by /readyz. */
+  readiness?: () => Promise<Check[]>;
 }
 
 /** 499: nginx's "client closed request"; the client is gone and never sees it. */
@@ -32,7 +35,7 @@ const CLIENT_CLOSED = 499;
 export function createApp(deps: AppDeps) {
   const app = new Hono<AuthEnv>();
   app.use(requestId());
-  app.route("/", healthRoutes(deps.client, deps.profiles));
+  app.route("/", healthRoutes(deps.client, deps.profiles, deps.readiness));
 
   app.use(
     "/v1/*",

@@ -1,12 +1,15 @@
 // Liveness and readiness. /healthz says the process answers; /readyz says jobs
-// can run: the engine answers and every profile's image is present.
+// can run: the engine answers, every profile's image is present, and the
+// engine still enforces what the hardening checks require.
 import { Hono } from "hono";
 import type { ContainerClient } from "../../executor/docker.ts";
+import type { Check } from "../../executor/hardening.ts";
 import type { LoadedProfile } from "../../policies/profile.ts";
 
 export function healthRoutes(
   client: ContainerClient,
   profiles: ReadonlyMap<string, LoadedProfile>,
+  hardening?: () => Promise<Check[]>,
 ) {
   const app = new Hono();
   app.get("/healthz", (c) => c.json({ status: "ok" }));
@@ -29,6 +32,14 @@ export function healthRoutes(
         checks[`image ${tag}`] = present[i] ? "ok" : "missing";
         if (!present[i]) ready = false;
       });
+      for (const check of hardening === undefined
+        ? []
+        : await hardening().catch((err: unknown) => [
+            { name: "hardening checks", ok: false, detail: (err as Error).message },
+          ])) {
+        checks[check.name] = check.ok ? "ok" : check.detail;
+        if (!check.ok) ready = false;
+      }
     }
     return c.json({ status: ready ? "ready" : "not_ready", checks }, ready ? 200 : 503);
   });
