@@ -14,11 +14,16 @@ export interface Caller {
 
 export type AuthEnv = { Variables: { caller: Caller; requestId: string } };
 
-export function findCaller(keys: readonly ApiKey[], presented: string): Caller | undefined {
+export function findCaller(
+  keys: readonly ApiKey[],
+  presented: string,
+  equal: (a: Buffer, b: Buffer) => boolean = timingSafeEqual,
+): Caller | undefined {
   const hash = hashKey(presented);
   let found: ApiKey | undefined;
+  // No early exit: every stored hash is compared whichever one matches.
   for (const key of keys) {
-    if (timingSafeEqual(key.hash, hash) && found === undefined) found = key;
+    if (equal(key.hash, hash) && found === undefined) found = key;
   }
   return found === undefined
     ? undefined

@@ -41,6 +41,8 @@ export interface GatewayOptions {
   /** The key of tenant "test" (to act as the same caller against a restarted gateway). */
   key?: string;
   uploadMaxEntries?: number;
+  /** An extra profiles directory, e.g. policies/gvisor. */
+  profilesDir?: string;
   /** Extra API keys: tenant → key. */
   keys?: Record<string, string>;
 }
@@ -50,7 +52,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
   const key = options.key ?? `test-key-${randomUUID()}`;
   const docker = new Dockerode();
   const client = new DockerodeClient(docker);
-  const profiles = loadProfiles();
+  const profiles = loadProfiles({ extraDir: options.profilesDir });
   const { executor, store, files } = createGatewayCore({
     client,
     profiles,

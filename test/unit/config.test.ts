@@ -1,3 +1,4 @@
+import { timingSafeEqual } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { findCaller } from "../../api/auth.ts";
 import { hashKey, loadConfig, parseKeysFile } from "../../api/config.ts";
@@ -33,6 +34,28 @@ describe("loadConfig", () => {
     [{ DOCKER_HOST: "/var/run/docker.sock" }, "DOCKER_HOST"],
   ])("names the bad variable in %j", (env, name) => {
     expect(() => loadConfig(env)).toThrow(name);
+  });
+
+  it("compares against every stored key in constant time, wherever the match is", () => {
+    const keys = ["k0-aaaaaaaaaaaaaaaa", "k1-bbbbbbbbbbbbbbbb", "k2-cccccccccccccccc"].map(
+      (k, i) => ({
+        tenant: `t${i}`,
+        hash: hashKey(k),
+      }),
+    );
+    for (const presented of [
+      "k0-aaaaaaaaaaaaaaaa",
+      "k2-cccccccccccccccc",
+      "not-a-key-at-all-000",
+    ]) {
+      let calls = 0;
+      const counting = (a: Buffer, b: Buffer) => {
+        calls++;
+        return timingSafeEqual(a, b);
+      };
+      findCaller(keys, presented, counting);
+      expect(calls).toBe(keys.length);
+    }
   });
 
   it("reads hashed keys from a keys file", () => {
