@@ -1,11 +1,21 @@
-// Two projects: `unit` (no Docker, seconds) and `integration` (a real engine;
-// its global setup builds any missing sandbox image first). No retries: a flaky
+// Three projects: `unit` (no Docker, seconds), `integration` (a real engine;
+// its global setup builds any missing sandbox image first) and `disruptive`
+// (restarts the engine, so it runs alone, last). No retries: a flaky
 // container test is a bug to fix, not to hide.
 import { defineConfig } from "vitest/config";
+
+// In CI each run also writes a JSON report, which .ci/run sums into one line.
+const ci = process.env["CI"] === "true";
 
 export default defineConfig({
   test: {
     retry: 0,
+    ...(ci
+      ? {
+          reporters: ["default", "json"],
+          outputFile: { json: `test/artifacts/vitest-${process.pid}-${Date.now()}.json` },
+        }
+      : {}),
     projects: [
       {
         test: {
@@ -24,6 +34,18 @@ export default defineConfig({
           hookTimeout: 300_000,
           // Files share one engine (2 cores here): a couple at a time keeps timings honest.
           maxWorkers: 2,
+        },
+      },
+      {
+        // Stops and restarts the Docker daemon: run alone, after everything else (npm test does).
+        test: {
+          name: "disruptive",
+          include: ["test/disruptive/**/*.test.ts"],
+          environment: "node",
+          globalSetup: ["test/integration/global-setup.ts"],
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+          maxWorkers: 1,
         },
       },
     ],

@@ -65,15 +65,22 @@ export function createExecutor(deps: ExecutorDeps): Executor {
   };
 }
 
+/**
+ * Engine failures become docker_unavailable, once, here: a refused or reset
+ * socket, and any 5xx from the engine (a daemon shutting down answers 500
+ * "database not open" mid-job) — the engine's fault, not airlock's, and worth a retry.
+ */
 function translate(err: unknown): unknown {
   if (err instanceof AirlockError || err instanceof JobCancelledError) return err;
   if ((err as { name?: unknown } | null)?.name === "AbortError") {
     return new JobCancelledError("the client went away while the job was queued", { cause: err });
   }
-  if (isDockerUnreachable(err)) {
+  const status = (err as { statusCode?: unknown } | null)?.statusCode;
+  if (isDockerUnreachable(err) || (typeof status === "number" && status >= 500)) {
+    const detail = (err as Error).message.replace(/\s+/g, " ").slice(0, 200);
     return new AirlockError(
       "docker_unavailable",
-      "the Docker engine is not reachable; retry shortly",
+      `the Docker engine failed; retry shortly (${detail})`,
       {
         cause: err,
         retryAfterSeconds: 5,
