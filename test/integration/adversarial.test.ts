@@ -196,6 +196,40 @@ const DENIED = {
 };
 const EPERM = 1;
 
+describe.each(RUNTIMES)("ordinary workloads still run under $runtime", ({ runtime, python }) => {
+  it("Python threads, asyncio, subprocess and multiprocessing", async () => {
+    const code = [
+      "import asyncio, json, multiprocessing, subprocess, threading",
+      "out = {}",
+      "box = []",
+      "t = threading.Thread(target=lambda: box.append('thread')); t.start(); t.join()",
+      "out['thread'] = box == ['thread']",
+      "async def main():",
+      "    await asyncio.sleep(0.01)",
+      "    p = await asyncio.create_subprocess_exec('echo', 'async', stdout=asyncio.subprocess.PIPE)",
+      "    return (await p.communicate())[0].decode().strip()",
+      "out['asyncio'] = asyncio.run(main())",
+      "out['subprocess'] = subprocess.run(['sh', '-c', 'echo sub | tr a-z A-Z'], capture_output=True, text=True).stdout.strip()",
+      "if __name__ == '__main__':",
+      "    with multiprocessing.Pool(2) as pool: out['pool'] = pool.map(abs, [-1, -2])",
+      "    print(json.dumps(out))",
+    ].join("\n");
+    const r = await exec({ profile: python, code });
+    log.record(
+      `workloads (${runtime})`,
+      "all run",
+      r.status === "ok" ? r.stdout.trim() : `${r.status}: ${r.stderr.slice(-80)}`,
+    );
+    expect(r.status).toBe("ok");
+    expect(JSON.parse(r.stdout)).toEqual({
+      thread: true,
+      asyncio: "async",
+      subprocess: "SUB",
+      pool: [1, 2],
+    });
+  });
+});
+
 describe("escape and privilege (runc)", () => {
   it("every denied syscall returns EPERM", async () => {
     const r = await exec({ profile: "python", code: syscallProbe(DENIED) });
