@@ -18,13 +18,15 @@ export class CappedBuffer {
     this.cap = cap;
   }
 
-  push(chunk: Buffer): void {
+  /** Keeps what fits and returns it (empty once the cap is reached). */
+  push(chunk: Buffer): Buffer {
     this.total += chunk.length;
     const room = this.cap - this.kept;
-    if (room <= 0) return;
+    if (room <= 0) return Buffer.alloc(0);
     const part = chunk.length <= room ? chunk : chunk.subarray(0, room);
     this.chunks.push(Buffer.from(part));
     this.kept += part.length;
+    return part;
   }
 
   get overflowed(): boolean {

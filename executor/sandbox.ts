@@ -150,8 +150,9 @@ async function execute(
   const emit = (name: "stdout" | "stderr", data: Buffer): void => {
     if (data.length === 0) return;
     const sink = name === "stdout" ? stdout : stderr;
-    sink.push(data);
-    options.onOutput?.(name, data);
+    // Streamed output obeys the same cap as the result: nothing past it goes out.
+    const kept = sink.push(data);
+    if (kept.length > 0) options.onOutput?.(name, kept);
     if (sink.overflowed) killFor("output_limit");
   };
   const demux = new FrameDemuxer((name, payload) => {

@@ -29,9 +29,10 @@ describe("CappedBuffer", () => {
     const buf = new CappedBuffer(5);
     buf.push(Buffer.from("abc"));
     expect(buf.overflowed).toBe(false);
-    buf.push(Buffer.from("defgh"));
+    expect(buf.push(Buffer.from("defgh")).toString()).toBe("de");
+    expect(buf.push(Buffer.from("ij")).length).toBe(0);
     expect(buf.toString()).toBe("abcde");
-    expect(buf.total).toBe(8);
+    expect(buf.total).toBe(10);
     expect(buf.overflowed).toBe(true);
   });
 });
