@@ -1,0 +1,364 @@
+// `npm run bench`: airlock over HTTP against the per-call `docker run --rm`
+// that codapi-style executors do (same image, same hardening flags), measured
+// in one run on one engine, plus the engine's own ceiling (bare create/start/
+// wait/remove). Prints a table and writes bench/results/<time>.json. Every loop
+// is bounded in count; all traffic stays on loopback and the local engine.
+import { spawn } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { serve } from "@hono/node-server";
+import Dockerode from "dockerode";
+import { pino } from "pino";
+import { createApp } from "../api/app.ts";
+import { hashKey } from "../api/config.ts";
+import { DockerodeClient } from "../executor/docker.ts";
+import { createGatewayCore } from "../executor/gateway.ts";
+import { loadProfiles, POLICIES_DIR } from "../policies/load.ts";
+
+const ROUNDS = Number(process.env["BENCH_ROUNDS"] ?? 20);
+const THROUGHPUT_JOBS = Number(process.env["BENCH_JOBS"] ?? 32);
+const KEY = "bench-key-0123456789abcdef";
+const docker = new Dockerode();
+const profiles = loadProfiles({ extraDir: join(import.meta.dirname, "profiles") });
+
+function percentile(sorted: number[], p: number): number {
+  const i = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
+  return Math.round(sorted[Math.max(0, i)] ?? Number.NaN);
+}
+
+function stats(samples: number[]) {
+  const s = [...samples].sort((a, b) => a - b);
+  return { p50: percentile(s, 50), p90: percentile(s, 90), p99: percentile(s, 99), n: s.length };
+}
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  await fn();
+  return performance.now() - t0;
+}
+
+/** Runs `total` calls of fn with at most `concurrency` at a time; returns calls per second. */
+async function throughput(
+  total: number,
+  concurrency: number,
+  fn: () => Promise<unknown>,
+): Promise<number> {
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < total) {
+        next++;
+        await fn();
+      }
+    }),
+  );
+  return total / ((performance.now() - t0) / 1000);
+}
+
+// ---- the gateway under test ---------------------------------------------------------------
+
+async function startGateway(concurrency: number) {
+  const client = new DockerodeClient(docker);
+  const core = createGatewayCore({
+    client,
+    profiles,
+    instanceId: `bench-${process.pid}`,
+    concurrency,
+    maxQueue: 1000,
+    orphanGraceMs: 60_000,
+    maxBodyBytes: 64 * 1024 * 1024,
+    workspaceTtlMs: 3600_000,
+    workspacesPerTenant: 10,
+    workspaceMaxBytes: 1024 * 1024 * 1024,
+    warn: () => {},
+  });
+  const app = createApp({
+    executor: core.executor,
+    client,
+    profiles,
+    keys: [{ tenant: "bench", hash: hashKey(KEY) }],
+    maxBodyBytes: 64 * 1024 * 1024,
+    logger: pino({ level: "silent" }),
+    workspaces: { store: core.store, files: core.files, defaultProfile: "shell" },
+  });
+  const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
+    const s = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, () => resolve(s));
+  });
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const post = async (path: string, body: unknown, headers: Record<string, string> = {}) => {
+    const res = await fetch(`${url}${path}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json", ...headers },
+      body: JSON.stringify(body),
+    });
+    if (res.status >= 300) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
+    return res;
+  };
+  const close = async () => {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await core.executor.drain();
+  };
+  return { url, post, close, core };
+}
+
+// ---- the baseline: docker run --rm per call -------------------------------------------------
+
+function dockerRunArgs(profileName: string, argv: string[]): string[] {
+  const p = profiles.get(profileName);
+  if (p === undefined) throw new Error(`no profile ${profileName}`);
+  const l = p.limits.default;
+  return [
+    "run",
+    "--rm",
+    "-i",
+    "--network",
+    "none",
+    "--read-only",
+    "--cap-drop",
+    "ALL",
+    "--security-opt",
+    "no-new-privileges:true",
+    "--security-opt",
+    `seccomp=${join(POLICIES_DIR, "seccomp", p.seccomp)}`,
+    "--init",
+    "--user",
+    p.user,
+    "--memory",
+    `${l.memoryMb}m`,
+    "--memory-swap",
+    `${l.memoryMb}m`,
+    "--cpus",
+    String(l.cpus),
+    "--pids-limit",
+    String(l.pids),
+    "--tmpfs",
+    `/tmp:rw,nosuid,nodev,size=${p.tmpfs.tmpMb}m`,
+    "--shm-size",
+    `${p.tmpfs.shmMb}m`,
+    "--ulimit",
+    `nofile=${p.ulimits.nofile}:${p.ulimits.nofile}`,
+    "--log-driver",
+    "none",
+    "--label",
+    "airlock.bench=baseline",
+    "-v",
+    "/workspace",
+    "-w",
+    "/workspace",
+    p.image,
+    ...argv,
+  ];
+}
+
+function dockerRun(profileName: string, argv: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("docker", dockerRunArgs(profileName, argv), {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    child.stdout.resume();
+    let err = "";
+    child.stderr.on("data", (d: Buffer) => {
+      err += d.toString();
+    });
+    child.on("close", (code) =>
+      code === 0 ? resolve() : reject(new Error(`docker run exited ${code}: ${err}`)),
+    );
+  });
+}
+
+/** What the engine itself can churn: bare create → start → wait → remove, no airlock in the way. */
+async function engineCycle(): Promise<void> {
+  const c = await docker.createContainer({
+    Image: "airlock/shell:1",
+    Cmd: ["true"],
+    HostConfig: { NetworkMode: "none", Init: true, LogConfig: { Type: "none", Config: {} } },
+    Labels: { "airlock.bench": "ceiling" },
+  });
+  await c.start();
+  await c.wait();
+  await c.remove({ force: true });
+}
+
+// ---- scenarios ----------------------------------------------------------------------------
+
+const TEN_FILES = "for i in $(seq 1 10); do echo line $i > out$i.txt; done";
+const SCENARIOS = [
+  { name: "echo hi (shell)", profile: "shell", argv: ["echo", "hi"] },
+  { name: "python3 -c print(1)", profile: "python", argv: ["python3", "-c", "print(1)"] },
+  { name: "write 10 files + diff", profile: "shell", argv: ["sh", "-c", TEN_FILES] },
+];
+
+async function main() {
+  const results: Record<string, unknown> = { when: new Date().toISOString(), rounds: ROUNDS };
+  const rows: string[][] = [];
+  const gw = await startGateway(16);
+  try {
+    // Latency, one call at a time, airlock and baseline interleaved per round so drift hits both.
+    const latency: Record<string, unknown> = {};
+    for (const s of SCENARIOS) {
+      const a: number[] = [];
+      const b: number[] = [];
+      await gw.post("/v1/exec", { profile: s.profile, command: s.argv }); // warm-up
+      for (let i = 0; i < ROUNDS; i++) {
+        a.push(
+          await timed(() =>
+            gw.post("/v1/exec", { profile: s.profile, command: s.argv }).then((r) => r.json()),
+          ),
+        );
+        b.push(await timed(() => dockerRun(s.profile, s.argv)));
+      }
+      const sa = stats(a);
+      const sb = stats(b);
+      latency[s.name] = { airlock: sa, baseline: sb, ratioP50: +(sb.p50 / sa.p50).toFixed(2) };
+      rows.push([
+        `latency ${s.name}`,
+        `p50 ${sa.p50} / p90 ${sa.p90} / p99 ${sa.p99} ms`,
+        `p50 ${sb.p50} / p90 ${sb.p90} / p99 ${sb.p99} ms`,
+        `${(sb.p50 / sa.p50).toFixed(2)}x`,
+      ]);
+    }
+    results["latency"] = latency;
+
+    // Throughput of echo hi at concurrency 1, 4, 16, and the engine's ceiling at 16.
+    const tp: Record<string, unknown> = {};
+    const ceiling = await throughput(THROUGHPUT_JOBS, 16, engineCycle);
+    for (const c of [1, 4, 16]) {
+      const air = await throughput(THROUGHPUT_JOBS, c, () =>
+        gw.post("/v1/exec", { profile: "shell", command: ["echo", "hi"] }).then((r) => r.json()),
+      );
+      const base = await throughput(THROUGHPUT_JOBS, c, () => dockerRun("shell", ["echo", "hi"]));
+      tp[`c${c}`] = { airlock: +air.toFixed(2), baseline: +base.toFixed(2) };
+      rows.push([
+        `throughput c=${c} (jobs/s)`,
+        air.toFixed(2),
+        base.toFixed(2),
+        `${(air / base).toFixed(2)}x`,
+      ]);
+    }
+    tp["engineCeilingC16"] = +ceiling.toFixed(2);
+    rows.push([
+      "engine ceiling c=16 (jobs/s)",
+      "",
+      ceiling.toFixed(2),
+      `airlock c16 = ${((tp["c16"] as { airlock: number }).airlock / ceiling).toFixed(2)}x`,
+    ]);
+    results["throughput"] = tp;
+
+    // Gateway RSS with 16 concurrent jobs each streaming 100 MB over SSE.
+    const rssBefore = process.memoryUsage().rss;
+    let rssPeak = rssBefore;
+    const sampler = setInterval(() => {
+      rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
+    }, 20);
+    const streamed = await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        const res = await gw.post(
+          "/v1/exec",
+          {
+            profile: "shell-bench",
+            command: "head -c 100000000 /dev/zero | tr '\\0' x",
+            limits: { outputBytes: 120_000_000, timeoutMs: 120_000 },
+          },
+          { accept: "text/event-stream" },
+        );
+        let bytes = 0;
+        const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          bytes += value.length;
+        }
+        return bytes;
+      }),
+    );
+    clearInterval(sampler);
+    const peakMb = Math.round(rssPeak / 1024 / 1024);
+    results["rss"] = {
+      peakMb,
+      beforeMb: Math.round(rssBefore / 1024 / 1024),
+      sseBytesPerJob: Math.min(...streamed),
+    };
+    rows.push([
+      "gateway RSS, 16 x 100 MB SSE",
+      `peak ${peakMb} MB`,
+      "",
+      peakMb < 150 ? "under 150 MB" : "OVER 150 MB",
+    ]);
+
+    // Diff cost: one changed file in a 10,000-file, 100 MB workspace, against the same exec on an empty one.
+    const mk = async () =>
+      ((await (await gw.post("/v1/workspaces", { profile: "python" })).json()) as { id: string })
+        .id;
+    const big = await mk();
+    const empty = await mk();
+    await gw.post(`/v1/workspaces/${big}/exec`, {
+      code: "import os\nfor i in range(10000):\n    d = 'd%03d' % (i // 100)\n    os.makedirs(d, exist_ok=True)\n    open('%s/f%05d' % (d, i), 'wb').write(os.urandom(10000))",
+      limits: { timeoutMs: 120_000 },
+    });
+    const change = { command: ["sh", "-c", "echo changed >> d000/f00000"] };
+    const onBig: number[] = [];
+    const onEmpty: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      onBig.push(
+        await timed(() => gw.post(`/v1/workspaces/${big}/exec`, change).then((r) => r.json())),
+      );
+      onEmpty.push(
+        await timed(() =>
+          gw
+            .post(`/v1/workspaces/${empty}/exec`, { command: ["sh", "-c", "echo changed >> f"] })
+            .then((r) => r.json()),
+        ),
+      );
+    }
+    const sBig = stats(onBig);
+    const sEmpty = stats(onEmpty);
+    results["diff"] = {
+      bigWorkspaceP50: sBig.p50,
+      emptyWorkspaceP50: sEmpty.p50,
+      diffCostMs: sBig.p50 - sEmpty.p50,
+    };
+    rows.push([
+      "diff, 10k files / 100 MB, 1 changed",
+      `p50 ${sBig.p50} ms`,
+      `empty workspace p50 ${sEmpty.p50} ms`,
+      `diff adds ${sBig.p50 - sEmpty.p50} ms (${((sBig.p50 - sEmpty.p50) / sEmpty.p50).toFixed(1)}x the exec)`,
+    ]);
+    for (const id of [big, empty])
+      await fetch(`${gw.url}/v1/workspaces/${id}`, {
+        method: "DELETE",
+        headers: { authorization: `Bearer ${KEY}` },
+      });
+  } finally {
+    await gw.close();
+    for (const c of await docker.listContainers({
+      all: true,
+      filters: { label: ["airlock.bench"] },
+    })) {
+      await docker.getContainer(c.Id).remove({ force: true, v: true });
+    }
+  }
+
+  const widths = [0, 1, 2, 3].map((i) =>
+    Math.max(
+      ...[["measure", "airlock", "baseline (docker run --rm)", "ratio"], ...rows].map(
+        (r) => (r[i] ?? "").length,
+      ),
+    ),
+  );
+  const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i] ?? 0)).join(" | ")} |`;
+  const table = [
+    line(["measure", "airlock", "baseline (docker run --rm)", "ratio"]),
+    `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`,
+    ...rows.map(line),
+  ].join("\n");
+  process.stdout.write(`\n${table}\n`);
+  const dir = join(import.meta.dirname, "results");
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
+  writeFileSync(file, `${JSON.stringify({ ...results, table }, null, 2)}\n`);
+  process.stdout.write(`\nwritten to ${file}\n`);
+}
+
+await main();
