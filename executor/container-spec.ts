@@ -1,8 +1,11 @@
-// Job → container create options. All of the hardening lives in this one
-// function so that it can be read, reviewed and tested in one place; the
-// warm pool (later) must produce exactly the same spec as a cold start.
+// Profile + limits → container create options. All of the hardening lives in
+// this one function so that it can be read, reviewed and tested in one place.
+// Nothing here depends on the job's command, env or workdir (those arrive on
+// stdin, see launcher.ts), so a container started ahead of demand by the warm
+// pool is, by construction, the same container a cold start would make.
+
+import type { Limits, LoadedProfile } from "../policies/profile.ts";
 import type { ContainerSpec } from "./docker.ts";
-import type { Job } from "./job.ts";
 import { LAUNCHER_SCRIPT } from "./launcher.ts";
 import { WORKSPACE_DIR } from "./paths.ts";
 
@@ -14,32 +17,35 @@ const MB = 1024 * 1024;
 
 export interface SpecContext {
   instanceId: string;
+  /** The job's id, or a parked container's own id until a job takes it. */
+  jobId: string;
   volume: string;
   /** Epoch ms after which anything left of this job is an orphan. */
   deadline: number;
 }
 
-export function jobLabels(job: Job, ctx: SpecContext): Record<string, string> {
+export function jobLabels(ctx: SpecContext): Record<string, string> {
   return {
     [LABEL_INSTANCE]: ctx.instanceId,
-    [LABEL_JOB]: job.id,
+    [LABEL_JOB]: ctx.jobId,
     [LABEL_DEADLINE]: String(ctx.deadline),
   };
 }
 
-export function containerSpec(job: Job, ctx: SpecContext): ContainerSpec {
-  const { profile, limits } = job;
-  const memory = limits.memoryMb * MB;
-  const labels = jobLabels(job, ctx);
+export function containerSpec(
+  profile: LoadedProfile,
+  limits: Limits,
+  ctx: SpecContext,
+): ContainerSpec {
+  const labels = jobLabels(ctx);
   return {
-    name: `airlock-${job.id}`,
+    name: `airlock-${ctx.jobId}`,
     Image: profile.image,
-    // The launcher reads a per-job nonce from stdin, runs argv, then reports the
-    // cgroup usage after the nonce so the gateway can strip it from stdout.
-    Cmd: ["/bin/sh", "-c", LAUNCHER_SCRIPT, "airlock", ...job.argv],
+    // The launcher waits for its job on stdin (launcher.ts).
+    Cmd: ["/bin/sh", "-c", LAUNCHER_SCRIPT, "airlock"],
     Entrypoint: [],
-    Env: Object.entries(job.env).map(([k, v]) => `${k}=${v}`),
-    WorkingDir: job.workdir === "" ? WORKSPACE_DIR : `${WORKSPACE_DIR}/${job.workdir}`,
+    Env: Object.entries(profile.env).map(([k, v]) => `${k}=${v}`),
+    WorkingDir: WORKSPACE_DIR,
     User: profile.user,
     Hostname: "sandbox",
     Labels: labels,
@@ -51,15 +57,11 @@ export function containerSpec(job: Job, ctx: SpecContext): ContainerSpec {
     Tty: false,
     NetworkDisabled: profile.network === "none",
     HostConfig: {
+      ...limitSettings(limits),
       NetworkMode: profile.network,
       ReadonlyRootfs: true,
       Tmpfs: { "/tmp": `rw,nosuid,nodev,size=${profile.tmpfs.tmpMb}m,mode=1777` },
       ShmSize: profile.tmpfs.shmMb * MB,
-      Memory: memory,
-      // Equal to Memory: no swap, so the memory limit is the real limit.
-      MemorySwap: memory,
-      NanoCpus: Math.round(limits.cpus * 1e9),
-      PidsLimit: limits.pids,
       Ulimits: [
         { Name: "nofile", Soft: profile.ulimits.nofile, Hard: profile.ulimits.nofile },
         { Name: "fsize", Soft: profile.ulimits.fsizeMb * MB, Hard: profile.ulimits.fsizeMb * MB },
@@ -87,5 +89,17 @@ export function containerSpec(job: Job, ctx: SpecContext): ContainerSpec {
         },
       ],
     },
+  };
+}
+
+/** The limits a job may change on a started container (docker update), as the engine names them. */
+export function limitSettings(limits: Limits) {
+  const memory = limits.memoryMb * MB;
+  return {
+    Memory: memory,
+    // Equal to Memory: no swap, so the memory limit is the real limit.
+    MemorySwap: memory,
+    NanoCpus: Math.round(limits.cpus * 1e9),
+    PidsLimit: limits.pids,
   };
 }

@@ -1,14 +1,20 @@
 // The few lines of /bin/sh that run inside every sandbox as the child of
-// Docker's init. They read a per-job nonce from the first line of stdin (so it
-// is in no file, argv or environment the user's code can read), run the user's
-// argv with the rest of stdin, then print a trailer on stdout:
+// Docker's init. The container starts with no job in it: everything about the
+// job arrives on stdin, so that a container can be started ahead of demand
+// (warm pool) and still get exactly its job's argv, env and workdir:
+//   <nonce>\n<shell lines: cd, exports, set -- argv>\n<nonce>\n<the job's stdin…>
+// The nonce is in no file, argv or environment the user's code can read. After
+// the user's argv exits, the launcher prints a trailer on stdout:
 //   \x1e<nonce> <exit code> <cpu> <memory peak>\n
-// read from the container's own cgroup while it still exists. The gateway cuts
-// stdout at the trailer. The exit code itself comes from the engine, not from
-// here: the trailer only carries usage, which is the part Docker cannot give
-// after the container has stopped.
+// read from the container's own cgroup while it still exists; the gateway cuts
+// stdout there. The exit code itself comes from the engine: the trailer only
+// carries usage, which Docker cannot give once the container has stopped.
 export const LAUNCHER_SCRIPT = [
-  "IFS= read -r n",
+  "IFS= read -r n || exit 125",
+  "s=",
+  'while IFS= read -r l; do [ "$l" = "$n" ] && break; s="$s$l',
+  '"; done',
+  'eval "$s"',
   '"$@"',
   "c=$?",
   "u=-; m=-",
@@ -20,6 +26,34 @@ export const LAUNCHER_SCRIPT = [
   'printf \'\\036%s %s %s %s\\n\' "$n" "$c" "$u" "$m"',
   'exit "$c"',
 ].join("\n");
+
+/** Single-quoted for sh: the only character to escape inside '…' is ' itself. */
+export function shellQuote(value: string): string {
+  return `'${value.replace(/'/g, "'\\''")}'`;
+}
+
+export interface JobSpec {
+  /** Absolute directory to run in. */
+  cwd: string;
+  /** Variables to add to the container's environment (names already validated). */
+  env: Readonly<Record<string, string>>;
+  argv: readonly string[];
+}
+
+/**
+ * What the launcher reads from stdin before the job's own input. Quoted values
+ * may span lines (a `sh -c` script often does); the launcher reads until the
+ * nonce line, which no quoted value can contain by chance.
+ */
+export function jobPreamble(nonce: string, spec: JobSpec): string {
+  const lines = [
+    // cd sets OLDPWD; the job's environment holds only what the profile and the request set.
+    `cd ${shellQuote(spec.cwd)} || exit 125; unset OLDPWD`,
+    ...Object.entries(spec.env).map(([k, v]) => `export ${k}=${shellQuote(v)}`),
+    `set -- ${spec.argv.map(shellQuote).join(" ")}`,
+  ];
+  return `${nonce}\n${lines.join("\n")}\n${nonce}\n`;
+}
 
 export const TRAILER_START = 0x1e;
 

@@ -11,7 +11,7 @@ import { containerSpec } from "./container-spec.ts";
 import { type BeforeEntry, computeDiff, returnMatcher } from "./diff.ts";
 import type { ContainerClient, Usage } from "./docker.ts";
 import type { Job, OutputListener } from "./job.ts";
-import { parseTrailer } from "./launcher.ts";
+import { jobPreamble, parseTrailer } from "./launcher.ts";
 import { CappedBuffer, FrameDemuxer, TrailerScanner } from "./output.ts";
 import { WORKSPACE_DIR } from "./paths.ts";
 
@@ -52,7 +52,12 @@ export async function runSandbox(
   // A workspace's volume outlives the container; a one-shot job's volume is its own.
   const volume = job.workspace?.volume ?? `airlock-${job.id}`;
   const deadline = Date.now() + job.limits.timeoutMs + deps.orphanGraceMs;
-  const spec = containerSpec(job, { instanceId: deps.instanceId, volume, deadline });
+  const spec = containerSpec(job.profile, job.limits, {
+    instanceId: deps.instanceId,
+    jobId: job.id,
+    volume,
+    deadline,
+  });
   let containerId: string | undefined;
   try {
     containerId = await client.create(spec);
@@ -172,7 +177,8 @@ async function execute(
     await client.start(id);
     const startedAt = performance.now();
     timer = setTimeout(() => killFor("timeout"), job.limits.timeoutMs);
-    stream.write(`${nonce}\n`);
+    const cwd = job.workdir === "" ? WORKSPACE_DIR : `${WORKSPACE_DIR}/${job.workdir}`;
+    stream.write(jobPreamble(nonce, { cwd, env: job.env, argv: job.argv }));
     if (job.stdin.length > 0) stream.write(job.stdin);
     stream.end();
     const exitCode = await client.wait(id);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import type { ExecRequest } from "../../api/schemas.ts";
 import { containerSpec } from "../../executor/container-spec.ts";
 import { loadProfiles } from "../../policies/load.ts";
 import { resolveJob } from "../../policies/resolve.ts";
@@ -17,7 +18,12 @@ describe("containerSpec", () => {
     },
     "t",
   );
-  const spec = containerSpec(job, { instanceId: "gw-1", volume: "airlock-v", deadline: 1234 });
+  const spec = containerSpec(job.profile, job.limits, {
+    instanceId: "gw-1",
+    jobId: job.id,
+    volume: "airlock-v",
+    deadline: 1234,
+  });
   const host = spec.HostConfig ?? {};
 
   it("applies every hardening setting of DESIGN.md", () => {
@@ -55,17 +61,26 @@ describe("containerSpec", () => {
     expect(host.Mounts?.[0]?.VolumeOptions?.Labels).toEqual(labels);
   });
 
-  it("holds only the profile's and the request's environment", () => {
+  it("depends on the profile and limits only: the job arrives on stdin", () => {
     expect(spec.Env?.sort()).toEqual(
-      Object.entries({ ...profiles.get("python")?.env, A: "1" })
+      Object.entries(profiles.get("python")?.env ?? {})
         .map(([k, v]) => `${k}=${v}`)
         .sort(),
     );
-    expect(spec.WorkingDir).toBe("/workspace/src");
-  });
-
-  it("runs the user's argv through the launcher, untouched", () => {
+    expect(spec.WorkingDir).toBe("/workspace");
     expect(spec.Cmd?.slice(0, 2)).toEqual(["/bin/sh", "-c"]);
-    expect(spec.Cmd?.slice(3)).toEqual(["airlock", "python3", "main.py"]);
+    expect(spec.Cmd?.slice(3)).toEqual(["airlock"]);
+    const other = resolveJob(
+      profiles,
+      { profile: "python", command: ["env"], env: { B: "2" } } as ExecRequest,
+      "t",
+    );
+    const again = containerSpec(other.profile, job.limits, {
+      instanceId: "gw-1",
+      jobId: job.id,
+      volume: "airlock-v",
+      deadline: 1234,
+    });
+    expect(again).toEqual(spec);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseTrailer } from "../../executor/launcher.ts";
+import { jobPreamble, parseTrailer, shellQuote } from "../../executor/launcher.ts";
 import { CappedBuffer, FrameDemuxer, TrailerScanner } from "../../executor/output.ts";
 
 function frame(stream: 1 | 2, payload: string): Buffer {
@@ -75,5 +75,19 @@ describe("TrailerScanner", () => {
   it("parses cgroup v2 microseconds and missing values", () => {
     expect(parseTrailer(" 0 us1500 -\n")).toEqual({ exitCode: 0, cpuMs: 2, memoryPeakBytes: null });
     expect(parseTrailer(" 0 - -")).toBeUndefined();
+  });
+});
+
+describe("jobPreamble", () => {
+  it("quotes every value for sh, newlines and quotes included, between two nonce lines", () => {
+    expect(shellQuote("it's")).toBe("'it'\\''s'");
+    const text = jobPreamble("abc", {
+      cwd: "/workspace/a b",
+      env: { X: "1\n2" },
+      argv: ["sh", "-c", "echo 'hi'\necho $X"],
+    });
+    expect(text).toBe(
+      "abc\ncd '/workspace/a b' || exit 125; unset OLDPWD\nexport X='1\n2'\nset -- 'sh' '-c' 'echo '\\''hi'\\''\necho $X'\nabc\n",
+    );
   });
 });

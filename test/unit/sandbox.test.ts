@@ -130,8 +130,13 @@ describe("runSandbox lifecycle", () => {
     expect(result.stdout).toBe("hi\n");
     expect(result.diff.added.map((e) => e.path)).toEqual(["out.txt"]);
     expect(result.diff.deleted).toEqual([{ path: "in.txt" }]);
-    // The first stdin line is the launcher's nonce; nothing else was sent.
-    expect(Buffer.concat(client.stdin).toString()).toMatch(/^[0-9a-f]{32}\n$/);
+    // stdin: the nonce, the job's shell lines, the nonce again; no input of its own.
+    const stdin = Buffer.concat(client.stdin).toString();
+    const nonce = stdin.slice(0, 32);
+    expect(nonce).toMatch(/^[0-9a-f]{32}$/);
+    expect(stdin).toBe(
+      `${nonce}\ncd '/workspace' || exit 125; unset OLDPWD\n${stdin.split("\n").slice(2, -3).join("\n")}\nset -- '/bin/sh' '-c' 'echo hi'\n${nonce}\n`,
+    );
   });
 
   it.each(["putArchive", "attach", "start", "wait", "getArchive"])(
