@@ -39,7 +39,7 @@ async function main(): Promise<void> {
   if (refusal !== undefined) throw new ConfigError(`${refusal}\n${formatChecks(checks)}`);
   logger.info({ checks: checks.map((c) => c.name) }, "hardening checks passed");
 
-  const { executor, store, files } = createGatewayCore({
+  const { executor, pool, store, files } = createGatewayCore({
     client,
     profiles,
     instanceId: config.instanceId,
@@ -50,6 +50,9 @@ async function main(): Promise<void> {
     workspaceTtlMs: config.workspaceTtlMs,
     workspacesPerTenant: config.workspacesPerTenant,
     workspaceMaxBytes: config.workspaceMaxBytes,
+    poolMin: config.poolMin,
+    poolMax: config.poolMax,
+    poolMaxParkMs: config.poolMaxParkMs,
     warn: (message, err) => logger.warn({ err }, message),
   });
   if (!profiles.has(config.defaultProfile)) {
@@ -66,6 +69,8 @@ async function main(): Promise<void> {
     if (expired > 0) logger.info({ expired }, "removed idle workspaces past their TTL");
   };
   await housekeeping();
+  // After the start-up reap, which removes this instance's leftovers, parked ones included.
+  pool?.start();
   const reaper = setInterval(() => {
     housekeeping().catch((err: unknown) =>
       logger.warn({ err }, "reaping orphans or expired workspaces failed"),

@@ -26,6 +26,9 @@ const EnvSchema = z.object({
   AIRLOCK_WORKSPACE_TTL_MS: intFrom(1000, 365 * 24 * 3600 * 1000).default(24 * 3600 * 1000),
   AIRLOCK_WORKSPACES_PER_TENANT: intFrom(0, 100_000).default(20),
   AIRLOCK_WORKSPACE_MAX_BYTES: intFrom(1024 * 1024, 2 ** 50).default(1024 * 1024 * 1024),
+  AIRLOCK_POOL_MIN: intFrom(0, 64).default(1),
+  AIRLOCK_POOL_MAX: intFrom(0, 256).default(4),
+  AIRLOCK_POOL_MAX_PARK_MS: intFrom(10_000, 24 * 3600 * 1000).default(300_000),
   AIRLOCK_BUILD_IMAGES: z.enum(["missing", "never"]).default("missing"),
   AIRLOCK_LOG_LEVEL: z
     .enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"])
@@ -60,6 +63,9 @@ export interface Config {
   reapIntervalMs: number;
   buildImages: "missing" | "never";
   defaultProfile: string;
+  poolMin: number;
+  poolMax: number;
+  poolMaxParkMs: number;
   workspaceTtlMs: number;
   workspacesPerTenant: number;
   workspaceMaxBytes: number;
@@ -164,6 +170,9 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     reapIntervalMs: e.AIRLOCK_REAP_INTERVAL_MS,
     buildImages: e.AIRLOCK_BUILD_IMAGES,
     defaultProfile: e.AIRLOCK_DEFAULT_PROFILE,
+    poolMin: e.AIRLOCK_POOL_MIN,
+    poolMax: e.AIRLOCK_POOL_MAX,
+    poolMaxParkMs: e.AIRLOCK_POOL_MAX_PARK_MS,
     workspaceTtlMs: e.AIRLOCK_WORKSPACE_TTL_MS,
     workspacesPerTenant: e.AIRLOCK_WORKSPACES_PER_TENANT,
     workspaceMaxBytes: e.AIRLOCK_WORKSPACE_MAX_BYTES,

@@ -72,8 +72,13 @@ async function startGateway(concurrency: number) {
     workspaceTtlMs: 3600_000,
     workspacesPerTenant: 10,
     workspaceMaxBytes: 1024 * 1024 * 1024,
+    poolMin: 2,
+    poolMax: 16,
     warn: () => {},
   });
+  core.pool?.start();
+  // Let the pool park its first containers before anything is timed.
+  await new Promise((r) => setTimeout(r, 3000));
   const app = createApp({
     executor: core.executor,
     client,

@@ -43,6 +43,8 @@ export interface ContainerClient {
   /** Hijacked stdin/stdout/stderr; output is Docker's multiplexed frame stream. */
   attach(id: string): Promise<Duplex>;
   start(id: string): Promise<void>;
+  /** Changes a started container's limits (memory, swap, CPU, pids). */
+  update(id: string, settings: Record<string, number>): Promise<void>;
   wait(id: string): Promise<number>;
   inspectExit(id: string): Promise<ExitState>;
   /** One sample of the cgroup counters of a running container. */
@@ -60,19 +62,21 @@ export interface ContainerClient {
   listVolumes(label: string): Promise<LabelledObject[]>;
 }
 
-/** Engine errors that mean "already gone": removal and kill treat them as done. */
-function isGone(err: unknown): boolean {
-  const status = (err as { statusCode?: unknown } | null)?.statusCode;
-  return status === 404 || status === 409 || status === 304;
-}
-
-async function ignoreGone(op: Promise<unknown>): Promise<void> {
+/**
+ * Engine answers that mean "nothing left to do": gone (404), already stopped
+ * (304), a container already being removed or not running (409).
+ */
+async function ignoreStatus(op: Promise<unknown>, statuses: readonly number[]): Promise<void> {
   try {
     await op;
   } catch (err) {
-    if (!isGone(err)) throw err;
+    const status = (err as { statusCode?: unknown } | null)?.statusCode;
+    if (typeof status !== "number" || !statuses.includes(status)) throw err;
   }
 }
+const CONTAINER_DONE = [404, 409, 304];
+// 409 for a volume means "in use": a real failure, never taken for success.
+const VOLUME_GONE = [404];
 
 export class DockerodeClient implements ContainerClient {
   readonly docker: Dockerode;
@@ -119,6 +123,10 @@ export class DockerodeClient implements ContainerClient {
     await this.docker.getContainer(id).start();
   }
 
+  async update(id: string, settings: Record<string, number>): Promise<void> {
+    await this.docker.getContainer(id).update(settings);
+  }
+
   async wait(id: string): Promise<number> {
     const result = (await this.docker.getContainer(id).wait()) as { StatusCode: number };
     return result.StatusCode;
@@ -141,7 +149,7 @@ export class DockerodeClient implements ContainerClient {
   }
 
   async kill(id: string): Promise<void> {
-    await ignoreGone(this.docker.getContainer(id).kill({ signal: "SIGKILL" }));
+    await ignoreStatus(this.docker.getContainer(id).kill({ signal: "SIGKILL" }), CONTAINER_DONE);
   }
 
   async getArchive(id: string, path: string): Promise<Readable> {
@@ -149,7 +157,10 @@ export class DockerodeClient implements ContainerClient {
   }
 
   async remove(id: string): Promise<void> {
-    await ignoreGone(this.docker.getContainer(id).remove({ force: true, v: true }));
+    await ignoreStatus(
+      this.docker.getContainer(id).remove({ force: true, v: true }),
+      CONTAINER_DONE,
+    );
   }
 
   async createVolume(name: string, labels: Record<string, string>): Promise<void> {
@@ -181,7 +192,7 @@ export class DockerodeClient implements ContainerClient {
   }
 
   async removeVolume(name: string): Promise<void> {
-    await ignoreGone(this.docker.getVolume(name).remove({ force: true }));
+    await ignoreStatus(this.docker.getVolume(name).remove({ force: true }), VOLUME_GONE);
   }
 
   async listContainers(label: string): Promise<LabelledObject[]> {

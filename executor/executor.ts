@@ -5,6 +5,7 @@ import { AirlockError, isDockerUnreachable } from "../api/errors.ts";
 import type { ExecResult } from "../api/schemas.ts";
 import type { ContainerClient } from "./docker.ts";
 import type { Job } from "./job.ts";
+import type { WarmPool } from "./pool.ts";
 import { JobQueue } from "./queue.ts";
 import { type ReapReport, reap } from "./reaper.ts";
 import { JobCancelledError, type RunOptions, runSandbox } from "./sandbox.ts";
@@ -16,6 +17,7 @@ export interface ExecutorDeps {
   maxQueue: number;
   orphanGraceMs: number;
   warn: (message: string, err: unknown) => void;
+  pool?: WarmPool | undefined;
 }
 
 export interface Executor {
@@ -30,11 +32,18 @@ export interface Executor {
 
 export function createExecutor(deps: ExecutorDeps): Executor {
   const queue = new JobQueue({ concurrency: deps.concurrency, maxQueue: deps.maxQueue });
+  // Removals of finished jobs' containers, done after the answer has gone out.
+  const cleanups = new Set<Promise<void>>();
   const sandboxDeps = {
+    background: (work: Promise<void>) => {
+      cleanups.add(work);
+      void work.finally(() => cleanups.delete(work));
+    },
     client: deps.client,
     instanceId: deps.instanceId,
     orphanGraceMs: deps.orphanGraceMs,
     warn: deps.warn,
+    pool: deps.pool,
   };
   return {
     async run(job, options = {}) {
@@ -58,8 +67,10 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       }
     },
     async drain() {
+      await deps.pool?.drain();
       queue.clearWaiting();
       await queue.idle();
+      await Promise.allSettled([...cleanups]);
       await reap(deps.client, { instanceId: deps.instanceId, includeOwn: true });
     },
   };

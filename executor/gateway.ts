@@ -5,6 +5,7 @@
 import type { LoadedProfile } from "../policies/profile.ts";
 import type { ContainerClient } from "./docker.ts";
 import { createExecutor, type Executor } from "./executor.ts";
+import { WarmPool } from "./pool.ts";
 import { WorkspaceFiles } from "./workspace-files.ts";
 import { WorkspaceStore } from "./workspaces.ts";
 
@@ -19,6 +20,10 @@ export interface GatewayCoreOptions {
   workspaceTtlMs: number;
   workspacesPerTenant: number;
   workspaceMaxBytes: number;
+  /** Parked containers per profile (min when idle, max when busy); max 0 turns the pool off. */
+  poolMin?: number;
+  poolMax?: number;
+  poolMaxParkMs?: number;
   /** Entries allowed in one uploaded archive. */
   uploadMaxEntries?: number;
   warn: (message: string, err: unknown) => void;
@@ -26,12 +31,28 @@ export interface GatewayCoreOptions {
 
 export interface GatewayCore {
   executor: Executor;
+  pool: WarmPool | undefined;
   store: WorkspaceStore;
   files: WorkspaceFiles;
 }
 
 export function createGatewayCore(o: GatewayCoreOptions): GatewayCore {
+  const poolMax = o.poolMax ?? 0;
+  const pool =
+    poolMax > 0
+      ? new WarmPool({
+          client: o.client,
+          instanceId: o.instanceId,
+          profiles: o.profiles,
+          min: Math.min(o.poolMin ?? 1, poolMax),
+          max: poolMax,
+          maxParkMs: o.poolMaxParkMs ?? 300_000,
+          orphanGraceMs: o.orphanGraceMs,
+          warn: o.warn,
+        })
+      : undefined;
   const executor = createExecutor({
+    pool,
     client: o.client,
     instanceId: o.instanceId,
     concurrency: o.concurrency,
@@ -54,5 +75,5 @@ export function createGatewayCore(o: GatewayCoreOptions): GatewayCore {
     maxEntries: o.uploadMaxEntries ?? 100_000,
     maxBytes: o.maxBodyBytes,
   });
-  return { executor, store, files };
+  return { executor, pool, store, files };
 }

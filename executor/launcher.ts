@@ -4,11 +4,13 @@
 // (warm pool) and still get exactly its job's argv, env and workdir:
 //   <nonce>\n<shell lines: cd, exports, set -- argv>\n<nonce>\n<the job's stdin…>
 // The nonce is in no file, argv or environment the user's code can read. After
-// the user's argv exits, the launcher prints a trailer on stdout:
-//   \x1e<nonce> <exit code> <cpu> <memory peak>\n
-// read from the container's own cgroup while it still exists; the gateway cuts
-// stdout there. The exit code itself comes from the engine: the trailer only
-// carries usage, which Docker cannot give once the container has stopped.
+// the user's argv exits, the launcher kills whatever the job left running (so
+// /workspace is still), prints a trailer on stdout:
+//   \x1e<nonce> <exit code> <cpu> <memory peak> <oom kills>\n
+// read from the container's own cgroup, and stops itself. The container stays
+// up, idle, so the gateway can copy /workspace out of a running container
+// (much faster than out of a stopped one) and remove it off the request path.
+// The nonce makes the trailer unforgeable by the job.
 export const LAUNCHER_SCRIPT = [
   "IFS= read -r n || exit 125",
   "s=",
@@ -17,13 +19,20 @@ export const LAUNCHER_SCRIPT = [
   'eval "$s"',
   '"$@"',
   "c=$?",
-  "u=-; m=-",
+  "kill -9 -1 2>/dev/null",
+  "u=-; m=-; o=-",
   "g=/sys/fs/cgroup",
   'if [ -r $g/cpuacct/cpuacct.usage ]; then read -r u < $g/cpuacct/cpuacct.usage; u="ns$u"',
   'elif [ -r $g/cpu.stat ]; then while read -r k v; do [ "$k" = usage_usec ] && u="us$v"; done < $g/cpu.stat; fi',
   "if [ -r $g/memory/memory.max_usage_in_bytes ]; then read -r m < $g/memory/memory.max_usage_in_bytes",
   "elif [ -r $g/memory.peak ]; then read -r m < $g/memory.peak; fi",
-  'printf \'\\036%s %s %s %s\\n\' "$n" "$c" "$u" "$m"',
+  "for f in $g/memory/memory.oom_control $g/memory.events; do",
+  '  [ -r $f ] && while read -r k v; do [ "$k" = oom_kill ] && o=$v; done < $f',
+  "done",
+  "printf '\\036%s\\n' \"$n\" >&2",
+  'printf \'\\036%s %s %s %s %s\\n\' "$n" "$c" "$u" "$m" "$o"',
+  // Stopped, not exited: the container stays up until the gateway removes it.
+  "kill -STOP $$",
   'exit "$c"',
 ].join("\n");
 
@@ -61,13 +70,15 @@ export interface Trailer {
   exitCode: number;
   cpuMs: number | null;
   memoryPeakBytes: number | null;
+  /** The cgroup's OOM kill count; null where the runtime shows no cgroup (gVisor). */
+  oomKills: number | null;
 }
 
 /** Parses what follows `\x1e<nonce> ` on stdout; undefined if it is not a whole trailer. */
 export function parseTrailer(rest: string): Trailer | undefined {
-  const match = /^ (\d+) (ns\d+|us\d+|-) (\d+|-)\n/.exec(rest);
+  const match = /^ (\d+) (ns\d+|us\d+|-) (\d+|-) (\d+|-)\n/.exec(rest);
   if (match === null) return undefined;
-  const [, code, cpu, mem] = match as unknown as [string, string, string, string];
+  const [, code, cpu, mem, oom] = match as unknown as [string, string, string, string, string];
   let cpuMs: number | null = null;
   if (cpu.startsWith("ns")) cpuMs = Math.round(Number(cpu.slice(2)) / 1e6);
   else if (cpu.startsWith("us")) cpuMs = Math.round(Number(cpu.slice(2)) / 1e3);
@@ -75,5 +86,6 @@ export function parseTrailer(rest: string): Trailer | undefined {
     exitCode: Number(code),
     cpuMs,
     memoryPeakBytes: mem === "-" ? null : Number(mem),
+    oomKills: oom === "-" ? null : Number(oom),
   };
 }

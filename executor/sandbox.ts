@@ -1,19 +1,22 @@
 // One job's container lifecycle, in order, in one place:
-// create → copy files in → attach → start → feed stdin → stream output under
-// caps and a wall-clock deadline → wait → inspect (OOM?) → copy /workspace out
-// → diff → remove container and volume, always, in `finally`.
+// create → attach → start (or take a parked container from the warm pool, and
+// set this job's limits on it) → copy files in → feed the job on stdin → stream
+// output under caps and a wall-clock deadline → wait → inspect (OOM?) → copy
+// /workspace out → diff → remove container and volume, always, in `finally`.
 import { randomBytes } from "node:crypto";
 import { constants } from "node:os";
 import type { Duplex } from "node:stream";
 import type { ExecResult, ExecStatus } from "../api/schemas.ts";
+import type { Limits } from "../policies/profile.ts";
 import { packFiles, parseOwner, type ScannedEntry, scanArchive, sha256 } from "./archive.ts";
-import { containerSpec } from "./container-spec.ts";
+import { containerSpec, limitSettings } from "./container-spec.ts";
 import { type BeforeEntry, computeDiff, returnMatcher } from "./diff.ts";
 import type { ContainerClient, Usage } from "./docker.ts";
 import type { Job, OutputListener } from "./job.ts";
-import { jobPreamble, parseTrailer } from "./launcher.ts";
+import { jobPreamble, parseTrailer, type Trailer } from "./launcher.ts";
 import { CappedBuffer, FrameDemuxer, TrailerScanner } from "./output.ts";
 import { WORKSPACE_DIR } from "./paths.ts";
+import type { WarmPool } from "./pool.ts";
 
 export interface SandboxDeps {
   client: ContainerClient;
@@ -22,6 +25,10 @@ export interface SandboxDeps {
   orphanGraceMs: number;
   /** Logs a cleanup failure; the job's own result is not affected by it. */
   warn: (message: string, err: unknown) => void;
+  /** Started containers waiting for a job; without one (or when empty) jobs start cold. */
+  pool?: WarmPool | undefined;
+  /** Takes the removal of a finished job's container, so the answer need not wait for it. */
+  background?: ((work: Promise<void>) => void) | undefined;
 }
 
 export interface RunOptions {
@@ -49,8 +56,11 @@ export async function runSandbox(
 ): Promise<ExecResult> {
   const { client } = deps;
   const owner = parseOwner(job.profile.user);
+  // One-shot jobs take a parked container when there is one; a workspace job
+  // needs its own volume mounted, so it always starts cold.
+  const parked = job.workspace === undefined ? deps.pool?.take(job.profile.name) : undefined;
   // A workspace's volume outlives the container; a one-shot job's volume is its own.
-  const volume = job.workspace?.volume ?? `airlock-${job.id}`;
+  const volume = parked?.volume ?? job.workspace?.volume ?? `airlock-${job.id}`;
   const deadline = Date.now() + job.limits.timeoutMs + deps.orphanGraceMs;
   const spec = containerSpec(job.profile, job.limits, {
     instanceId: deps.instanceId,
@@ -58,9 +68,13 @@ export async function runSandbox(
     volume,
     deadline,
   });
-  let containerId: string | undefined;
+  let containerId: string | undefined = parked?.id;
   try {
-    containerId = await client.create(spec);
+    if (containerId === undefined) containerId = await client.create(spec);
+    else if (!sameLimits(job.limits, job.profile.limits.default)) {
+      // Parked with the profile's defaults: this job's limits are set before its code exists.
+      await client.update(containerId, limitSettings(job.limits));
+    }
     // One-shot: /workspace held only the uploaded files. Workspace: whatever it held before this call.
     const before =
       job.workspace === undefined
@@ -70,8 +84,7 @@ export async function runSandbox(
     if (job.files.length > 0 || dirs.length > 0) {
       await client.putArchive(containerId, WORKSPACE_DIR, packFiles(job.files, owner, dirs));
     }
-    const run = await execute(client, containerId, job, options);
-    const exit = await client.inspectExit(containerId);
+    const run = await execute(client, containerId, job, options, parked?.stream);
     const scan = await scanWorkspace(client, containerId, job, before);
     const outcome = computeDiff(before, scan.entries, {
       patchMaxBytes: job.profile.diff.patchMaxBytes,
@@ -79,7 +92,7 @@ export async function runSandbox(
       returnFiles: job.returnFiles,
       truncated: scan.truncated,
     });
-    let status = statusOf(run, exit, job);
+    let status = statusOf(run);
     const cap = job.workspace?.sizeCapBytes;
     if (cap !== undefined && scan.totalBytes > cap && (status === "ok" || status === "error")) {
       status = "workspace_full";
@@ -102,22 +115,35 @@ export async function runSandbox(
       ...(job.workspace === undefined ? {} : { workspaceBytes: scan.totalBytes }),
     };
   } finally {
-    if (containerId !== undefined) {
-      await client
-        .remove(containerId)
-        .catch((err: unknown) => deps.warn(`removing container ${containerId}`, err));
-    }
-    if (job.workspace === undefined) {
-      await client
-        .removeVolume(volume)
-        .catch((err: unknown) => deps.warn(`removing volume ${volume}`, err));
-    }
+    const cleanup = removeAll(deps, containerId, job.workspace === undefined ? volume : undefined);
+    // With a background hook a one-shot answer does not wait for the engine's
+    // removal; a workspace job waits, so its volume is free when its lock is released.
+    if (deps.background === undefined || job.workspace !== undefined) await cleanup;
+    else deps.background(cleanup);
+  }
+}
+
+async function removeAll(
+  deps: SandboxDeps,
+  containerId: string | undefined,
+  volume: string | undefined,
+) {
+  if (containerId !== undefined) {
+    await deps.client
+      .remove(containerId)
+      .catch((err: unknown) => deps.warn(`removing container ${containerId}`, err));
+  }
+  if (volume !== undefined) {
+    await deps.client
+      .removeVolume(volume)
+      .catch((err: unknown) => deps.warn(`removing volume ${volume}`, err));
   }
 }
 
 interface RunOutcome {
   exitCode: number;
   killedFor: KillReason | undefined;
+  oom: boolean;
   stdout: CappedBuffer;
   stderr: CappedBuffer;
   usage: Usage;
@@ -125,19 +151,30 @@ interface RunOutcome {
   endedAt: number;
 }
 
+const SIGKILL_EXIT = 128 + 9;
+
 async function execute(
   client: ContainerClient,
   id: string,
   job: Job,
   options: RunOptions,
+  /** A parked container's stream: attached and started already. */
+  attached?: Duplex,
 ): Promise<RunOutcome> {
   const nonce = randomBytes(16).toString("hex");
   const stdout = new CappedBuffer(job.limits.outputBytes);
   const stderr = new CappedBuffer(job.limits.outputBytes);
-  const scanner = new TrailerScanner(nonce);
+  // The launcher marks the end of both streams; stderr's marker is just the nonce.
+  const outScan = new TrailerScanner(nonce);
+  const errScan = new TrailerScanner(nonce);
   let killedFor: KillReason | undefined;
   let usage: Usage = { cpuMs: null, memoryPeakBytes: null };
   let killing: Promise<void> | undefined;
+  let trailer: Trailer | undefined;
+  let trailerSeen: (() => void) | undefined;
+  const trailerDone = new Promise<"trailer">((resolve) => {
+    trailerSeen = () => resolve("trailer");
+  });
 
   const killFor = (reason: KillReason): void => {
     if (killedFor !== undefined) return;
@@ -161,10 +198,14 @@ async function execute(
     if (sink.overflowed) killFor("output_limit");
   };
   const demux = new FrameDemuxer((name, payload) => {
-    emit(name, name === "stdout" ? scanner.push(payload) : payload);
+    emit(name, (name === "stdout" ? outScan : errScan).push(payload));
+    if (trailer === undefined && outScan.found && errScan.found) {
+      trailer = parseTrailer(outScan.trailerText());
+      if (trailer !== undefined) trailerSeen?.();
+    }
   });
 
-  const stream = await client.attach(id);
+  const stream = attached ?? (await client.attach(id));
   const drained = streamEnd(stream);
   stream.on("data", (chunk: Buffer) => demux.push(chunk));
 
@@ -174,25 +215,57 @@ async function execute(
   try {
     if (options.signal?.aborted)
       throw new JobCancelledError("the client went away before the job started");
-    await client.start(id);
+    if (attached === undefined) await client.start(id);
     const startedAt = performance.now();
     timer = setTimeout(() => killFor("timeout"), job.limits.timeoutMs);
     const cwd = job.workdir === "" ? WORKSPACE_DIR : `${WORKSPACE_DIR}/${job.workdir}`;
     stream.write(jobPreamble(nonce, { cwd, env: job.env, argv: job.argv }));
     if (job.stdin.length > 0) stream.write(job.stdin);
     stream.end();
-    const exitCode = await client.wait(id);
+    const exited = client.wait(id);
+    exited.catch(() => undefined);
+    // Done when the launcher's trailer is in (the container stays up, idle) or,
+    // when it never comes (killed, or the launcher itself died), when the container exits.
+    const first = await Promise.race([trailerDone, exited.then(() => "exit" as const)]);
     const endedAt = performance.now();
     clearTimeout(timer);
+    if (
+      first === "trailer" &&
+      trailer !== undefined &&
+      trailer.oomKills !== null &&
+      killedFor === undefined
+    ) {
+      usage = { cpuMs: trailer.cpuMs, memoryPeakBytes: trailer.memoryPeakBytes };
+      // Two witnesses: a SIGKILL-shaped exit and the cgroup's own OOM kill count.
+      const oom = trailer.exitCode === SIGKILL_EXIT && trailer.oomKills > 0;
+      return {
+        exitCode: trailer.exitCode,
+        killedFor,
+        oom,
+        stdout,
+        stderr,
+        usage,
+        startedAt,
+        endedAt,
+      };
+    }
+    // No usable trailer (or a runtime without cgroup files inside, where only the
+    // engine can say OOM): end the container and ask the engine.
+    if (first === "trailer") await client.kill(id);
+    const exitCode = await exited;
     await killing;
     await Promise.race([drained, sleep(STREAM_DRAIN_MS)]);
-    emit("stdout", scanner.flush());
+    emit("stdout", outScan.flush());
+    emit("stderr", errScan.flush());
     if (killedFor === "cancelled")
       throw new JobCancelledError("the client went away; the job was killed");
-    const trailer = scanner.found ? parseTrailer(scanner.trailerText()) : undefined;
+    const code = first === "trailer" && trailer !== undefined ? trailer.exitCode : exitCode;
     if (trailer !== undefined)
       usage = { cpuMs: trailer.cpuMs, memoryPeakBytes: trailer.memoryPeakBytes };
-    return { exitCode, killedFor, stdout, stderr, usage, startedAt, endedAt };
+    const state = await client.inspectExit(id);
+    // Two witnesses: the engine's OOMKilled flag and a SIGKILL-shaped exit.
+    const oom = killedFor === undefined && state.oomKilled && code === SIGKILL_EXIT;
+    return { exitCode: code, killedFor, oom, stdout, stderr, usage, startedAt, endedAt };
   } finally {
     clearTimeout(timer);
     options.signal?.removeEventListener("abort", onAbort);
@@ -212,25 +285,10 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
-const SIGKILL_EXIT = 128 + 9;
-
-/**
- * OOM needs two witnesses: the engine's OOMKilled flag and a SIGKILL-shaped exit
- * (or a peak at the limit) — neither alone is trusted, since user code can exit
- * 137 by itself and the flag can be set for a child whose parent then exits 0.
- */
-function statusOf(run: RunOutcome, exit: { oomKilled: boolean }, job: Job): ExecStatus {
+function statusOf(run: RunOutcome): ExecStatus {
   if (run.killedFor === "timeout") return "timeout";
   if (run.killedFor === "output_limit") return "output_limit";
-  const limit = job.limits.memoryMb * 1024 * 1024;
-  const atLimit = run.usage.memoryPeakBytes !== null && run.usage.memoryPeakBytes >= limit * 0.95;
-  if (
-    run.exitCode !== 0 &&
-    (exit.oomKilled || atLimit) &&
-    (run.exitCode === SIGKILL_EXIT || exit.oomKilled)
-  ) {
-    return "oom";
-  }
+  if (run.oom) return "oom";
   return run.exitCode === 0 ? "ok" : "error";
 }
 
@@ -315,4 +373,8 @@ async function scanWorkspace(
       return false;
     },
   });
+}
+
+function sameLimits(a: Limits, b: Limits): boolean {
+  return a.memoryMb === b.memoryMb && a.cpus === b.cpus && a.pids === b.pids;
 }

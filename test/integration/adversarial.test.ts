@@ -669,7 +669,14 @@ async function ours() {
   const filter = { label: [`airlock=${instanceId}`] };
   const containers = await docker.listContainers({ all: true, filters: filter });
   const volumes = (await docker.listVolumes({ filters: filter })).Volumes ?? [];
-  return { containers: containers.length, volumes: volumes.length };
+  return {
+    containers: containers.map((c) => ({
+      id: c.Id,
+      job: c.Labels["airlock.job"] ?? "",
+      state: c.State,
+    })),
+    volumes: volumes.map((v) => v.Name),
+  };
 }
 
 it("the gateway killed mid-run: its orphans are reaped when it restarts", async () => {
@@ -684,22 +691,34 @@ it("the gateway killed mid-run: its orphans are reaped when it restarts", async 
       limits: { timeoutMs: 300_000 },
     }),
   }).catch(() => undefined);
+  // The job's container is the one not named for the warm pool ("park-…").
+  const isJob = (c: { job: string }) => !c.job.startsWith("park-");
   const deadline = Date.now() + 15_000;
-  while ((await ours()).containers === 0 && Date.now() < deadline)
+  while (!(await ours()).containers.some(isJob) && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 100));
+  }
 
   first.kill("SIGKILL");
   await new Promise((resolve) => first.once("exit", resolve));
-  expect(await ours()).toEqual({ containers: 1, volumes: 1 });
+  const left = await ours();
+  expect(left.containers.filter(isJob)).toHaveLength(1);
+  expect(left.volumes.length).toBe(left.containers.length);
 
   const second = await startMain(port);
-  expect(await ours()).toEqual({ containers: 0, volumes: 0 });
+  const after = await ours();
+  // Everything the killed gateway left (its job and its parked containers) is gone.
+  const before = new Set([...left.containers.map((c) => c.id), ...left.volumes]);
+  expect(
+    [...after.containers.map((c) => c.id), ...after.volumes].filter((x) => before.has(x)),
+  ).toEqual([]);
   second.kill("SIGTERM");
   const code = await new Promise((resolve) => second.once("exit", resolve));
   expect(code).toBe(0);
+  // A clean shutdown leaves nothing, the warm pool included.
+  expect(await ours()).toEqual({ containers: [], volumes: [] });
   log.record(
     "gateway SIGKILLed mid-run",
     "orphans reaped on restart",
-    "container and volume left, then removed at start-up",
+    `${left.containers.length} containers and ${left.volumes.length} volumes left, all removed at start-up`,
   );
 });

@@ -12,6 +12,7 @@ import { LABEL_INSTANCE } from "../../executor/container-spec.ts";
 import { DockerodeClient } from "../../executor/docker.ts";
 import type { Executor } from "../../executor/executor.ts";
 import { createGatewayCore } from "../../executor/gateway.ts";
+import type { WarmPool } from "../../executor/pool.ts";
 import type { WorkspaceStore } from "../../executor/workspaces.ts";
 import { loadProfiles } from "../../policies/load.ts";
 
@@ -21,6 +22,7 @@ export interface TestGateway {
   instanceId: string;
   docker: Dockerode;
   executor: Executor;
+  pool: WarmPool | undefined;
   store: WorkspaceStore;
   /** POST a JSON body with the gateway's key. */
   post(path: string, body: unknown, headers?: Record<string, string>): Promise<Response>;
@@ -41,6 +43,9 @@ export interface GatewayOptions {
   /** The key of tenant "test" (to act as the same caller against a restarted gateway). */
   key?: string;
   uploadMaxEntries?: number;
+  /** Warm pool size per profile; the pool is off unless poolMax > 0. */
+  poolMin?: number;
+  poolMax?: number;
   /** An extra profiles directory, e.g. policies/gvisor. */
   profilesDir?: string;
   /** Extra API keys: tenant → key. */
@@ -53,7 +58,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
   const docker = new Dockerode();
   const client = new DockerodeClient(docker);
   const profiles = loadProfiles({ extraDir: options.profilesDir });
-  const { executor, store, files } = createGatewayCore({
+  const { executor, pool, store, files } = createGatewayCore({
     client,
     profiles,
     instanceId,
@@ -67,6 +72,8 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
     ...(options.uploadMaxEntries === undefined
       ? {}
       : { uploadMaxEntries: options.uploadMaxEntries }),
+    poolMin: options.poolMin ?? 0,
+    poolMax: options.poolMax ?? 0,
     warn: (message, err) => console.warn(message, err),
   });
   const app = createApp({
@@ -81,6 +88,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
     logger: pino({ level: "silent" }),
     workspaces: { store, files, defaultProfile: "shell" },
   });
+  pool?.start();
   const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
     const s = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, () => resolve(s));
   });
@@ -92,6 +100,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
     instanceId,
     docker,
     executor,
+    pool,
     store,
     post: (path, body, headers = {}) =>
       fetch(`${url}${path}`, {

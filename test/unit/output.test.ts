@@ -39,7 +39,7 @@ describe("CappedBuffer", () => {
 
 describe("TrailerScanner", () => {
   const nonce = "0123456789abcdef0123456789abcdef";
-  const trailer = `\x1e${nonce} 3 ns2500000 1048576\n`;
+  const trailer = `\x1e${nonce} 3 ns2500000 1048576 0\n`;
 
   it("cuts the trailer wherever chunk boundaries fall", () => {
     const wire = Buffer.from(`line 1\nline 2${trailer}late`);
@@ -55,6 +55,7 @@ describe("TrailerScanner", () => {
         exitCode: 3,
         cpuMs: 3,
         memoryPeakBytes: 1048576,
+        oomKills: 0,
       });
     }
   });
@@ -73,8 +74,13 @@ describe("TrailerScanner", () => {
   });
 
   it("parses cgroup v2 microseconds and missing values", () => {
-    expect(parseTrailer(" 0 us1500 -\n")).toEqual({ exitCode: 0, cpuMs: 2, memoryPeakBytes: null });
-    expect(parseTrailer(" 0 - -")).toBeUndefined();
+    expect(parseTrailer(" 0 us1500 - -\n")).toEqual({
+      exitCode: 0,
+      cpuMs: 2,
+      memoryPeakBytes: null,
+      oomKills: null,
+    });
+    expect(parseTrailer(" 0 - - -")).toBeUndefined();
   });
 });
 

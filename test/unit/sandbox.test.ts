@@ -45,6 +45,9 @@ class FakeClient implements ContainerClient {
   async start() {
     this.step("start");
   }
+  async update() {
+    this.step("update");
+  }
   async wait() {
     this.step("wait");
     const header = Buffer.alloc(8);

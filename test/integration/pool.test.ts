@@ -1,0 +1,143 @@
+// The warm pool against a real engine: parked containers serve one job each,
+// have exactly a cold container's hardening, take a job's own limits, and are
+// all gone after shutdown.
+import { afterAll, beforeAll, expect, it } from "vitest";
+import type { ExecResult } from "../../api/schemas.ts";
+import { containerSpec } from "../../executor/container-spec.ts";
+import { loadProfiles } from "../../policies/load.ts";
+import { startGateway, type TestGateway } from "../support/gateway.ts";
+
+let gw: TestGateway;
+beforeAll(async () => {
+  gw = await startGateway({ poolMin: 2, poolMax: 4 });
+  await parkedFor("shell", 2);
+});
+afterAll(async () => {
+  await gw.close();
+  // Shutdown drains the pool: no parked container or volume is left.
+  expect(await gw.leftovers()).toEqual({ containers: 0, volumes: 0 });
+});
+
+async function parkedFor(profile: string, count: number): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while ((gw.pool?.stats().parked[profile] ?? 0) < count) {
+    if (Date.now() > deadline)
+      throw new Error(`the pool did not park ${count} ${profile} containers`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function exec(body: Record<string, unknown>): Promise<ExecResult> {
+  const res = await gw.post("/v1/exec", body);
+  expect(res.status).toBe(200);
+  return (await res.json()) as ExecResult;
+}
+
+/** The container's id, from its cgroup path (cgroup v1: …/docker/<id>). */
+const WHO = "grep -o -E '[0-9a-f]{64}' /proc/self/cgroup | head -1";
+
+it("never hands one container to two calls", async () => {
+  const hits = gw.pool?.stats().hits ?? 0;
+  const first = await exec({ profile: "shell", command: `${WHO}; echo secret > /tmp/left-behind` });
+  await parkedFor("shell", 1);
+  const second = await exec({
+    profile: "shell",
+    command: `${WHO}; ls /tmp/left-behind 2>&1 || true`,
+  });
+  expect(gw.pool?.stats().hits).toBe(hits + 2);
+  const [id1] = first.stdout.trim().split("\n");
+  const [id2, ls] = second.stdout.trim().split("\n");
+  expect(id1).toMatch(/^[0-9a-f]{64}$/);
+  expect(id2).toMatch(/^[0-9a-f]{64}$/);
+  expect(id2).not.toBe(id1);
+  expect(ls).toContain("No such file");
+});
+
+it("parks containers with exactly the hardening of a cold one", async () => {
+  await parkedFor("shell", 1);
+  const parked = await gw.docker.listContainers({
+    filters: { label: [`airlock=${gw.instanceId}`], status: ["running"] },
+  });
+  const parkedId = parked.find((c) => c.Labels["airlock.job"]?.startsWith("park-"))?.Id;
+  expect(parkedId).toBeDefined();
+  const profile = loadProfiles().get("shell");
+  if (profile === undefined) throw new Error("no shell profile");
+  const cold = await gw.docker.createContainer(
+    containerSpec(profile, profile.limits.default, {
+      instanceId: `${gw.instanceId}-cold`,
+      jobId: "cold-compare",
+      volume: "airlock-cold-compare",
+      deadline: Date.now() + 60_000,
+    }),
+  );
+  try {
+    const a = await gw.docker.getContainer(parkedId ?? "").inspect();
+    const b = await cold.inspect();
+    const hardening = (i: typeof a) => {
+      const h = i.HostConfig as unknown as Record<string, unknown>;
+      const keys = [
+        "NetworkMode",
+        "ReadonlyRootfs",
+        "Tmpfs",
+        "ShmSize",
+        "Memory",
+        "MemorySwap",
+        "NanoCpus",
+        "PidsLimit",
+        "Ulimits",
+        "CapDrop",
+        "CapAdd",
+        "SecurityOpt",
+        "Init",
+        "Runtime",
+        "IpcMode",
+        "Privileged",
+        "LogConfig",
+        "OomKillDisable",
+      ];
+      return {
+        host: Object.fromEntries(keys.map((k) => [k, h[k]])),
+        user: i.Config.User,
+        env: i.Config.Env,
+        cmd: i.Config.Cmd,
+        workdir: i.Config.WorkingDir,
+        image: i.Config.Image,
+        mountTarget: i.Mounts.map((m) => m.Destination),
+      };
+    };
+    expect(hardening(a)).toEqual(hardening(b));
+  } finally {
+    await cold.remove({ force: true, v: true });
+    await gw.docker
+      .getVolume("airlock-cold-compare")
+      .remove()
+      .catch(() => undefined);
+  }
+});
+
+it("gives a pooled container exactly the limits the request asks for", async () => {
+  await parkedFor("shell", 1);
+  const hits = gw.pool?.stats().hits ?? 0;
+  const r = await exec({
+    profile: "shell",
+    command:
+      "g=/sys/fs/cgroup; cat $g/memory/memory.limit_in_bytes $g/memory/memory.memsw.limit_in_bytes $g/cpu/cpu.cfs_quota_us $g/cpu/cpu.cfs_period_us $g/pids/pids.max",
+    limits: { memoryMb: 128, cpus: 0.5, pids: 32 },
+  });
+  expect(gw.pool?.stats().hits).toBe(hits + 1);
+  const [mem, memsw, quota, period, pids] = r.stdout.trim().split("\n").map(Number);
+  expect(mem).toBe(128 * 1024 * 1024);
+  expect(memsw).toBe(128 * 1024 * 1024);
+  expect((quota ?? 0) / (period ?? 1)).toBe(0.5);
+  expect(pids).toBe(32);
+});
+
+it("runs jobs cold when the pool is empty, and with the same result", async () => {
+  const results = await Promise.all(
+    Array.from({ length: 8 }, (_, i) => exec({ profile: "python", code: `print(${i} * 2)` })),
+  );
+  results.forEach((r, i) => {
+    expect(r).toMatchObject({ status: "ok", stdout: `${i * 2}\n` });
+  });
+  expect(gw.pool?.stats().misses).toBeGreaterThan(0);
+});
