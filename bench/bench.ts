@@ -17,7 +17,8 @@ import { createGatewayCore } from "../executor/gateway.ts";
 import { loadProfiles, POLICIES_DIR } from "../policies/load.ts";
 
 const ROUNDS = Number(process.env["BENCH_ROUNDS"] ?? 20);
-const THROUGHPUT_JOBS = Number(process.env["BENCH_JOBS"] ?? 32);
+// More jobs than the pool holds, so throughput is sustained, not a burst out of parked containers.
+const THROUGHPUT_JOBS = Number(process.env["BENCH_JOBS"] ?? 64);
 const KEY = "bench-key-0123456789abcdef";
 const docker = new Dockerode();
 const profiles = loadProfiles({ extraDir: join(import.meta.dirname, "profiles") });

@@ -46,8 +46,11 @@ export class CappedBuffer {
 export class TrailerScanner {
   private readonly marker: Buffer;
   private pending: Buffer = Buffer.alloc(0);
-  private tail: Buffer[] = [];
-  private tailBytes = 0;
+  private line: Buffer[] = [];
+  private lineBytes = 0;
+  private lineDone = false;
+  /** Receives what the launcher sends after the trailer line (the workspace as a tar). */
+  onAfter: ((chunk: Buffer) => void) | undefined;
   found = false;
 
   constructor(nonce: string) {
@@ -57,11 +60,7 @@ export class TrailerScanner {
   /** Returns the bytes that are certainly user output. */
   push(chunk: Buffer): Buffer {
     if (this.found) {
-      // The trailer is one short line; anything beyond it is ignored.
-      if (this.tailBytes < 256) {
-        this.tail.push(chunk);
-        this.tailBytes += chunk.length;
-      }
+      this.afterMarker(chunk);
       return Buffer.alloc(0);
     }
     const buf = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
@@ -69,14 +68,17 @@ export class TrailerScanner {
     if (at >= 0) {
       this.found = true;
       this.pending = Buffer.alloc(0);
-      const rest = buf.subarray(at + this.marker.length);
-      this.tail.push(rest);
-      this.tailBytes += rest.length;
+      this.afterMarker(buf.subarray(at + this.marker.length));
       return buf.subarray(0, at);
     }
     const hold = this.heldSuffixLength(buf);
     this.pending = Buffer.from(buf.subarray(buf.length - hold));
     return buf.subarray(0, buf.length - hold);
+  }
+
+  /** True once the whole trailer line (up to its newline) is in. */
+  get complete(): boolean {
+    return this.lineDone;
   }
 
   /** What is left at the end of the stream (a held suffix that never became the marker). */
@@ -87,7 +89,26 @@ export class TrailerScanner {
   }
 
   trailerText(): string {
-    return Buffer.concat(this.tail).toString("latin1");
+    return Buffer.concat(this.line).toString("latin1");
+  }
+
+  private afterMarker(chunk: Buffer): void {
+    if (this.lineDone) {
+      if (chunk.length > 0) this.onAfter?.(chunk);
+      return;
+    }
+    const nl = chunk.indexOf(0x0a);
+    const part = nl < 0 ? chunk : chunk.subarray(0, nl + 1);
+    // The trailer is one short line; a longer one is not ours to keep.
+    if (this.lineBytes < 256) {
+      this.line.push(Buffer.from(part));
+      this.lineBytes += part.length;
+    }
+    if (nl >= 0) {
+      this.lineDone = true;
+      const rest = chunk.subarray(nl + 1);
+      if (rest.length > 0) this.onAfter?.(rest);
+    }
   }
 
   private heldSuffixLength(buf: Buffer): number {

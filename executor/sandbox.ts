@@ -5,7 +5,7 @@
 // /workspace out → diff → remove container and volume, always, in `finally`.
 import { randomBytes } from "node:crypto";
 import { constants } from "node:os";
-import type { Duplex } from "node:stream";
+import { type Duplex, PassThrough, type Readable } from "node:stream";
 import type { ExecResult, ExecStatus } from "../api/schemas.ts";
 import type { Limits } from "../policies/profile.ts";
 import { packFiles, parseOwner, type ScannedEntry, scanArchive, sha256 } from "./archive.ts";
@@ -85,7 +85,12 @@ export async function runSandbox(
       await client.putArchive(containerId, WORKSPACE_DIR, packFiles(job.files, owner, dirs));
     }
     const run = await execute(client, containerId, job, options, parked?.stream);
-    const scan = await scanWorkspace(client, containerId, job, before);
+    let scan: Awaited<ReturnType<typeof scanWorkspace>>;
+    try {
+      scan = await scanWorkspace(client, containerId, job, before, run.workspaceTar);
+    } finally {
+      run.release();
+    }
     const outcome = computeDiff(before, scan.entries, {
       patchMaxBytes: job.profile.diff.patchMaxBytes,
       returnMaxBytes: job.profile.diff.returnMaxBytes,
@@ -141,6 +146,10 @@ async function removeAll(
 }
 
 interface RunOutcome {
+  /** One-shot jobs on the fast path: /workspace as the launcher sent it (read it before release). */
+  workspaceTar: Readable | undefined;
+  /** Closes the attach stream; called once the workspace tar has been read. */
+  release: () => void;
   exitCode: number;
   killedFor: KillReason | undefined;
   oom: boolean;
@@ -167,6 +176,10 @@ async function execute(
   // The launcher marks the end of both streams; stderr's marker is just the nonce.
   const outScan = new TrailerScanner(nonce);
   const errScan = new TrailerScanner(nonce);
+  // After the trailer, a one-shot job's launcher sends /workspace as a tar, ended by the nonce.
+  const sendWorkspace = job.workspace === undefined;
+  const tarEnd = new TrailerScanner(nonce);
+  const workspaceTar = sendWorkspace ? new PassThrough() : undefined;
   let killedFor: KillReason | undefined;
   let usage: Usage = { cpuMs: null, memoryPeakBytes: null };
   let killing: Promise<void> | undefined;
@@ -208,6 +221,23 @@ async function execute(
   const stream = attached ?? (await client.attach(id));
   const drained = streamEnd(stream);
   stream.on("data", (chunk: Buffer) => demux.push(chunk));
+  if (workspaceTar !== undefined) {
+    outScan.onAfter = (chunk) => {
+      if (tarEnd.found) return;
+      const bytes = tarEnd.push(chunk);
+      // Backpressure: the attach stream waits while the diff reads the tar.
+      if (bytes.length > 0 && !workspaceTar.write(bytes)) {
+        stream.pause();
+        workspaceTar.once("drain", () => stream.resume());
+      }
+      if (tarEnd.found) workspaceTar.end();
+    };
+  }
+  let handedOver = false;
+  const release = () => {
+    workspaceTar?.destroy();
+    stream.destroy();
+  };
 
   const onAbort = () => killFor("cancelled");
   options.signal?.addEventListener("abort", onAbort, { once: true });
@@ -219,7 +249,7 @@ async function execute(
     const startedAt = performance.now();
     timer = setTimeout(() => killFor("timeout"), job.limits.timeoutMs);
     const cwd = job.workdir === "" ? WORKSPACE_DIR : `${WORKSPACE_DIR}/${job.workdir}`;
-    stream.write(jobPreamble(nonce, { cwd, env: job.env, argv: job.argv }));
+    stream.write(jobPreamble(nonce, { cwd, env: job.env, argv: job.argv, sendWorkspace }));
     if (job.stdin.length > 0) stream.write(job.stdin);
     stream.end();
     const exited = client.wait(id);
@@ -238,7 +268,10 @@ async function execute(
       usage = { cpuMs: trailer.cpuMs, memoryPeakBytes: trailer.memoryPeakBytes };
       // Two witnesses: a SIGKILL-shaped exit and the cgroup's own OOM kill count.
       const oom = trailer.exitCode === SIGKILL_EXIT && trailer.oomKills > 0;
+      handedOver = true;
       return {
+        workspaceTar,
+        release,
         exitCode: trailer.exitCode,
         killedFor,
         oom,
@@ -265,11 +298,23 @@ async function execute(
     const state = await client.inspectExit(id);
     // Two witnesses: the engine's OOMKilled flag and a SIGKILL-shaped exit.
     const oom = killedFor === undefined && state.oomKilled && code === SIGKILL_EXIT;
-    return { exitCode: code, killedFor, oom, stdout, stderr, usage, startedAt, endedAt };
+    // The container has stopped: its /workspace comes through the engine's archive API.
+    return {
+      workspaceTar: undefined,
+      release,
+      exitCode: code,
+      killedFor,
+      oom,
+      stdout,
+      stderr,
+      usage,
+      startedAt,
+      endedAt,
+    };
   } finally {
     clearTimeout(timer);
     options.signal?.removeEventListener("abort", onAbort);
-    stream.destroy();
+    if (!handedOver) release();
   }
 }
 
@@ -344,14 +389,16 @@ async function scanWorkspace(
   id: string,
   job: Job,
   before: ReadonlyMap<string, BeforeEntry>,
+  /** The launcher's tar of /workspace (names "./…"); without it, the engine's archive ("workspace/…"). */
+  sent?: Readable,
 ) {
   const { diff } = job.profile;
   const wantReturn = returnMatcher(job.returnFiles);
   let patchBytes = 0;
   let returnBytes = 0;
-  const archive = await client.getArchive(id, WORKSPACE_DIR);
+  const archive = sent ?? (await client.getArchive(id, WORKSPACE_DIR));
   return scanArchive(archive, {
-    prefix: "workspace/",
+    prefix: sent === undefined ? "workspace/" : "./",
     maxBytes: diff.scanMaxBytes,
     maxEntries: diff.scanMaxEntries,
     keep: (path, size) =>

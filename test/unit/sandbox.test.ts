@@ -137,8 +137,10 @@ describe("runSandbox lifecycle", () => {
     const stdin = Buffer.concat(client.stdin).toString();
     const nonce = stdin.slice(0, 32);
     expect(nonce).toMatch(/^[0-9a-f]{32}$/);
-    expect(stdin).toBe(
-      `${nonce}\ncd '/workspace' || exit 125; unset OLDPWD\n${stdin.split("\n").slice(2, -3).join("\n")}\nset -- '/bin/sh' '-c' 'echo hi'\n${nonce}\n`,
+    expect(stdin.startsWith(`${nonce}\ncd '/workspace' || exit 125; unset OLDPWD\n`)).toBe(true);
+    expect(stdin).toContain("\nexport LANG='C.UTF-8'\n");
+    expect(stdin.endsWith(`\nset -- '/bin/sh' '-c' 'echo hi'\n__airlock_tar=1\n${nonce}\n`)).toBe(
+      true,
     );
   });
 
