@@ -88,6 +88,11 @@ export async function runSandbox(
     let scan: Awaited<ReturnType<typeof scanWorkspace>>;
     try {
       scan = await scanWorkspace(client, containerId, job, before, run.workspaceTar);
+    } catch (err) {
+      if (run.workspaceTar === undefined) throw err;
+      // The launcher's tar was unreadable (an image without /bin/tar, say): ask the engine.
+      deps.warn("the launcher's /workspace tar was unreadable; using the archive API", err);
+      scan = await scanWorkspace(client, containerId, job, before);
     } finally {
       run.release();
     }
@@ -223,7 +228,8 @@ async function execute(
   stream.on("data", (chunk: Buffer) => demux.push(chunk));
   if (workspaceTar !== undefined) {
     outScan.onAfter = (chunk) => {
-      if (tarEnd.found) return;
+      // Done, or the diff stopped reading (past its caps) and closed the tar.
+      if (tarEnd.found || workspaceTar.destroyed) return;
       const bytes = tarEnd.push(chunk);
       // Backpressure: the attach stream waits while the diff reads the tar.
       if (bytes.length > 0 && !workspaceTar.write(bytes)) {
@@ -259,15 +265,19 @@ async function execute(
     const first = await Promise.race([trailerDone, exited.then(() => "exit" as const)]);
     const endedAt = performance.now();
     clearTimeout(timer);
+    // The fast path: the launcher's report stands on its own, unless only the
+    // engine can tell an OOM kill (a SIGKILL-shaped exit under a runtime that
+    // shows no cgroup inside, such as gVisor).
+    const engineMustJudge = trailer?.oomKills === null && trailer.exitCode === SIGKILL_EXIT;
     if (
       first === "trailer" &&
       trailer !== undefined &&
-      trailer.oomKills !== null &&
-      killedFor === undefined
+      killedFor === undefined &&
+      !engineMustJudge
     ) {
       usage = { cpuMs: trailer.cpuMs, memoryPeakBytes: trailer.memoryPeakBytes };
       // Two witnesses: a SIGKILL-shaped exit and the cgroup's own OOM kill count.
-      const oom = trailer.exitCode === SIGKILL_EXIT && trailer.oomKills > 0;
+      const oom = trailer.exitCode === SIGKILL_EXIT && (trailer.oomKills ?? 0) > 0;
       handedOver = true;
       return {
         workspaceTar,
@@ -282,6 +292,16 @@ async function execute(
         endedAt,
       };
     }
+    // Nobody will read the launcher's tar now: drop it, and let the stream flow
+    // (it may be paused for backpressure) so the engine can finish with it.
+    workspaceTar?.destroy();
+    stream.resume();
+    if (engineMustJudge) {
+      // gVisor kills inside its own kernel when the sandbox runs out of memory,
+      // and the host's OOMKilled flag never sees it: the sandbox's peak, read
+      // from the engine while it still runs, is the second witness then.
+      usage = await client.usage(id).catch(() => usage);
+    }
     // No usable trailer (or a runtime without cgroup files inside, where only the
     // engine can say OOM): end the container and ask the engine.
     if (first === "trailer") await client.kill(id);
@@ -293,11 +313,15 @@ async function execute(
     if (killedFor === "cancelled")
       throw new JobCancelledError("the client went away; the job was killed");
     const code = first === "trailer" && trailer !== undefined ? trailer.exitCode : exitCode;
-    if (trailer !== undefined)
+    // The launcher's figures, unless it had none and the engine's sample stands.
+    if (trailer !== undefined && !engineMustJudge) {
       usage = { cpuMs: trailer.cpuMs, memoryPeakBytes: trailer.memoryPeakBytes };
+    }
     const state = await client.inspectExit(id);
-    // Two witnesses: the engine's OOMKilled flag and a SIGKILL-shaped exit.
-    const oom = killedFor === undefined && state.oomKilled && code === SIGKILL_EXIT;
+    // Two witnesses: a SIGKILL-shaped exit, and the engine's OOMKilled flag or a peak at the limit.
+    const limit = job.limits.memoryMb * 1024 * 1024;
+    const atLimit = (usage.memoryPeakBytes ?? 0) >= limit * 0.9;
+    const oom = killedFor === undefined && code === SIGKILL_EXIT && (state.oomKilled || atLimit);
     // The container has stopped: its /workspace comes through the engine's archive API.
     return {
       workspaceTar: undefined,
