@@ -319,8 +319,10 @@ async function execute(
     }
     const state = await client.inspectExit(id);
     // Two witnesses: a SIGKILL-shaped exit, and the engine's OOMKilled flag or a peak at the limit.
+    // "At the limit" is generous: gVisor kills by its own accounting, measured here
+    // as the sandbox's host-side peak at 80-90% of the limit.
     const limit = job.limits.memoryMb * 1024 * 1024;
-    const atLimit = (usage.memoryPeakBytes ?? 0) >= limit * 0.9;
+    const atLimit = (usage.memoryPeakBytes ?? 0) >= limit * 0.75;
     const oom = killedFor === undefined && code === SIGKILL_EXIT && (state.oomKilled || atLimit);
     // The container has stopped: its /workspace comes through the engine's archive API.
     return {
