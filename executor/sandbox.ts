@@ -265,6 +265,18 @@ async function execute(
     const first = await Promise.race([trailerDone, exited.then(() => "exit" as const)]);
     const endedAt = performance.now();
     clearTimeout(timer);
+    const outcome = (exitCode: number, oom: boolean, tar: Readable | undefined): RunOutcome => ({
+      workspaceTar: tar,
+      release,
+      exitCode,
+      killedFor,
+      oom,
+      stdout,
+      stderr,
+      usage,
+      startedAt,
+      endedAt,
+    });
     // The fast path: the launcher's report stands on its own, unless only the
     // engine can tell an OOM kill (a SIGKILL-shaped exit under a runtime that
     // shows no cgroup inside, such as gVisor).
@@ -279,18 +291,7 @@ async function execute(
       // Two witnesses: a SIGKILL-shaped exit and the cgroup's own OOM kill count.
       const oom = trailer.exitCode === SIGKILL_EXIT && (trailer.oomKills ?? 0) > 0;
       handedOver = true;
-      return {
-        workspaceTar,
-        release,
-        exitCode: trailer.exitCode,
-        killedFor,
-        oom,
-        stdout,
-        stderr,
-        usage,
-        startedAt,
-        endedAt,
-      };
+      return outcome(trailer.exitCode, oom, workspaceTar);
     }
     // Nobody will read the launcher's tar now: drop it, and let the stream flow
     // (it may be paused for backpressure) so the engine can finish with it.
@@ -325,18 +326,7 @@ async function execute(
     const atLimit = (usage.memoryPeakBytes ?? 0) >= limit * 0.75;
     const oom = killedFor === undefined && code === SIGKILL_EXIT && (state.oomKilled || atLimit);
     // The container has stopped: its /workspace comes through the engine's archive API.
-    return {
-      workspaceTar: undefined,
-      release,
-      exitCode: code,
-      killedFor,
-      oom,
-      stdout,
-      stderr,
-      usage,
-      startedAt,
-      endedAt,
-    };
+    return outcome(code, oom, undefined);
   } finally {
     clearTimeout(timer);
     options.signal?.removeEventListener("abort", onAbort);
