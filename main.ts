@@ -1,23 +1,31 @@
 // Composition root: env → config → profiles → Docker client → images → reaper
 // → executor → app → serve. SIGTERM/SIGINT stop accepting, let running jobs
-// finish, and remove everything this instance created.
+// finish within AIRLOCK_SHUTDOWN_GRACE_MS, kill the rest (they answer 503
+// shutting_down), and remove everything this instance created.
+import { createServer as createHttpsServer } from "node:https";
 import { serve } from "@hono/node-server";
 import Dockerode from "dockerode";
 import { pino } from "pino";
+import { Registry } from "prom-client";
 import { createApp } from "./api/app.ts";
 import { ConfigError, loadConfig } from "./api/config.ts";
+import { createMetrics } from "./api/metrics.ts";
+import { createRequestScope, requestIdMixin } from "./api/request-log.ts";
 import { DockerodeClient } from "./executor/docker.ts";
 import { createGatewayCore } from "./executor/gateway.ts";
 import { engineChecks, failures, formatChecks, sandboxChecks } from "./executor/hardening.ts";
+import { meterClient } from "./executor/metered-client.ts";
 import { ensureImages } from "./images/build.ts";
 import { loadProfiles, ProfileError } from "./policies/load.ts";
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
-  const logger = pino({ level: config.logLevel });
+  const requestScope = createRequestScope();
+  const logger = pino({ level: config.logLevel, mixin: requestIdMixin(requestScope) });
+  const metrics = createMetrics(new Registry());
   const profiles = loadProfiles({ extraDir: config.profilesDir });
   const docker = new Dockerode();
-  const client = new DockerodeClient(docker);
+  const client = meterClient(new DockerodeClient(docker), metrics);
   try {
     await client.ping();
   } catch (err) {
@@ -39,7 +47,13 @@ async function main(): Promise<void> {
   if (refusal !== undefined) throw new ConfigError(`${refusal}\n${formatChecks(checks)}`);
   logger.info({ checks: checks.map((c) => c.name) }, "hardening checks passed");
 
-  const { executor, pool, store, files } = createGatewayCore({
+  const {
+    executor,
+    stop: stopExecutor,
+    pool,
+    store,
+    files,
+  } = createGatewayCore({
     client,
     profiles,
     instanceId: config.instanceId,
@@ -54,6 +68,7 @@ async function main(): Promise<void> {
     poolMax: config.poolMax,
     poolMaxParkMs: config.poolMaxParkMs,
     warn: (message, err) => logger.warn({ err }, message),
+    metrics,
   });
   if (!profiles.has(config.defaultProfile)) {
     throw new ConfigError(
@@ -87,10 +102,25 @@ async function main(): Promise<void> {
     logger,
     workspaces: { store, files, defaultProfile: config.defaultProfile },
     readiness: () => engineChecks(docker, profiles),
+    metrics,
+    metricsPublic: config.metricsPublic,
+    requestScope,
   });
-  const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
+  const tls = config.tls;
+  const scheme = tls === undefined ? "http" : "https";
+  const listen = { fetch: app.fetch, port: config.port, hostname: config.host };
+  const options =
+    tls === undefined
+      ? listen
+      : {
+          ...listen,
+          createServer: createHttpsServer,
+          serverOptions: { cert: tls.cert, key: tls.key },
+        };
+  const server = serve(options, (info) => {
     logger.info(
       {
+        scheme,
         host: config.host,
         port: info.port,
         instanceId: config.instanceId,
@@ -102,7 +132,7 @@ async function main(): Promise<void> {
       process.stdout.write(
         `\nNo API keys configured: listening on ${config.host} only, with this generated key (shown once):\n\n` +
           `  AIRLOCK_KEY=${config.generatedKey}\n\n` +
-          `  curl -s http://${config.host}:${info.port}/v1/exec -H "Authorization: Bearer $AIRLOCK_KEY" \\\n` +
+          `  curl -s ${scheme}://${config.host}:${info.port}/v1/exec -H "Authorization: Bearer $AIRLOCK_KEY" \\\n` +
           `    -H 'Content-Type: application/json' -d '{"profile":"python","code":"print(6*7)"}'\n\n` +
           "Set AIRLOCK_API_KEYS=tenant:key (or AIRLOCK_API_KEYS_FILE) to choose your own keys.\n\n",
       );
@@ -110,16 +140,23 @@ async function main(): Promise<void> {
   });
 
   let stopping = false;
+  const closed = new Promise<void>((resolve) => server.once("close", () => resolve()));
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, "shutting down: no new requests; waiting for running jobs");
+    logger.info(
+      { signal, graceMs: config.shutdownGraceMs, running: executor.running },
+      "shutting down: no new connections; running jobs get the grace period",
+    );
     clearInterval(reaper);
     server.close();
-    executor
-      .drain()
-      .then(() => {
-        logger.info("stopped cleanly");
+    stopExecutor(config.shutdownGraceMs)
+      .then(async (report) => {
+        // Let the answers of the last jobs (503 shutting_down included) reach their clients.
+        const idle = server as { closeIdleConnections?: () => void };
+        idle.closeIdleConnections?.();
+        await Promise.race([closed, new Promise((r) => setTimeout(r, 5000).unref())]);
+        logger.info(report, "stopped cleanly");
         process.exit(0);
       })
       .catch((err: unknown) => {

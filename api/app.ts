@@ -12,6 +12,8 @@ import type { LoadedProfile } from "../policies/profile.ts";
 import { type AuthEnv, bearerAuth } from "./auth.ts";
 import type { ApiKey } from "./config.ts";
 import { AirlockError } from "./errors.ts";
+import type { Metrics } from "./metrics.ts";
+import { type LogEnv, type RequestScope, requestLog } from "./request-log.ts";
 import { execRoutes } from "./routes/exec.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { profileRoutes } from "./routes/profiles.ts";
@@ -27,14 +29,21 @@ export interface AppDeps {
   workspaces: WorkspaceRouteDeps;
   /** The engine's hardening checks, re-run by /readyz. */
   readiness?: () => Promise<Check[]>;
+  /** Serves GET /metrics and counts requests and error codes (api/metrics.ts). */
+  metrics?: Metrics | undefined;
+  /** /metrics without a key (AIRLOCK_METRICS_PUBLIC): for a scraper on a private network. */
+  metricsPublic?: boolean | undefined;
+  /** Carries the request id into lines logged by the root logger (api/request-log.ts). */
+  requestScope?: RequestScope | undefined;
 }
 
 /** 499: nginx's "client closed request"; the client is gone and never sees it. */
 const CLIENT_CLOSED = 499;
 
 export function createApp(deps: AppDeps) {
-  const app = new Hono<AuthEnv>();
+  const app = new Hono<AuthEnv & LogEnv>();
   app.use(requestId());
+  app.use(requestLog(deps.logger, { scope: deps.requestScope, metrics: deps.metrics }));
   app.route("/", healthRoutes(deps.client, deps.profiles, deps.readiness));
 
   app.use(
@@ -53,26 +62,39 @@ export function createApp(deps: AppDeps) {
     }),
   );
   app.use("/v1/*", bearerAuth(deps.keys));
+  const metrics = deps.metrics;
+  if (metrics !== undefined) {
+    if (deps.metricsPublic !== true) app.use("/metrics", bearerAuth(deps.keys));
+    app.get("/metrics", async (c) =>
+      c.body(await metrics.registry.metrics(), 200, {
+        "content-type": metrics.registry.contentType,
+      }),
+    );
+  }
   app.route("/", profileRoutes(deps.profiles));
   app.route("/", execRoutes({ executor: deps.executor, profiles: deps.profiles }));
   app.route("/", workspaceRoutes(deps.workspaces));
 
   app.notFound((c) => {
     const err = new AirlockError("not_found", `no route for ${c.req.method} ${c.req.path}`);
+    deps.metrics?.errors.inc({ code: err.code });
     return c.json(err.toBody(), err.status);
   });
 
   app.onError((err, c) => {
     if (err instanceof JobCancelledError) {
+      deps.metrics?.errors.inc({ code: "cancelled" });
       return c.body(null, CLIENT_CLOSED as 200);
     }
     const known =
       err instanceof AirlockError
         ? err
         : new AirlockError("internal", "airlock failed to handle the request", { cause: err });
-    const log = { requestId: c.get("requestId"), code: known.code, err: known.cause ?? err };
-    if (known.code === "internal") deps.logger.error(log, "request failed");
-    else deps.logger.debug(log, known.message);
+    deps.metrics?.errors.inc({ code: known.code });
+    const log = c.get("log") ?? deps.logger.child({ requestId: c.get("requestId") });
+    const fields = { code: known.code, err: known.cause ?? err };
+    if (known.code === "internal") log.error(fields, "request failed");
+    else log.debug(fields, known.message);
     if (known.retryAfterSeconds !== undefined)
       c.header("Retry-After", String(known.retryAfterSeconds));
     return c.json(known.toBody(), known.status);

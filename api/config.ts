@@ -4,6 +4,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { z } from "zod";
+import { loadTls, TlsError, type TlsFiles } from "./tls.ts";
 
 const intFrom = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
@@ -30,6 +31,10 @@ const EnvSchema = z.object({
   AIRLOCK_POOL_MAX: intFrom(0, 256).default(4),
   AIRLOCK_POOL_MAX_PARK_MS: intFrom(10_000, 24 * 3600 * 1000).default(300_000),
   AIRLOCK_BUILD_IMAGES: z.enum(["missing", "never"]).default("missing"),
+  AIRLOCK_METRICS_PUBLIC: z.enum(["true", "false"]).default("false"),
+  AIRLOCK_TLS_CERT: z.string().min(1).optional(),
+  AIRLOCK_TLS_KEY: z.string().min(1).optional(),
+  AIRLOCK_SHUTDOWN_GRACE_MS: intFrom(0, 3600 * 1000).default(30_000),
   AIRLOCK_LOG_LEVEL: z
     .enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"])
     .default("info"),
@@ -70,6 +75,12 @@ export interface Config {
   workspacesPerTenant: number;
   workspaceMaxBytes: number;
   logLevel: z.infer<typeof EnvSchema>["AIRLOCK_LOG_LEVEL"];
+  /** /metrics answers without a key. */
+  metricsPublic: boolean;
+  /** Serve HTTPS with these (PEM), when both AIRLOCK_TLS_CERT and AIRLOCK_TLS_KEY are set. */
+  tls: TlsFiles | undefined;
+  /** On SIGTERM, how long running jobs may go on before they are killed. */
+  shutdownGraceMs: number;
 }
 
 export class ConfigError extends Error {
@@ -177,5 +188,17 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     workspacesPerTenant: e.AIRLOCK_WORKSPACES_PER_TENANT,
     workspaceMaxBytes: e.AIRLOCK_WORKSPACE_MAX_BYTES,
     logLevel: e.AIRLOCK_LOG_LEVEL,
+    metricsPublic: e.AIRLOCK_METRICS_PUBLIC === "true",
+    tls: tlsFrom(e.AIRLOCK_TLS_CERT, e.AIRLOCK_TLS_KEY),
+    shutdownGraceMs: e.AIRLOCK_SHUTDOWN_GRACE_MS,
   };
+}
+
+function tlsFrom(cert: string | undefined, key: string | undefined): TlsFiles | undefined {
+  try {
+    return loadTls(cert, key);
+  } catch (err) {
+    if (err instanceof TlsError) throw new ConfigError(err.message);
+    throw err;
+  }
 }

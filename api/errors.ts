@@ -13,6 +13,8 @@ export const ERROR_STATUS = {
   quota_exceeded: 429,
   stopped: 423,
   docker_unavailable: 503,
+  /** The gateway is stopping (SIGTERM): the job was not run, or killed after the grace period. */
+  shutting_down: 503,
   internal: 500,
 } as const satisfies Record<string, ContentfulStatusCode>;
 

@@ -20,8 +20,13 @@ export interface ExecutorDeps {
   pool?: WarmPool | undefined;
 }
 
+export interface ExecutorRunOptions extends RunOptions {
+  /** Called when the job leaves the queue and its sandbox begins (metrics, shutdown). */
+  onStart?: (() => void) | undefined;
+}
+
 export interface Executor {
-  run(job: Job, options?: RunOptions): Promise<ExecResult>;
+  run(job: Job, options?: ExecutorRunOptions): Promise<ExecResult>;
   readonly running: number;
   readonly waiting: number;
   /** Removes orphans: own leftovers too when `includeOwn`. */
@@ -48,7 +53,11 @@ export function createExecutor(deps: ExecutorDeps): Executor {
   return {
     async run(job, options = {}) {
       try {
-        return await queue.run(() => runSandbox(sandboxDeps, job, options), options.signal);
+        const { onStart, ...runOptions } = options;
+        return await queue.run(() => {
+          onStart?.();
+          return runSandbox(sandboxDeps, job, runOptions);
+        }, options.signal);
       } catch (err) {
         throw translate(err);
       }

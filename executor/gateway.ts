@@ -2,10 +2,13 @@
 // its queue, the workspace store and file operations. Shared by main.ts and the
 // integration tests, so both run exactly the same composition.
 
+import type { Metrics } from "../api/metrics.ts";
 import type { LoadedProfile } from "../policies/profile.ts";
 import type { ContainerClient } from "./docker.ts";
 import { createExecutor, type Executor } from "./executor.ts";
+import { meterExecutor } from "./metered-executor.ts";
 import { WarmPool } from "./pool.ts";
+import { type StopReport, stoppable } from "./shutdown.ts";
 import { WorkspaceFiles } from "./workspace-files.ts";
 import { WorkspaceStore } from "./workspaces.ts";
 
@@ -27,10 +30,14 @@ export interface GatewayCoreOptions {
   /** Entries allowed in one uploaded archive. */
   uploadMaxEntries?: number;
   warn: (message: string, err: unknown) => void;
+  /** When set, jobs are counted and timed, and the gauges read this executor and pool. */
+  metrics?: Metrics | undefined;
 }
 
 export interface GatewayCore {
   executor: Executor;
+  /** Graceful shutdown: see executor/shutdown.ts. */
+  stop(graceMs: number): Promise<StopReport>;
   pool: WarmPool | undefined;
   store: WorkspaceStore;
   files: WorkspaceFiles;
@@ -51,15 +58,19 @@ export function createGatewayCore(o: GatewayCoreOptions): GatewayCore {
           warn: o.warn,
         })
       : undefined;
-  const executor = createExecutor({
-    pool,
-    client: o.client,
-    instanceId: o.instanceId,
-    concurrency: o.concurrency,
-    maxQueue: o.maxQueue,
-    orphanGraceMs: o.orphanGraceMs,
-    warn: o.warn,
-  });
+  const graceful = stoppable(
+    createExecutor({
+      pool,
+      client: o.client,
+      instanceId: o.instanceId,
+      concurrency: o.concurrency,
+      maxQueue: o.maxQueue,
+      orphanGraceMs: o.orphanGraceMs,
+      warn: o.warn,
+    }),
+  );
+  const executor = o.metrics === undefined ? graceful : meterExecutor(graceful, o.metrics);
+  o.metrics?.watch({ executor, pool });
   const store = new WorkspaceStore({
     client: o.client,
     executor,
@@ -75,5 +86,5 @@ export function createGatewayCore(o: GatewayCoreOptions): GatewayCore {
     maxEntries: o.uploadMaxEntries ?? 100_000,
     maxBytes: o.maxBodyBytes,
   });
-  return { executor, pool, store, files };
+  return { executor, stop: (graceMs) => graceful.stop(graceMs), pool, store, files };
 }

@@ -14,6 +14,7 @@ describe("error table", () => {
       quota_exceeded: 429,
       stopped: 423,
       docker_unavailable: 503,
+      shutting_down: 503,
       internal: 500,
     });
   });
