@@ -6,12 +6,15 @@ import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import Dockerode from "dockerode";
 import { pino } from "pino";
+import { Registry } from "prom-client";
 import { createApp } from "../../api/app.ts";
 import { hashKey } from "../../api/config.ts";
+import { createMetrics, type Metrics } from "../../api/metrics.ts";
 import { LABEL_INSTANCE } from "../../executor/container-spec.ts";
 import { DockerodeClient } from "../../executor/docker.ts";
 import type { Executor } from "../../executor/executor.ts";
 import { createGatewayCore } from "../../executor/gateway.ts";
+import { meterClient } from "../../executor/metered-client.ts";
 import type { WarmPool } from "../../executor/pool.ts";
 import type { WorkspaceStore } from "../../executor/workspaces.ts";
 import { loadProfiles } from "../../policies/load.ts";
@@ -24,6 +27,8 @@ export interface TestGateway {
   executor: Executor;
   pool: WarmPool | undefined;
   store: WorkspaceStore;
+  /** Set when started with `metrics: true`; /metrics is served (with the key). */
+  metrics: Metrics | undefined;
   /** POST a JSON body with the gateway's key. */
   post(path: string, body: unknown, headers?: Record<string, string>): Promise<Response>;
   /** Containers and volumes that still carry this gateway's instance label. */
@@ -50,13 +55,19 @@ export interface GatewayOptions {
   profilesDir?: string;
   /** Extra API keys: tenant → key. */
   keys?: Record<string, string>;
+  /** Measure as main.ts does (metered client and executor, /metrics). */
+  metrics?: boolean;
+  /** The engine to use (e.g. one reached through the socket proxy); the local socket by default. */
+  docker?: Dockerode;
 }
 
 export async function startGateway(options: GatewayOptions = {}): Promise<TestGateway> {
   const instanceId = options.instanceId ?? `test-${randomUUID().slice(0, 8)}`;
   const key = options.key ?? `test-key-${randomUUID()}`;
-  const docker = new Dockerode();
-  const client = new DockerodeClient(docker);
+  const docker = options.docker ?? new Dockerode();
+  const metrics = options.metrics === true ? createMetrics(new Registry()) : undefined;
+  const direct = new DockerodeClient(docker);
+  const client = metrics === undefined ? direct : meterClient(direct, metrics);
   const profiles = loadProfiles({ extraDir: options.profilesDir });
   const { executor, pool, store, files } = createGatewayCore({
     client,
@@ -75,6 +86,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
     poolMin: options.poolMin ?? 0,
     poolMax: options.poolMax ?? 0,
     warn: (message, err) => console.warn(message, err),
+    metrics,
   });
   const app = createApp({
     executor,
@@ -87,6 +99,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
     maxBodyBytes: options.maxBodyBytes ?? 32 * 1024 * 1024,
     logger: pino({ level: "silent" }),
     workspaces: { store, files, defaultProfile: "shell" },
+    metrics,
   });
   pool?.start();
   const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
@@ -102,6 +115,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
     executor,
     pool,
     store,
+    metrics,
     post: (path, body, headers = {}) =>
       fetch(`${url}${path}`, {
         method: "POST",
