@@ -65,7 +65,10 @@ export function stoppable(inner: Executor): StoppableExecutor {
         return await running;
       } catch (err) {
         // Ours, not the client's: the client is still there and deserves a reason.
-        if (abort.signal.aborted && (err instanceof JobCancelledError || isAbort(err))) {
+        const ours =
+          abort.signal.aborted &&
+          (err instanceof JobCancelledError || isAbort(err) || err === abort.signal.reason);
+        if (ours) {
           throw shuttingDown(
             entry.started
               ? "the gateway shut down and killed this job after its grace period"
@@ -90,7 +93,7 @@ export function stoppable(inner: Executor): StoppableExecutor {
       stopping = true;
       const at = [...jobs];
       const queued = at.filter((j) => !j.started);
-      for (const j of queued) j.abort.abort(new Error("shutting down"));
+      for (const j of queued) j.abort.abort();
       const running = at.filter((j) => j.started);
       let timer: NodeJS.Timeout | undefined;
       const graceOver = new Promise<"grace_over">((resolve) => {
@@ -102,7 +105,7 @@ export function stoppable(inner: Executor): StoppableExecutor {
         for (const j of jobs) {
           if (!j.abort.signal.aborted) {
             killed++;
-            j.abort.abort(new Error("shutdown grace period over"));
+            j.abort.abort();
           }
         }
         await Promise.all([...jobs].map((j) => j.settled));

@@ -1,0 +1,127 @@
+// Runs the real entry point, main.ts, as a child process (as an operator
+// would), waits until it answers, and lists what it left on the engine by its
+// instance label. For tests of signals, TLS and start-up refusals.
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import Dockerode from "dockerode";
+
+export const ROOT = join(import.meta.dirname, "..", "..");
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+export interface MainProcess {
+  child: ChildProcess;
+  port: number;
+  key: string;
+  instanceId: string;
+  /** Everything written to stderr and stdout so far (pino logs go to stdout). */
+  output(): string;
+  exited: Promise<number | null>;
+  /** Containers and volumes with this instance's label. */
+  leftovers(): Promise<{ containers: string[]; volumes: string[] }>;
+}
+
+export interface MainOptions {
+  env?: Record<string, string>;
+  /** How to ask "are you up?": http by default. */
+  ready?: (port: number) => Promise<boolean>;
+}
+
+/** Spawns main.ts; resolves once it answers /healthz, rejects if it exits first. */
+export async function spawnMain(options: MainOptions = {}): Promise<MainProcess> {
+  const port = await freePort();
+  const key = `main-key-${randomUUID()}`;
+  const instanceId = `main-${randomUUID().slice(0, 8)}`;
+  const child = spawn(process.execPath, ["main.ts"], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env["PATH"],
+      AIRLOCK_PORT: String(port),
+      AIRLOCK_HOST: "127.0.0.1",
+      AIRLOCK_API_KEYS: `main:${key}`,
+      AIRLOCK_INSTANCE_ID: instanceId,
+      AIRLOCK_BUILD_IMAGES: "never",
+      AIRLOCK_LOG_LEVEL: "info",
+      ...options.env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout?.on("data", (d: Buffer) => {
+    output += d.toString();
+  });
+  child.stderr?.on("data", (d: Buffer) => {
+    output += d.toString();
+  });
+  const exited = new Promise<number | null>((resolve) =>
+    child.once("exit", (code) => resolve(code)),
+  );
+  const docker = new Dockerode();
+  const proc: MainProcess = {
+    child,
+    port,
+    key,
+    instanceId,
+    output: () => output,
+    exited,
+    async leftovers() {
+      const filter = { label: [`airlock=${instanceId}`] };
+      const containers = await docker.listContainers({ all: true, filters: filter });
+      const volumes = (await docker.listVolumes({ filters: filter })).Volumes ?? [];
+      return { containers: containers.map((c) => c.Id), volumes: volumes.map((v) => v.Name) };
+    },
+  };
+  const ready =
+    options.ready ??
+    ((p: number) =>
+      fetch(`http://127.0.0.1:${p}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      ));
+  const deadline = Date.now() + 45_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`main.ts exited ${child.exitCode}: ${output}`);
+    if (await ready(port)) return proc;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill("SIGKILL");
+  throw new Error(`main.ts did not answer within 45 s: ${output}`);
+}
+
+/** Runs main.ts expecting it to refuse to start; resolves with its exit code and output. */
+export async function mainRefuses(
+  env: Record<string, string>,
+): Promise<{ code: number | null; output: string }> {
+  const child = spawn(process.execPath, ["main.ts"], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env["PATH"],
+      AIRLOCK_HOST: "127.0.0.1",
+      AIRLOCK_PORT: String(await freePort()),
+      AIRLOCK_API_KEYS: "main:refuse-test-key-0123456789",
+      AIRLOCK_INSTANCE_ID: `refuse-${randomUUID().slice(0, 8)}`,
+      AIRLOCK_BUILD_IMAGES: "never",
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout?.on("data", (d: Buffer) => {
+    output += d.toString();
+  });
+  child.stderr?.on("data", (d: Buffer) => {
+    output += d.toString();
+  });
+  const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+  const code = await new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
+  clearTimeout(timer);
+  return { code, output };
+}
