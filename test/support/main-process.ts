@@ -27,6 +27,8 @@ export interface MainProcess {
   exited: Promise<number | null>;
   /** Containers and volumes with this instance's label. */
   leftovers(): Promise<{ containers: string[]; volumes: string[] }>;
+  /** After a failed test: SIGKILL if still running, then remove what it left. */
+  kill(): Promise<void>;
 }
 
 export interface MainOptions {
@@ -77,6 +79,25 @@ export async function spawnMain(options: MainOptions = {}): Promise<MainProcess>
       const containers = await docker.listContainers({ all: true, filters: filter });
       const volumes = (await docker.listVolumes({ filters: filter })).Volumes ?? [];
       return { containers: containers.map((c) => c.Id), volumes: volumes.map((v) => v.Name) };
+    },
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill("SIGKILL");
+        await exited;
+      }
+      const left = await proc.leftovers();
+      for (const id of left.containers) {
+        await docker
+          .getContainer(id)
+          .remove({ force: true, v: true })
+          .catch(() => undefined);
+      }
+      for (const name of left.volumes) {
+        await docker
+          .getVolume(name)
+          .remove({ force: true })
+          .catch(() => undefined);
+      }
     },
   };
   const ready =
