@@ -58,9 +58,19 @@ export function ruleFor(method: string, rawPath: string): Rule {
   return { kind: "deny", reason: `${method} ${path} is not a call airlock makes` };
 }
 
-/** Every label key airlock puts on what it creates starts with this. */
-export function isAirlocks(labels: Record<string, string> | null | undefined): boolean {
-  return Object.keys(labels ?? {}).some((k) => k === "airlock" || k.startsWith("airlock."));
+/**
+ * Airlock's containers carry its instance label, `airlock` (container-spec.ts,
+ * workspaces.ts). Only that key counts: the sandbox images' own `airlock.image`
+ * labels are inherited by any container made from them, airlock's or not.
+ */
+export function isAirlockContainer(labels: Record<string, string> | null | undefined): boolean {
+  return labels != null && Object.hasOwn(labels, "airlock");
+}
+
+/** Job volumes carry `airlock`; workspaces and their touch markers their own keys (workspaces.ts). */
+const VOLUME_KEYS = ["airlock", "airlock.workspace", "airlock.workspace.touch"];
+export function isAirlockVolume(labels: Record<string, string> | null | undefined): boolean {
+  return labels != null && VOLUME_KEYS.some((k) => Object.hasOwn(labels, k));
 }
 
 const empty = (what: string) =>
@@ -101,7 +111,7 @@ const Mount = z.object({
 export const ContainerCreateBody = z.object({
   Labels: z
     .record(z.string(), z.string())
-    .refine((l) => isAirlocks(l), "the container must carry the airlock label"),
+    .refine((l) => isAirlockContainer(l), "the container must carry the airlock label"),
   HostConfig: z.object({
     Privileged: z.literal(false, "privileged containers are not allowed").optional(),
     Binds: empty("bind mounts"),
@@ -141,7 +151,7 @@ export const ContainerCreateBody = z.object({
 export const VolumeCreateBody = z.object({
   Labels: z
     .record(z.string(), z.string())
-    .refine((l) => isAirlocks(l), "the volume must carry the airlock label"),
+    .refine((l) => isAirlockVolume(l), "the volume must carry an airlock label"),
   Driver: z.literal("local", "only the local volume driver is allowed").optional(),
   DriverOpts: z
     .record(z.string(), z.unknown())

@@ -17,7 +17,8 @@ import { z } from "zod";
 import {
   ContainerCreateBody,
   checkBody,
-  isAirlocks,
+  isAirlockContainer,
+  isAirlockVolume,
   type Rule,
   ruleFor,
   VolumeCreateBody,
@@ -81,7 +82,7 @@ export function createSocketProxy(options: ProxyOptions) {
         const { status, json } = await ask("GET", `/containers/${rule.id}/json`);
         if (status === 404) return { status: 404, message: `No such container: ${rule.id}` };
         const info = json as { Id?: string; Config?: { Labels?: Record<string, string> } };
-        if (status !== 200 || !isAirlocks(info.Config?.Labels)) {
+        if (status !== 200 || !isAirlockContainer(info.Config?.Labels)) {
           return { status: 403, message: `container ${rule.id} is not airlock's` };
         }
         if (known.size > 100_000) known.clear();
@@ -92,7 +93,10 @@ export function createSocketProxy(options: ProxyOptions) {
       case "volume": {
         const { status, json } = await ask("GET", `/volumes/${rule.name}`);
         if (status === 404) return { status: 404, message: `get ${rule.name}: no such volume` };
-        if (status !== 200 || !isAirlocks((json as { Labels?: Record<string, string> }).Labels)) {
+        if (
+          status !== 200 ||
+          !isAirlockVolume((json as { Labels?: Record<string, string> }).Labels)
+        ) {
           return { status: 403, message: `volume ${rule.name} is not airlock's` };
         }
         return undefined;
@@ -177,17 +181,41 @@ export function createSocketProxy(options: ProxyOptions) {
       );
       return;
     }
+    if (req.headers["transfer-encoding"] !== undefined) {
+      socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+      return;
+    }
+    // The attach options are in the query; dockerode repeats them as a JSON
+    // body, which the engine never reads: it hijacks the connection at once,
+    // and whatever bytes follow the headers become the container's stdin.
+    // Sent straight to the engine the body rides in the headers' packet and
+    // vanishes in its read buffer; relayed, it could arrive late and reach the
+    // job as input. So the relay drops it, and the engine sees no body at all.
+    let skip = Number(req.headers["content-length"] ?? 0);
     const engine = connect(upstream);
     engine.on("error", () => socket.destroy());
     socket.on("error", () => engine.destroy());
     const lines = [`${method} ${url} HTTP/1.1`];
     for (let i = 0; i < req.rawHeaders.length; i += 2) {
+      if (req.rawHeaders[i]?.toLowerCase() === "content-length") continue;
       lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
     }
     engine.write(`${lines.join("\r\n")}\r\n\r\n`);
-    if (head.length > 0) engine.write(head);
+    const forward = (chunk: Buffer) => {
+      if (skip > 0) {
+        const n = Math.min(skip, chunk.length);
+        skip -= n;
+        chunk = chunk.subarray(n);
+      }
+      if (chunk.length > 0 && !engine.write(chunk)) {
+        socket.pause();
+        engine.once("drain", () => socket.resume());
+      }
+    };
+    forward(head);
+    socket.on("data", forward);
+    socket.on("end", () => engine.end());
     engine.pipe(socket);
-    socket.pipe(engine);
   }
 
   const server = createServer((req, res) => {
