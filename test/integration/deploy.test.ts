@@ -1,0 +1,88 @@
+// The compose deployments, built and run as an operator would: `compose up
+// --build` on the local base (no registry), /readyz answers 200, a job and a
+// workspace work, `compose down` leaves no container, network or sandbox
+// behind. Once with the socket mounted (docker-compose.yml), once behind the
+// filtering proxy (deploy/docker-compose.socket-proxy.yml).
+import { randomUUID } from "node:crypto";
+import Dockerode from "dockerode";
+import { afterAll, describe, expect, it } from "vitest";
+import { execOnce, workspaceRoundTrip } from "../support/airlock-calls.ts";
+import { type ComposeProject, composeProject } from "../support/compose.ts";
+import { freePort, ROOT } from "../support/main-process.ts";
+
+const docker = new Dockerode();
+// One tag for every run, so the build cache is shared; the image is not removed.
+const IMAGE = "airlock/gateway:test";
+const opened: ComposeProject[] = [];
+
+afterAll(async () => {
+  // Only after a failure is anything still up.
+  for (const project of opened)
+    await project.run("down", "-v", "--remove-orphans", "-t", "30").catch(() => undefined);
+});
+
+async function waitReady(url: string): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  let last = "no answer";
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(`${url}/readyz`);
+      if (res.status === 200) return;
+      last = `HTTP ${res.status}: ${await res.text()}`;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`/readyz never answered 200 (last: ${last})`);
+}
+
+async function leftovers(project: string, instanceId: string) {
+  const byProject = { label: [`com.docker.compose.project=${project}`] };
+  const byInstance = { label: [`airlock=${instanceId}`] };
+  return {
+    composeContainers: (await docker.listContainers({ all: true, filters: byProject })).length,
+    networks: (await docker.listNetworks({ filters: byProject })).length,
+    sandboxes: (await docker.listContainers({ all: true, filters: byInstance })).length,
+    volumes: ((await docker.listVolumes({ filters: byInstance })).Volumes ?? []).length,
+  };
+}
+
+describe.each([
+  // The first builds the image (from the layer cache when it is warm); the second runs it as built.
+  { variant: "socket mounted", file: undefined, up: ["up", "-d", "--build"] },
+  { variant: "socket proxy", file: "deploy/docker-compose.socket-proxy.yml", up: ["up", "-d"] },
+])("compose, $variant", ({ file, up }) => {
+  it("up → /readyz 200 → a job and a workspace → down leaves nothing", async () => {
+    const suffix = randomUUID().slice(0, 8);
+    const port = await freePort();
+    const key = `deploy-key-${randomUUID()}`;
+    const instanceId = `compose-${suffix}`;
+    const project = await composeProject(`airlock-deploy-${suffix}`, {
+      cwd: ROOT,
+      ...(file === undefined ? {} : { file }),
+      env: {
+        AIRLOCK_API_KEYS: `deploy:${key}`,
+        AIRLOCK_PUBLISH_PORT: String(port),
+        AIRLOCK_INSTANCE_ID: instanceId,
+        AIRLOCK_GATEWAY_IMAGE: IMAGE,
+        AIRLOCK_SHUTDOWN_GRACE_MS: "5000",
+      },
+    });
+    opened.push(project);
+    await project.run(...up);
+    const target = { url: `http://127.0.0.1:${port}`, key };
+    await waitReady(target.url);
+    const result = await execOnce(target, { profile: "python", code: "print(6 * 7)" });
+    expect(result).toMatchObject({ status: "ok", stdout: "42\n" });
+    await workspaceRoundTrip(target);
+    await project.run("down", "-v", "--remove-orphans", "-t", "30");
+    opened.splice(opened.indexOf(project), 1);
+    expect(await leftovers(project.name, instanceId)).toEqual({
+      composeContainers: 0,
+      networks: 0,
+      sandboxes: 0,
+      volumes: 0,
+    });
+  }, 300_000);
+});

@@ -1,0 +1,57 @@
+// Docker Compose for the deployment tests: whichever the machine has, the v2
+// plugin (`docker compose`) or Debian's v1 (`docker-compose`), under a unique
+// project name so parallel runs never meet.
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+
+export async function composeCommand(): Promise<string[]> {
+  for (const candidate of [["docker", "compose"], ["docker-compose"]]) {
+    try {
+      await run(candidate[0] as string, [...candidate.slice(1), "version"]);
+      return candidate;
+    } catch {
+      // try the next one
+    }
+  }
+  throw new Error(
+    "neither `docker compose` nor `docker-compose` is installed (apt-get install docker-compose; .ci/provision.sh does)",
+  );
+}
+
+export interface ComposeProject {
+  name: string;
+  /** Runs compose with this project's name, file and environment; rejects with its output. */
+  run(...args: string[]): Promise<string>;
+}
+
+export async function composeProject(
+  name: string,
+  options: { cwd: string; file?: string; env: Record<string, string> },
+): Promise<ComposeProject> {
+  const [cmd, ...pre] = await composeCommand();
+  const file = options.file === undefined ? [] : ["-f", options.file];
+  return {
+    name,
+    async run(...args) {
+      try {
+        const { stdout, stderr } = await run(
+          cmd as string,
+          [...pre, ...file, "-p", name, ...args],
+          {
+            cwd: options.cwd,
+            env: { ...process.env, ...options.env },
+            maxBuffer: 64 * 1024 * 1024,
+          },
+        );
+        return stdout + stderr;
+      } catch (err) {
+        const e = err as { stdout?: string; stderr?: string; message: string };
+        throw new Error(
+          `compose ${args.join(" ")} failed: ${e.message}\n${e.stdout ?? ""}${e.stderr ?? ""}`,
+        );
+      }
+    },
+  };
+}
