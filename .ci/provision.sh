@@ -57,6 +57,15 @@ ensure_debootstrap() {
   fi
 }
 
+# Compose, for the deployment test (test/integration/deploy.test.ts). Debian
+# bookworm ships v1 (docker-compose 1.29); the v2 plugin is not in its archive.
+ensure_compose() {
+  if docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1; then return; fi
+  echo "==> installing docker-compose (Debian's)"
+  apt_update_once
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-compose >/dev/null
+}
+
 # gVisor as a second runtime: the security suite runs its attacks under both.
 ensure_runsc() {
   if ! command -v runsc >/dev/null 2>&1; then
@@ -84,4 +93,5 @@ ensure_runsc() {
 ensure_node
 ensure_docker
 ensure_debootstrap
+ensure_compose
 ensure_runsc

@@ -1,0 +1,325 @@
+// Operations without Docker: the graceful stop, the metering wrappers, the
+// /metrics route and its key, the request log, and the socket proxy's rules.
+import { Writable } from "node:stream";
+import { pino } from "pino";
+import { Registry } from "prom-client";
+import { describe, expect, it, vi } from "vitest";
+import { createApp } from "../../api/app.ts";
+import { hashKey } from "../../api/config.ts";
+import { AirlockError } from "../../api/errors.ts";
+import { createMetrics } from "../../api/metrics.ts";
+import { createRequestScope, requestIdMixin } from "../../api/request-log.ts";
+import type { ExecResult } from "../../api/schemas.ts";
+import {
+  ContainerCreateBody,
+  checkBody,
+  ruleFor,
+  VolumeCreateBody,
+} from "../../deploy/docker-api-rules.ts";
+import { containerSpec } from "../../executor/container-spec.ts";
+import type { ContainerClient } from "../../executor/docker.ts";
+import type { Executor, ExecutorRunOptions } from "../../executor/executor.ts";
+import type { Job } from "../../executor/job.ts";
+import { meterClient } from "../../executor/metered-client.ts";
+import { meterExecutor } from "../../executor/metered-executor.ts";
+import { JobCancelledError } from "../../executor/sandbox.ts";
+import { stoppable } from "../../executor/shutdown.ts";
+import type { WorkspaceFiles } from "../../executor/workspace-files.ts";
+import type { WorkspaceStore } from "../../executor/workspaces.ts";
+import { loadProfiles } from "../../policies/load.ts";
+import { resolveJob } from "../../policies/resolve.ts";
+import { FakeExecutor, okResult } from "../support/fake-executor.ts";
+
+const profiles = loadProfiles();
+const job = (tenant = "a"): Job =>
+  resolveJob(profiles, { profile: "shell", command: ["true"] }, tenant) as Job;
+
+/** An executor whose jobs run until released or aborted; `slots` of them run, the rest wait. */
+function controllable(slots: number) {
+  let running = 0;
+  const waiters: (() => void)[] = [];
+  const release: (() => void)[] = [];
+  const executor: Executor = {
+    async run(j, options: ExecutorRunOptions = {}) {
+      if (running >= slots) {
+        await new Promise<void>((resolve, reject) => {
+          waiters.push(resolve);
+          options.signal?.addEventListener("abort", () =>
+            reject(new JobCancelledError("dropped from the queue")),
+          );
+        });
+      }
+      running++;
+      options.onStart?.();
+      try {
+        return await new Promise<ExecResult>((resolve, reject) => {
+          release.push(() => resolve(okResult(j.id, "done")));
+          options.signal?.addEventListener("abort", () => reject(new JobCancelledError("killed")));
+        });
+      } finally {
+        running--;
+        waiters.shift()?.();
+      }
+    },
+    get running() {
+      return running;
+    },
+    get waiting() {
+      return waiters.length;
+    },
+    reap: async () => ({ containers: 0, volumes: 0 }),
+    drain: vi.fn(async () => {}),
+  };
+  return { executor, release };
+}
+
+describe("graceful stop", () => {
+  it("lets running jobs finish within the grace period, cancels the queued one at once", async () => {
+    const { executor, release } = controllable(1);
+    const s = stoppable(executor);
+    const first = s.run(job());
+    const queued = s.run(job()).catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 10));
+    const stopped = s.stop(5000);
+    const err = (await queued) as AirlockError;
+    expect(err).toBeInstanceOf(AirlockError);
+    expect(err.code).toBe("shutting_down");
+    expect(err.status).toBe(503);
+    expect(err.message).toContain("before this job left the queue");
+    release[0]?.();
+    expect((await first).stdout).toBe("done");
+    expect(await stopped).toEqual({ finished: 1, cancelled: 1 });
+    expect(executor.drain).toHaveBeenCalledOnce();
+  });
+
+  it("kills what still runs after the grace period, and admits nothing new", async () => {
+    const { executor } = controllable(2);
+    const s = stoppable(executor);
+    const long = s.run(job()).catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 10));
+    const t0 = Date.now();
+    const report = await s.stop(100);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(90);
+    expect(report).toEqual({ finished: 0, cancelled: 1 });
+    expect(await long).toMatchObject({ code: "shutting_down" });
+    expect(((await long) as Error).message).toContain("after its grace period");
+    await expect(s.run(job())).rejects.toMatchObject({ code: "shutting_down" });
+  });
+
+  it("leaves a client's own cancellation alone", async () => {
+    const { executor } = controllable(1);
+    const s = stoppable(executor);
+    const client = new AbortController();
+    const run = s.run(job(), { signal: client.signal }).catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 10));
+    client.abort();
+    expect(await run).toBeInstanceOf(JobCancelledError);
+  });
+});
+
+describe("metering wrappers", () => {
+  it("counts jobs by profile, tenant and status, errors by their code", async () => {
+    const metrics = createMetrics(new Registry());
+    const fake = new FakeExecutor();
+    const metered = meterExecutor(fake, metrics);
+    await metered.run(job("a"));
+    fake.behaviour = async () => {
+      throw new AirlockError("busy", "full");
+    };
+    await expect(metered.run(job("b"))).rejects.toThrow("full");
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('airlock_jobs_total{profile="shell",tenant="a",status="ok"} 1');
+    expect(text).toContain('airlock_jobs_total{profile="shell",tenant="b",status="busy"} 1');
+  });
+
+  it("times Docker calls and counts the ones that fail, by operation", async () => {
+    const metrics = createMetrics(new Registry());
+    const inner = {
+      create: async () => "id",
+      start: async () => {
+        throw Object.assign(new Error("engine said no"), { statusCode: 500 });
+      },
+    } as unknown as ContainerClient;
+    const client = meterClient(inner, metrics);
+    expect(await client.create({})).toBe("id");
+    await expect(client.start("id")).rejects.toThrow("engine said no");
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('airlock_docker_operation_seconds_count{operation="create"} 1');
+    expect(text).toContain('airlock_docker_operation_seconds_count{operation="start"} 1');
+    expect(text).toContain('airlock_docker_errors_total{operation="start"} 1');
+    expect(text).not.toContain('airlock_docker_errors_total{operation="create"}');
+  });
+});
+
+const KEY = "metrics-test-key-0123456789";
+
+function app(options: { metricsPublic?: boolean; logger?: pino.Logger } = {}) {
+  const metrics = createMetrics(new Registry());
+  const executor = new FakeExecutor();
+  metrics.watch({ executor });
+  return createApp({
+    executor,
+    client: { ping: async () => {}, imagePresent: async () => true } as unknown as ContainerClient,
+    profiles,
+    keys: [{ tenant: "a", hash: hashKey(KEY) }],
+    maxBodyBytes: 64 * 1024,
+    logger: options.logger ?? pino({ level: "silent" }),
+    workspaces: {
+      store: {} as WorkspaceStore,
+      files: {} as WorkspaceFiles,
+      defaultProfile: "shell",
+    },
+    metrics,
+    metricsPublic: options.metricsPublic,
+  });
+}
+
+describe("/metrics", () => {
+  it("needs a key by default", async () => {
+    const a = app();
+    expect((await a.request("/metrics")).status).toBe(401);
+    const res = await a.request("/metrics", { headers: { authorization: `Bearer ${KEY}` } });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain("airlock_jobs_running 0");
+  });
+
+  it("answers without a key when public", async () => {
+    expect((await app({ metricsPublic: true }).request("/metrics")).status).toBe(200);
+  });
+
+  it("counts error answers by code", async () => {
+    const a = app({ metricsPublic: true });
+    await a.request("/v1/profiles");
+    await a.request("/nowhere");
+    const text = await (await a.request("/metrics")).text();
+    expect(text).toContain('airlock_http_errors_total{code="unauthorized"} 1');
+    expect(text).toContain('airlock_http_errors_total{code="not_found"} 1');
+  });
+});
+
+describe("request log", () => {
+  function capture() {
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
+        done();
+      },
+    });
+    return { lines, sink };
+  }
+
+  it("writes one access line per request with its request id, tenant and status", async () => {
+    const { lines, sink } = capture();
+    const a = app({ logger: pino({ level: "info" }, sink) });
+    const res = await a.request("/v1/profiles", {
+      headers: { authorization: `Bearer ${KEY}`, "x-request-id": "req-123" },
+    });
+    expect(res.headers.get("x-request-id")).toBe("req-123");
+    await new Promise((r) => setImmediate(r));
+    expect(lines).toContainEqual(
+      expect.objectContaining({
+        msg: "request",
+        requestId: "req-123",
+        method: "GET",
+        path: "/v1/profiles",
+        status: 200,
+        tenant: "a",
+      }),
+    );
+  });
+
+  it("puts the request id on lines logged by the root logger within the request", async () => {
+    const { lines, sink } = capture();
+    const scope = createRequestScope();
+    const logger = pino({ level: "info", mixin: requestIdMixin(scope) }, sink);
+    await scope.run("req-456", async () => {
+      await new Promise((r) => setTimeout(r, 1));
+      logger.warn("deep inside");
+      logger.child({ requestId: "req-456" }).info("from the child");
+    });
+    logger.info("outside");
+    await new Promise((r) => setImmediate(r));
+    expect(lines.map((l) => [l["msg"], l["requestId"]])).toEqual([
+      ["deep inside", "req-456"],
+      ["from the child", "req-456"],
+      ["outside", undefined],
+    ]);
+  });
+});
+
+describe("socket proxy rules", () => {
+  it.each([
+    ["GET", "/v1.41/_ping", "allow"],
+    ["GET", "/info", "allow"],
+    ["GET", "/images/airlock/shell:1/json", "allow"],
+    ["POST", "/v1.41/containers/create", "create-container"],
+    ["POST", "/containers/abc123/attach", "container"],
+    ["PUT", "/containers/abc123/archive", "container"],
+    ["HEAD", "/containers/abc123/archive", "container"],
+    ["DELETE", "/containers/abc123", "container"],
+    ["DELETE", "/volumes/airlock-x", "volume"],
+    ["POST", "/containers/abc123/exec", "deny"],
+    ["POST", "/build", "deny"],
+    ["GET", "/images/json", "deny"],
+    ["POST", "/containers/abc123/archive", "deny"],
+    ["GET", "/containers/abc123/logs", "deny"],
+    ["POST", "/images/create", "deny"],
+  ])("%s %s → %s", (method, path, kind) => {
+    expect(ruleFor(method, path).kind).toBe(kind);
+  });
+
+  it("lets airlock's own container spec through, and nothing looser", () => {
+    const profile = profiles.get("python");
+    if (profile === undefined) throw new Error("no python profile");
+    const spec = containerSpec(profile, profile.limits.default, {
+      instanceId: "i",
+      jobId: "j",
+      volume: "v",
+      deadline: 1,
+    });
+    const body = (x: unknown) => Buffer.from(JSON.stringify(x));
+    expect(checkBody(ContainerCreateBody, body(spec))).toBeUndefined();
+    const loosen = (hostConfig: Record<string, unknown>) =>
+      checkBody(
+        ContainerCreateBody,
+        body({ ...spec, HostConfig: { ...spec.HostConfig, ...hostConfig } }),
+      );
+    expect(loosen({ Privileged: true })).toContain("privileged");
+    expect(loosen({ ReadonlyRootfs: false })).toContain("read-only");
+    expect(loosen({ CapDrop: [] })).toContain("CapDrop must include ALL");
+    expect(loosen({ Runtime: "kata" })).toContain("Runtime must be runc or runsc");
+    expect(
+      loosen({
+        Mounts: [
+          {
+            Type: "volume",
+            Source: "v",
+            Target: "/workspace",
+            VolumeOptions: {
+              DriverConfig: { Name: "local", Options: { type: "none", o: "bind", device: "/" } },
+            },
+          },
+        ],
+      }),
+    ).toContain("volume driver options are not allowed");
+    expect(loosen({ Mounts: [{ Type: "bind", Source: "/", Target: "/host" }] })).toContain(
+      "no bind mounts",
+    );
+    expect(checkBody(ContainerCreateBody, Buffer.from("{"))).toBe("the body is not JSON");
+  });
+
+  it("volumes: airlock's labels, the local driver, no options", () => {
+    const body = (x: unknown) => Buffer.from(JSON.stringify(x));
+    expect(
+      checkBody(VolumeCreateBody, body({ Name: "x", Labels: { "airlock.workspace": "ws" } })),
+    ).toBeUndefined();
+    expect(checkBody(VolumeCreateBody, body({ Name: "x", Labels: {} }))).toContain("airlock label");
+    expect(
+      checkBody(
+        VolumeCreateBody,
+        body({ Name: "x", Labels: { airlock: "i" }, DriverOpts: { o: "bind", device: "/" } }),
+      ),
+    ).toContain("driver options are not allowed");
+  });
+});
