@@ -5,7 +5,7 @@ import { pino } from "pino";
 import { Registry } from "prom-client";
 import { describe, expect, it, vi } from "vitest";
 import { createApp } from "../../api/app.ts";
-import { hashKey } from "../../api/config.ts";
+import { hashKey, loadConfig } from "../../api/config.ts";
 import { AirlockError } from "../../api/errors.ts";
 import { createMetrics } from "../../api/metrics.ts";
 import { createRequestScope, requestIdMixin } from "../../api/request-log.ts";
@@ -321,5 +321,31 @@ describe("socket proxy rules", () => {
         body({ Name: "x", Labels: { airlock: "i" }, DriverOpts: { o: "bind", device: "/" } }),
       ),
     ).toContain("driver options are not allowed");
+  });
+});
+
+describe("operations settings", () => {
+  const base = { AIRLOCK_API_KEYS: "t:settings-key-0123456789" };
+  it("defaults: /metrics needs a key, 30 s of grace, plain HTTP", () => {
+    const config = loadConfig(base);
+    expect(config).toMatchObject({ metricsPublic: false, shutdownGraceMs: 30_000, tls: undefined });
+  });
+  it("parses them", () => {
+    const config = loadConfig({
+      ...base,
+      AIRLOCK_METRICS_PUBLIC: "true",
+      AIRLOCK_SHUTDOWN_GRACE_MS: "1500",
+    });
+    expect(config).toMatchObject({ metricsPublic: true, shutdownGraceMs: 1500 });
+  });
+  it.each([
+    [{ AIRLOCK_METRICS_PUBLIC: "yes" }, "AIRLOCK_METRICS_PUBLIC"],
+    [{ AIRLOCK_SHUTDOWN_GRACE_MS: "-1" }, "AIRLOCK_SHUTDOWN_GRACE_MS"],
+    [
+      { AIRLOCK_TLS_CERT: "/nonexistent.crt", AIRLOCK_TLS_KEY: "/nonexistent.key" },
+      "AIRLOCK_TLS_CERT",
+    ],
+  ])("refuses %j naming the variable", (env, name) => {
+    expect(() => loadConfig({ ...base, ...env })).toThrow(name);
   });
 });
