@@ -14,7 +14,9 @@ COPY policies/ policies/
 COPY images/ images/
 ENV PATH=/app/node_modules/.bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     AIRLOCK_HOST=0.0.0.0 \
+    MALLOC_ARENA_MAX=2 \
     AIRLOCK_BUILD_IMAGES=never
 EXPOSE 8080
 # Talks to the engine through the mounted socket, which needs root or the socket's group.
-CMD ["node", "main.ts"]
+# The same flags as `npm start` (package.json): they keep the resident set small.
+CMD ["node", "--max-semi-space-size=1", "main.ts"]

@@ -1,6 +1,8 @@
 // Composition root: env → config → profiles → Docker client → images → reaper
 // → executor → app → serve. SIGTERM/SIGINT stop accepting, let running jobs
 // finish, and remove everything this instance created.
+// First: keeps dockerode from loading modules it would never use here (see the file).
+import "./executor/lazy-buildkit.ts";
 import { serve } from "@hono/node-server";
 import Dockerode from "dockerode";
 import { pino } from "pino";

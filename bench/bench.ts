@@ -135,10 +135,21 @@ async function freePort(): Promise<number> {
 async function measureStreamingRss() {
   const port = await freePort();
   const root = join(import.meta.dirname, "..");
-  const child = spawn(process.execPath, [join(root, "main.ts")], {
+  // Exactly what `npm start` runs (its environment and node flags), without npm in between.
+  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as {
+    scripts: { start: string };
+  };
+  const words = pkg.scripts.start.split(/\s+/);
+  const node = words.findIndex((w) => w === "node");
+  const startEnv = Object.fromEntries(
+    words.slice(0, node).map((w) => [w.slice(0, w.indexOf("=")), w.slice(w.indexOf("=") + 1)]),
+  );
+  const args = words.slice(node + 1);
+  const child = spawn(process.execPath, args, {
     cwd: root,
     stdio: ["ignore", "ignore", "inherit"],
     env: {
+      ...startEnv,
       PATH: process.env["PATH"] ?? "/usr/bin:/bin",
       AIRLOCK_PORT: String(port),
       AIRLOCK_HOST: "127.0.0.1",

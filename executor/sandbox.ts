@@ -49,7 +49,7 @@ type KillReason = "timeout" | "output_limit" | "cancelled";
  * keeps only this much of each stream, so that many large streams at once do
  * not hold their whole output in the gateway (the cap that kills still counts it all).
  */
-export const STREAMED_RESULT_BYTES = 256 * 1024;
+export const STREAMED_RESULT_BYTES = 64 * 1024;
 
 /** How long to wait for the attach stream to drain once the container has exited. */
 const STREAM_DRAIN_MS = 2000;

@@ -38,8 +38,8 @@ export async function answerExec(
 }
 
 /** Bytes of encoded output an SSE response may hold back for a slow client. */
-const SSE_HIGH_WATER = 256 * 1024;
-const SSE_LOW_WATER = 64 * 1024;
+const SSE_HIGH_WATER = 128 * 1024;
+const SSE_LOW_WATER = 32 * 1024;
 
 function wantsEventStream(accept: string | undefined): boolean {
   return accept?.split(",").some((part) => part.trim().startsWith("text/event-stream")) ?? false;
