@@ -45,6 +45,14 @@ export interface RouteSpec {
   errors?: number[];
 }
 
+/** What the MCP transport answers for a malformed or unacceptable request. */
+const JsonRpcError = z.object({
+  jsonrpc: z.literal("2.0"),
+  error: z.object({ code: z.number(), message: z.string(), data: z.unknown().optional() }),
+  id: z.union([z.string(), z.number(), z.null()]),
+});
+const rpcError = (description: string) => ({ description, json: JsonRpcError });
+
 const V1_ERRORS = [400, 401, 403, 404, 413, 423, 429, 500, 503];
 const SSE_DESCRIPTION =
   "With Accept: text/event-stream: `stdout` and `stderr` events (data: a JSON string, one chunk " +
@@ -244,8 +252,11 @@ export const ROUTES: RouteSpec[] = [
         events: "JSON-RPC messages as `message` events",
       },
       202: { description: "a notification or response was accepted" },
+      400: rpcError("not a valid JSON-RPC message"),
+      406: rpcError("the Accept header allows neither JSON nor an event stream"),
+      415: rpcError("the body is not application/json"),
     },
-    errors: [400, 401, 406, 413, 415, 500],
+    errors: [401, 413, 500],
   },
   {
     method: "get",
@@ -253,8 +264,8 @@ export const ROUTES: RouteSpec[] = [
     summary: "Not offered: the MCP endpoint is stateless, with no server-initiated stream",
     tag: "agents",
     auth: "bearer",
-    responses: {},
-    errors: [401, 405],
+    responses: { 405: rpcError("POST JSON-RPC messages instead") },
+    errors: [401],
   },
   {
     method: "delete",
@@ -262,8 +273,8 @@ export const ROUTES: RouteSpec[] = [
     summary: "Not offered: there are no sessions to end",
     tag: "agents",
     auth: "bearer",
-    responses: {},
-    errors: [401, 405],
+    responses: { 405: rpcError("there are no sessions") },
+    errors: [401],
   },
   {
     method: "get",
@@ -314,7 +325,12 @@ function content(c: Content, io: "input" | "output") {
   const out: Record<string, unknown> = {};
   if (c.json !== undefined) out["application/json"] = { schema: jsonSchema(c.json, io) };
   if (c.raw !== undefined) {
-    out[c.raw.type] = { schema: { type: "string", description: c.raw.description } };
+    // A JSON body described in words (the document itself, JSON-RPC) is any JSON value.
+    const schema =
+      c.raw.type === "application/json"
+        ? { description: c.raw.description }
+        : { type: "string", description: c.raw.description };
+    out[c.raw.type] = { schema };
   }
   if (c.events !== undefined) {
     out["text/event-stream"] = { schema: { type: "string", description: c.events } };

@@ -4,6 +4,7 @@
 // Authorization header, so auth and every policy of /v1 apply unchanged.
 import { StreamableHTTPTransport } from "@hono/mcp";
 import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
 import { createClient, type FetchLike } from "../../client/index.ts";
 import type { AuthEnv } from "../auth.ts";
 import { createMcpServer } from "../mcp/server.ts";
@@ -25,6 +26,10 @@ export function mcpRoutes(deps: { fetch: FetchLike; version: string }) {
     await server.connect(transport);
     try {
       return await transport.handleRequest(c);
+    } catch (err) {
+      // The transport's own refusals (bad Accept, not JSON-RPC) carry their JSON-RPC answer.
+      if (err instanceof HTTPException) return err.getResponse();
+      throw err;
     } finally {
       await server.close();
     }
