@@ -238,6 +238,14 @@ export function pistonRoutes(deps: PistonRouteDeps) {
     const parsed = PistonExecuteRequest.safeParse(raw);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
+      // Piston's own wording for a missing field, e.g. "version is required as a string".
+      if (issue?.code === "invalid_type" && issue.input === undefined) {
+        const article = issue.expected === "array" || issue.expected === "object" ? "an" : "a";
+        throw new PistonError(
+          400,
+          `${issue.path.join(".")} is required as ${article} ${issue.expected}`,
+        );
+      }
       throw new PistonError(
         400,
         issue === undefined

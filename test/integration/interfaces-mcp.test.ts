@@ -1,6 +1,9 @@
 // POST /mcp driven by the MCP SDK's own Client over Streamable HTTP, against a
 // real gateway and real containers.
+
+import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startGateway, type TestGateway } from "../support/gateway.ts";
@@ -119,5 +122,31 @@ describe("MCP over Streamable HTTP", () => {
 
   it("refuses a wrong key with 401 before any tool runs", async () => {
     await expect(connect("wrong-key-0123456789")).rejects.toThrow(/unauthorized/);
+  });
+});
+
+describe("airlock mcp (stdio)", () => {
+  it("serves the same tools over stdio, forwarding to the gateway with the user's key", async () => {
+    const stdio = new Client({ name: "desktop-host", version: "1" });
+    await stdio.connect(
+      new StdioClientTransport({
+        command: process.execPath,
+        args: [join(import.meta.dirname, "../../bin/airlock.ts"), "mcp", "--url", gw.url],
+        env: { PATH: process.env["PATH"] ?? "", AIRLOCK_KEY: gw.key },
+        stderr: "pipe",
+      }),
+    );
+    try {
+      const { tools } = await stdio.listTools();
+      expect(tools.map((t) => t.name)).toContain("workspace_exec");
+      const r = await stdio.callTool({
+        name: "exec",
+        arguments: { profile: "node", code: "console.log(2 ** 10)" },
+      });
+      expect(textOf(r)).toContain("status: ok, exit code 0");
+      expect(textOf(r)).toContain("1024");
+    } finally {
+      await stdio.close();
+    }
   });
 });

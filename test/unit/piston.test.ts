@@ -71,6 +71,10 @@ describe("Piston adapter", () => {
     const unknown = await post(app, { language: "cobol", version: "*", files: [{ content: "" }] });
     expect(unknown.status).toBe(400);
     expect(await unknown.json()).toEqual({ message: "cobol-* runtime is unknown" });
+    const noVersion = await post(app, { language: "python", files: [{ content: "" }] });
+    expect(await noVersion.json()).toEqual({ message: "version is required as a string" });
+    const noFiles = await post(app, { language: "python", version: "3" });
+    expect(await noFiles.json()).toEqual({ message: "files is required as an array" });
     const badVersion = await post(app, {
       language: "python",
       version: "2",
