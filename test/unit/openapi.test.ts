@@ -1,5 +1,6 @@
+import SwaggerParser from "@apidevtools/swagger-parser";
 import { describe, expect, it } from "vitest";
-import { openApiPath, ROUTES } from "../../api/openapi.ts";
+import { buildOpenApi, openApiPath, ROUTES } from "../../api/openapi.ts";
 import { fakeApp } from "../support/fake-app.ts";
 
 describe("OpenAPI document", () => {
@@ -13,6 +14,11 @@ describe("OpenAPI document", () => {
     const documented = new Set(ROUTES.map((r) => `${r.method} ${openApiPath(r.path)}`));
     expect([...registered].filter((r) => !documented.has(r))).toEqual([]);
     expect([...documented].filter((r) => !registered.has(r))).toEqual([]);
+  });
+
+  it("is a valid OpenAPI 3.1 document", async () => {
+    const doc = buildOpenApi(ROUTES, "0.0.0");
+    await expect(SwaggerParser.validate(structuredClone(doc) as never)).resolves.toBeDefined();
   });
 
   it("is served at /openapi.json without a key, with schemas from zod", async () => {
