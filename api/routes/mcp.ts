@@ -15,10 +15,12 @@ export const IN_PROCESS_URL = "http://airlock.internal";
 export function mcpRoutes(deps: { fetch: FetchLike; version: string }) {
   const app = new Hono<AuthEnv>();
   app.post("/mcp", async (c) => {
+    // An MCP client that goes away takes its running jobs with it, as on /v1.
+    const gone = c.req.raw.signal;
     const client = createClient({
       baseUrl: IN_PROCESS_URL,
       headers: { authorization: c.req.header("authorization") ?? "" },
-      fetch: deps.fetch,
+      fetch: (req) => deps.fetch(new Request(req, { signal: AbortSignal.any([req.signal, gone]) })),
     });
     const server = createMcpServer(client, deps.version);
     // No sessionIdGenerator: stateless mode.

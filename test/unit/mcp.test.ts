@@ -95,3 +95,44 @@ describe("MCP over Streamable HTTP", () => {
     expect(res.status).toBe(401);
   });
 });
+
+describe("MCP client disconnect", () => {
+  it("cancels the tool's running job", async () => {
+    const { app, executor } = fakeApp();
+    let started!: () => void;
+    const running = new Promise<void>((r) => {
+      started = r;
+    });
+    let cancelled = false;
+    executor.behaviour = (job, options) =>
+      new Promise((resolve) => {
+        started();
+        options.signal?.addEventListener("abort", () => {
+          cancelled = true;
+          resolve(okResult(job.id));
+        });
+      });
+    const controller = new AbortController();
+    const call = app.fetch(
+      new Request("http://airlock.test/mcp", {
+        method: "POST",
+        signal: controller.signal,
+        headers: {
+          authorization: `Bearer ${FAKE_KEY}`,
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+        },
+        body: JSON.stringify({
+          jsonrpc: "2.0",
+          id: 1,
+          method: "tools/call",
+          params: { name: "exec", arguments: { profile: "shell", command: "sleep 60" } },
+        }),
+      }),
+    );
+    await running;
+    controller.abort();
+    await Promise.resolve(call).catch(() => {});
+    expect(cancelled).toBe(true);
+  });
+});
