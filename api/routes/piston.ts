@@ -87,7 +87,7 @@ function pistonAuth(keys: readonly ApiKey[]): MiddlewareHandler<PistonEnv> {
     else if (basic !== null) {
       const decoded = Buffer.from(basic[1] as string, "base64").toString("utf8");
       const colon = decoded.indexOf(":");
-      key = colon === -1 ? undefined : decodeURIComponent(decoded.slice(colon + 1));
+      key = colon === -1 ? undefined : decoded.slice(colon + 1);
     }
     const caller = key === undefined || key === "" ? undefined : findCaller(keys, key);
     if (caller === undefined || key === undefined) {

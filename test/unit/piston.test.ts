@@ -32,6 +32,12 @@ describe("Piston adapter", () => {
     expect(((await none.json()) as { message: string }).message).toContain("missing credentials");
     const wrong = await post(app, {}, basic("wrong-key-0123456789"));
     expect(wrong.status).toBe(401);
+    const odd = await post(app, {}, basic("%zz:not-a-key"));
+    expect(odd.status).toBe(401);
+    const bearer = await app.request("/api/v2/runtimes", {
+      headers: { authorization: `Bearer ${FAKE_KEY}` },
+    });
+    expect(bearer.status).toBe(200);
   });
 
   it("maps language, version, files, args, stdin and run_timeout to a /v1/exec job", async () => {
