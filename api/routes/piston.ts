@@ -131,12 +131,20 @@ function decode(file: { content: string; encoding?: "utf8" | "base64" | "hex" | 
   return { content: file.content, encoding: file.encoding ?? ("utf8" as const) };
 }
 
-/** Piston's run stage from an airlock result and the output in the order it was written. */
-export function toPistonStage(r: ExecResult, output: string): PistonStage {
+export interface StreamedOutput {
+  stdout: string;
+  stderr: string;
+  /** Both, in the order they were written. */
+  output: string;
+}
+
+/**
+ * Piston's run stage from an airlock result and the output as it was streamed
+ * (a streamed result may keep only the head of each stream; the events carry it all).
+ */
+export function toPistonStage(r: ExecResult, out: StreamedOutput): PistonStage {
   const base = {
-    stdout: r.stdout,
-    stderr: r.stderr,
-    output,
+    ...out,
     memory: r.usage.memoryPeakBytes,
     cpu_time: r.usage.cpuMs,
     wall_time: r.durationMs,
@@ -291,7 +299,7 @@ export function pistonRoutes(deps: PistonRouteDeps) {
       ...rest.map((f, i) => ({ path: f.name ?? `file${i + 1}.code`, ...decode(f) })),
     ];
     // Streamed, so `output` keeps stdout and stderr in the order they were written.
-    let output = "";
+    const out: StreamedOutput = { stdout: "", stderr: "", output: "" };
     let result: ExecResult | undefined;
     for await (const event of client.execStream(
       {
@@ -304,13 +312,16 @@ export function pistonRoutes(deps: PistonRouteDeps) {
       { signal: c.req.raw.signal },
     )) {
       if (event.type === "result") result = event.result;
-      else output += event.data;
+      else {
+        out[event.type] += event.data;
+        out.output += event.data;
+      }
     }
     if (result === undefined) throw new PistonError(500, "the job ended without a result");
     return c.json({
       language: rt.language,
       version: rt.version,
-      run: toPistonStage(result, output),
+      run: toPistonStage(result, out),
     });
   });
 

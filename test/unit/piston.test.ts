@@ -101,21 +101,22 @@ describe("Piston adapter", () => {
 
   it("maps airlock statuses to Piston's", () => {
     const base = okResult("j");
+    const out = { stdout: "", stderr: "", output: "" };
     expect(
-      toPistonStage({ ...base, status: "timeout", exitCode: 137, signal: "SIGKILL" }, ""),
+      toPistonStage({ ...base, status: "timeout", exitCode: 137, signal: "SIGKILL" }, out),
     ).toMatchObject({
       status: "TO",
       code: null,
       signal: "SIGKILL",
       message: "Time limit exceeded",
     });
-    expect(toPistonStage({ ...base, status: "error", exitCode: 3 }, "")).toMatchObject({
+    expect(toPistonStage({ ...base, status: "error", exitCode: 3 }, out)).toMatchObject({
       status: "RE",
       code: 3,
       signal: null,
     });
     expect(
-      toPistonStage({ ...base, status: "output_limit", stderrTruncated: true }, ""),
+      toPistonStage({ ...base, status: "output_limit", stderrTruncated: true }, out),
     ).toMatchObject({ status: "EL", signal: "SIGKILL" });
   });
 });
