@@ -37,6 +37,10 @@ export async function answerExec(
   return c.json(await run({ signal }));
 }
 
+/** Bytes of encoded output an SSE response may hold back for a slow client. */
+const SSE_HIGH_WATER = 256 * 1024;
+const SSE_LOW_WATER = 64 * 1024;
+
 function wantsEventStream(accept: string | undefined): boolean {
   return accept?.split(",").some((part) => part.trim().startsWith("text/event-stream")) ?? false;
 }
@@ -53,16 +57,36 @@ async function streamJob(
 ) {
   const decoders = { stdout: new StringDecoder("utf8"), stderr: new StringDecoder("utf8") };
   const pending: { event: "stdout" | "stderr"; data: string }[] = [];
+  // Output waiting for a slow client is bounded: past the high mark the
+  // sandbox stops reading the container (the job blocks on its writes) until
+  // the writer below has sent the backlog down to the low mark.
+  let pendingBytes = 0;
+  let drainWaiters: (() => void)[] = [];
   let wake: (() => void) | undefined;
   const run = start({
     signal,
     onOutput: (stream, chunk) => {
       const text = decoders[stream].write(chunk);
-      if (text === "") return;
-      pending.push({ event: stream, data: JSON.stringify(text) });
+      if (text === "") return true;
+      const data = JSON.stringify(text);
+      pending.push({ event: stream, data });
+      pendingBytes += data.length;
       wake?.();
+      return pendingBytes < SSE_HIGH_WATER;
     },
+    outputDrained: () =>
+      pendingBytes < SSE_HIGH_WATER
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => drainWaiters.push(resolve)),
   });
+  const sent = (bytes: number) => {
+    pendingBytes -= bytes;
+    if (pendingBytes <= SSE_LOW_WATER && drainWaiters.length > 0) {
+      const waiters = drainWaiters;
+      drainWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
+  };
   let settled = false;
   const done = run.then(
     () => {
@@ -85,7 +109,9 @@ async function streamJob(
     for (;;) {
       while (pending.length > 0) {
         const next = pending.shift();
-        if (next !== undefined) await sse.writeSSE(next);
+        if (next === undefined) continue;
+        await sse.writeSSE(next);
+        sent(next.data.length);
       }
       if (settled) break;
       await new Promise<void>((resolve) => {
