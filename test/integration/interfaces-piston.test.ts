@@ -56,6 +56,16 @@ describe("piston-client against airlock", () => {
     expect(r.run.output).toBe("['a', 'b'] from stdin\noops\n");
   });
 
+  it("returns all of a long output, past what a streamed result keeps", async () => {
+    const r = (await client.execute(
+      "python",
+      "print('x' * 300000)\nprint('y' * 300000)",
+    )) as Answer;
+    expect(r.run.status).toBeNull();
+    expect(r.run.stdout).toHaveLength(600002);
+    expect(r.run.output).toBe(r.run.stdout);
+  });
+
   it("reports a non-zero exit as Piston's RE", async () => {
     const r = (await client.execute("bash", "echo bad >&2; exit 4")) as Answer;
     expect(r.run).toMatchObject({ code: 4, signal: null, status: "RE", stderr: "bad\n" });
