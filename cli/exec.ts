@@ -18,7 +18,7 @@ export const USAGE_EXEC = `usage: airlock exec [options] [--] <command…>
   --stdin            send this process's standard input
   --timeout MS       limits.timeoutMs
 exit code: the sandbox's; timeout 124, oom 137, output_limit 125, workspace_full 123;
-killed by a signal N: 128+N; airlock's own failure (usage, gateway error): 2`;
+killed by a signal N: 128+N; interrupted (Ctrl-C): 130; airlock's own failure (usage, gateway error): 2`;
 
 /** The documented exit codes of statuses that carry no exit code of their own. */
 export const STATUS_EXIT = { timeout: 124, oom: 137, output_limit: 125, workspace_full: 123 };
@@ -73,6 +73,8 @@ export async function runExec(argv: string[], env: NodeJS.ProcessEnv): Promise<n
     process.stderr.write(`airlock exec: ${(err as Error).message}\n${USAGE_EXEC}\n`);
     return 2;
   }
+  const controller = new AbortController();
+  const interrupted = controller.signal;
   try {
     const body = await buildBody(values, positionals);
     const client = createClient({
@@ -81,7 +83,6 @@ export async function runExec(argv: string[], env: NodeJS.ProcessEnv): Promise<n
         ? { apiKey: (values.key ?? env["AIRLOCK_KEY"]) as string }
         : {}),
     });
-    const controller = new AbortController();
     // Ctrl-C ends the request, and the gateway kills the job.
     process.once("SIGINT", () => controller.abort());
     const { profile: _, ...rest } = body;
@@ -103,6 +104,7 @@ export async function runExec(argv: string[], env: NodeJS.ProcessEnv): Promise<n
     }
     return 2;
   } catch (err) {
+    if (interrupted.aborted) return 130; // as a shell reports Ctrl-C
     if (err instanceof UsageError) {
       process.stderr.write(`airlock exec: ${err.message}\n${USAGE_EXEC}\n`);
     } else if (err instanceof AirlockApiError) {

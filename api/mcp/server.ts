@@ -41,6 +41,8 @@ export const DeleteWorkspaceInput = z.strictObject({ workspace: workspaceId });
 /** Long output is cut for the model's sake; the full text stays in structuredContent. */
 const TEXT_CAP = 20_000;
 const PATCH_CAP = 4_000;
+/** read_file answers at most this many bytes: a model's context is no place for a whole log. */
+const READ_CAP = 100_000;
 
 function cap(text: string, limit: number): string {
   return text.length <= limit
@@ -173,9 +175,14 @@ export function createMcpServer(client: AirlockClient, version: string): McpServ
     ({ workspace, path }, extra) =>
       tool(async () => {
         const bytes = await client.workspaces.readFile(workspace, path, { signal: extra.signal });
-        if (isUtf8(bytes)) return text(new TextDecoder().decode(bytes));
+        const shown = bytes.subarray(0, READ_CAP);
+        const rest =
+          bytes.length > READ_CAP
+            ? `\n… (${bytes.length - READ_CAP} more bytes not shown: read parts with workspace_exec, e.g. sed -n or tail -c)`
+            : "";
+        if (isUtf8(bytes)) return text(`${new TextDecoder().decode(shown)}${rest}`);
         return text(
-          `(binary file, ${bytes.length} bytes, base64)\n${Buffer.from(bytes).toString("base64")}`,
+          `(binary file, ${bytes.length} bytes, base64)\n${Buffer.from(shown).toString("base64")}${rest}`,
         );
       }),
   );

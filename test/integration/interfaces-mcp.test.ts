@@ -98,6 +98,26 @@ describe("MCP over Streamable HTTP", () => {
     expect(textOf(listed)).toContain("notes/todo.txt (9 bytes)");
     expect(textOf(listed)).toContain("notes/TODO.txt (9 bytes)");
 
+    // Binary files travel as base64 both ways; a long file is shown in part.
+    await client.callTool({
+      name: "write_file",
+      arguments: { workspace: id, path: "b.bin", content: "AAEC/w==", encoding: "base64" },
+    });
+    const bin = await client.callTool({
+      name: "read_file",
+      arguments: { workspace: id, path: "b.bin" },
+    });
+    expect(textOf(bin)).toBe("(binary file, 4 bytes, base64)\nAAEC/w==");
+    await client.callTool({
+      name: "workspace_exec",
+      arguments: { workspace: id, command: "head -c 150000 /dev/zero | tr '\\0' a > long.txt" },
+    });
+    const long = textOf(
+      await client.callTool({ name: "read_file", arguments: { workspace: id, path: "long.txt" } }),
+    );
+    expect(long.startsWith("a".repeat(100_000))).toBe(true);
+    expect(long).toContain("50000 more bytes not shown");
+
     // Another tenant's key sees no such workspace (the /v1 tenancy applies to MCP).
     const other = await connect("other-tenant-key-0123456789");
     const foreign = await other.callTool({
