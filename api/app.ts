@@ -8,12 +8,16 @@ import type { ContainerClient } from "../executor/docker.ts";
 import type { Executor } from "../executor/executor.ts";
 import type { Check } from "../executor/hardening.ts";
 import { JobCancelledError } from "../executor/sandbox.ts";
+import pkg from "../package.json" with { type: "json" };
 import type { LoadedProfile } from "../policies/profile.ts";
 import { type AuthEnv, bearerAuth } from "./auth.ts";
 import type { ApiKey } from "./config.ts";
 import { AirlockError } from "./errors.ts";
+import { docsRoutes } from "./routes/docs.ts";
 import { execRoutes } from "./routes/exec.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { mcpRoutes } from "./routes/mcp.ts";
+import { pistonRoutes } from "./routes/piston.ts";
 import { profileRoutes } from "./routes/profiles.ts";
 import { type WorkspaceRouteDeps, workspaceRoutes } from "./routes/workspaces.ts";
 
@@ -36,26 +40,39 @@ export function createApp(deps: AppDeps) {
   const app = new Hono<AuthEnv>();
   app.use(requestId());
   app.route("/", healthRoutes(deps.client, deps.profiles, deps.readiness));
+  app.route("/", docsRoutes(pkg.version));
 
-  app.use(
-    "/v1/*",
-    bodyLimit({
-      maxSize: deps.maxBodyBytes,
-      onError: () => {
-        throw new AirlockError(
-          "payload_too_large",
-          `the body is larger than ${deps.maxBodyBytes} bytes`,
-          {
-            details: { maxBytes: deps.maxBodyBytes },
-          },
-        );
-      },
-    }),
-  );
+  const limitBody = bodyLimit({
+    maxSize: deps.maxBodyBytes,
+    onError: () => {
+      throw new AirlockError(
+        "payload_too_large",
+        `the body is larger than ${deps.maxBodyBytes} bytes`,
+        {
+          details: { maxBytes: deps.maxBodyBytes },
+        },
+      );
+    },
+  });
+  for (const path of ["/v1/*", "/mcp", "/api/v2/*"]) app.use(path, limitBody);
   app.use("/v1/*", bearerAuth(deps.keys));
+  app.use("/mcp", bearerAuth(deps.keys));
   app.route("/", profileRoutes(deps.profiles));
   app.route("/", execRoutes({ executor: deps.executor, profiles: deps.profiles }));
   app.route("/", workspaceRoutes(deps.workspaces));
+  // MCP and Piston run nothing themselves: they call the routes above through
+  // this app, in-process, with the caller's key, so every check of /v1 applies.
+  const inProcess = (req: Request) => app.fetch(req);
+  app.route("/", mcpRoutes({ fetch: inProcess, version: pkg.version }));
+  app.route(
+    "/",
+    pistonRoutes({
+      keys: deps.keys,
+      profiles: deps.profiles,
+      fetch: inProcess,
+      logger: deps.logger,
+    }),
+  );
 
   app.notFound((c) => {
     const err = new AirlockError("not_found", `no route for ${c.req.method} ${c.req.path}`);
