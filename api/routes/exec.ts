@@ -105,6 +105,16 @@ async function streamJob(
       if (err instanceof AirlockError) throw err;
     });
   }
+  // Once the job is over, whatever a decoder still holds (a UTF-8 sequence cut
+  // off at the very end) goes out as the stream's last event.
+  let flushed = false;
+  const flushDecoders = () => {
+    flushed = true;
+    for (const name of ["stdout", "stderr"] as const) {
+      const rest = decoders[name].end();
+      if (rest !== "") pending.push({ event: name, data: JSON.stringify(rest) });
+    }
+  };
   return streamSSE(c, async (sse) => {
     for (;;) {
       while (pending.length > 0) {
@@ -112,6 +122,10 @@ async function streamJob(
         if (next === undefined) continue;
         await sse.writeSSE(next);
         sent(next.data.length);
+      }
+      if (settled && !flushed) {
+        flushDecoders();
+        continue;
       }
       if (settled) break;
       await new Promise<void>((resolve) => {

@@ -72,6 +72,18 @@ describe("streaming large output", () => {
     expect(result?.stdoutTruncated).toBe(true);
   });
 
+  it("a UTF-8 sequence cut off at the very end of a stream still goes out", async () => {
+    // "é" is c3 a9: the job ends after its first byte, which decodes to U+FFFD.
+    const res = await gw.post(
+      "/v1/exec",
+      { profile: "shell", command: "printf 'ab\\303'" },
+      { accept: "text/event-stream" },
+    );
+    const { stdoutChars, result } = await readEvents(res);
+    expect(stdoutChars).toBe(3);
+    expect(result?.stdout).toBe("ab\ufffd");
+  });
+
   it("a client that stops reading stalls the job instead of filling the gateway", async () => {
     const res = await gw.post(
       "/v1/exec",
