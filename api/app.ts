@@ -8,10 +8,14 @@ import type { ContainerClient } from "../executor/docker.ts";
 import type { Executor } from "../executor/executor.ts";
 import type { Check } from "../executor/hardening.ts";
 import { JobCancelledError } from "../executor/sandbox.ts";
+import { PolicyHolder } from "../policies/access/load.ts";
+import { environmentPolicy } from "../policies/access/schema.ts";
 import type { LoadedProfile } from "../policies/profile.ts";
 import { type AuthEnv, bearerAuth } from "./auth.ts";
 import type { ApiKey } from "./config.ts";
 import { AirlockError } from "./errors.ts";
+import { type Access, auditTrail, createAccess } from "./guard.ts";
+import { adminRoutes } from "./routes/admin.ts";
 import { execRoutes } from "./routes/exec.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { profileRoutes } from "./routes/profiles.ts";
@@ -21,7 +25,10 @@ export interface AppDeps {
   executor: Executor;
   client: ContainerClient;
   profiles: ReadonlyMap<string, LoadedProfile>;
-  keys: readonly ApiKey[];
+  /** Keys with the default scopes, used when no `access` is given (tests, keys from the environment). */
+  keys?: readonly ApiKey[];
+  /** The policy in force, with its rate limits, quotas, approvals, stop switch and audit log. */
+  access?: Access;
   maxBodyBytes: number;
   logger: Logger;
   workspaces: WorkspaceRouteDeps;
@@ -33,6 +40,12 @@ export interface AppDeps {
 const CLIENT_CLOSED = 499;
 
 export function createApp(deps: AppDeps) {
+  const access =
+    deps.access ??
+    createAccess({
+      policy: new PolicyHolder(environmentPolicy(deps.keys ?? [])),
+      client: deps.client,
+    });
   const app = new Hono<AuthEnv>();
   app.use(requestId());
   app.route("/", healthRoutes(deps.client, deps.profiles, deps.readiness));
@@ -52,10 +65,16 @@ export function createApp(deps: AppDeps) {
       },
     }),
   );
-  app.use("/v1/*", bearerAuth(deps.keys));
-  app.route("/", profileRoutes(deps.profiles));
-  app.route("/", execRoutes({ executor: deps.executor, profiles: deps.profiles }));
-  app.route("/", workspaceRoutes(deps.workspaces));
+  // Before authentication, so refused keys are audited too.
+  app.use("/v1/*", auditTrail(access.deps.audit));
+  app.use(
+    "/v1/*",
+    bearerAuth(() => access.deps.policy.current().keys),
+  );
+  app.route("/", profileRoutes(deps.profiles, access));
+  app.route("/", execRoutes({ executor: deps.executor, profiles: deps.profiles, access }));
+  app.route("/", workspaceRoutes({ ...deps.workspaces, access, profiles: deps.profiles }));
+  app.route("/", adminRoutes(access));
 
   app.notFound((c) => {
     const err = new AirlockError("not_found", `no route for ${c.req.method} ${c.req.path}`);
@@ -64,12 +83,14 @@ export function createApp(deps: AppDeps) {
 
   app.onError((err, c) => {
     if (err instanceof JobCancelledError) {
+      c.set("errorCode", "cancelled");
       return c.body(null, CLIENT_CLOSED as 200);
     }
     const known =
       err instanceof AirlockError
         ? err
         : new AirlockError("internal", "airlock failed to handle the request", { cause: err });
+    c.set("errorCode", known.code);
     const log = { requestId: c.get("requestId"), code: known.code, err: known.cause ?? err };
     if (known.code === "internal") deps.logger.error(log, "request failed");
     else deps.logger.debug(log, known.message);

@@ -6,23 +6,44 @@ import { streamSSE } from "hono/streaming";
 import type { Executor } from "../../executor/executor.ts";
 import { JobCancelledError, type RunOptions } from "../../executor/sandbox.ts";
 import type { LoadedProfile } from "../../policies/profile.ts";
-import { resolveJob } from "../../policies/resolve.ts";
+import { lookupProfile, resolveJob } from "../../policies/resolve.ts";
 import type { AuthEnv } from "../auth.ts";
 import { AirlockError } from "../errors.ts";
+import type { Access } from "../guard.ts";
 import { ExecRequest, type ExecResult } from "../schemas.ts";
 import { parseBody } from "../validate.ts";
 
 export interface ExecRouteDeps {
   executor: Executor;
   profiles: ReadonlyMap<string, LoadedProfile>;
+  access: Access;
 }
 
 export function execRoutes(deps: ExecRouteDeps) {
   const app = new Hono<AuthEnv>();
   app.post("/v1/exec", async (c) => {
     const body = await parseBody(c.req.raw, ExecRequest);
-    const job = resolveJob(deps.profiles, body, c.get("caller").tenant);
-    return answerExec(c, (options) => deps.executor.run(job, options));
+    const profile = lookupProfile(deps.profiles, body.profile);
+    // Resolved before the policy runs, so a bad request is a 400 whatever the policy says.
+    resolveJob(deps.profiles, body, c.get("caller").tenant);
+    return deps.access.runJob(
+      c,
+      body,
+      {
+        op: "exec",
+        scopes: ["exec"],
+        profile,
+        run: (limits, options) => {
+          const job = resolveJob(
+            deps.profiles,
+            { ...body, limits: { ...body.limits, ...limits } },
+            c.get("caller").tenant,
+          );
+          return deps.executor.run(job, options);
+        },
+      },
+      (run) => answerExec(c, run),
+    );
   });
   return app;
 }
