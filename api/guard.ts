@@ -295,11 +295,13 @@ export class Access {
       throw err;
     } finally {
       slot.release();
-      // A killed or failed job still used its container time.
+      // A killed or failed job still used its container time; when the cgroup
+      // could not be read, its wall time counts as CPU time (one CPU, the default).
+      const wall = result?.durationMs ?? now() - started;
       this.deps.quotas.record(
         tenant,
-        result?.usage.cpuMs ?? 0,
-        result?.durationMs ?? now() - started,
+        result?.usage.cpuMs ?? (result === undefined ? 0 : wall),
+        wall,
       );
     }
   }

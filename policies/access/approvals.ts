@@ -157,22 +157,26 @@ export class ApprovalStore {
 
   /** Resolves when the approval leaves "pending"/"running", or after `ms`, or when `signal` aborts. */
   async wait(id: string, ms: number, signal?: AbortSignal): Promise<ApprovalView | undefined> {
-    const e = this.entry(id);
-    if (e === undefined) return undefined;
-    if (!this.open(e) || ms <= 0) return { ...e.view };
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        e.waiters.delete(done);
-        signal?.removeEventListener("abort", done);
-        resolve();
-      };
-      // Also wake at expiry, so a waiter sees "expired" as soon as it is true.
-      const timer = setTimeout(done, Math.min(ms, Math.max(0, e.expiresAtMs - this.now()) + 1));
-      e.waiters.add(done);
-      signal?.addEventListener("abort", done, { once: true });
-    });
-    return this.get(id);
+    // Real time for the wait itself (the store's clock may be a test's fake one).
+    const end = performance.now() + ms;
+    for (;;) {
+      const e = this.entry(id);
+      if (e === undefined) return undefined;
+      const left = end - performance.now();
+      if (!this.open(e) || left <= 0 || signal?.aborted) return { ...e.view };
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          e.waiters.delete(done);
+          signal?.removeEventListener("abort", done);
+          resolve();
+        };
+        // Also wake at expiry, so a waiter sees "expired" as soon as it is true.
+        const timer = setTimeout(done, Math.min(left, Math.max(0, e.expiresAtMs - this.now()) + 1));
+        e.waiters.add(done);
+        signal?.addEventListener("abort", done, { once: true });
+      });
+    }
   }
 
   private open(e: Entry): boolean {

@@ -117,10 +117,13 @@ export class StopSwitch {
 
   /** Aborts the signals of whatever is stopped now. */
   private fire(): void {
-    if (this.stops.has(ALL)) this.all.abort(new Error("emergency stop of everything"));
+    // An AbortError, as a client's hang-up gives: the executor reads it as a cancellation.
+    if (this.stops.has(ALL)) {
+      this.all.abort(new DOMException("emergency stop of everything", "AbortError"));
+    }
     for (const [tenant, c] of this.controllers) {
       if (this.stops.has(tenant)) {
-        c.abort(new Error(`emergency stop of tenant ${tenant}`));
+        c.abort(new DOMException(`emergency stop of tenant ${tenant}`, "AbortError"));
         this.controllers.delete(tenant);
       }
     }

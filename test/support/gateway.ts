@@ -34,6 +34,8 @@ export interface TestGateway {
   pool: WarmPool | undefined;
   store: WorkspaceStore;
   access: Access;
+  /** The Hono app itself, for in-process calls (as the MCP server and the Piston API make). */
+  app: ReturnType<typeof createApp>;
   /** POST a JSON body with the gateway's key. */
   post(path: string, body: unknown, headers?: Record<string, string>): Promise<Response>;
   /** Any request with `key` (default: the gateway's key); a `json` body is sent as JSON. */
@@ -144,6 +146,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
     pool,
     store,
     access,
+    app,
     call: (k, method, path, json, headers = {}) =>
       fetch(`${url}${path}`, {
         method,
