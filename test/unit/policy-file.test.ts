@@ -168,3 +168,18 @@ describe("scopes and profiles", () => {
     expect(profileRefusal({ requireGvisor: true }, named, shell)).toBeUndefined();
   });
 });
+
+describe("configuration", () => {
+  it("takes AIRLOCK_POLICY_FILE as the only source of keys", async () => {
+    const { loadConfig } = await import("../../api/config.ts");
+    const config = loadConfig({ AIRLOCK_POLICY_FILE: "/etc/airlock/policy.yaml" });
+    expect(config.policyFile).toBe("/etc/airlock/policy.yaml");
+    expect(config.generatedKey).toBeUndefined();
+    expect(config.host).toBe("0.0.0.0");
+    expect(config.auditFile).toBe("-");
+    expect(() =>
+      loadConfig({ AIRLOCK_POLICY_FILE: "p.yaml", AIRLOCK_API_KEYS: "a:0123456789abcdef" }),
+    ).toThrowError(/AIRLOCK_API_KEYS and AIRLOCK_POLICY_FILE are both set/);
+    expect(() => loadConfig({ AIRLOCK_AUDIT_MEMORY: "-1" })).toThrowError(/AIRLOCK_AUDIT_MEMORY/);
+  });
+});
