@@ -49,7 +49,7 @@ export interface JobPlan {
   profile: LoadedProfile;
   workspace?: string | undefined;
   /** Runs the job with the limits the policy allows (timeoutMs possibly lowered to maxJobSeconds). */
-  run: (limits: { timeoutMs?: number }, options: RunOptions) => Promise<ExecResult>;
+  run: (limits: { timeoutMs: number }, options: RunOptions) => Promise<ExecResult>;
 }
 
 type Ctx = Context<AuthEnv>;
@@ -311,7 +311,7 @@ export class Access {
     tenant: TenantPolicy,
     profile: LoadedProfile,
     request: JobRequest,
-  ): { timeoutMs: number } & { timeoutMs?: number } {
+  ): { timeoutMs: number } {
     const q = tenant.quotas;
     const asked = request.limits ?? {};
     const checks = [

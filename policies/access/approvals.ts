@@ -59,7 +59,7 @@ export class ApprovalStore {
   constructor(options: ApprovalStoreOptions = {}) {
     this.now = options.now ?? Date.now;
     this.retainMs = options.retainMs ?? 3600_000;
-    this.maxPendingPerTenant = options.maxPendingPerTenant ?? 100;
+    this.maxPendingPerTenant = options.maxPendingPerTenant ?? 20;
   }
 
   pendingCount(tenant: string): number {

@@ -78,7 +78,8 @@ export class AuditLog {
     const limit = q.limit ?? 100;
     for (let i = this.ring.length - 1; i >= 0 && out.length < limit; i--) {
       const r = this.ring[i] as AuditRecord;
-      if (q.since !== undefined && Date.parse(r.time) < q.since) break;
+      // Not a break: records are written when operations end, so their start times interleave.
+      if (q.since !== undefined && Date.parse(r.time) < q.since) continue;
       if (q.tenant !== undefined && r.tenant !== q.tenant) continue;
       if (q.scope !== undefined && !(r.scope ?? "").split(",").includes(q.scope)) continue;
       if (q.status !== undefined && r.status !== q.status) continue;
