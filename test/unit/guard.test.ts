@@ -7,6 +7,7 @@ import { createApp } from "../../api/app.ts";
 import { hashKey } from "../../api/config.ts";
 import { createAccess } from "../../api/guard.ts";
 import type { ContainerClient, LabelledObject } from "../../executor/docker.ts";
+import { JobCancelledError } from "../../executor/sandbox.ts";
 import type { WorkspaceFiles } from "../../executor/workspace-files.ts";
 import type { WorkspaceStore } from "../../executor/workspaces.ts";
 import { PolicyHolder, parsePolicy } from "../../policies/access/load.ts";
@@ -253,6 +254,44 @@ describe("policy guard", () => {
     // The admin routes still answer, or nobody could resume.
     expect((await call(KEYS.admin, "POST", "/v1/admin/resume")).status).toBe(200);
     expect((await call(KEYS.gated, "POST", "/v1/exec", other)).status).toBe(200);
+  });
+
+  it("a stop turns the running job's cancellation into 423 stopped and frees its quota slot", async () => {
+    const { call, executor, access } = setup({
+      tenants: {
+        acme: {
+          quotas: { concurrentJobs: 1 },
+          keys: [{ id: "agent", hash: h(KEYS.agent), scopes: ["exec"] }],
+        },
+        ops: POLICY.tenants.ops,
+      },
+    });
+    let started = (): void => {};
+    const running = new Promise<void>((resolve) => {
+      started = resolve;
+    });
+    executor.behaviour = (job, options) =>
+      new Promise((resolve, reject) => {
+        started();
+        options.signal?.addEventListener("abort", () =>
+          reject(new JobCancelledError("the client went away; the job was killed")),
+        );
+        setTimeout(() => resolve(okResult(job.id)), 10_000).unref();
+      });
+    const job = call(KEYS.agent, "POST", "/v1/exec", EXEC);
+    await running;
+    const second = await call(KEYS.agent, "POST", "/v1/exec", EXEC);
+    expect(second.status).toBe(429);
+    expect(await second.json()).toMatchObject({
+      error: { code: "quota_exceeded", details: { limit: "concurrentJobs", max: 1 } },
+    });
+    await call(KEYS.admin, "POST", "/v1/admin/stop", { tenant: "acme" });
+    const res = await job;
+    expect(res.status).toBe(423);
+    expect(await res.json()).toMatchObject({
+      error: { code: "stopped", details: { cancelled: true } },
+    });
+    expect(access.deps.quotas.used("acme").running).toBe(0);
   });
 
   it("writes one audit line per operation, without the key, env values or output", async () => {
