@@ -7,17 +7,35 @@ import { serve } from "@hono/node-server";
 import Dockerode from "dockerode";
 import { pino } from "pino";
 import { createApp } from "./api/app.ts";
-import { ConfigError, loadConfig } from "./api/config.ts";
+import { ConfigError, hashKey, loadConfig } from "./api/config.ts";
+import { createAccess } from "./api/guard.ts";
 import { DockerodeClient } from "./executor/docker.ts";
 import { createGatewayCore } from "./executor/gateway.ts";
 import { engineChecks, failures, formatChecks, sandboxChecks } from "./executor/hardening.ts";
 import { ensureImages } from "./images/build.ts";
+import { PolicyError, PolicyHolder } from "./policies/access/load.ts";
+import { environmentPolicy } from "./policies/access/schema.ts";
 import { loadProfiles, ProfileError } from "./policies/load.ts";
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const logger = pino({ level: config.logLevel });
   const profiles = loadProfiles({ extraDir: config.profilesDir });
+  // The generated key is the loopback operator's own: it may also use the admin routes.
+  const policy =
+    config.policyFile === undefined
+      ? new PolicyHolder(
+          environmentPolicy(
+            config.keys,
+            config.generatedKey === undefined ? [] : [hashKey(config.generatedKey)],
+          ),
+        )
+      : PolicyHolder.fromFile(config.policyFile);
+  const audit = pino.destination({
+    dest: config.auditFile === "-" ? 1 : config.auditFile,
+    mkdir: true,
+    sync: false,
+  });
   const docker = new Dockerode();
   const client = new DockerodeClient(docker);
   try {
@@ -41,6 +59,17 @@ async function main(): Promise<void> {
   if (refusal !== undefined) throw new ConfigError(`${refusal}\n${formatChecks(checks)}`);
   logger.info({ checks: checks.map((c) => c.name) }, "hardening checks passed");
 
+  const access = createAccess({
+    policy,
+    client,
+    auditWrite: (line) => audit.write(line),
+    auditRingSize: config.auditMemory,
+  });
+  // A stop made before a restart (or by another gateway on this engine) holds from the start.
+  await access.deps.stop.refresh();
+  const stops = access.deps.stop.state();
+  if (stops.all !== null || stops.tenants.length > 0)
+    logger.warn(stops, "an emergency stop is in force");
   const { executor, pool, store, files } = createGatewayCore({
     client,
     profiles,
@@ -55,6 +84,7 @@ async function main(): Promise<void> {
     poolMin: config.poolMin,
     poolMax: config.poolMax,
     poolMaxParkMs: config.poolMaxParkMs,
+    workspaceSizeCapFor: (tenant) => access.workspaceBytes(tenant),
     warn: (message, err) => logger.warn({ err }, message),
   });
   if (!profiles.has(config.defaultProfile)) {
@@ -66,6 +96,7 @@ async function main(): Promise<void> {
   if (reaped.containers + reaped.volumes > 0)
     logger.info(reaped, "removed leftovers of earlier runs");
   const housekeeping = async () => {
+    await access.deps.stop.refresh();
     await executor.reap(false);
     const expired = await store.collectExpired();
     if (expired > 0) logger.info({ expired }, "removed idle workspaces past their TTL");
@@ -84,7 +115,7 @@ async function main(): Promise<void> {
     executor,
     client,
     profiles,
-    keys: config.keys,
+    access,
     maxBodyBytes: config.maxBodyBytes,
     logger,
     workspaces: { store, files, defaultProfile: config.defaultProfile },
@@ -122,6 +153,11 @@ async function main(): Promise<void> {
       .drain()
       .then(() => {
         logger.info("stopped cleanly");
+        try {
+          audit.flushSync();
+        } catch {
+          // Not open yet: nothing was written.
+        }
         process.exit(0);
       })
       .catch((err: unknown) => {
@@ -129,12 +165,19 @@ async function main(): Promise<void> {
         process.exit(1);
       });
   };
+  // SIGHUP: reload the policy (a bad file keeps the old one) and reopen the audit file (log rotation).
+  process.on("SIGHUP", () => {
+    const outcome = policy.reload();
+    if (outcome.ok) logger.info(outcome, "policy reloaded");
+    else logger.error(outcome, "policy NOT reloaded; the old one stays in force");
+    if (config.auditFile !== "-") audit.reopen();
+  });
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
 }
 
 main().catch((err: unknown) => {
-  if (err instanceof ConfigError || err instanceof ProfileError) {
+  if (err instanceof ConfigError || err instanceof ProfileError || err instanceof PolicyError) {
     process.stderr.write(`airlock: ${err.message}\n`);
   } else {
     process.stderr.write(`airlock: failed to start: ${(err as Error).stack ?? String(err)}\n`);

@@ -9,10 +9,14 @@ import type { Executor } from "../executor/executor.ts";
 import type { Check } from "../executor/hardening.ts";
 import { JobCancelledError } from "../executor/sandbox.ts";
 import pkg from "../package.json" with { type: "json" };
+import { PolicyHolder } from "../policies/access/load.ts";
+import { environmentPolicy } from "../policies/access/schema.ts";
 import type { LoadedProfile } from "../policies/profile.ts";
 import { type AuthEnv, bearerAuth } from "./auth.ts";
 import type { ApiKey } from "./config.ts";
 import { AirlockError } from "./errors.ts";
+import { type Access, auditTrail, createAccess } from "./guard.ts";
+import { adminRoutes } from "./routes/admin.ts";
 import { docsRoutes } from "./routes/docs.ts";
 import { execRoutes } from "./routes/exec.ts";
 import { healthRoutes } from "./routes/health.ts";
@@ -25,7 +29,10 @@ export interface AppDeps {
   executor: Executor;
   client: ContainerClient;
   profiles: ReadonlyMap<string, LoadedProfile>;
-  keys: readonly ApiKey[];
+  /** Keys with the default scopes, used when no `access` is given (tests, keys from the environment). */
+  keys?: readonly ApiKey[];
+  /** The policy in force, with its rate limits, quotas, approvals, stop switch and audit log. */
+  access?: Access;
   maxBodyBytes: number;
   logger: Logger;
   workspaces: WorkspaceRouteDeps;
@@ -37,6 +44,12 @@ export interface AppDeps {
 const CLIENT_CLOSED = 499;
 
 export function createApp(deps: AppDeps) {
+  const access =
+    deps.access ??
+    createAccess({
+      policy: new PolicyHolder(environmentPolicy(deps.keys ?? [])),
+      client: deps.client,
+    });
   const app = new Hono<AuthEnv>();
   app.use(requestId());
   app.route("/", healthRoutes(deps.client, deps.profiles, deps.readiness));
@@ -55,19 +68,25 @@ export function createApp(deps: AppDeps) {
     },
   });
   for (const path of ["/v1/*", "/mcp", "/api/v2/*"]) app.use(path, limitBody);
-  app.use("/v1/*", bearerAuth(deps.keys));
-  app.use("/mcp", bearerAuth(deps.keys));
-  app.route("/", profileRoutes(deps.profiles));
-  app.route("/", execRoutes({ executor: deps.executor, profiles: deps.profiles }));
-  app.route("/", workspaceRoutes(deps.workspaces));
+  // Before authentication, so refused keys are audited too.
+  app.use("/v1/*", auditTrail(access.deps.audit));
+  // Read on every request, so a policy reload takes effect at once.
+  const keys = () => access.deps.policy.current().keys;
+  app.use("/v1/*", bearerAuth(keys));
+  app.use("/mcp", bearerAuth(keys));
+  app.route("/", profileRoutes(deps.profiles, access));
+  app.route("/", execRoutes({ executor: deps.executor, profiles: deps.profiles, access }));
+  app.route("/", workspaceRoutes({ ...deps.workspaces, access, profiles: deps.profiles }));
+  app.route("/", adminRoutes(access));
   // MCP and Piston run nothing themselves: they call the routes above through
-  // this app, in-process, with the caller's key, so every check of /v1 applies.
+  // this app, in-process, with the caller's key, so every check of /v1 applies
+  // (scopes, rate limits, quotas, approvals, the stop, the audit trail).
   const inProcess = (req: Request) => app.fetch(req);
   app.route("/", mcpRoutes({ fetch: inProcess, version: pkg.version }));
   app.route(
     "/",
     pistonRoutes({
-      keys: deps.keys,
+      keys,
       profiles: deps.profiles,
       fetch: inProcess,
       logger: deps.logger,
@@ -81,12 +100,14 @@ export function createApp(deps: AppDeps) {
 
   app.onError((err, c) => {
     if (err instanceof JobCancelledError) {
+      c.set("errorCode", "cancelled");
       return c.body(null, CLIENT_CLOSED as 200);
     }
     const known =
       err instanceof AirlockError
         ? err
         : new AirlockError("internal", "airlock failed to handle the request", { cause: err });
+    c.set("errorCode", known.code);
     const log = { requestId: c.get("requestId"), code: known.code, err: known.cause ?? err };
     if (known.code === "internal") deps.logger.error(log, "request failed");
     else deps.logger.debug(log, known.message);

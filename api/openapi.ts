@@ -3,7 +3,11 @@
 // the app registers are the same set, so the document cannot drift from the app.
 import { z } from "zod";
 import {
+  ApprovalList,
+  ApprovalPending,
+  ApprovalView,
   ArchiveImport,
+  AuditList,
   CreateWorkspaceRequest,
   ErrorBodySchema,
   ExecRequest,
@@ -16,6 +20,9 @@ import {
   PistonRuntimes,
   ProfileList,
   Readiness,
+  ReloadOutcome,
+  StopState,
+  UsageList,
   WorkspaceExecRequest,
   WorkspaceInfo,
   WrittenFile,
@@ -59,6 +66,16 @@ const SSE_DESCRIPTION =
   "of output as written), then one `result` event (data: the ExecResult JSON) or one `error` " +
   "event (data: the error body).";
 const ws = "/v1/workspaces/:id";
+const PENDING_APPROVAL = {
+  description:
+    "the policy holds this job for a human: poll or wait on GET /v1/approvals/{approvalId}, " +
+    "which carries the result once an admin approves and the job has run (exactly once)",
+  json: ApprovalPending,
+};
+const TENANT_TARGET = z
+  .object({ tenant: z.string().optional() })
+  .describe("a tenant, or nothing (an empty body) for everything");
+const ADMIN = "admin";
 const pathQuery = (required: boolean, description: string) => [
   { name: "path", required, description },
 ];
@@ -128,6 +145,7 @@ export const ROUTES: RouteSpec[] = [
         json: ExecResult,
         events: SSE_DESCRIPTION,
       },
+      202: PENDING_APPROVAL,
     },
     errors: V1_ERRORS,
   },
@@ -168,6 +186,7 @@ export const ROUTES: RouteSpec[] = [
     body: { json: WorkspaceExecRequest },
     responses: {
       200: { description: "the result", json: ExecResult, events: SSE_DESCRIPTION },
+      202: PENDING_APPROVAL,
     },
     errors: V1_ERRORS,
   },
@@ -294,6 +313,117 @@ export const ROUTES: RouteSpec[] = [
     body: { json: PistonExecuteRequest },
     responses: { 200: { description: "Piston's result", json: PistonExecuteResult } },
     errors: [400, 401, 403, 413, 423, 429, 500, 503],
+  },
+  {
+    method: "get",
+    path: "/v1/admin/stop",
+    summary: "The emergency stops in force",
+    tag: ADMIN,
+    auth: "bearer",
+    responses: { 200: { description: "stops in force", json: StopState } },
+    errors: V1_ERRORS,
+  },
+  {
+    method: "post",
+    path: "/v1/admin/stop",
+    summary:
+      "Emergency stop of one tenant or of everything: running jobs killed, queued ones cancelled, new requests 423",
+    tag: ADMIN,
+    auth: "bearer",
+    body: { json: TENANT_TARGET },
+    responses: { 200: { description: "stops now in force", json: StopState } },
+    errors: V1_ERRORS,
+  },
+  {
+    method: "post",
+    path: "/v1/admin/resume",
+    summary: "Lift an emergency stop",
+    tag: ADMIN,
+    auth: "bearer",
+    body: { json: TENANT_TARGET },
+    responses: { 200: { description: "stops still in force", json: StopState } },
+    errors: V1_ERRORS,
+  },
+  {
+    method: "post",
+    path: "/v1/admin/policy/reload",
+    summary: "Re-read the policy file; a bad one keeps the old policy (400 with the reason)",
+    tag: ADMIN,
+    auth: "bearer",
+    responses: { 200: { description: "the new policy is in force", json: ReloadOutcome } },
+    errors: V1_ERRORS,
+  },
+  {
+    method: "get",
+    path: "/v1/admin/usage",
+    summary: "Each tenant's usage against its quotas over the last hour",
+    tag: ADMIN,
+    auth: "bearer",
+    responses: { 200: { description: "usage", json: UsageList } },
+    errors: V1_ERRORS,
+  },
+  {
+    method: "get",
+    path: "/v1/audit",
+    summary: "The audit trail, newest first",
+    tag: ADMIN,
+    auth: "bearer",
+    query: [
+      { name: "tenant", required: false, description: "only this tenant" },
+      { name: "scope", required: false, description: "only records that needed this scope" },
+      { name: "status", required: false, description: "a result status or an error code" },
+      { name: "op", required: false, description: "the operation, e.g. exec or files.read" },
+      { name: "since", required: false, description: "ISO time or epoch ms" },
+      { name: "limit", required: false, description: "at most this many (1-10000, default 100)" },
+    ],
+    responses: { 200: { description: "records", json: AuditList } },
+    errors: V1_ERRORS,
+  },
+  {
+    method: "get",
+    path: "/v1/approvals",
+    summary: "Pending approvals",
+    tag: ADMIN,
+    auth: "bearer",
+    responses: { 200: { description: "pending approvals", json: ApprovalList } },
+    errors: V1_ERRORS,
+  },
+  {
+    method: "get",
+    path: "/v1/approvals/:id",
+    summary:
+      "An approval (the requesting tenant's keys or an admin); with wait, held until it changes",
+    tag: ADMIN,
+    auth: "bearer",
+    query: [
+      {
+        name: "wait",
+        required: false,
+        description: "seconds (at most 60) to wait while it is pending or running",
+      },
+    ],
+    responses: {
+      200: { description: "the approval, with the result once run", json: ApprovalView },
+    },
+    errors: V1_ERRORS,
+  },
+  {
+    method: "post",
+    path: "/v1/approvals/:id/approve",
+    summary: "Approve: the job runs, exactly once",
+    tag: ADMIN,
+    auth: "bearer",
+    responses: { 200: { description: "the approval", json: ApprovalView } },
+    errors: V1_ERRORS,
+  },
+  {
+    method: "post",
+    path: "/v1/approvals/:id/deny",
+    summary: "Deny: the job never runs",
+    tag: ADMIN,
+    auth: "bearer",
+    responses: { 200: { description: "the approval", json: ApprovalView } },
+    errors: V1_ERRORS,
   },
 ];
 

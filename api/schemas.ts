@@ -271,3 +271,95 @@ export type PistonRuntime = z.infer<typeof PistonRuntime>;
 
 /** Piston's error shape: a message and nothing else. */
 export const PistonError = z.object({ message: z.string() });
+
+// ---- policies: approvals, the emergency stop, the audit trail, usage ----------------------
+// The shapes the admin and approval routes answer with (api/routes/admin.ts, api/guard.ts),
+// for the OpenAPI document; policies/access keeps the same fields as TypeScript types.
+
+export const ApprovalStatus = z.enum([
+  "pending",
+  "running",
+  "done",
+  "failed",
+  "denied",
+  "expired",
+  "cancelled",
+]);
+
+/** 202 from an exec route whose job the policy holds for a human's approval. */
+export const ApprovalPending = z.object({
+  approvalId: z.string(),
+  status: ApprovalStatus,
+  expiresAt: z.string().describe("ISO time after which the approval lapses and the job never runs"),
+  reasons: z.array(z.string()).describe('the policy rules that asked for a human ("network", …)'),
+});
+
+export const ApprovalView = z.object({
+  id: z.string(),
+  status: ApprovalStatus,
+  tenant: z.string(),
+  keyId: z.string(),
+  profile: z.string(),
+  reasons: z.array(z.string()),
+  commandDigest: z.string().describe("sha256 of the command: never the command itself"),
+  timeoutMs: z.number(),
+  workspace: z.string().optional(),
+  createdAt: z.string(),
+  expiresAt: z.string(),
+  decidedAt: z.string().optional(),
+  decidedBy: z.string().optional().describe("the key id of the admin who decided"),
+  result: ExecResult.optional().describe("once approved and run: the job's result"),
+  error: z.object({ code: z.string(), message: z.string() }).optional(),
+});
+
+export const ApprovalList = z.object({ approvals: z.array(ApprovalView) });
+
+export const StopState = z.object({
+  all: z.object({ since: z.string() }).nullable().describe("set while everything is stopped"),
+  tenants: z.array(z.object({ tenant: z.string(), since: z.string() })),
+  cancelledApprovals: z
+    .number()
+    .optional()
+    .describe("POST /v1/admin/stop: pending approvals the stop cancelled"),
+});
+
+export const ReloadOutcome = z.object({
+  ok: z.literal(true),
+  source: z.string(),
+  keys: z.number(),
+  tenants: z.number(),
+});
+
+export const AuditRecord = z.object({
+  time: z.string(),
+  requestId: z.string().nullable(),
+  op: z.string(),
+  method: z.string(),
+  path: z.string(),
+  tenant: z.string().nullable(),
+  keyId: z.string().nullable(),
+  scope: z.string().nullable(),
+  profile: z.string().nullable(),
+  workspace: z.string().nullable(),
+  commandDigest: z.string().nullable(),
+  status: z.string(),
+  httpStatus: z.number(),
+  exitCode: z.number().nullable(),
+  durationMs: z.number(),
+  bytesIn: z.number().nullable(),
+  bytesOut: z.number().nullable(),
+  approvalId: z.string().nullable(),
+});
+
+export const AuditList = z.object({ records: z.array(AuditRecord) });
+
+export const UsageList = z.object({
+  tenants: z.array(
+    z.object({
+      tenant: z.string(),
+      cpuSeconds: z.number().describe("CPU-seconds used in the last hour"),
+      containerSeconds: z.number().describe("container-seconds used in the last hour"),
+      running: z.number().describe("jobs running now"),
+    }),
+  ),
+});

@@ -15,9 +15,9 @@ import {
   createClient,
   type FetchLike,
 } from "../../client/index.ts";
+import type { KeyGrant } from "../../policies/access/schema.ts";
 import type { LoadedProfile } from "../../policies/profile.ts";
-import { type AuthEnv, findCaller } from "../auth.ts";
-import type { ApiKey } from "../config.ts";
+import { type AuthEnv, findKey } from "../auth.ts";
 import {
   type ExecResult,
   type PistonExecuteRequest as PistonBody,
@@ -77,7 +77,7 @@ class PistonError extends Error {
 }
 
 /** Bearer <key>, or Basic with the key as password: checked here, forwarded as Bearer. */
-function pistonAuth(keys: readonly ApiKey[]): MiddlewareHandler<PistonEnv> {
+function pistonAuth(keys: () => readonly KeyGrant[]): MiddlewareHandler<PistonEnv> {
   return async (c, next) => {
     const header = c.req.header("authorization") ?? "";
     let key: string | undefined;
@@ -89,8 +89,8 @@ function pistonAuth(keys: readonly ApiKey[]): MiddlewareHandler<PistonEnv> {
       const colon = decoded.indexOf(":");
       key = colon === -1 ? undefined : decoded.slice(colon + 1);
     }
-    const caller = key === undefined || key === "" ? undefined : findCaller(keys, key);
-    if (caller === undefined || key === undefined) {
+    const grant = key === undefined || key === "" ? undefined : findKey(keys(), key);
+    if (grant === undefined || key === undefined) {
       return c.json(
         {
           message:
@@ -102,7 +102,7 @@ function pistonAuth(keys: readonly ApiKey[]): MiddlewareHandler<PistonEnv> {
         { "WWW-Authenticate": 'Basic realm="airlock piston"' },
       );
     }
-    c.set("caller", caller);
+    c.set("caller", { tenant: grant.tenant, keyId: grant.keyId, grant });
     c.set("pistonKey", key);
     await next();
     return undefined;
@@ -210,7 +210,8 @@ async function visibleRuntimes(client: AirlockClient, signal: AbortSignal) {
 }
 
 export interface PistonRouteDeps {
-  keys: readonly ApiKey[];
+  /** Read on every request, so a policy reload takes effect at once. */
+  keys: () => readonly KeyGrant[];
   profiles: ReadonlyMap<string, LoadedProfile>;
   fetch: FetchLike;
   logger: Logger;
