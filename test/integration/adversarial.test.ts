@@ -249,6 +249,17 @@ describe.each(RUNTIMES)("escape and privilege under $runtime", ({ runtime, pytho
     expect(wrong).toEqual([]);
   });
 
+  it("clone3 answers ENOSYS, so threads fall back to clone, whose flags the filter sees", async () => {
+    const code = [
+      "import ctypes",
+      "libc = ctypes.CDLL(None, use_errno=True)",
+      "print(libc.syscall(435, 0, 0), ctypes.get_errno())  # clone3(NULL, 0)",
+    ].join("\n");
+    const r = await exec({ profile: python, code });
+    log.record(`clone3 (${runtime})`, "-1 ENOSYS (38)", r.stdout.trim());
+    expect(r.stdout).toBe("-1 38\n");
+  });
+
   it("AF_VSOCK, AF_ALG, AF_PACKET and raw sockets are refused", async () => {
     const code = [
       "import socket, json",
