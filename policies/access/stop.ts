@@ -4,6 +4,7 @@
 // AbortController; jobs run with its signal, so a stop kills running
 // containers and drops queued jobs through the executor's cancellation path.
 import { createHash } from "node:crypto";
+import { AirlockError } from "../../api/errors.ts";
 import type { ContainerClient } from "../../executor/docker.ts";
 
 export const LABEL_STOP = "airlock.stop";
@@ -89,9 +90,10 @@ export class StopSwitch {
     } catch (err) {
       // 409: the marker exists already (stopped before, or by another gateway).
       if ((err as { statusCode?: unknown }).statusCode !== 409) {
-        throw new Error(
-          `the stop holds in this gateway, but its marker volume could not be written, so it would not survive a restart: ${(err as Error).message}`,
-          { cause: err },
+        throw new AirlockError(
+          "docker_unavailable",
+          `the stop holds in this gateway, but its marker volume could not be written, so it would not survive a restart; retry: ${(err as Error).message}`,
+          { cause: err, retryAfterSeconds: 5 },
         );
       }
     }
