@@ -4,6 +4,7 @@
 // AbortController; jobs run with its signal, so a stop kills running
 // containers and drops queued jobs through the executor's cancellation path.
 import { createHash } from "node:crypto";
+import { AirlockError } from "../../api/errors.ts";
 import type { ContainerClient } from "../../executor/docker.ts";
 
 export const LABEL_STOP = "airlock.stop";
@@ -71,20 +72,31 @@ export class StopSwitch {
     return AbortSignal.any([c.signal, this.all.signal]);
   }
 
+  /**
+   * Stops at once in this gateway (running jobs are killed before the engine
+   * has even recorded the marker), then records the marker; if recording
+   * fails the stop still holds here, and the error says it would not survive a restart.
+   */
   async stop(tenant?: string): Promise<StopState> {
     const target = tenant ?? ALL;
-    if (!this.stops.has(target)) {
-      const since = new Date(this.now()).toISOString();
-      // Marker first: if the engine fails, nothing claims a stop that would not survive.
-      await this.client
-        .createVolume(markerName(target), { [LABEL_STOP]: target, [LABEL_STOPPED_AT]: since })
-        .catch(async (err: unknown) => {
-          // 409: the marker exists already (another gateway stopped it first).
-          if ((err as { statusCode?: unknown }).statusCode !== 409) throw err;
-        });
-      this.stops.set(target, since);
-    }
+    const since = this.stops.get(target) ?? new Date(this.now()).toISOString();
+    this.stops.set(target, since);
     this.fire();
+    try {
+      await this.client.createVolume(markerName(target), {
+        [LABEL_STOP]: target,
+        [LABEL_STOPPED_AT]: since,
+      });
+    } catch (err) {
+      // 409: the marker exists already (stopped before, or by another gateway).
+      if ((err as { statusCode?: unknown }).statusCode !== 409) {
+        throw new AirlockError(
+          "docker_unavailable",
+          `the stop holds in this gateway, but its marker volume could not be written, so it would not survive a restart; retry: ${(err as Error).message}`,
+          { cause: err, retryAfterSeconds: 5 },
+        );
+      }
+    }
     return this.state();
   }
 

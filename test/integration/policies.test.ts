@@ -150,14 +150,22 @@ describe("rate limits and quotas", () => {
   });
 
   it("a CPU-seconds quota stops a tenant that spins", async () => {
-    const spin = await gw.call(KEY.spin, "POST", "/v1/exec", {
-      profile: "shell",
-      command: ["bash", "-c", "while :; do :; done"],
-      limits: { timeoutMs: 2500 },
-    });
-    expect(spin.status).toBe(200);
-    const result = await json<ExecResult>(spin);
-    expect(result.status).toBe("timeout");
+    // On a busy machine a spinning job may get less than a full CPU: spin until
+    // the budget (1 s) is used, and expect the very next job to be refused.
+    let usedMs = 0;
+    let spins = 0;
+    while (usedMs < 1000) {
+      expect(spins++).toBeLessThan(6);
+      const spin = await gw.call(KEY.spin, "POST", "/v1/exec", {
+        profile: "shell",
+        command: ["bash", "-c", "while :; do :; done"],
+        limits: { timeoutMs: 1500 },
+      });
+      expect(spin.status).toBe(200);
+      const result = await json<ExecResult>(spin);
+      expect(result.status).toBe("timeout");
+      usedMs += result.usage.cpuMs ?? result.durationMs;
+    }
     const next = await gw.call(KEY.spin, "POST", "/v1/exec", {
       profile: "shell",
       command: ["true"],
@@ -246,63 +254,72 @@ describe("approvals", () => {
 describe("emergency stop", () => {
   it("kills a running sleep 600 within 2 s, cancels the queued job, and blocks new jobs until resumed", async () => {
     const sleeper = { profile: "shell", command: ["sleep", "600"], limits: { timeoutMs: 300_000 } };
-    // Concurrency 2: two run, the third waits in the queue.
-    const jobs = [0, 1, 2].map(() => gw.call(KEY.netless, "POST", "/v1/exec", sleeper));
-    await waitFor(async () => gw.executor.running === 2 && gw.executor.waiting === 1);
-    const started = Date.now();
-    const stop = await gw.call(KEY.admin, "POST", "/v1/admin/stop", { tenant: T.agent });
-    expect(stop.status).toBe(200);
-    const answers = await Promise.all(jobs);
-    expect(Date.now() - started).toBeLessThan(2000);
-    for (const res of answers) {
-      expect(res.status).toBe(423);
-      expect(await json(res)).toMatchObject({ error: { code: "stopped" } });
-    }
-    await waitFor(async () => gw.executor.running === 0);
-    const blocked = await gw.call(KEY.agent, "POST", "/v1/exec", {
-      profile: "shell",
-      command: ["true"],
-    });
-    expect(blocked.status).toBe(423);
-    // Other tenants go on.
-    const gated = await gw.call(KEY.gated, "POST", "/v1/exec", {
-      profile: "shell",
-      command: ["true"],
-    });
-    expect(gated.status).toBe(200);
-    expect(await json(await gw.call(KEY.admin, "GET", "/v1/admin/stop"))).toMatchObject({
-      all: null,
-      tenants: [{ tenant: T.agent }],
-    });
-
-    // The stop survives a gateway restart (a marker volume on the engine).
-    const restarted = await startGateway({ policy: POLICY, profilesDir });
     try {
-      const still = await restarted.call(KEY.netless, "POST", "/v1/exec", {
-        profile: "shell",
-        command: ["true"],
-      });
-      expect(still.status).toBe(423);
-      expect(
-        (await restarted.call(KEY.admin, "POST", "/v1/admin/resume", { tenant: T.agent })).status,
-      ).toBe(200);
-      const ok = await restarted.call(KEY.netless, "POST", "/v1/exec", {
-        profile: "shell",
-        command: ["true"],
-      });
-      expect(ok.status).toBe(200);
+      await stopKillsAndBlocks(sleeper);
     } finally {
-      await restarted.close();
+      // Whatever failed above, never leave a stop behind on the shared engine.
+      await gw.access.deps.stop.resume(T.agent);
     }
-    // This gateway learns of the resume on its next refresh (housekeeping does it in main.ts).
-    await gw.access.deps.stop.refresh();
-    const after = await gw.call(KEY.netless, "POST", "/v1/exec", {
-      profile: "shell",
-      command: ["true"],
-    });
-    expect(after.status).toBe(200);
   });
 });
+
+async function stopKillsAndBlocks(sleeper: Record<string, unknown>): Promise<void> {
+  // Concurrency 2: two run, the third waits in the queue.
+  const jobs = [0, 1, 2].map(() => gw.call(KEY.netless, "POST", "/v1/exec", sleeper));
+  await waitFor(async () => gw.executor.running === 2 && gw.executor.waiting === 1);
+  const started = Date.now();
+  const stop = await gw.call(KEY.admin, "POST", "/v1/admin/stop", { tenant: T.agent });
+  expect(stop.status).toBe(200);
+  const answers = await Promise.all(jobs);
+  expect(Date.now() - started).toBeLessThan(2000);
+  for (const res of answers) {
+    expect(res.status).toBe(423);
+    expect(await json(res)).toMatchObject({ error: { code: "stopped" } });
+  }
+  await waitFor(async () => gw.executor.running === 0);
+  const blocked = await gw.call(KEY.agent, "POST", "/v1/exec", {
+    profile: "shell",
+    command: ["true"],
+  });
+  expect(blocked.status).toBe(423);
+  // Other tenants go on.
+  const gated = await gw.call(KEY.gated, "POST", "/v1/exec", {
+    profile: "shell",
+    command: ["true"],
+  });
+  expect(gated.status).toBe(200);
+  expect(await json(await gw.call(KEY.admin, "GET", "/v1/admin/stop"))).toMatchObject({
+    all: null,
+    tenants: [{ tenant: T.agent }],
+  });
+
+  // The stop survives a gateway restart (a marker volume on the engine).
+  const restarted = await startGateway({ policy: POLICY, profilesDir });
+  try {
+    const still = await restarted.call(KEY.netless, "POST", "/v1/exec", {
+      profile: "shell",
+      command: ["true"],
+    });
+    expect(still.status).toBe(423);
+    expect(
+      (await restarted.call(KEY.admin, "POST", "/v1/admin/resume", { tenant: T.agent })).status,
+    ).toBe(200);
+    const ok = await restarted.call(KEY.netless, "POST", "/v1/exec", {
+      profile: "shell",
+      command: ["true"],
+    });
+    expect(ok.status).toBe(200);
+  } finally {
+    await restarted.close();
+  }
+  // This gateway learns of the resume on its next refresh (housekeeping does it in main.ts).
+  await gw.access.deps.stop.refresh();
+  const after = await gw.call(KEY.netless, "POST", "/v1/exec", {
+    profile: "shell",
+    command: ["true"],
+  });
+  expect(after.status).toBe(200);
+}
 
 describe("audit log", () => {
   it("has one line per operation, in-process calls included, and no secret values", async () => {
