@@ -33,7 +33,14 @@ export type AuditNote = Partial<
 >;
 
 export type AuthEnv = {
-  Variables: { caller: Caller; requestId: string; audit: AuditNote; errorCode: string };
+  Variables: {
+    caller: Caller;
+    requestId: string;
+    audit: AuditNote;
+    errorCode: string;
+    /** Settles when the request's job has ended: a streamed job outlives its handler. */
+    jobEnded: Promise<void>;
+  };
 };
 
 export function findKey<K extends ApiKey>(

@@ -184,14 +184,30 @@ export class Access {
       this.accounted(caller.tenant, (o) => plan.run(limits, o), options);
     const reasons = this.checkpoints(caller, tenant, plan.profile, limits.timeoutMs);
     if (reasons.length === 0) {
-      return answer(async (options) => {
-        const result = await run(options);
-        note(c, {
-          status: result.status,
-          exitCode: result.exitCode,
-          bytesOut: outputBytes(result),
-        });
-        return result;
+      return answer((options) => {
+        const finished = run(options).then(
+          (result) => {
+            note(c, {
+              status: result.status,
+              exitCode: result.exitCode,
+              bytesOut: outputBytes(result),
+            });
+            return result;
+          },
+          (err: unknown) => {
+            // A streamed job fails after its 200 went out: its audit line says how.
+            note(c, { status: endedHow(err) });
+            throw err;
+          },
+        );
+        c.set(
+          "jobEnded",
+          finished.then(
+            () => undefined,
+            () => undefined,
+          ),
+        );
+        return finished;
       });
     }
     if (
@@ -423,6 +439,14 @@ export function auditTrail(
     try {
       await next();
     } finally {
+      // A streamed job is still running when its handler returns: its line is
+      // written when it ends, with its status and exit code, without holding
+      // back the response.
+      const jobEnded = c.get("jobEnded") as Promise<void> | undefined;
+      if (jobEnded === undefined) write();
+      else void jobEnded.then(write);
+    }
+    function write() {
       const caller = c.get("caller") as Caller | undefined;
       const n: AuditNote = c.get("audit") ?? {};
       const status = c.res.status;
@@ -450,6 +474,13 @@ export function auditTrail(
       });
     }
   };
+}
+
+/** How a job that threw ended, for the audit line: an error code, or "cancelled". */
+function endedHow(err: unknown): string {
+  if (err instanceof AirlockError) return err.code;
+  if (err instanceof JobCancelledError) return "cancelled";
+  return "internal";
 }
 
 export interface CreateAccessOptions {

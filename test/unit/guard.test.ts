@@ -294,6 +294,37 @@ describe("policy guard", () => {
     expect(access.deps.quotas.used("acme").running).toBe(0);
   });
 
+  it("writes a streamed job's audit line when the job ends, with its status and exit code", async () => {
+    const { app, executor, audit } = setup();
+    let finish: (() => void) | undefined;
+    executor.behaviour = async (job, options) => {
+      options.onOutput?.("stdout", Buffer.from("partial\n"));
+      await new Promise<void>((resolve) => {
+        finish = resolve;
+      });
+      return { ...okResult(job.id, "partial\n"), status: "error", exitCode: 3 };
+    };
+    const res = await app.request("/v1/exec", {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${KEYS.agent}`,
+        "content-type": "application/json",
+        accept: "text/event-stream",
+      },
+      body: JSON.stringify(EXEC),
+    });
+    expect(res.status).toBe(200);
+    // The stream is open and the job still running: no line yet.
+    await new Promise((r) => setTimeout(r, 20));
+    expect(audit().filter((r) => r["op"] === "exec")).toEqual([]);
+    finish?.();
+    expect(await res.text()).toContain("event: result");
+    await new Promise((r) => setTimeout(r, 20));
+    expect(audit().filter((r) => r["op"] === "exec")).toMatchObject([
+      { status: "error", exitCode: 3, httpStatus: 200, tenant: "acme" },
+    ]);
+  });
+
   it("writes one audit line per operation, without the key, env values or output", async () => {
     const { call, audit, lines } = setup();
     await call(KEYS.agent, "POST", "/v1/exec", { ...EXEC, env: { TOKEN: "sup3r-s3cret-value" } });
