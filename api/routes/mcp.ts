@@ -2,12 +2,10 @@
 // transport per request, as the SDK advises for servers without sessions). Its
 // tools call this gateway's own HTTP API in-process with the caller's own
 // Authorization header, so auth and every policy of /v1 apply unchanged.
-import { StreamableHTTPTransport } from "@hono/mcp";
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { createClient, type FetchLike } from "../../client/index.ts";
 import type { AuthEnv } from "../auth.ts";
-import { createMcpServer } from "../mcp/server.ts";
 
 /** The base URL of in-process calls: never resolved, only parsed. */
 export const IN_PROCESS_URL = "http://airlock.internal";
@@ -22,6 +20,13 @@ export function mcpRoutes(deps: { fetch: FetchLike; version: string }) {
       headers: { authorization: c.req.header("authorization") ?? "" },
       fetch: (req) => deps.fetch(new Request(req, { signal: AbortSignal.any([req.signal, gone]) })),
     });
+    // The MCP SDK and its transport (~5 MB resident) load on the first /mcp
+    // request (import() caches them), so a gateway whose agents never speak
+    // MCP does not carry them.
+    const [{ StreamableHTTPTransport }, { createMcpServer }] = await Promise.all([
+      import("@hono/mcp"),
+      import("../mcp/server.ts"),
+    ]);
     const server = createMcpServer(client, deps.version);
     // No sessionIdGenerator: stateless mode.
     const transport = new StreamableHTTPTransport({ enableJsonResponse: true });
