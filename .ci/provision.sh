@@ -73,17 +73,18 @@ ensure_runsc() {
     apt_update_once
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q runsc >/dev/null
   fi
-  if docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc"'; then return; fi
-  echo "==> registering the runsc runtime with dockerd"
+  # --oci-seccomp: without it runsc ignores the container's seccomp profile.
+  if docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q -- '--oci-seccomp'; then return; fi
+  echo "==> registering the runsc runtime with dockerd (network none, OCI seccomp filters applied)"
   mkdir -p /etc/docker
   node -e '
     const fs = require("fs"); const path = "/etc/docker/daemon.json";
     const conf = fs.existsSync(path) ? JSON.parse(fs.readFileSync(path, "utf8") || "{}") : {};
-    conf.runtimes = { ...(conf.runtimes ?? {}), runsc: { path: "/usr/bin/runsc", runtimeArgs: ["--network=none"] } };
+    conf.runtimes = { ...(conf.runtimes ?? {}), runsc: { path: "/usr/bin/runsc", runtimeArgs: ["--network=none", "--oci-seccomp"] } };
     fs.writeFileSync(path, JSON.stringify(conf, null, 2) + "\n");'
   kill -HUP "$(pgrep -x dockerd)"
   for _ in $(seq 1 20); do
-    if docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc"'; then return; fi
+    if docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q -- '--oci-seccomp'; then return; fi
     sleep 0.5
   done
   echo "dockerd did not pick up the runsc runtime; see /etc/docker/daemon.json" >&2

@@ -8,14 +8,22 @@ import type { ContainerClient } from "../executor/docker.ts";
 import type { Executor } from "../executor/executor.ts";
 import type { Check } from "../executor/hardening.ts";
 import { JobCancelledError } from "../executor/sandbox.ts";
+import pkg from "../package.json" with { type: "json" };
+import { PolicyHolder } from "../policies/access/load.ts";
+import { environmentPolicy } from "../policies/access/schema.ts";
 import type { LoadedProfile } from "../policies/profile.ts";
 import { type AuthEnv, bearerAuth } from "./auth.ts";
 import type { ApiKey } from "./config.ts";
 import { AirlockError } from "./errors.ts";
+import { type Access, auditTrail, createAccess } from "./guard.ts";
 import type { Metrics } from "./metrics.ts";
 import { type LogEnv, type RequestScope, requestLog } from "./request-log.ts";
+import { adminRoutes } from "./routes/admin.ts";
+import { docsRoutes } from "./routes/docs.ts";
 import { execRoutes } from "./routes/exec.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { mcpRoutes } from "./routes/mcp.ts";
+import { pistonRoutes } from "./routes/piston.ts";
 import { profileRoutes } from "./routes/profiles.ts";
 import { type WorkspaceRouteDeps, workspaceRoutes } from "./routes/workspaces.ts";
 
@@ -23,7 +31,10 @@ export interface AppDeps {
   executor: Executor;
   client: ContainerClient;
   profiles: ReadonlyMap<string, LoadedProfile>;
-  keys: readonly ApiKey[];
+  /** Keys with the default scopes, used when no `access` is given (tests, keys from the environment). */
+  keys?: readonly ApiKey[];
+  /** The policy in force, with its rate limits, quotas, approvals, stop switch and audit log. */
+  access?: Access;
   maxBodyBytes: number;
   logger: Logger;
   workspaces: WorkspaceRouteDeps;
@@ -41,39 +52,65 @@ export interface AppDeps {
 const CLIENT_CLOSED = 499;
 
 export function createApp(deps: AppDeps) {
+  const access =
+    deps.access ??
+    createAccess({
+      policy: new PolicyHolder(environmentPolicy(deps.keys ?? [])),
+      client: deps.client,
+    });
   const app = new Hono<AuthEnv & LogEnv>();
   app.use(requestId());
   app.use(requestLog(deps.logger, { scope: deps.requestScope, metrics: deps.metrics }));
   app.route("/", healthRoutes(deps.client, deps.profiles, deps.readiness));
+  app.route("/", docsRoutes(pkg.version));
 
-  app.use(
-    "/v1/*",
-    bodyLimit({
-      maxSize: deps.maxBodyBytes,
-      onError: () => {
-        throw new AirlockError(
-          "payload_too_large",
-          `the body is larger than ${deps.maxBodyBytes} bytes`,
-          {
-            details: { maxBytes: deps.maxBodyBytes },
-          },
-        );
-      },
+  const limitBody = bodyLimit({
+    maxSize: deps.maxBodyBytes,
+    onError: () => {
+      throw new AirlockError(
+        "payload_too_large",
+        `the body is larger than ${deps.maxBodyBytes} bytes`,
+        {
+          details: { maxBytes: deps.maxBodyBytes },
+        },
+      );
+    },
+  });
+  for (const path of ["/v1/*", "/mcp", "/api/v2/*"]) app.use(path, limitBody);
+  // Before authentication, so refused keys are audited too.
+  app.use("/v1/*", auditTrail(access.deps.audit));
+  // Read on every request, so a policy reload takes effect at once.
+  const keys = () => access.deps.policy.current().keys;
+  app.use("/v1/*", bearerAuth(keys));
+  app.use("/mcp", bearerAuth(keys));
+  app.route("/", profileRoutes(deps.profiles, access));
+  app.route("/", execRoutes({ executor: deps.executor, profiles: deps.profiles, access }));
+  app.route("/", workspaceRoutes({ ...deps.workspaces, access, profiles: deps.profiles }));
+  app.route("/", adminRoutes(access));
+  // MCP and Piston run nothing themselves: they call the routes above through
+  // this app, in-process, with the caller's key, so every check of /v1 applies
+  // (scopes, rate limits, quotas, approvals, the stop, the audit trail).
+  const inProcess = (req: Request) => app.fetch(req);
+  app.route("/", mcpRoutes({ fetch: inProcess, version: pkg.version }));
+  app.route(
+    "/",
+    pistonRoutes({
+      keys,
+      profiles: deps.profiles,
+      fetch: inProcess,
+      logger: deps.logger,
     }),
   );
-  app.use("/v1/*", bearerAuth(deps.keys));
   const metrics = deps.metrics;
   if (metrics !== undefined) {
-    if (deps.metricsPublic !== true) app.use("/metrics", bearerAuth(deps.keys));
+    // Any valid key, whatever its scopes (README, Metrics), unless made public.
+    if (deps.metricsPublic !== true) app.use("/metrics", bearerAuth(keys));
     app.get("/metrics", async (c) =>
       c.body(await metrics.registry.metrics(), 200, {
         "content-type": metrics.registry.contentType,
       }),
     );
   }
-  app.route("/", profileRoutes(deps.profiles));
-  app.route("/", execRoutes({ executor: deps.executor, profiles: deps.profiles }));
-  app.route("/", workspaceRoutes(deps.workspaces));
 
   app.notFound((c) => {
     const err = new AirlockError("not_found", `no route for ${c.req.method} ${c.req.path}`);
@@ -83,6 +120,7 @@ export function createApp(deps: AppDeps) {
 
   app.onError((err, c) => {
     if (err instanceof JobCancelledError) {
+      c.set("errorCode", "cancelled");
       deps.metrics?.errors.inc({ code: "cancelled" });
       return c.body(null, CLIENT_CLOSED as 200);
     }
@@ -90,6 +128,7 @@ export function createApp(deps: AppDeps) {
       err instanceof AirlockError
         ? err
         : new AirlockError("internal", "airlock failed to handle the request", { cause: err });
+    c.set("errorCode", known.code);
     deps.metrics?.errors.inc({ code: known.code });
     const log = c.get("log") ?? deps.logger.child({ requestId: c.get("requestId") });
     const fields = { code: known.code, err: known.cause ?? err };

@@ -3,34 +3,73 @@
 // neither the comparison nor the loop leaks which key (or how much of one) matched.
 import { timingSafeEqual } from "node:crypto";
 import type { MiddlewareHandler } from "hono";
+import type { AuditRecord } from "../policies/access/audit.ts";
+import type { KeyGrant } from "../policies/access/schema.ts";
 import { type ApiKey, hashKey } from "./config.ts";
 import { AirlockError } from "./errors.ts";
 
 export interface Caller {
   tenant: string;
-  /** First 8 hex digits of the key's hash: safe to log, enough to tell keys apart. */
+  /** The policy's key id, or the first 8 hex digits of the key's hash: safe to log. */
   keyId: string;
+  /** What the key may do (policies/access). */
+  grant: KeyGrant;
 }
 
-export type AuthEnv = { Variables: { caller: Caller; requestId: string } };
+/** What a route tells the audit log about its operation. */
+export type AuditNote = Partial<
+  Pick<
+    AuditRecord,
+    | "op"
+    | "scope"
+    | "profile"
+    | "workspace"
+    | "commandDigest"
+    | "status"
+    | "exitCode"
+    | "bytesOut"
+    | "approvalId"
+  >
+>;
+
+export type AuthEnv = {
+  Variables: {
+    caller: Caller;
+    requestId: string;
+    audit: AuditNote;
+    errorCode: string;
+    /** Settles when the request's job has ended: a streamed job outlives its handler. */
+    jobEnded: Promise<void>;
+  };
+};
+
+export function findKey<K extends ApiKey>(
+  keys: readonly K[],
+  presented: string,
+  equal: (a: Buffer, b: Buffer) => boolean = timingSafeEqual,
+): K | undefined {
+  const hash = hashKey(presented);
+  let found: K | undefined;
+  // No early exit: every stored hash is compared whichever one matches.
+  for (const key of keys) {
+    if (equal(key.hash, hash) && found === undefined) found = key;
+  }
+  return found;
+}
 
 export function findCaller(
   keys: readonly ApiKey[],
   presented: string,
   equal: (a: Buffer, b: Buffer) => boolean = timingSafeEqual,
-): Caller | undefined {
-  const hash = hashKey(presented);
-  let found: ApiKey | undefined;
-  // No early exit: every stored hash is compared whichever one matches.
-  for (const key of keys) {
-    if (equal(key.hash, hash) && found === undefined) found = key;
-  }
+): Pick<Caller, "tenant" | "keyId"> | undefined {
+  const found = findKey(keys, presented, equal);
   return found === undefined
     ? undefined
     : { tenant: found.tenant, keyId: found.hash.toString("hex").slice(0, 8) };
 }
 
-export function bearerAuth(keys: readonly ApiKey[]): MiddlewareHandler<AuthEnv> {
+/** `keys` is read on every request, so a policy reload takes effect at once. */
+export function bearerAuth(keys: () => readonly KeyGrant[]): MiddlewareHandler<AuthEnv> {
   return async (c, next) => {
     const header = c.req.header("authorization");
     if (header === undefined) {
@@ -43,9 +82,9 @@ export function bearerAuth(keys: readonly ApiKey[]): MiddlewareHandler<AuthEnv> 
     if (match === null) {
       throw new AirlockError("unauthorized", "the Authorization header must be: Bearer <key>");
     }
-    const caller = findCaller(keys, match[1] as string);
-    if (caller === undefined) throw new AirlockError("unauthorized", "the API key is not valid");
-    c.set("caller", caller);
+    const grant = findKey(keys(), match[1] as string);
+    if (grant === undefined) throw new AirlockError("unauthorized", "the API key is not valid");
+    c.set("caller", { tenant: grant.tenant, keyId: grant.keyId, grant });
     await next();
   };
 }

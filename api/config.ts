@@ -13,6 +13,9 @@ const EnvSchema = z.object({
   AIRLOCK_HOST: z.string().min(1).optional(),
   AIRLOCK_API_KEYS: z.string().optional(),
   AIRLOCK_API_KEYS_FILE: z.string().min(1).optional(),
+  AIRLOCK_POLICY_FILE: z.string().min(1).optional(),
+  AIRLOCK_AUDIT_FILE: z.string().min(1).default("-"),
+  AIRLOCK_AUDIT_MEMORY: intFrom(0, 1_000_000).default(10_000),
   AIRLOCK_CONCURRENCY: intFrom(1, 1024).default(4),
   AIRLOCK_MAX_QUEUE: intFrom(0, 100_000).default(64),
   AIRLOCK_MAX_BODY_BYTES: intFrom(1024, 1024 * 1024 * 1024).default(32 * 1024 * 1024),
@@ -59,6 +62,12 @@ export interface Config {
   keys: ApiKey[];
   /** Set when no keys were configured: printed once at start. */
   generatedKey: string | undefined;
+  /** The policy file; when set it is the only source of keys. */
+  policyFile: string | undefined;
+  /** Where audit lines go: a file path, or "-" for stdout. */
+  auditFile: string;
+  /** Audit records kept in memory for GET /v1/audit. */
+  auditMemory: number;
   concurrency: number;
   maxQueue: number;
   maxBodyBytes: number;
@@ -143,6 +152,19 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     );
   }
   const e = parsed.data;
+  if (e.AIRLOCK_POLICY_FILE !== undefined) {
+    const other =
+      e.AIRLOCK_API_KEYS !== undefined
+        ? "AIRLOCK_API_KEYS"
+        : e.AIRLOCK_API_KEYS_FILE !== undefined
+          ? "AIRLOCK_API_KEYS_FILE"
+          : undefined;
+    if (other !== undefined) {
+      throw new ConfigError(
+        `${other} and AIRLOCK_POLICY_FILE are both set: with a policy file, its tenants list every key (with their scopes); move the keys there`,
+      );
+    }
+  }
   const keys = e.AIRLOCK_API_KEYS === undefined ? [] : parseKeyList(e.AIRLOCK_API_KEYS);
   if (e.AIRLOCK_API_KEYS_FILE !== undefined) {
     let text: string;
@@ -157,7 +179,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   }
   let generatedKey: string | undefined;
   let host = e.AIRLOCK_HOST ?? "0.0.0.0";
-  if (keys.length === 0) {
+  if (keys.length === 0 && e.AIRLOCK_POLICY_FILE === undefined) {
     if (e.AIRLOCK_HOST !== undefined && !LOOPBACK.has(e.AIRLOCK_HOST)) {
       throw new ConfigError(
         `AIRLOCK_HOST=${e.AIRLOCK_HOST} needs API keys: set AIRLOCK_API_KEYS or AIRLOCK_API_KEYS_FILE, or listen on 127.0.0.1`,
@@ -172,6 +194,9 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     host,
     keys,
     generatedKey,
+    policyFile: e.AIRLOCK_POLICY_FILE,
+    auditFile: e.AIRLOCK_AUDIT_FILE,
+    auditMemory: e.AIRLOCK_AUDIT_MEMORY,
     concurrency: e.AIRLOCK_CONCURRENCY,
     maxQueue: e.AIRLOCK_MAX_QUEUE,
     maxBodyBytes: e.AIRLOCK_MAX_BODY_BYTES,

@@ -22,19 +22,33 @@ export const LimitsInput = z.strictObject({
   outputBytes: z.number().int().positive().optional(),
 });
 
-const ExecFields = {
-  command: z.union([z.string().min(1), z.array(z.string()).min(1)]).optional(),
-  code: z.string().optional(),
-  language: z.string().optional(),
-  stdin: z.string().optional(),
-  env: z.record(z.string(), z.string()).optional(),
-  files: z.array(FileInput).max(10_000).optional(),
-  workdir: z.string().optional(),
-  limits: LimitsInput.optional(),
-  returnFiles: z.array(z.string().min(1).max(1024)).max(100).optional(),
+export const ExecFields = {
+  command: z
+    .union([z.string().min(1), z.array(z.string()).min(1)])
+    .optional()
+    .describe("argv array, or a string run with /bin/sh -c; or give code instead"),
+  code: z
+    .string()
+    .optional()
+    .describe("source code, written to the profile's file for the language and run"),
+  language: z.string().optional().describe("with code: one of the profile's languages"),
+  stdin: z.string().optional().describe("text on standard input"),
+  env: z.record(z.string(), z.string()).optional().describe("extra environment variables"),
+  files: z
+    .array(FileInput)
+    .max(10_000)
+    .optional()
+    .describe("files written to /workspace before the run"),
+  workdir: z.string().optional().describe("directory under /workspace to run in"),
+  limits: LimitsInput.optional().describe("up to the profile's maximum (GET /v1/profiles)"),
+  returnFiles: z
+    .array(z.string().min(1).max(1024))
+    .max(100)
+    .optional()
+    .describe("globs: changed files that match come back in the result's files"),
 };
 
-function oneOfCommandOrCode(
+export function oneOfCommandOrCode(
   body: { command?: unknown; code?: unknown; language?: unknown },
   ctx: z.RefinementCtx,
 ): void {
@@ -54,7 +68,10 @@ function oneOfCommandOrCode(
 }
 
 export const ExecRequest = z
-  .strictObject({ profile: z.string().min(1), ...ExecFields })
+  .strictObject({
+    profile: z.string().min(1).describe("shell, python, node, … (GET /v1/profiles)"),
+    ...ExecFields,
+  })
   .superRefine(oneOfCommandOrCode);
 export type ExecRequest = z.infer<typeof ExecRequest>;
 
@@ -126,4 +143,223 @@ export type ExecResult = z.infer<typeof ExecResult>;
 
 export const ErrorBodySchema = z.object({
   error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
+});
+
+// Response shapes of the other routes. The handlers build these objects
+// themselves; these schemas describe them for the OpenAPI document and the typed
+// client, and the integration suite checks real responses against them.
+
+export const WorkspaceInfo = z.object({
+  id: z.string().describe("ws_ followed by 20 lower-case letters and digits"),
+  profile: z.string(),
+  createdAt: z.string().describe("ISO 8601"),
+  lastUsedAt: z.string().describe("ISO 8601"),
+  expiresAt: z.string().describe("ISO 8601: idle workspaces are removed after their TTL"),
+});
+export type WorkspaceInfo = z.infer<typeof WorkspaceInfo>;
+
+export const FileEntry = z.object({
+  path: z.string(),
+  type: z.enum(["file", "directory", "symlink", "other"]),
+  size: z.number(),
+  mode: z.string().describe("octal permission bits"),
+  mtime: z.string().describe("ISO 8601"),
+  target: z.string().optional().describe("a symlink's target"),
+});
+export type FileEntry = z.infer<typeof FileEntry>;
+
+export const FileListing = z.array(FileEntry);
+
+export const WrittenFile = z.object({ path: z.string(), size: z.number(), sha256: z.string() });
+export type WrittenFile = z.infer<typeof WrittenFile>;
+
+export const ArchiveImport = z.object({ entries: z.number(), bytes: z.number() });
+export type ArchiveImport = z.infer<typeof ArchiveImport>;
+
+const LimitValues = z.object({
+  timeoutMs: z.number(),
+  memoryMb: z.number(),
+  cpus: z.number(),
+  pids: z.number(),
+  outputBytes: z.number(),
+});
+
+export const ProfileSummary = z.object({
+  name: z.string(),
+  description: z.string(),
+  image: z.string(),
+  runtime: z.string(),
+  network: z.string(),
+  languages: z.array(z.string()),
+  defaultLanguage: z.string().nullable(),
+  limits: z.object({ default: LimitValues, max: LimitValues }),
+});
+export type ProfileSummary = z.infer<typeof ProfileSummary>;
+
+export const ProfileList = z.object({ profiles: z.array(ProfileSummary) });
+export type ProfileList = z.infer<typeof ProfileList>;
+
+export const Health = z.object({ status: z.literal("ok") });
+export const Readiness = z.object({
+  status: z.enum(["ready", "not_ready"]),
+  checks: z.record(z.string(), z.string()),
+});
+export type Readiness = z.infer<typeof Readiness>;
+
+/** One Server-Sent Event of a streamed exec, as the typed client yields it. */
+export type ExecEvent =
+  | { type: "stdout" | "stderr"; data: string }
+  | { type: "result"; result: ExecResult };
+
+// Piston's v2 API (engineer-man/piston api/src/api/v2.js), as airlock answers it.
+
+export const PistonFile = z.object({
+  name: z.string().optional(),
+  content: z.string(),
+  encoding: z.enum(["utf8", "base64", "hex"]).optional(),
+});
+
+export const PistonExecuteRequest = z.object({
+  language: z.string().min(1),
+  version: z.string().min(1).describe("a semver range: 3, 3.11, *, or an exact version"),
+  files: z.array(PistonFile).min(1).describe("the first file is run; the others sit beside it"),
+  stdin: z.string().optional(),
+  args: z.array(z.string()).optional().describe("appended to the command"),
+  run_timeout: z.number().optional().describe("ms, up to the profile's maximum timeoutMs"),
+  compile_timeout: z.number().optional().describe("ignored: no runtime here compiles"),
+  run_memory_limit: z.number().optional().describe("bytes; -1 or absent: the profile default"),
+  compile_memory_limit: z.number().optional().describe("ignored"),
+  run_cpu_time: z.number().optional().describe("ignored: the wall-clock run_timeout applies"),
+  compile_cpu_time: z.number().optional().describe("ignored"),
+});
+export type PistonExecuteRequest = z.infer<typeof PistonExecuteRequest>;
+
+export const PistonStage = z.object({
+  stdout: z.string(),
+  stderr: z.string(),
+  output: z.string().describe("stdout and stderr interleaved as they were written"),
+  code: z.number().nullable(),
+  signal: z.string().nullable(),
+  status: z
+    .enum(["RE", "SG", "TO", "OL", "EL", "XX"])
+    .nullable()
+    .describe(
+      "null: exited 0; RE: non-zero exit; SG: killed by a signal; TO: time limit; OL/EL: stdout/stderr too long",
+    ),
+  message: z.string().nullable(),
+  memory: z.number().nullable().describe("peak bytes"),
+  cpu_time: z.number().nullable().describe("ms"),
+  wall_time: z.number().nullable().describe("ms"),
+});
+export type PistonStage = z.infer<typeof PistonStage>;
+
+export const PistonExecuteResult = z.object({
+  language: z.string(),
+  version: z.string(),
+  run: PistonStage,
+});
+export type PistonExecuteResult = z.infer<typeof PistonExecuteResult>;
+
+export const PistonRuntime = z.object({
+  language: z.string(),
+  version: z.string(),
+  aliases: z.array(z.string()),
+  runtime: z.string().optional(),
+});
+export const PistonRuntimes = z.array(PistonRuntime);
+export type PistonRuntime = z.infer<typeof PistonRuntime>;
+
+/** Piston's error shape: a message and nothing else. */
+export const PistonError = z.object({ message: z.string() });
+
+// ---- policies: approvals, the emergency stop, the audit trail, usage ----------------------
+// The shapes the admin and approval routes answer with (api/routes/admin.ts, api/guard.ts),
+// for the OpenAPI document; policies/access keeps the same fields as TypeScript types.
+
+export const ApprovalStatus = z.enum([
+  "pending",
+  "running",
+  "done",
+  "failed",
+  "denied",
+  "expired",
+  "cancelled",
+]);
+
+/** 202 from an exec route whose job the policy holds for a human's approval. */
+export const ApprovalPending = z.object({
+  approvalId: z.string(),
+  status: ApprovalStatus,
+  expiresAt: z.string().describe("ISO time after which the approval lapses and the job never runs"),
+  reasons: z.array(z.string()).describe('the policy rules that asked for a human ("network", …)'),
+});
+
+export const ApprovalView = z.object({
+  id: z.string(),
+  status: ApprovalStatus,
+  tenant: z.string(),
+  keyId: z.string(),
+  profile: z.string(),
+  reasons: z.array(z.string()),
+  commandDigest: z.string().describe("sha256 of the command: never the command itself"),
+  timeoutMs: z.number(),
+  workspace: z.string().optional(),
+  createdAt: z.string(),
+  expiresAt: z.string(),
+  decidedAt: z.string().optional(),
+  decidedBy: z.string().optional().describe("the key id of the admin who decided"),
+  result: ExecResult.optional().describe("once approved and run: the job's result"),
+  error: z.object({ code: z.string(), message: z.string() }).optional(),
+});
+
+export const ApprovalList = z.object({ approvals: z.array(ApprovalView) });
+
+export const StopState = z.object({
+  all: z.object({ since: z.string() }).nullable().describe("set while everything is stopped"),
+  tenants: z.array(z.object({ tenant: z.string(), since: z.string() })),
+  cancelledApprovals: z
+    .number()
+    .optional()
+    .describe("POST /v1/admin/stop: pending approvals the stop cancelled"),
+});
+
+export const ReloadOutcome = z.object({
+  ok: z.literal(true),
+  source: z.string(),
+  keys: z.number(),
+  tenants: z.number(),
+});
+
+export const AuditRecord = z.object({
+  time: z.string(),
+  requestId: z.string().nullable(),
+  op: z.string(),
+  method: z.string(),
+  path: z.string(),
+  tenant: z.string().nullable(),
+  keyId: z.string().nullable(),
+  scope: z.string().nullable(),
+  profile: z.string().nullable(),
+  workspace: z.string().nullable(),
+  commandDigest: z.string().nullable(),
+  status: z.string(),
+  httpStatus: z.number(),
+  exitCode: z.number().nullable(),
+  durationMs: z.number(),
+  bytesIn: z.number().nullable(),
+  bytesOut: z.number().nullable(),
+  approvalId: z.string().nullable(),
+});
+
+export const AuditList = z.object({ records: z.array(AuditRecord) });
+
+export const UsageList = z.object({
+  tenants: z.array(
+    z.object({
+      tenant: z.string(),
+      cpuSeconds: z.number().describe("CPU-seconds used in the last hour"),
+      containerSeconds: z.number().describe("container-seconds used in the last hour"),
+      running: z.number().describe("jobs running now"),
+    }),
+  ),
 });

@@ -27,6 +27,8 @@ export interface GatewayCoreOptions {
   poolMin?: number;
   poolMax?: number;
   poolMaxParkMs?: number;
+  /** A tenant's own workspace size cap (the policy's maxWorkspaceBytes), below workspaceMaxBytes. */
+  workspaceSizeCapFor?: (tenant: string) => number | undefined;
   /** Entries allowed in one uploaded archive. */
   uploadMaxEntries?: number;
   warn: (message: string, err: unknown) => void;
@@ -79,6 +81,7 @@ export function createGatewayCore(o: GatewayCoreOptions): GatewayCore {
     ttlMs: o.workspaceTtlMs,
     maxPerTenant: o.workspacesPerTenant,
     sizeCapBytes: o.workspaceMaxBytes,
+    ...(o.workspaceSizeCapFor === undefined ? {} : { sizeCapFor: o.workspaceSizeCapFor }),
     orphanGraceMs: o.orphanGraceMs,
     warn: o.warn,
   });

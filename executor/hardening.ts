@@ -135,9 +135,13 @@ export async function sandboxChecks(
     if (uid === undefined || uid === "0") problems.push(`runs as uid ${uid ?? "?"}`);
     if (field(out, "CapEff") !== "0000000000000000")
       problems.push(`CapEff is ${field(out, "CapEff") ?? "?"}`);
+    // Under gVisor too: runsc applies the profile's seccomp filter only when the
+    // engine registered it with --oci-seccomp, so a missing flag shows up here.
+    if (field(out, "Seccomp") !== "2") {
+      const hint = profile.runtime === "runsc" ? " (register runsc with --oci-seccomp)" : "";
+      problems.push(`Seccomp is ${field(out, "Seccomp") ?? "?"}, not 2 (filtering)${hint}`);
+    }
     if (profile.runtime === "runc") {
-      if (field(out, "Seccomp") !== "2")
-        problems.push(`Seccomp is ${field(out, "Seccomp") ?? "?"}, not 2 (filtering)`);
       if (field(out, "NoNewPrivs") !== "1")
         problems.push(`NoNewPrivs is ${field(out, "NoNewPrivs") ?? "?"}`);
       const mem = Number(field(out, "MemLimit"));

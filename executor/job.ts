@@ -34,5 +34,9 @@ export interface Job {
   readonly workspace?: WorkspaceRef | undefined;
 }
 
-/** Called with each chunk of output as the process writes it (for streaming). */
-export type OutputListener = (stream: "stdout" | "stderr", chunk: Buffer) => void;
+/**
+ * Called with each chunk of output as the process writes it (for streaming).
+ * Returning false says the consumer is full: the sandbox stops reading the
+ * container's output (so the job blocks on its writes) until `RunOptions.outputDrained` resolves.
+ */
+export type OutputListener = (stream: "stdout" | "stderr", chunk: Buffer) => boolean | undefined;

@@ -7,30 +7,47 @@ import { TRAILER_START } from "./launcher.ts";
 
 export type StreamName = "stdout" | "stderr";
 
-/** Keeps the first `cap` bytes and counts the rest. */
+/**
+ * Counts a stream's bytes against its limit (`cap`) and keeps the first `keep`
+ * of them for the result. `keep` is the cap itself for a JSON answer; a streamed
+ * job has already sent its output as events, so its result keeps less.
+ */
 export class CappedBuffer {
   readonly cap: number;
+  private readonly keepCap: number;
   private chunks: Buffer[] = [];
   private kept = 0;
   total = 0;
 
-  constructor(cap: number) {
+  constructor(cap: number, keep: number = cap) {
     this.cap = cap;
+    this.keepCap = Math.min(keep, cap);
   }
 
-  /** Keeps what fits and returns it (empty once the cap is reached). */
+  /** Returns the part of `chunk` within the cap (empty once it is reached), keeping what fits. */
   push(chunk: Buffer): Buffer {
+    const before = this.total;
     this.total += chunk.length;
-    const room = this.cap - this.kept;
+    const room = this.cap - before;
     if (room <= 0) return Buffer.alloc(0);
     const part = chunk.length <= room ? chunk : chunk.subarray(0, room);
-    this.chunks.push(Buffer.from(part));
-    this.kept += part.length;
+    const keepRoom = this.keepCap - this.kept;
+    if (keepRoom > 0) {
+      const keep = part.length <= keepRoom ? part : part.subarray(0, keepRoom);
+      this.chunks.push(Buffer.from(keep));
+      this.kept += keep.length;
+    }
     return part;
   }
 
+  /** The stream passed its cap: the job is killed for it. */
   get overflowed(): boolean {
     return this.total > this.cap;
+  }
+
+  /** The kept copy is shorter than what the job wrote. */
+  get truncated(): boolean {
+    return this.total > this.kept;
   }
 
   toString(): string {

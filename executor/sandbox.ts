@@ -34,6 +34,8 @@ export interface SandboxDeps {
 export interface RunOptions {
   signal?: AbortSignal | undefined;
   onOutput?: OutputListener | undefined;
+  /** Resolves when a consumer that said it was full (onOutput returned false) can take more. */
+  outputDrained?: (() => Promise<void>) | undefined;
 }
 
 export class JobCancelledError extends Error {
@@ -41,6 +43,13 @@ export class JobCancelledError extends Error {
 }
 
 type KillReason = "timeout" | "output_limit" | "cancelled";
+
+/**
+ * A streamed job's output has gone out as events already: its final result
+ * keeps only this much of each stream, so that many large streams at once do
+ * not hold their whole output in the gateway (the cap that kills still counts it all).
+ */
+export const STREAMED_RESULT_BYTES = 64 * 1024;
 
 /** How long to wait for the attach stream to drain once the container has exited. */
 const STREAM_DRAIN_MS = 2000;
@@ -115,8 +124,8 @@ export async function runSandbox(
       signal: killed ? "SIGKILL" : signalOf(run.exitCode),
       stdout: run.stdout.toString(),
       stderr: run.stderr.toString(),
-      stdoutTruncated: run.stdout.overflowed,
-      stderrTruncated: run.stderr.overflowed,
+      stdoutTruncated: run.stdout.truncated,
+      stderrTruncated: run.stderr.truncated,
       durationMs: Math.round(run.endedAt - run.startedAt),
       usage: run.usage,
       diff: outcome.diff,
@@ -176,8 +185,9 @@ async function execute(
   attached?: Duplex,
 ): Promise<RunOutcome> {
   const nonce = randomBytes(16).toString("hex");
-  const stdout = new CappedBuffer(job.limits.outputBytes);
-  const stderr = new CappedBuffer(job.limits.outputBytes);
+  const keep = options.onOutput === undefined ? job.limits.outputBytes : STREAMED_RESULT_BYTES;
+  const stdout = new CappedBuffer(job.limits.outputBytes, keep);
+  const stderr = new CappedBuffer(job.limits.outputBytes, keep);
   // The launcher marks the end of both streams; stderr's marker is just the nonce.
   const outScan = new TrailerScanner(nonce);
   const errScan = new TrailerScanner(nonce);
@@ -211,8 +221,14 @@ async function execute(
     if (data.length === 0) return;
     const sink = name === "stdout" ? stdout : stderr;
     // Streamed output obeys the same cap as the result: nothing past it goes out.
-    const kept = sink.push(data);
-    if (kept.length > 0) options.onOutput?.(name, kept);
+    const within = sink.push(data);
+    if (within.length > 0 && options.onOutput?.(name, within) === false) {
+      const drained = options.outputDrained;
+      if (drained !== undefined && !holds.has("consumer")) {
+        hold("consumer");
+        void drained().then(() => letGo("consumer"));
+      }
+    }
     if (sink.overflowed) killFor("output_limit");
   };
   const demux = new FrameDemuxer((name, payload) => {
@@ -225,6 +241,17 @@ async function execute(
 
   const stream = attached ?? (await client.attach(id));
   const drained = streamEnd(stream);
+  // The attach stream is paused while anyone downstream is full (the diff
+  // reading the launcher's tar, or a slow SSE client), and flows when none is.
+  const holds = new Set<"tar" | "consumer">();
+  const hold = (why: "tar" | "consumer") => {
+    holds.add(why);
+    stream.pause();
+  };
+  const letGo = (why: "tar" | "consumer") => {
+    holds.delete(why);
+    if (holds.size === 0) stream.resume();
+  };
   stream.on("data", (chunk: Buffer) => demux.push(chunk));
   if (workspaceTar !== undefined) {
     outScan.onAfter = (chunk) => {
@@ -232,9 +259,9 @@ async function execute(
       if (tarEnd.found || workspaceTar.destroyed) return;
       const bytes = tarEnd.push(chunk);
       // Backpressure: the attach stream waits while the diff reads the tar.
-      if (bytes.length > 0 && !workspaceTar.write(bytes)) {
-        stream.pause();
-        workspaceTar.once("drain", () => stream.resume());
+      if (bytes.length > 0 && !workspaceTar.write(bytes) && !holds.has("tar")) {
+        hold("tar");
+        workspaceTar.once("drain", () => letGo("tar"));
       }
       if (tarEnd.found) workspaceTar.end();
     };
@@ -296,6 +323,7 @@ async function execute(
     // Nobody will read the launcher's tar now: drop it, and let the stream flow
     // (it may be paused for backpressure) so the engine can finish with it.
     workspaceTar?.destroy();
+    holds.clear();
     stream.resume();
     if (engineMustJudge) {
       // gVisor kills inside its own kernel when the sandbox runs out of memory,

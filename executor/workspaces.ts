@@ -47,6 +47,8 @@ export interface WorkspaceStoreDeps {
   ttlMs: number;
   maxPerTenant: number;
   sizeCapBytes: number;
+  /** A tenant's own, smaller cap (policies/access quotas), when it has one. */
+  sizeCapFor?: (tenant: string) => number | undefined;
   orphanGraceMs: number;
   warn: (message: string, err: unknown) => void;
   now?: () => number;
@@ -224,7 +226,9 @@ export class WorkspaceStore {
   }
 
   ref(ws: Workspace): WorkspaceRef {
-    return { id: ws.id, volume: ws.volume, sizeCapBytes: this.deps.sizeCapBytes };
+    const own = this.deps.sizeCapFor?.(ws.tenant);
+    const sizeCapBytes = Math.min(this.deps.sizeCapBytes, own ?? this.deps.sizeCapBytes);
+    return { id: ws.id, volume: ws.volume, sizeCapBytes };
   }
 
   async exec(

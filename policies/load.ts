@@ -64,7 +64,35 @@ export function parseProfile(path: string, defaults: Json, raw: Json): Profile {
   return result.data;
 }
 
-function loadSeccomp(profilePath: string, dirs: readonly string[], file: string): string {
+/**
+ * gVisor (the 2022 runsc that Debian ships) applies an OCI seccomp filter but
+ * ignores a rule's `errnoRet`: it answers EPERM. For `clone3` that matters, as
+ * glibc falls back to `clone` (whose flags the filter inspects) only on ENOSYS,
+ * and on EPERM no thread can start. gVisor implements no `clone3` and answers
+ * ENOSYS itself, so under runsc the rule becomes an allow, and the answer stays
+ * ENOSYS (the adversarial suite checks it under both runtimes).
+ */
+export function seccompForGvisor(seccomp: { syscalls?: unknown }): unknown {
+  const syscalls = Array.isArray(seccomp.syscalls) ? seccomp.syscalls : [];
+  return {
+    ...seccomp,
+    syscalls: syscalls.map((rule: { names?: unknown; action?: unknown; errnoRet?: unknown }) => {
+      const names = Array.isArray(rule.names) ? rule.names : [];
+      if (names.length !== 1 || names[0] !== "clone3" || rule.action !== "SCMP_ACT_ERRNO") {
+        return rule;
+      }
+      const { errnoRet: _, ...rest } = rule;
+      return { ...rest, action: "SCMP_ACT_ALLOW" };
+    }),
+  };
+}
+
+function loadSeccomp(
+  profilePath: string,
+  dirs: readonly string[],
+  file: string,
+  runtime: string,
+): string {
   if (file.includes("/") || file.includes("\\")) {
     throw new ProfileError(`${profilePath}: seccomp: must be a file name, not a path`);
   }
@@ -87,7 +115,9 @@ function loadSeccomp(profilePath: string, dirs: readonly string[], file: string)
     const result = SeccompFile.safeParse(parsed);
     if (!result.success) throw new ProfileError(describeZodError(candidate, result.error));
     // Re-serialised compactly: it travels in every create call's SecurityOpt.
-    return JSON.stringify(parsed);
+    return JSON.stringify(
+      runtime === "runsc" ? seccompForGvisor(parsed as { syscalls?: unknown }) : parsed,
+    );
   }
   throw new ProfileError(
     `${profilePath}: seccomp: ${file} not found in ${dirs.map((d) => JSON.stringify(d)).join(" or ")}`,
@@ -129,7 +159,7 @@ export function loadProfiles(options: LoadOptions = {}): Map<string, LoadedProfi
   for (const dir of dirs) {
     for (const path of profileFiles(dir)) {
       const profile = parseProfile(path, defaults, readJson(path));
-      const seccompJson = loadSeccomp(path, seccompDirs, profile.seccomp);
+      const seccompJson = loadSeccomp(path, seccompDirs, profile.seccomp, profile.runtime);
       profiles.set(profile.name, { ...profile, seccompJson });
     }
   }

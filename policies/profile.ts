@@ -43,7 +43,17 @@ export const Profile = z
     defaultLanguage: z.string().optional(),
     env: z.record(EnvName, z.string()),
     limits: z.strictObject({ default: Limits, max: Limits }),
-    network: z.literal("none"),
+    /**
+     * Docker network mode: "none" (the default), or a network such as "bridge".
+     * Any other value makes the profile need the `network` scope (policies/access).
+     */
+    network: z
+      .string()
+      .regex(/^(none|bridge|[a-z0-9][a-z0-9_.-]{0,63})$/, "must be none, bridge or a network name")
+      .refine(
+        (n) => n !== "host" && !n.startsWith("container"),
+        "host and container: networks are never allowed",
+      ),
     tmpfs: z.strictObject({ tmpMb: positiveInt, shmMb: positiveInt }),
     ulimits: z.strictObject({ nofile: positiveInt, fsizeMb: positiveInt }),
     /** Seccomp profile file name in policies/seccomp/ (or the operator's profiles dir). */

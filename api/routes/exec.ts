@@ -9,22 +9,56 @@ import type { LoadedProfile } from "../../policies/profile.ts";
 import { resolveJob } from "../../policies/resolve.ts";
 import type { AuthEnv } from "../auth.ts";
 import { AirlockError } from "../errors.ts";
+import type { Access } from "../guard.ts";
 import { ExecRequest, type ExecResult } from "../schemas.ts";
 import { parseBody } from "../validate.ts";
 
 export interface ExecRouteDeps {
   executor: Executor;
   profiles: ReadonlyMap<string, LoadedProfile>;
+  access: Access;
 }
 
 export function execRoutes(deps: ExecRouteDeps) {
   const app = new Hono<AuthEnv>();
   app.post("/v1/exec", async (c) => {
     const body = await parseBody(c.req.raw, ExecRequest);
-    const job = resolveJob(deps.profiles, body, c.get("caller").tenant);
-    return answerExec(c, (options) => deps.executor.run(job, options));
+    const profile = lookupVisibleProfile(deps, c, body.profile);
+    // Resolved before the policy runs, so a bad request is a 400 whatever the policy says.
+    resolveJob(deps.profiles, body, c.get("caller").tenant);
+    return deps.access.runJob(
+      c,
+      body,
+      {
+        op: "exec",
+        scopes: ["exec"],
+        profile,
+        run: (limits, options) => {
+          const job = resolveJob(
+            deps.profiles,
+            { ...body, limits: { ...body.limits, ...limits } },
+            c.get("caller").tenant,
+          );
+          return deps.executor.run(job, options);
+        },
+      },
+      (run) => answerExec(c, run),
+    );
   });
   return app;
+}
+
+/** The profile, or not_found listing only the profiles this caller may use. */
+function lookupVisibleProfile(deps: ExecRouteDeps, c: Context<AuthEnv>, name: string) {
+  const profile = deps.profiles.get(name);
+  if (profile !== undefined) return profile;
+  const caller = c.get("caller");
+  const available = [...deps.profiles.values()]
+    .filter((p) => deps.access.mayUse(caller, p))
+    .map((p) => p.name);
+  throw new AirlockError("not_found", `profile ${JSON.stringify(name)} does not exist`, {
+    details: { profile: name, available },
+  });
 }
 
 /** Runs a job for a request: JSON result, or SSE when the client asks for an event stream. */
@@ -36,6 +70,10 @@ export async function answerExec(
   if (wantsEventStream(c.req.header("accept"))) return streamJob(c, run, signal);
   return c.json(await run({ signal }));
 }
+
+/** Bytes of encoded output an SSE response may hold back for a slow client. */
+const SSE_HIGH_WATER = 128 * 1024;
+const SSE_LOW_WATER = 32 * 1024;
 
 function wantsEventStream(accept: string | undefined): boolean {
   return accept?.split(",").some((part) => part.trim().startsWith("text/event-stream")) ?? false;
@@ -53,16 +91,36 @@ async function streamJob(
 ) {
   const decoders = { stdout: new StringDecoder("utf8"), stderr: new StringDecoder("utf8") };
   const pending: { event: "stdout" | "stderr"; data: string }[] = [];
+  // Output waiting for a slow client is bounded: past the high mark the
+  // sandbox stops reading the container (the job blocks on its writes) until
+  // the writer below has sent the backlog down to the low mark.
+  let pendingBytes = 0;
+  let drainWaiters: (() => void)[] = [];
   let wake: (() => void) | undefined;
   const run = start({
     signal,
     onOutput: (stream, chunk) => {
       const text = decoders[stream].write(chunk);
-      if (text === "") return;
-      pending.push({ event: stream, data: JSON.stringify(text) });
+      if (text === "") return true;
+      const data = JSON.stringify(text);
+      pending.push({ event: stream, data });
+      pendingBytes += data.length;
       wake?.();
+      return pendingBytes < SSE_HIGH_WATER;
     },
+    outputDrained: () =>
+      pendingBytes < SSE_HIGH_WATER
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => drainWaiters.push(resolve)),
   });
+  const sent = (bytes: number) => {
+    pendingBytes -= bytes;
+    if (pendingBytes <= SSE_LOW_WATER && drainWaiters.length > 0) {
+      const waiters = drainWaiters;
+      drainWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
+  };
   let settled = false;
   const done = run.then(
     () => {
@@ -81,11 +139,27 @@ async function streamJob(
       if (err instanceof AirlockError) throw err;
     });
   }
+  // Once the job is over, whatever a decoder still holds (a UTF-8 sequence cut
+  // off at the very end) goes out as the stream's last event.
+  let flushed = false;
+  const flushDecoders = () => {
+    flushed = true;
+    for (const name of ["stdout", "stderr"] as const) {
+      const rest = decoders[name].end();
+      if (rest !== "") pending.push({ event: name, data: JSON.stringify(rest) });
+    }
+  };
   return streamSSE(c, async (sse) => {
     for (;;) {
       while (pending.length > 0) {
         const next = pending.shift();
-        if (next !== undefined) await sse.writeSSE(next);
+        if (next === undefined) continue;
+        await sse.writeSSE(next);
+        sent(next.data.length);
+      }
+      if (settled && !flushed) {
+        flushDecoders();
+        continue;
       }
       if (settled) break;
       await new Promise<void>((resolve) => {

@@ -2,22 +2,28 @@
 import { Hono } from "hono";
 import type { LoadedProfile } from "../../policies/profile.ts";
 import type { AuthEnv } from "../auth.ts";
+import { type Access, note } from "../guard.ts";
 
-export function profileRoutes(profiles: ReadonlyMap<string, LoadedProfile>) {
+/** Lists only the profiles the caller's key may use (policies/access/scopes.ts). */
+export function profileRoutes(profiles: ReadonlyMap<string, LoadedProfile>, access: Access) {
   const app = new Hono<AuthEnv>();
-  app.get("/v1/profiles", (c) =>
-    c.json({
-      profiles: [...profiles.values()].map((p) => ({
-        name: p.name,
-        description: p.description,
-        image: p.image,
-        runtime: p.runtime,
-        network: p.network,
-        languages: Object.keys(p.languages),
-        defaultLanguage: p.defaultLanguage ?? Object.keys(p.languages)[0] ?? null,
-        limits: p.limits,
-      })),
-    }),
-  );
+  app.get("/v1/profiles", (c) => {
+    note(c, { op: "profiles.list" });
+    const caller = c.get("caller");
+    return c.json({
+      profiles: [...profiles.values()]
+        .filter((p) => access.mayUse(caller, p))
+        .map((p) => ({
+          name: p.name,
+          description: p.description,
+          image: p.image,
+          runtime: p.runtime,
+          network: p.network,
+          languages: Object.keys(p.languages),
+          defaultLanguage: p.defaultLanguage ?? Object.keys(p.languages)[0] ?? null,
+          limits: p.limits,
+        })),
+    });
+  });
   return app;
 }

@@ -236,17 +236,28 @@ describe.each(RUNTIMES)("ordinary workloads still run under $runtime", ({ runtim
   });
 });
 
-describe("escape and privilege (runc)", () => {
+describe.each(RUNTIMES)("escape and privilege under $runtime", ({ runtime, python, shell }) => {
   it("every denied syscall returns EPERM", async () => {
-    const r = await exec({ profile: "python", code: syscallProbe(DENIED) });
+    const r = await exec({ profile: python, code: syscallProbe(DENIED) });
     const out = JSON.parse(r.stdout) as Record<string, number | string>;
     const wrong = Object.entries(out).filter(([, errno]) => errno !== EPERM);
     log.record(
-      "denied syscalls via ctypes (runc)",
+      `denied syscalls via ctypes (${runtime})`,
       `EPERM for all ${Object.keys(DENIED).length}`,
       wrong.length === 0 ? "EPERM for all" : JSON.stringify(wrong),
     );
     expect(wrong).toEqual([]);
+  });
+
+  it("clone3 answers ENOSYS, so threads fall back to clone, whose flags the filter sees", async () => {
+    const code = [
+      "import ctypes",
+      "libc = ctypes.CDLL(None, use_errno=True)",
+      "print(libc.syscall(435, 0, 0), ctypes.get_errno())  # clone3(NULL, 0)",
+    ].join("\n");
+    const r = await exec({ profile: python, code });
+    log.record(`clone3 (${runtime})`, "-1 ENOSYS (38)", r.stdout.trim());
+    expect(r.stdout).toBe("-1 38\n");
   });
 
   it("AF_VSOCK, AF_ALG, AF_PACKET and raw sockets are refused", async () => {
@@ -259,9 +270,9 @@ describe("escape and privilege (runc)", () => {
       "    except OSError as e: out[name] = e.errno",
       "print(json.dumps(out))",
     ].join("\n");
-    const r = await exec({ profile: "python", code });
+    const r = await exec({ profile: python, code });
     const out = JSON.parse(r.stdout) as Record<string, unknown>;
-    log.record("vsock/alg/packet/raw sockets (runc)", "EPERM", JSON.stringify(out));
+    log.record(`vsock/alg/packet/raw sockets (${runtime})`, "EPERM", JSON.stringify(out));
     expect(out).toEqual({ AF_VSOCK: EPERM, AF_ALG: EPERM, AF_PACKET: EPERM, SOCK_RAW: EPERM });
   });
 
@@ -277,25 +288,25 @@ describe("escape and privilege (runc)", () => {
       "fn = ctypes.CFUNCTYPE(ctypes.c_int)(addr)",
       "sys.stdout.write('pid %d result %d\\n' % (os.getpid(), fn())); sys.stdout.flush()",
     ].join("\n");
-    const r = await exec({ profile: "python", code });
+    const r = await exec({ profile: python, code });
     const match = /pid (\d+) result (-?\d+)/.exec(r.stdout);
     const observed =
       match === null
         ? `process ended ${r.status}, exit ${r.exitCode}, signal ${r.signal}`
         : `returned ${match[2]} (pid ${match[1]})`;
-    log.record("32-bit syscall int 0x80 (runc)", "refused", observed);
+    log.record(`32-bit syscall int 0x80 (${runtime})`, "refused", observed);
     if (match !== null) expect(match[2]).not.toBe(match[1]);
     else expect(r.exitCode).not.toBe(0);
   });
 
   it("no setuid binaries, and a setuid file of one's own does not elevate", async () => {
     const r = await exec({
-      profile: "shell",
+      profile: shell,
       command:
         "find / -xdev -perm /6000 -type f 2>/dev/null | wc -l; cp /usr/bin/id ./myid && chmod u+s ./myid; ./myid -u",
     });
     log.record(
-      "setuid binaries",
+      `setuid binaries (${runtime})`,
       "none; own setuid file stays uid 1000",
       r.stdout.trim().split("\n").join(", "),
     );
@@ -318,26 +329,32 @@ describe("escape and privilege (runc)", () => {
       "os.kill(child, 9)",
       "print(json.dumps(out))",
     ].join("\n");
-    const r = await exec({ profile: "python", code });
+    const r = await exec({ profile: python, code });
     const out = JSON.parse(r.stdout) as Record<string, unknown>;
-    log.record("mount / unshare -r / ptrace", "all refused", JSON.stringify(out));
+    log.record(`mount / unshare -r / ptrace (${runtime})`, "all refused", JSON.stringify(out));
     expect(out["mount"]).not.toBe(0);
     expect(out["unshare -r"]).not.toBe(0);
     expect(out["ptrace sibling"]).toBe(EPERM);
   });
 
   it("/proc/self/status shows seccomp filtering, no new privileges, no capabilities", async () => {
-    const r = await exec({
-      profile: "shell",
-      command: "grep -E '^(Seccomp|NoNewPrivs|CapEff|CapPrm|CapBnd):' /proc/self/status",
-    });
+    // gVisor's /proc prints no NoNewPrivs line, so the flag is also asked of the kernel itself.
+    const code = [
+      "import ctypes, re",
+      "libc = ctypes.CDLL(None, use_errno=True)",
+      "status = open('/proc/self/status').read()",
+      "print(''.join(l + '\\n' for l in status.splitlines() if re.match(r'(Seccomp|NoNewPrivs|CapEff|CapPrm|CapBnd):', l)), end='')",
+      "print('prctl NoNewPrivs:', libc.prctl(39, 0, 0, 0, 0))  # PR_GET_NO_NEW_PRIVS",
+    ].join("\n");
+    const r = await exec({ profile: python, code });
     log.record(
-      "/proc/self/status",
+      `/proc/self/status (${runtime})`,
       "Seccomp 2, NoNewPrivs 1, caps 0",
-      r.stdout.replace(/\t/g, " "),
+      r.stdout.replace(/\t/g, " ").replace(/\n/g, "; "),
     );
     expect(r.stdout).toMatch(/Seccomp:\s+2/);
-    expect(r.stdout).toMatch(/NoNewPrivs:\s+1/);
+    expect(r.stdout).toMatch(/prctl NoNewPrivs: 1/);
+    if (runtime === "runc") expect(r.stdout).toMatch(/NoNewPrivs:\s+1/);
     for (const cap of ["CapEff", "CapPrm", "CapBnd"])
       expect(r.stdout).toMatch(new RegExp(`${cap}:\\s+0{16}`));
   });

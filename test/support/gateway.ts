@@ -2,6 +2,7 @@
 // real executor, real HTTP server on a loopback port. Each gateway has its own
 // instance id, so a test can prove it left no container or volume behind.
 import { randomUUID } from "node:crypto";
+import { appendFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import Dockerode from "dockerode";
@@ -9,6 +10,7 @@ import { pino } from "pino";
 import { Registry } from "prom-client";
 import { createApp } from "../../api/app.ts";
 import { hashKey } from "../../api/config.ts";
+import { type Access, createAccess } from "../../api/guard.ts";
 import { createMetrics, type Metrics } from "../../api/metrics.ts";
 import { LABEL_INSTANCE } from "../../executor/container-spec.ts";
 import { DockerodeClient } from "../../executor/docker.ts";
@@ -17,7 +19,14 @@ import { createGatewayCore } from "../../executor/gateway.ts";
 import { meterClient } from "../../executor/metered-client.ts";
 import type { WarmPool } from "../../executor/pool.ts";
 import type { WorkspaceStore } from "../../executor/workspaces.ts";
+import { PolicyHolder, parsePolicy } from "../../policies/access/load.ts";
+import { environmentPolicy } from "../../policies/access/schema.ts";
 import { loadProfiles } from "../../policies/load.ts";
+
+/** The policy file's form of a key: "sha256:<hex>". */
+export function keyHash(key: string): string {
+  return `sha256:${hashKey(key).toString("hex")}`;
+}
 
 export interface TestGateway {
   url: string;
@@ -29,8 +38,19 @@ export interface TestGateway {
   store: WorkspaceStore;
   /** Set when started with `metrics: true`; /metrics is served (with the key). */
   metrics: Metrics | undefined;
+  access: Access;
+  /** The Hono app itself, for in-process calls (as the MCP server and the Piston API make). */
+  app: ReturnType<typeof createApp>;
   /** POST a JSON body with the gateway's key. */
   post(path: string, body: unknown, headers?: Record<string, string>): Promise<Response>;
+  /** Any request with `key` (default: the gateway's key); a `json` body is sent as JSON. */
+  call(
+    key: string,
+    method: string,
+    path: string,
+    json?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<Response>;
   /** Containers and volumes that still carry this gateway's instance label. */
   leftovers(): Promise<{ containers: number; volumes: number }>;
   close(): Promise<void>;
@@ -59,6 +79,13 @@ export interface GatewayOptions {
   metrics?: boolean;
   /** The engine to use (e.g. one reached through the socket proxy); the local socket by default. */
   docker?: Dockerode;
+  /**
+   * A policy (the object of a policy file, or the path of one): its keys
+   * replace `key` and `keys`. Without it every key gets the default scopes.
+   */
+  policy?: unknown;
+  /** Audit lines are appended to this file (they are always kept in memory too). */
+  auditFile?: string;
 }
 
 export async function startGateway(options: GatewayOptions = {}): Promise<TestGateway> {
@@ -69,6 +96,24 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
   const direct = new DockerodeClient(docker);
   const client = metrics === undefined ? direct : meterClient(direct, metrics);
   const profiles = loadProfiles({ extraDir: options.profilesDir });
+  const envKeys = [
+    { tenant: "test", hash: hashKey(key) },
+    ...Object.entries(options.keys ?? {}).map(([tenant, k]) => ({ tenant, hash: hashKey(k) })),
+  ];
+  const policyFile = options.policy;
+  const policy =
+    policyFile === undefined
+      ? new PolicyHolder(environmentPolicy(envKeys))
+      : typeof policyFile === "string"
+        ? PolicyHolder.fromFile(policyFile)
+        : new PolicyHolder(parsePolicy("test-policy.json", JSON.stringify(policyFile)));
+  const auditFile = options.auditFile;
+  const access = createAccess({
+    policy,
+    client,
+    ...(auditFile === undefined ? {} : { auditWrite: (line) => appendFileSync(auditFile, line) }),
+  });
+  await access.deps.stop.refresh();
   const { executor, pool, store, files } = createGatewayCore({
     client,
     profiles,
@@ -85,6 +130,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
       : { uploadMaxEntries: options.uploadMaxEntries }),
     poolMin: options.poolMin ?? 0,
     poolMax: options.poolMax ?? 0,
+    workspaceSizeCapFor: (tenant) => access.workspaceBytes(tenant),
     warn: (message, err) => console.warn(message, err),
     metrics,
   });
@@ -92,10 +138,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
     executor,
     client,
     profiles,
-    keys: [
-      { tenant: "test", hash: hashKey(key) },
-      ...Object.entries(options.keys ?? {}).map(([tenant, k]) => ({ tenant, hash: hashKey(k) })),
-    ],
+    access,
     maxBodyBytes: options.maxBodyBytes ?? 32 * 1024 * 1024,
     logger: pino({ level: "silent" }),
     workspaces: { store, files, defaultProfile: "shell" },
@@ -116,6 +159,18 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
     pool,
     store,
     metrics,
+    access,
+    app,
+    call: (k, method, path, json, headers = {}) =>
+      fetch(`${url}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${k}`,
+          ...(json === undefined ? {} : { "content-type": "application/json" }),
+          ...headers,
+        },
+        ...(json === undefined ? {} : { body: JSON.stringify(json) }),
+      }),
     post: (path, body, headers = {}) =>
       fetch(`${url}${path}`, {
         method: "POST",

@@ -34,6 +34,19 @@ describe("CappedBuffer", () => {
     expect(buf.toString()).toBe("abcde");
     expect(buf.total).toBe(10);
     expect(buf.overflowed).toBe(true);
+    expect(buf.truncated).toBe(true);
+  });
+
+  it("passes everything within the cap but keeps only `keep` bytes", () => {
+    const buf = new CappedBuffer(8, 3);
+    expect(buf.push(Buffer.from("abcde")).toString()).toBe("abcde");
+    expect(buf.push(Buffer.from("fghij")).toString()).toBe("fgh");
+    expect(buf.toString()).toBe("abc");
+    expect(buf.overflowed).toBe(true);
+    expect(buf.truncated).toBe(true);
+    const small = new CappedBuffer(8, 3);
+    small.push(Buffer.from("ab"));
+    expect(small.truncated).toBe(false);
   });
 });
 

@@ -1,0 +1,252 @@
+// The MCP tools. They reach the sandbox only through the typed client, so the
+// same code serves POST /mcp (client → the gateway's own app, in-process, with
+// the caller's key) and `airlock mcp` over stdio (client → a gateway URL): every
+// check of the HTTP layer applies to MCP with no second code path.
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { z } from "zod";
+import { AirlockApiError, type AirlockClient } from "../../client/index.ts";
+import {
+  CreateWorkspaceRequest,
+  ExecFields,
+  ExecRequest,
+  ExecResult,
+  FileInput,
+  oneOfCommandOrCode,
+} from "../schemas.ts";
+
+const workspaceId = z.string().min(1).describe("the workspace id from create_workspace (ws_…)");
+
+/** workspace_exec's input: the workspace exec body plus which workspace. */
+export const WorkspaceExecToolInput = z
+  .strictObject({ workspace: workspaceId, ...ExecFields })
+  .superRefine(oneOfCommandOrCode);
+
+export const ReadFileInput = z.strictObject({
+  workspace: workspaceId,
+  path: FileInput.shape.path.describe("file relative to /workspace"),
+});
+export const WriteFileInput = z.strictObject({
+  workspace: workspaceId,
+  path: FileInput.shape.path.describe("file relative to /workspace; parents are created"),
+  content: FileInput.shape.content,
+  encoding: FileInput.shape.encoding,
+});
+export const ListFilesInput = z.strictObject({
+  workspace: workspaceId,
+  path: z.string().optional().describe("directory relative to /workspace (default: all)"),
+});
+export const DeleteWorkspaceInput = z.strictObject({ workspace: workspaceId });
+
+/** Long output is cut for the model's sake; the full text stays in structuredContent. */
+const TEXT_CAP = 20_000;
+const PATCH_CAP = 4_000;
+/** read_file answers at most this many bytes: a model's context is no place for a whole log. */
+const READ_CAP = 100_000;
+
+function cap(text: string, limit: number): string {
+  return text.length <= limit
+    ? text
+    : `${text.slice(0, limit)}\n… (${text.length - limit} more characters not shown)`;
+}
+
+/** A result as a model reads it: status line, output, then what changed. */
+export function describeResult(r: ExecResult): string {
+  const lines = [
+    `status: ${r.status}${r.exitCode === null ? "" : `, exit code ${r.exitCode}`}${
+      r.signal === null ? "" : `, signal ${r.signal}`
+    }, ${r.durationMs} ms`,
+  ];
+  if (r.stdout !== "" || r.stdoutTruncated) {
+    lines.push(`--- stdout${r.stdoutTruncated ? " (truncated)" : ""} ---`, cap(r.stdout, TEXT_CAP));
+  }
+  if (r.stderr !== "" || r.stderrTruncated) {
+    lines.push(`--- stderr${r.stderrTruncated ? " (truncated)" : ""} ---`, cap(r.stderr, TEXT_CAP));
+  }
+  const { added, modified, deleted } = r.diff;
+  if (added.length + modified.length + deleted.length === 0) {
+    lines.push("files changed: none");
+  } else {
+    lines.push(
+      `files changed${r.diff.truncated ? " (partial: workspace too large to scan)" : ""}:`,
+    );
+    for (const f of added) lines.push(`  added ${f.path} (${f.size} bytes)`);
+    for (const f of modified) lines.push(`  modified ${f.path} (${f.size} bytes)`);
+    for (const f of deleted) lines.push(`  deleted ${f.path}`);
+    const patches = [...added, ...modified].flatMap((f) =>
+      f.patch === undefined ? [] : [f.patch],
+    );
+    if (patches.length > 0) lines.push("--- patch ---", cap(patches.join(""), PATCH_CAP));
+  }
+  if (r.files.length > 0) lines.push(`returned files: ${r.files.map((f) => f.path).join(", ")}`);
+  return lines.join("\n");
+}
+
+const text = (t: string): CallToolResult => ({ content: [{ type: "text", text: t }] });
+
+/** Gateway errors become tool errors the model can read and act on, not protocol faults. */
+async function tool(run: () => Promise<CallToolResult>): Promise<CallToolResult> {
+  try {
+    return await run();
+  } catch (err) {
+    if (!(err instanceof AirlockApiError)) throw err;
+    return {
+      isError: true,
+      content: [{ type: "text", text: `${err.code} (HTTP ${err.status}): ${err.message}` }],
+    };
+  }
+}
+
+function execAnswer(result: ExecResult): CallToolResult {
+  return { ...text(describeResult(result)), structuredContent: result };
+}
+
+function isUtf8(bytes: Uint8Array): boolean {
+  try {
+    new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function createMcpServer(client: AirlockClient, version: string): McpServer {
+  const server = new McpServer({ name: "airlock", version });
+
+  server.registerTool(
+    "exec",
+    {
+      title: "Run code or a command in a fresh sandbox",
+      description:
+        "Runs one operation in a throwaway, network-less container (profile: shell, python, node). " +
+        "Give `code` (with optional `language`) or `command`. Answers with the output, the exit " +
+        "status and the files that changed in /workspace.",
+      inputSchema: ExecRequest,
+      outputSchema: ExecResult,
+    },
+    (args, extra) =>
+      tool(async () => execAnswer(await client.exec(args, { signal: extra.signal }))),
+  );
+
+  server.registerTool(
+    "create_workspace",
+    {
+      title: "Create a workspace",
+      description:
+        "Creates a workspace: files that persist between operations (each operation still runs " +
+        "in its own container). Answers with its id, for workspace_exec and the file tools.",
+      inputSchema: CreateWorkspaceRequest,
+    },
+    (args, extra) =>
+      tool(async () => {
+        const info = await client.workspaces.create(args, { signal: extra.signal });
+        return {
+          ...text(
+            `workspace ${info.id} (profile ${info.profile}) created; idle until ${info.expiresAt}`,
+          ),
+          structuredContent: info,
+        };
+      }),
+  );
+
+  server.registerTool(
+    "workspace_exec",
+    {
+      title: "Run code or a command in a workspace",
+      description:
+        "As exec, inside a workspace (its profile): the files written by earlier operations are " +
+        "there, and the changed files are listed against the workspace before this call.",
+      inputSchema: WorkspaceExecToolInput,
+      outputSchema: ExecResult,
+    },
+    ({ workspace, ...body }, extra) =>
+      tool(async () =>
+        execAnswer(await client.workspaces.exec(workspace, body, { signal: extra.signal })),
+      ),
+  );
+
+  server.registerTool(
+    "read_file",
+    {
+      title: "Read a workspace file",
+      description: "Answers with a file's text (or base64, for a binary file).",
+      inputSchema: ReadFileInput,
+    },
+    ({ workspace, path }, extra) =>
+      tool(async () => {
+        const bytes = await client.workspaces.readFile(workspace, path, { signal: extra.signal });
+        const shown = bytes.subarray(0, READ_CAP);
+        const rest =
+          bytes.length > READ_CAP
+            ? `\n… (${bytes.length - READ_CAP} more bytes not shown: read parts with workspace_exec, e.g. sed -n or tail -c)`
+            : "";
+        if (isUtf8(bytes)) return text(`${new TextDecoder().decode(shown)}${rest}`);
+        return text(
+          `(binary file, ${bytes.length} bytes, base64)\n${Buffer.from(shown).toString("base64")}${rest}`,
+        );
+      }),
+  );
+
+  server.registerTool(
+    "write_file",
+    {
+      title: "Write a workspace file",
+      description: "Creates or replaces a file (utf8 text, or base64 for binary).",
+      inputSchema: WriteFileInput,
+    },
+    ({ workspace, path, content, encoding }, extra) =>
+      tool(async () => {
+        const bytes = encoding === "base64" ? Buffer.from(content, "base64") : content;
+        const w = await client.workspaces.writeFile(workspace, path, bytes, {
+          signal: extra.signal,
+        });
+        return {
+          ...text(`wrote ${w.path} (${w.size} bytes, sha256 ${w.sha256})`),
+          structuredContent: w,
+        };
+      }),
+  );
+
+  server.registerTool(
+    "list_files",
+    {
+      title: "List workspace files",
+      description: "Lists everything under a directory of the workspace (default: all of it).",
+      inputSchema: ListFilesInput,
+    },
+    ({ workspace, path }, extra) =>
+      tool(async () => {
+        const entries = await client.workspaces.listFiles(workspace, path ?? "", {
+          signal: extra.signal,
+        });
+        const listing = entries
+          .map((e) =>
+            e.type === "symlink"
+              ? `${e.path} -> ${e.target ?? "?"}`
+              : `${e.path}${e.type === "directory" ? "/" : ` (${e.size} bytes)`}`,
+          )
+          .join("\n");
+        return {
+          ...text(entries.length === 0 ? "(empty)" : listing),
+          structuredContent: { entries },
+        };
+      }),
+  );
+
+  server.registerTool(
+    "delete_workspace",
+    {
+      title: "Delete a workspace",
+      description: "Removes the workspace and all its files.",
+      inputSchema: DeleteWorkspaceInput,
+      annotations: { destructiveHint: true },
+    },
+    ({ workspace }, extra) =>
+      tool(async () => {
+        await client.workspaces.delete(workspace, { signal: extra.signal });
+        return text(`workspace ${workspace} deleted`);
+      }),
+  );
+
+  return server;
+}

@@ -1,0 +1,146 @@
+// The operator's routes: emergency stop and resume, policy reload, the audit
+// trail, and approval checkpoints (list, approve, deny; a tenant's own keys may
+// read and wait on their approvals).
+import { Hono } from "hono";
+import { z } from "zod";
+import { TENANT_NAME } from "../../policies/access/schema.ts";
+import type { AuthEnv } from "../auth.ts";
+import { AirlockError } from "../errors.ts";
+import { type Access, note } from "../guard.ts";
+import { parseBody } from "../validate.ts";
+
+const TenantTarget = z.strictObject({
+  tenant: z
+    .string()
+    .regex(TENANT_NAME, "must be a tenant name: 1-64 letters, digits, _ . -")
+    .optional(),
+});
+
+const AuditQuery = z.strictObject({
+  tenant: z.string().optional(),
+  scope: z.string().optional(),
+  status: z.string().optional(),
+  op: z.string().optional(),
+  since: z
+    .string()
+    .refine(
+      (s) => Number.isFinite(Date.parse(s)) || /^\d+$/.test(s),
+      "must be an ISO time or epoch ms",
+    )
+    .transform((s) => (/^\d+$/.test(s) ? Number(s) : Date.parse(s)))
+    .optional(),
+  limit: z.coerce.number().int().min(1).max(10_000).default(100),
+});
+
+const WaitQuery = z.strictObject({
+  wait: z.coerce.number().min(0).max(60).default(0),
+});
+
+function query<T extends z.ZodType>(schema: T, raw: Record<string, string>): z.infer<T> {
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = issue?.path.join(".") || "(query)";
+    throw new AirlockError("invalid_request", `query ${field}: ${issue?.message ?? "invalid"}`, {
+      details: { field },
+    });
+  }
+  return parsed.data;
+}
+
+/**
+ * An optional JSON body: an empty one means {}. Read as text whatever the
+ * headers say, so a body sent without Content-Length still counts (a stop
+ * meant for one tenant must never become a stop of everything).
+ */
+async function optionalBody<T extends z.ZodType>(req: Request, schema: T): Promise<z.infer<T>> {
+  const text = await req.text();
+  if (text.trim() === "") return schema.parse({});
+  return parseBody(
+    new Request("http://body/", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: text,
+    }),
+    schema,
+  );
+}
+
+export function adminRoutes(access: Access) {
+  const { stop, approvals, audit, policy, quotas } = access.deps;
+  const app = new Hono<AuthEnv>();
+
+  app.get("/v1/admin/stop", (c) => {
+    access.admit(c, "admin.stop.state", ["admin"]);
+    return c.json(stop.state());
+  });
+
+  app.post("/v1/admin/stop", async (c) => {
+    access.admit(c, "admin.stop", ["admin"]);
+    const { tenant } = await optionalBody(c.req.raw, TenantTarget);
+    const state = await stop.stop(tenant);
+    const cancelled = approvals.cancelPending(tenant, c.get("caller").keyId);
+    return c.json({ ...state, cancelledApprovals: cancelled });
+  });
+
+  app.post("/v1/admin/resume", async (c) => {
+    access.admit(c, "admin.resume", ["admin"]);
+    const { tenant } = await optionalBody(c.req.raw, TenantTarget);
+    return c.json(await stop.resume(tenant));
+  });
+
+  app.post("/v1/admin/policy/reload", (c) => {
+    access.admit(c, "admin.policy.reload", ["admin"]);
+    const outcome = policy.reload();
+    if (!outcome.ok) {
+      throw new AirlockError(
+        "invalid_request",
+        `the policy was not reloaded, the old one stays in force: ${outcome.error}`,
+        { details: outcome },
+      );
+    }
+    return c.json(outcome);
+  });
+
+  app.get("/v1/admin/usage", (c) => {
+    access.admit(c, "admin.usage", ["admin"]);
+    const tenants = [...policy.current().tenants.keys()];
+    return c.json({ tenants: tenants.map((t) => ({ tenant: t, ...quotas.used(t) })) });
+  });
+
+  app.get("/v1/audit", (c) => {
+    access.admit(c, "audit.read", ["admin"]);
+    return c.json({ records: audit.query(query(AuditQuery, c.req.query())) });
+  });
+
+  app.get("/v1/approvals", (c) => {
+    access.admit(c, "approvals.list", ["admin"]);
+    return c.json({ approvals: approvals.list("pending") });
+  });
+
+  app.get("/v1/approvals/:id", async (c) => {
+    note(c, { op: "approvals.get", approvalId: c.req.param("id") });
+    const id = c.req.param("id");
+    access.approvalFor(c, id);
+    const { wait } = query(WaitQuery, c.req.query());
+    const view = await approvals.wait(id, wait * 1000, c.req.raw.signal);
+    return c.json(view ?? access.approvalFor(c, id));
+  });
+
+  for (const action of ["approve", "deny"] as const) {
+    app.post(`/v1/approvals/:id/${action}`, (c) => {
+      const id = c.req.param("id");
+      access.admit(c, `approvals.${action}`, ["admin"]);
+      note(c, { approvalId: id });
+      const by = c.get("caller").keyId;
+      if (action === "approve") access.assertRunning(access.approvalFor(c, id).tenant);
+      const view = action === "approve" ? approvals.approve(id, by) : approvals.deny(id, by);
+      if (view === undefined) {
+        throw new AirlockError("not_found", `approval ${JSON.stringify(id)} does not exist`);
+      }
+      return c.json(view);
+    });
+  }
+
+  return app;
+}

@@ -1,0 +1,341 @@
+// Piston's v2 API (GET /api/v2/runtimes, POST /api/v2/execute), so existing
+// Piston clients work unchanged. It runs nothing itself: it translates to
+// POST /v1/exec and calls this gateway's own HTTP API in-process with the
+// caller's key, so auth and every policy of /v1 apply.
+//
+// Auth: Piston clients send no bearer key, but the ones built on fetch send the
+// user-info of their server URL as HTTP Basic auth, so the key travels as the
+// password of http://piston:<key>@host:port (README, SECURITY.md: why not a path).
+import { Hono, type MiddlewareHandler } from "hono";
+import type { Logger } from "pino";
+import semver from "semver";
+import {
+  AirlockApiError,
+  type AirlockClient,
+  createClient,
+  type FetchLike,
+} from "../../client/index.ts";
+import type { KeyGrant } from "../../policies/access/schema.ts";
+import type { LoadedProfile } from "../../policies/profile.ts";
+import { type AuthEnv, findKey } from "../auth.ts";
+import {
+  type ExecResult,
+  type PistonExecuteRequest as PistonBody,
+  PistonExecuteRequest,
+  type PistonRuntime,
+  type PistonStage,
+} from "../schemas.ts";
+import { IN_PROCESS_URL } from "./mcp.ts";
+
+/** Piston language → airlock profile and its language; versions are those the images ship. */
+export interface PistonRuntimeSpec extends PistonRuntime {
+  profile: string;
+  profileLanguage: string;
+}
+
+export const PISTON_RUNTIMES: readonly PistonRuntimeSpec[] = [
+  {
+    language: "python",
+    version: "3.11.2",
+    aliases: ["py", "py3", "python3"],
+    profile: "python",
+    profileLanguage: "python",
+  },
+  {
+    language: "javascript",
+    version: "24.21.0",
+    aliases: ["node-javascript", "node-js", "js", "node"],
+    runtime: "node",
+    profile: "node",
+    profileLanguage: "javascript",
+  },
+  {
+    language: "typescript",
+    version: "24.21.0",
+    aliases: ["ts", "node-ts"],
+    runtime: "node",
+    profile: "node",
+    profileLanguage: "typescript",
+  },
+  {
+    language: "bash",
+    version: "5.2.15",
+    aliases: ["sh"],
+    profile: "shell",
+    profileLanguage: "bash",
+  },
+];
+
+type PistonEnv = { Variables: AuthEnv["Variables"] & { pistonKey: string } };
+
+class PistonError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/** Bearer <key>, or Basic with the key as password: checked here, forwarded as Bearer. */
+function pistonAuth(keys: () => readonly KeyGrant[]): MiddlewareHandler<PistonEnv> {
+  return async (c, next) => {
+    const header = c.req.header("authorization") ?? "";
+    let key: string | undefined;
+    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    const basic = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
+    if (bearer !== null) key = bearer[1];
+    else if (basic !== null) {
+      const decoded = Buffer.from(basic[1] as string, "base64").toString("utf8");
+      const colon = decoded.indexOf(":");
+      key = colon === -1 ? undefined : decoded.slice(colon + 1);
+    }
+    const grant = key === undefined || key === "" ? undefined : findKey(keys(), key);
+    if (grant === undefined || key === undefined) {
+      return c.json(
+        {
+          message:
+            header === ""
+              ? "missing credentials: put the API key in the server URL (http://piston:<key>@host:port) or send Authorization: Bearer <key>"
+              : "the API key is not valid",
+        },
+        401,
+        { "WWW-Authenticate": 'Basic realm="airlock piston"' },
+      );
+    }
+    c.set("caller", { tenant: grant.tenant, keyId: grant.keyId, grant });
+    c.set("pistonKey", key);
+    await next();
+    return undefined;
+  };
+}
+
+function findRuntime(
+  runtimes: readonly PistonRuntimeSpec[],
+  language: string,
+  version: string,
+): PistonRuntimeSpec | undefined {
+  return runtimes.find(
+    (rt) =>
+      (rt.language === language || rt.aliases.includes(language)) &&
+      (version === rt.version || semver.satisfies(rt.version, version)),
+  );
+}
+
+function decode(file: { content: string; encoding?: "utf8" | "base64" | "hex" | undefined }) {
+  if (file.encoding === "hex") {
+    return {
+      content: Buffer.from(file.content, "hex").toString("base64"),
+      encoding: "base64" as const,
+    };
+  }
+  return { content: file.content, encoding: file.encoding ?? ("utf8" as const) };
+}
+
+export interface StreamedOutput {
+  stdout: string;
+  stderr: string;
+  /** Both, in the order they were written. */
+  output: string;
+}
+
+/**
+ * Piston's run stage from an airlock result and the output as it was streamed
+ * (a streamed result may keep only the head of each stream; the events carry it all).
+ */
+export function toPistonStage(r: ExecResult, out: StreamedOutput): PistonStage {
+  const base = {
+    ...out,
+    memory: r.usage.memoryPeakBytes,
+    cpu_time: r.usage.cpuMs,
+    wall_time: r.durationMs,
+  };
+  switch (r.status) {
+    case "ok":
+      return { ...base, code: r.exitCode, signal: null, status: null, message: null };
+    case "timeout":
+      return {
+        ...base,
+        code: null,
+        signal: "SIGKILL",
+        status: "TO",
+        message: "Time limit exceeded",
+      };
+    case "output_limit": {
+      const stream = r.stdoutTruncated ? "stdout" : "stderr";
+      return {
+        ...base,
+        code: null,
+        signal: "SIGKILL",
+        status: r.stdoutTruncated ? "OL" : "EL",
+        message: `${stream} length exceeded`,
+      };
+    }
+    case "oom":
+      return {
+        ...base,
+        code: null,
+        signal: r.signal ?? "SIGKILL",
+        status: "SG",
+        message: "Memory limit exceeded",
+      };
+    default:
+      if (r.signal !== null) {
+        return {
+          ...base,
+          code: null,
+          signal: r.signal,
+          status: "SG",
+          message: `Caught fatal signal ${r.signal}`,
+        };
+      }
+      return {
+        ...base,
+        code: r.exitCode,
+        signal: null,
+        status: "RE",
+        message: `Exited with error status ${r.exitCode}`,
+      };
+  }
+}
+
+async function visibleRuntimes(client: AirlockClient, signal: AbortSignal) {
+  const { profiles } = await client.profiles({ signal });
+  const names = new Map(profiles.map((p) => [p.name, p]));
+  return {
+    runtimes: PISTON_RUNTIMES.filter((rt) =>
+      names.get(rt.profile)?.languages.includes(rt.profileLanguage),
+    ),
+    profiles: names,
+  };
+}
+
+export interface PistonRouteDeps {
+  /** Read on every request, so a policy reload takes effect at once. */
+  keys: () => readonly KeyGrant[];
+  profiles: ReadonlyMap<string, LoadedProfile>;
+  fetch: FetchLike;
+  logger: Logger;
+}
+
+export function pistonRoutes(deps: PistonRouteDeps) {
+  const app = new Hono<PistonEnv>();
+  app.use("/api/v2/*", pistonAuth(deps.keys));
+  const clientFor = (key: string) =>
+    createClient({ baseUrl: IN_PROCESS_URL, apiKey: key, fetch: deps.fetch });
+  const keyOf = (c: { get(k: "pistonKey"): string }) => c.get("pistonKey");
+
+  app.get("/api/v2/runtimes", async (c) => {
+    const { runtimes } = await visibleRuntimes(clientFor(keyOf(c)), c.req.raw.signal);
+    return c.json(
+      runtimes.map(({ language, version, aliases, runtime }) => ({
+        language,
+        version,
+        aliases,
+        ...(runtime === undefined ? {} : { runtime }),
+      })),
+    );
+  });
+
+  app.post("/api/v2/execute", async (c) => {
+    // Piston clients built on node-fetch send JSON as text/plain: read it whatever the type says.
+    let raw: unknown;
+    try {
+      raw = JSON.parse(await c.req.text());
+    } catch {
+      throw new PistonError(400, "the body must be a JSON object");
+    }
+    const parsed = PistonExecuteRequest.safeParse(raw);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      // Piston's own wording for a missing field, e.g. "version is required as a string".
+      if (issue?.code === "invalid_type" && issue.input === undefined) {
+        const article = issue.expected === "array" || issue.expected === "object" ? "an" : "a";
+        throw new PistonError(
+          400,
+          `${issue.path.join(".")} is required as ${article} ${issue.expected}`,
+        );
+      }
+      throw new PistonError(
+        400,
+        issue === undefined
+          ? "invalid request"
+          : `${issue.path.join(".") || "body"}: ${issue.message}`,
+      );
+    }
+    const body: PistonBody = parsed.data;
+    const client = clientFor(keyOf(c));
+    const { runtimes, profiles } = await visibleRuntimes(client, c.req.raw.signal);
+    const rt = findRuntime(runtimes, body.language, body.version);
+    if (rt === undefined)
+      throw new PistonError(400, `${body.language}-${body.version} runtime is unknown`);
+    const spec = deps.profiles.get(rt.profile)?.languages[rt.profileLanguage];
+    const max = profiles.get(rt.profile)?.limits.max;
+    if (spec === undefined || max === undefined) {
+      throw new PistonError(400, `${body.language}-${body.version} runtime is unknown`);
+    }
+    const limits: { timeoutMs?: number; memoryMb?: number } = {};
+    if (body.run_timeout !== undefined && body.run_timeout > 0) {
+      if (body.run_timeout > max.timeoutMs) {
+        throw new PistonError(
+          400,
+          `run_timeout cannot exceed the configured limit of ${max.timeoutMs}`,
+        );
+      }
+      limits.timeoutMs = Math.max(100, Math.ceil(body.run_timeout));
+    }
+    if (body.run_memory_limit !== undefined && body.run_memory_limit > 0) {
+      const mb = Math.ceil(body.run_memory_limit / (1024 * 1024));
+      if (mb > max.memoryMb) {
+        throw new PistonError(
+          400,
+          `run_memory_limit cannot exceed the configured limit of ${max.memoryMb * 1024 * 1024}`,
+        );
+      }
+      limits.memoryMb = Math.max(16, mb);
+    }
+    const [main, ...rest] = body.files;
+    if (main === undefined) throw new PistonError(400, "files is required as an array");
+    const files = [
+      { path: spec.file, ...decode(main) },
+      ...rest.map((f, i) => ({ path: f.name ?? `file${i + 1}.code`, ...decode(f) })),
+    ];
+    // Streamed, so `output` keeps stdout and stderr in the order they were written.
+    const out: StreamedOutput = { stdout: "", stderr: "", output: "" };
+    let result: ExecResult | undefined;
+    for await (const event of client.execStream(
+      {
+        profile: rt.profile,
+        command: [...spec.command, ...(body.args ?? [])],
+        files,
+        ...(body.stdin === undefined ? {} : { stdin: body.stdin }),
+        ...(Object.keys(limits).length === 0 ? {} : { limits }),
+      },
+      { signal: c.req.raw.signal },
+    )) {
+      if (event.type === "result") result = event.result;
+      else {
+        out[event.type] += event.data;
+        out.output += event.data;
+      }
+    }
+    if (result === undefined) throw new PistonError(500, "the job ended without a result");
+    return c.json({
+      language: rt.language,
+      version: rt.version,
+      run: toPistonStage(result, out),
+    });
+  });
+
+  // Piston answers every failure as {message}; keep the status (and Retry-After) of the gateway's.
+  app.onError((err, c) => {
+    if (err instanceof PistonError) return c.json({ message: err.message }, err.status as 400);
+    if (err instanceof AirlockApiError) {
+      if (err.retryAfterSeconds !== undefined)
+        c.header("Retry-After", String(err.retryAfterSeconds));
+      return c.json({ message: err.message }, err.status as 400);
+    }
+    deps.logger.error({ err, requestId: c.get("requestId") }, "piston request failed");
+    return c.json({ message: "airlock failed to handle the request" }, 500);
+  });
+  return app;
+}

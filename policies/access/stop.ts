@@ -1,0 +1,143 @@
+// The emergency stop. A stop is a labelled marker volume on the engine (state
+// lives in Docker, like workspaces), so it survives a gateway restart and every
+// gateway on the engine sees it after its next refresh. Each tenant has an
+// AbortController; jobs run with its signal, so a stop kills running
+// containers and drops queued jobs through the executor's cancellation path.
+import { createHash } from "node:crypto";
+import { AirlockError } from "../../api/errors.ts";
+import type { ContainerClient } from "../../executor/docker.ts";
+
+export const LABEL_STOP = "airlock.stop";
+export const LABEL_STOPPED_AT = "airlock.stop.at";
+/** The label value of a stop of everything. */
+const ALL = "*";
+
+export interface StopState {
+  all: { since: string } | null;
+  tenants: { tenant: string; since: string }[];
+}
+
+function markerName(target: string): string {
+  return target === ALL
+    ? "airlock-stop-all"
+    : `airlock-stop-${createHash("sha256").update(target).digest("hex").slice(0, 24)}`;
+}
+
+export class StopSwitch {
+  private readonly client: Pick<ContainerClient, "createVolume" | "removeVolume" | "listVolumes">;
+  private readonly now: () => number;
+  /** target ("*" or a tenant) → since (ISO). */
+  private stops = new Map<string, string>();
+  private readonly controllers = new Map<string, AbortController>();
+  private all = new AbortController();
+
+  constructor(
+    client: Pick<ContainerClient, "createVolume" | "removeVolume" | "listVolumes">,
+    now: () => number = Date.now,
+  ) {
+    this.client = client;
+    this.now = now;
+  }
+
+  /** Reads the markers from the engine; stops another gateway made take effect here too. */
+  async refresh(): Promise<void> {
+    const markers = await this.client.listVolumes(LABEL_STOP);
+    const next = new Map<string, string>();
+    for (const m of markers) {
+      const target = m.labels[LABEL_STOP];
+      if (target !== undefined && m.id === markerName(target)) {
+        next.set(target, m.labels[LABEL_STOPPED_AT] ?? new Date(0).toISOString());
+      }
+    }
+    this.stops = next;
+    this.fire();
+  }
+
+  /** Why `tenant` may not run anything now, or undefined. */
+  stoppedFor(tenant: string): { target: "all" | "tenant"; since: string } | undefined {
+    const all = this.stops.get(ALL);
+    if (all !== undefined) return { target: "all", since: all };
+    const own = this.stops.get(tenant);
+    return own === undefined ? undefined : { target: "tenant", since: own };
+  }
+
+  /** Aborts when `tenant` (or everything) is stopped. */
+  signal(tenant: string): AbortSignal {
+    let c = this.controllers.get(tenant);
+    if (c === undefined || c.signal.aborted) {
+      c = new AbortController();
+      this.controllers.set(tenant, c);
+    }
+    if (this.all.signal.aborted) this.all = new AbortController();
+    return AbortSignal.any([c.signal, this.all.signal]);
+  }
+
+  /**
+   * Stops at once in this gateway (running jobs are killed before the engine
+   * has even recorded the marker), then records the marker; if recording
+   * fails the stop still holds here, and the error says it would not survive a restart.
+   */
+  async stop(tenant?: string): Promise<StopState> {
+    const target = tenant ?? ALL;
+    const since = this.stops.get(target) ?? new Date(this.now()).toISOString();
+    this.stops.set(target, since);
+    this.fire();
+    try {
+      await this.client.createVolume(markerName(target), {
+        [LABEL_STOP]: target,
+        [LABEL_STOPPED_AT]: since,
+      });
+    } catch (err) {
+      // 409: the marker exists already (stopped before, or by another gateway).
+      if ((err as { statusCode?: unknown }).statusCode !== 409) {
+        throw new AirlockError(
+          "docker_unavailable",
+          `the stop holds in this gateway, but its marker volume could not be written, so it would not survive a restart; retry: ${(err as Error).message}`,
+          { cause: err, retryAfterSeconds: 5 },
+        );
+      }
+    }
+    return this.state();
+  }
+
+  /** Lifts a tenant's stop; without a tenant, lifts every stop. */
+  async resume(tenant?: string): Promise<StopState> {
+    const targets = tenant === undefined ? [...this.stops.keys()] : [tenant];
+    // Also markers this gateway has not seen yet.
+    if (tenant === undefined) {
+      for (const m of await this.client.listVolumes(LABEL_STOP)) {
+        const t = m.labels[LABEL_STOP];
+        if (t !== undefined && !targets.includes(t)) targets.push(t);
+      }
+    }
+    for (const target of targets) {
+      await this.client.removeVolume(markerName(target));
+      this.stops.delete(target);
+    }
+    return this.state();
+  }
+
+  state(): StopState {
+    const all = this.stops.get(ALL);
+    return {
+      all: all === undefined ? null : { since: all },
+      tenants: [...this.stops]
+        .filter(([t]) => t !== ALL)
+        .map(([tenant, since]) => ({ tenant, since })),
+    };
+  }
+
+  /** Aborts the signals of whatever is stopped now. */
+  private fire(): void {
+    // An AbortError, as a client's hang-up gives: the executor reads it as a cancellation.
+    if (this.stops.has(ALL)) {
+      this.all.abort(new DOMException("emergency stop of everything", "AbortError"));
+    }
+    for (const [tenant, c] of this.controllers) {
+      if (this.stops.has(tenant)) {
+        c.abort(new DOMException(`emergency stop of tenant ${tenant}`, "AbortError"));
+        this.controllers.delete(tenant);
+      }
+    }
+  }
+}

@@ -1,0 +1,99 @@
+// The `airlock` bin, spawned as a user would run it, against a real gateway:
+// its exit code is the sandbox's, output is streamed, --file and --workspace work.
+import { spawn } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createClient } from "../../client/index.ts";
+import { startGateway, type TestGateway } from "../support/gateway.ts";
+
+const BIN = join(import.meta.dirname, "../../bin/airlock.ts");
+let gw: TestGateway;
+let dir: string;
+beforeAll(async () => {
+  gw = await startGateway({ concurrency: 2 });
+  dir = await mkdtemp(join(tmpdir(), "airlock-cli-"));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+  await gw.close();
+  expect(await gw.leftovers()).toEqual({ containers: 0, volumes: 0 });
+});
+
+function airlock(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { ...process.env, AIRLOCK_URL: gw.url, AIRLOCK_KEY: gw.key },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe("airlock exec", () => {
+  it("exits with the sandbox's exit code and streams both streams", async () => {
+    const r = await airlock(["exec", "--", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    expect(r).toMatchObject({ code: 3, stdout: "out\n", stderr: "err\n" });
+    const ok = await airlock(["exec", "echo $((6*7))"]);
+    expect(ok).toMatchObject({ code: 0, stdout: "42\n" });
+  });
+
+  it("uploads local files with --file", async () => {
+    const script = join(dir, "hello.py");
+    await writeFile(
+      script,
+      "import sys\nprint(open('data/in.txt').read().strip()[::-1])\nsys.exit(5)\n",
+    );
+    await writeFile(join(dir, "in.txt"), "olleh\n");
+    const r = await airlock([
+      "exec",
+      "--profile",
+      "python",
+      "--file",
+      script,
+      "--file",
+      `${join(dir, "in.txt")}:data/in.txt`,
+      "--",
+      "python3",
+      "hello.py",
+    ]);
+    expect(r).toMatchObject({ code: 5, stdout: "hello\n" });
+  });
+
+  it("runs in an existing workspace with --workspace", async () => {
+    const client = createClient({ baseUrl: gw.url, apiKey: gw.key });
+    const ws = await client.workspaces.create({ profile: "shell" });
+    try {
+      await client.workspaces.writeFile(ws.id, "state.txt", "kept\n");
+      const r = await airlock([
+        "exec",
+        "--workspace",
+        ws.id,
+        "cat state.txt; echo more >> state.txt",
+      ]);
+      expect(r).toMatchObject({ code: 0, stdout: "kept\n" });
+      expect(await client.workspaces.readText(ws.id, "state.txt")).toBe("kept\nmore\n");
+    } finally {
+      await client.workspaces.delete(ws.id);
+    }
+  });
+
+  it("exits 124 on a timeout and 2 on a gateway error", async () => {
+    const slow = await airlock(["exec", "--timeout", "500", "--", "sleep", "10"]);
+    expect(slow.code).toBe(124);
+    expect(slow.stderr).toContain("airlock: timeout");
+    const bad = await airlock(["exec", "--profile", "nope", "true"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("not_found (HTTP 404)");
+  });
+});

@@ -1,0 +1,374 @@
+// The policy guard through the HTTP layer (app.request, a fake executor, a
+// fake engine for the stop markers): status codes, messages, Retry-After,
+// the approval flow, the stop, and one audit line per operation.
+import { pino } from "pino";
+import { describe, expect, it } from "vitest";
+import { createApp } from "../../api/app.ts";
+import { hashKey } from "../../api/config.ts";
+import { createAccess } from "../../api/guard.ts";
+import type { ContainerClient, LabelledObject } from "../../executor/docker.ts";
+import { JobCancelledError } from "../../executor/sandbox.ts";
+import type { WorkspaceFiles } from "../../executor/workspace-files.ts";
+import type { WorkspaceStore } from "../../executor/workspaces.ts";
+import { PolicyHolder, parsePolicy } from "../../policies/access/load.ts";
+import { loadProfiles } from "../../policies/load.ts";
+import type { LoadedProfile } from "../../policies/profile.ts";
+import { FakeExecutor, okResult } from "../support/fake-executor.ts";
+
+const KEYS = {
+  agent: "agent-key-0123456789",
+  reader: "reader-key-0123456789",
+  admin: "admin-key-0123456789",
+  net: "net-key-0123456789",
+  gated: "gated-key-0123456789",
+};
+const h = (k: string) => `sha256:${hashKey(k).toString("hex")}`;
+
+const POLICY = {
+  tenants: {
+    acme: {
+      rateLimits: { exec: { perMinute: 3 } },
+      quotas: { maxJobSeconds: 5, cpuSecondsPerHour: 2 },
+      keys: [
+        { id: "agent", hash: h(KEYS.agent), scopes: ["exec", "workspaces"] },
+        { id: "reader", hash: h(KEYS.reader), scopes: ["files.read"], profiles: ["python"] },
+        { id: "net", hash: h(KEYS.net), scopes: ["exec", "network"] },
+      ],
+    },
+    gate: {
+      requireApproval: { network: true, jobsOverSeconds: 3 },
+      keys: [{ id: "gated", hash: h(KEYS.gated), scopes: ["exec", "network"] }],
+    },
+    ops: { keys: [{ id: "root", hash: h(KEYS.admin), scopes: ["admin"] }] },
+  },
+};
+
+function setup(policy: unknown = POLICY) {
+  const base = loadProfiles();
+  const shell = base.get("shell") as LoadedProfile;
+  const profiles = new Map(base);
+  profiles.set("web", { ...shell, name: "web", network: "bridge" });
+  const volumes = new Map<string, Record<string, string>>();
+  const client = {
+    ping: async () => {},
+    imagePresent: async () => true,
+    createVolume: async (name: string, labels: Record<string, string>) => {
+      volumes.set(name, labels);
+    },
+    removeVolume: async (name: string) => {
+      volumes.delete(name);
+    },
+    listVolumes: async (label: string): Promise<LabelledObject[]> =>
+      [...volumes]
+        .filter(([, l]) => l[label] !== undefined)
+        .map(([id, labels]) => ({ id, labels })),
+  } as unknown as ContainerClient;
+  let text = JSON.stringify(policy);
+  const holder = new PolicyHolder(parsePolicy("p.json", text), () => parsePolicy("p.json", text));
+  const lines: string[] = [];
+  const access = createAccess({ policy: holder, client, auditWrite: (l) => lines.push(l) });
+  const executor = new FakeExecutor();
+  const app = createApp({
+    executor,
+    client,
+    profiles,
+    access,
+    maxBodyBytes: 1024 * 1024,
+    logger: pino({ level: "silent" }),
+    workspaces: {
+      store: {} as WorkspaceStore,
+      files: {} as WorkspaceFiles,
+      defaultProfile: "shell",
+    },
+  });
+  const call = (key: string, method: string, path: string, body?: unknown) =>
+    app.request(path, {
+      method,
+      headers: {
+        authorization: `Bearer ${key}`,
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+  const audit = () => lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  return {
+    app,
+    call,
+    executor,
+    access,
+    audit,
+    lines,
+    setPolicy: (p: string) => {
+      text = p;
+    },
+  };
+}
+
+const EXEC = { profile: "shell", command: ["echo", "hi"] };
+
+describe("policy guard", () => {
+  it("403 names the missing scope; a key without network cannot use a networked profile", async () => {
+    const { call, executor } = setup();
+    const r1 = await call(KEYS.reader, "POST", "/v1/exec", EXEC);
+    expect(r1.status).toBe(403);
+    expect(await r1.json()).toMatchObject({
+      error: {
+        code: "forbidden",
+        message: "this key lacks scope exec",
+        details: { missingScopes: ["exec"] },
+      },
+    });
+    const r2 = await call(KEYS.agent, "POST", "/v1/exec", { ...EXEC, profile: "web" });
+    expect(r2.status).toBe(403);
+    expect(await r2.json()).toMatchObject({
+      error: { code: "forbidden", message: expect.stringContaining("lacks scope network") },
+    });
+    const r3 = await call(KEYS.net, "POST", "/v1/exec", { ...EXEC, profile: "web" });
+    expect(r3.status).toBe(200);
+    expect(executor.jobs.map((j) => j.profile.name)).toEqual(["web"]);
+  });
+
+  it("lists only the profiles a key may use", async () => {
+    const { call } = setup();
+    const names = async (key: string) =>
+      (
+        (await (await call(key, "GET", "/v1/profiles")).json()) as { profiles: { name: string }[] }
+      ).profiles
+        .map((p) => p.name)
+        .sort();
+    expect(await names(KEYS.reader)).toEqual(["python"]);
+    expect(await names(KEYS.agent)).not.toContain("web");
+    expect(await names(KEYS.net)).toContain("web");
+  });
+
+  it("a rate limit of 3/min gives exactly 3 successes, then 429 with Retry-After naming the limit", async () => {
+    const { call } = setup();
+    for (let i = 0; i < 3; i++)
+      expect((await call(KEYS.agent, "POST", "/v1/exec", EXEC)).status).toBe(200);
+    const r = await call(KEYS.agent, "POST", "/v1/exec", EXEC);
+    expect(r.status).toBe(429);
+    expect(Number(r.headers.get("retry-after"))).toBeGreaterThan(55);
+    expect(await r.json()).toMatchObject({
+      error: { code: "rate_limited", details: { scope: "exec", window: "perMinute", limit: 3 } },
+    });
+  });
+
+  it("refuses a timeout above maxJobSeconds and lowers the default to it", async () => {
+    const { call, executor } = setup();
+    const r = await call(KEYS.agent, "POST", "/v1/exec", { ...EXEC, limits: { timeoutMs: 6000 } });
+    expect(r.status).toBe(403);
+    expect(await r.json()).toMatchObject({
+      error: { details: { field: "limits.timeoutMs", quota: "maxJobSeconds" } },
+    });
+    expect((await call(KEYS.agent, "POST", "/v1/exec", EXEC)).status).toBe(200);
+    expect(executor.jobs[0]?.limits.timeoutMs).toBe(5000);
+  });
+
+  it("stops a tenant whose CPU-seconds reach the hourly budget", async () => {
+    const { call, executor } = setup();
+    executor.behaviour = async (job) => ({
+      ...okResult(job.id),
+      usage: { cpuMs: 2500, memoryPeakBytes: 1 },
+    });
+    expect((await call(KEYS.agent, "POST", "/v1/exec", EXEC)).status).toBe(200);
+    const r = await call(KEYS.agent, "POST", "/v1/exec", EXEC);
+    expect(r.status).toBe(429);
+    expect(r.headers.get("retry-after")).not.toBeNull();
+    expect(await r.json()).toMatchObject({
+      error: { code: "quota_exceeded", details: { limit: "cpuSecondsPerHour", max: 2, used: 2.5 } },
+    });
+  });
+
+  it("an approval-gated job answers 202, runs once after approval, and its result is served to the poller", async () => {
+    const { call, executor } = setup();
+    const r = await call(KEYS.gated, "POST", "/v1/exec", {
+      ...EXEC,
+      profile: "web",
+      limits: { timeoutMs: 2000 },
+    });
+    expect(r.status).toBe(202);
+    const { approvalId, status, expiresAt, reasons } = (await r.json()) as Record<string, unknown>;
+    expect(status).toBe("pending");
+    expect(reasons).toEqual(["network"]);
+    expect(typeof expiresAt).toBe("string");
+    expect(executor.jobs).toHaveLength(0);
+    // Only admins list and decide; the requesting tenant may read its own.
+    expect((await call(KEYS.gated, "GET", "/v1/approvals")).status).toBe(403);
+    expect((await call(KEYS.agent, "GET", `/v1/approvals/${approvalId}`)).status).toBe(404);
+    const pending = (await (await call(KEYS.admin, "GET", "/v1/approvals")).json()) as {
+      approvals: { id: string }[];
+    };
+    expect(pending.approvals.map((a) => a.id)).toEqual([approvalId]);
+    const [a1, a2] = await Promise.all([
+      call(KEYS.admin, "POST", `/v1/approvals/${approvalId}/approve`),
+      call(KEYS.admin, "POST", `/v1/approvals/${approvalId}/approve`),
+    ]);
+    expect([a1.status, a2.status]).toEqual([200, 200]);
+    const polled = (await (
+      await call(KEYS.gated, "GET", `/v1/approvals/${approvalId}?wait=5`)
+    ).json()) as {
+      status: string;
+      result: { stdout: string };
+    };
+    expect(polled.status).toBe("done");
+    expect(polled.result.stdout).toBe("hi\n");
+    expect(executor.jobs).toHaveLength(1);
+  });
+
+  it("a denied job never runs; a job under the thresholds needs no approval", async () => {
+    const { call, executor } = setup();
+    const r = await call(KEYS.gated, "POST", "/v1/exec", { ...EXEC, limits: { timeoutMs: 4000 } });
+    const { approvalId } = (await r.json()) as { approvalId: string };
+    expect((await call(KEYS.admin, "POST", `/v1/approvals/${approvalId}/deny`)).status).toBe(200);
+    const view = (await (await call(KEYS.gated, "GET", `/v1/approvals/${approvalId}`)).json()) as {
+      status: string;
+    };
+    expect(view.status).toBe("denied");
+    expect((await call(KEYS.admin, "POST", `/v1/approvals/${approvalId}/approve`)).status).toBe(
+      200,
+    );
+    expect(executor.jobs).toHaveLength(0);
+    expect(
+      (await call(KEYS.gated, "POST", "/v1/exec", { ...EXEC, limits: { timeoutMs: 3000 } })).status,
+    ).toBe(200);
+  });
+
+  it("an emergency stop answers 423 until resumed; only admins stop", async () => {
+    const { call } = setup();
+    expect((await call(KEYS.agent, "POST", "/v1/admin/stop", { tenant: "acme" })).status).toBe(403);
+    const s = await call(KEYS.admin, "POST", "/v1/admin/stop", { tenant: "acme" });
+    expect(s.status).toBe(200);
+    expect(await s.json()).toMatchObject({ tenants: [{ tenant: "acme" }] });
+    const r = await call(KEYS.agent, "POST", "/v1/exec", EXEC);
+    expect(r.status).toBe(423);
+    expect(await r.json()).toMatchObject({ error: { code: "stopped" } });
+    const other = { ...EXEC, limits: { timeoutMs: 2000 } };
+    expect((await call(KEYS.gated, "POST", "/v1/exec", other)).status).toBe(200);
+    expect(await (await call(KEYS.admin, "GET", "/v1/admin/stop")).json()).toMatchObject({
+      all: null,
+    });
+    await call(KEYS.admin, "POST", "/v1/admin/resume", { tenant: "acme" });
+    expect((await call(KEYS.agent, "POST", "/v1/exec", EXEC)).status).toBe(200);
+    await call(KEYS.admin, "POST", "/v1/admin/stop");
+    expect((await call(KEYS.gated, "POST", "/v1/exec", other)).status).toBe(423);
+    // The admin routes still answer, or nobody could resume.
+    expect((await call(KEYS.admin, "POST", "/v1/admin/resume")).status).toBe(200);
+    expect((await call(KEYS.gated, "POST", "/v1/exec", other)).status).toBe(200);
+  });
+
+  it("a stop turns the running job's cancellation into 423 stopped and frees its quota slot", async () => {
+    const { call, executor, access } = setup({
+      tenants: {
+        acme: {
+          quotas: { concurrentJobs: 1 },
+          keys: [{ id: "agent", hash: h(KEYS.agent), scopes: ["exec"] }],
+        },
+        ops: POLICY.tenants.ops,
+      },
+    });
+    let started = (): void => {};
+    const running = new Promise<void>((resolve) => {
+      started = resolve;
+    });
+    executor.behaviour = (job, options) =>
+      new Promise((resolve, reject) => {
+        started();
+        options.signal?.addEventListener("abort", () =>
+          reject(new JobCancelledError("the client went away; the job was killed")),
+        );
+        setTimeout(() => resolve(okResult(job.id)), 10_000).unref();
+      });
+    const job = call(KEYS.agent, "POST", "/v1/exec", EXEC);
+    await running;
+    const second = await call(KEYS.agent, "POST", "/v1/exec", EXEC);
+    expect(second.status).toBe(429);
+    expect(await second.json()).toMatchObject({
+      error: { code: "quota_exceeded", details: { limit: "concurrentJobs", max: 1 } },
+    });
+    await call(KEYS.admin, "POST", "/v1/admin/stop", { tenant: "acme" });
+    const res = await job;
+    expect(res.status).toBe(423);
+    expect(await res.json()).toMatchObject({
+      error: { code: "stopped", details: { cancelled: true } },
+    });
+    expect(access.deps.quotas.used("acme").running).toBe(0);
+  });
+
+  it("writes a streamed job's audit line when the job ends, with its status and exit code", async () => {
+    const { app, executor, audit } = setup();
+    let finish: (() => void) | undefined;
+    executor.behaviour = async (job, options) => {
+      options.onOutput?.("stdout", Buffer.from("partial\n"));
+      await new Promise<void>((resolve) => {
+        finish = resolve;
+      });
+      return { ...okResult(job.id, "partial\n"), status: "error", exitCode: 3 };
+    };
+    const res = await app.request("/v1/exec", {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${KEYS.agent}`,
+        "content-type": "application/json",
+        accept: "text/event-stream",
+      },
+      body: JSON.stringify(EXEC),
+    });
+    expect(res.status).toBe(200);
+    // The stream is open and the job still running: no line yet.
+    await new Promise((r) => setTimeout(r, 20));
+    expect(audit().filter((r) => r["op"] === "exec")).toEqual([]);
+    finish?.();
+    expect(await res.text()).toContain("event: result");
+    await new Promise((r) => setTimeout(r, 20));
+    expect(audit().filter((r) => r["op"] === "exec")).toMatchObject([
+      { status: "error", exitCode: 3, httpStatus: 200, tenant: "acme" },
+    ]);
+  });
+
+  it("writes one audit line per operation, without the key, env values or output", async () => {
+    const { call, audit, lines } = setup();
+    await call(KEYS.agent, "POST", "/v1/exec", { ...EXEC, env: { TOKEN: "sup3r-s3cret-value" } });
+    await call(KEYS.reader, "POST", "/v1/exec", EXEC);
+    await call("wrong-key-0123456789", "POST", "/v1/exec", EXEC);
+    const records = audit();
+    expect(records).toHaveLength(3);
+    expect(records[0]).toMatchObject({
+      op: "exec",
+      tenant: "acme",
+      keyId: "agent",
+      scope: "exec",
+      profile: "shell",
+      status: "ok",
+      httpStatus: 200,
+      exitCode: 0,
+      bytesOut: 3,
+      commandDigest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/),
+    });
+    expect(records[1]).toMatchObject({ keyId: "reader", status: "forbidden", httpStatus: 403 });
+    expect(records[2]).toMatchObject({ tenant: null, status: "unauthorized", httpStatus: 401 });
+    const all = lines.join("");
+    for (const secret of ["sup3r-s3cret-value", KEYS.agent, "hi\\n", "echo"])
+      expect(all).not.toContain(secret);
+    const q = (await (
+      await call(KEYS.admin, "GET", "/v1/audit?tenant=acme&status=forbidden")
+    ).json()) as {
+      records: unknown[];
+    };
+    expect(q.records).toHaveLength(1);
+    expect((await call(KEYS.admin, "GET", "/v1/audit?limit=0")).status).toBe(400);
+  });
+
+  it("reloads the policy on an admin call; a bad file keeps the old one and says why", async () => {
+    const { call, setPolicy } = setup();
+    setPolicy("{not json");
+    const bad = await call(KEYS.admin, "POST", "/v1/admin/policy/reload");
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toMatchObject({
+      error: { message: expect.stringContaining("p.json: not valid JSON") },
+    });
+    expect((await call(KEYS.agent, "POST", "/v1/exec", EXEC)).status).toBe(200);
+    setPolicy(JSON.stringify({ tenants: { ops: POLICY.tenants.ops } }));
+    expect((await call(KEYS.admin, "POST", "/v1/admin/policy/reload")).status).toBe(200);
+    expect((await call(KEYS.agent, "POST", "/v1/exec", EXEC)).status).toBe(401);
+  });
+});

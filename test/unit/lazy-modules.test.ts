@@ -1,0 +1,45 @@
+// The gateway defers dockerode's BuildKit (gRPC) and ssh modules: they must not
+// load with dockerode, and must still load, whole, on first use. Each case runs
+// in a fresh node process, so the module cache starts empty.
+import { execFileSync } from "node:child_process";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+
+const root = join(import.meta.dirname, "..", "..");
+
+function run(script: string): string {
+  return execFileSync(process.execPath, ["--input-type=module", "-e", script], {
+    cwd: root,
+    encoding: "utf8",
+  }).trim();
+}
+
+const prelude = `
+  await import(${JSON.stringify(join(root, "executor/lazy-buildkit.ts"))});
+  const { createRequire } = await import("node:module");
+  const req = createRequire(${JSON.stringify(join(root, "package.json"))});
+`;
+
+describe("deferred engine modules", () => {
+  it("dockerode loads without gRPC or ssh2", () => {
+    const out = run(`${prelude}
+      await import("dockerode");
+      const names = Object.keys(req.cache);
+      console.log(JSON.stringify({
+        grpcFiles: names.filter((k) => k.includes("/@grpc/grpc-js/") && !k.endsWith("build/src/index.js")).length,
+        ssh2: names.some((k) => k.includes("/node_modules/ssh2/")),
+      }));`);
+    expect(JSON.parse(out)).toEqual({ grpcFiles: 0, ssh2: false });
+  });
+
+  it("the real modules load on first use", () => {
+    const out = run(`${prelude}
+      await import("dockerode");
+      const sessionRequire = createRequire(req.resolve("dockerode/lib/session.js"));
+      const grpc = sessionRequire("@grpc/grpc-js");
+      const modemRequire = createRequire(req.resolve("docker-modem/lib/modem.js"));
+      const ssh = modemRequire("./ssh");
+      console.log(JSON.stringify({ server: typeof grpc.Server, ssh: typeof ssh }));`);
+    expect(JSON.parse(out)).toEqual({ server: "function", ssh: "function" });
+  });
+});
