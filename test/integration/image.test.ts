@@ -1,6 +1,6 @@
 // End to end on the deployable image, with testcontainers: the gateway image
 // is built from the repository's Dockerfile on the local base (no registry),
-// run with the engine's socket bound in, and driven over HTTP like any client:
+// run with the engine's socket bound in, and driven through the typed client:
 // /readyz, a one-shot exec, a workspace round trip, then a graceful stop that
 // leaves no sandbox behind. Ryuk (testcontainers' reaper) is off: its image
 // cannot be pulled here, so this file stops what it starts itself.
