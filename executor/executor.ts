@@ -20,8 +20,13 @@ export interface ExecutorDeps {
   pool?: WarmPool | undefined;
 }
 
+export interface ExecutorRunOptions extends RunOptions {
+  /** Called once, when the job leaves the queue for its sandbox (the operators' view of running jobs). */
+  onStart?: ((job: Job) => void) | undefined;
+}
+
 export interface Executor {
-  run(job: Job, options?: RunOptions): Promise<ExecResult>;
+  run(job: Job, options?: ExecutorRunOptions): Promise<ExecResult>;
   readonly running: number;
   readonly waiting: number;
   /** Removes orphans: own leftovers too when `includeOwn`. */
@@ -48,7 +53,10 @@ export function createExecutor(deps: ExecutorDeps): Executor {
   return {
     async run(job, options = {}) {
       try {
-        return await queue.run(() => runSandbox(sandboxDeps, job, options), options.signal);
+        return await queue.run(() => {
+          options.onStart?.(job);
+          return runSandbox(sandboxDeps, job, options);
+        }, options.signal);
       } catch (err) {
         throw translate(err);
       }
