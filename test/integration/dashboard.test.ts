@@ -96,7 +96,7 @@ describe("the dashboard page", () => {
     expect(await page.isVisible("#board")).toBe(false);
   });
 
-  it("logs in, shows a running job, approves a pending one, stops the tenant and resumes", async () => {
+  it("logs in, shows a running job, approves and denies pending ones, stops the tenant and resumes", async () => {
     // A tenant-chosen string in the audit trail (the path of a refused request) stays text.
     const hostile = "/v1/<img src=x onerror=window.__pwned=1>";
     expect((await gw.call(KEY.agent, "GET", hostile)).status).toBe(404);
@@ -154,7 +154,22 @@ describe("the dashboard page", () => {
     ).json()) as { status: string; decidedBy: string; result?: ExecResult };
     expect(decided).toMatchObject({ status: "done", decidedBy: "ops" });
     expect(decided.result?.stdout).toBe("approved-by-the-dashboard\n");
+    // Deny: that job never runs.
+    const second = await exec({
+      profile: "shell",
+      command: "echo never",
+      limits: { timeoutMs: 60_000 },
+    });
+    expect(second.status).toBe(202);
+    const { approvalId: deniedId } = (await second.json()) as { approvalId: string };
+    const toDeny = page.locator(`#approvals-body tr[data-approval="${deniedId}"]`);
+    await toDeny.locator("button", { hasText: "Deny" }).click();
+    await toDeny.waitFor({ state: "detached" });
+    expect(
+      await (await gw.call(KEY.admin, "GET", `/v1/approvals/${deniedId}`)).json(),
+    ).toMatchObject({ status: "denied", decidedBy: "ops" });
     await page.locator("#audit-body tr", { hasText: "approval.run" }).first().waitFor();
+    await page.locator("#audit-body tr", { hasText: "approvals.deny" }).first().waitFor();
     await page.locator("#approvals-body", { hasText: "Nothing waits for a decision" }).waitFor();
     await shot("06-approved");
 
