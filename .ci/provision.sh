@@ -66,6 +66,16 @@ ensure_compose() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-compose >/dev/null
 }
 
+# The dashboard's browser test drives Debian's chromium through playwright-core,
+# which never downloads a browser of its own.
+ensure_chromium() {
+  if ! command -v chromium >/dev/null 2>&1; then
+    echo "==> installing chromium (Debian's, for the dashboard's browser test)"
+    apt_update_once
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null
+  fi
+}
+
 # gVisor as a second runtime: the security suite runs its attacks under both.
 ensure_runsc() {
   if ! command -v runsc >/dev/null 2>&1; then
@@ -96,3 +106,4 @@ ensure_docker
 ensure_debootstrap
 ensure_compose
 ensure_runsc
+ensure_chromium

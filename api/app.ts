@@ -19,6 +19,7 @@ import { type Access, auditTrail, createAccess } from "./guard.ts";
 import type { Metrics } from "./metrics.ts";
 import { type LogEnv, type RequestScope, requestLog } from "./request-log.ts";
 import { adminRoutes } from "./routes/admin.ts";
+import { dashboardRoutes } from "./routes/dashboard.ts";
 import { docsRoutes } from "./routes/docs.ts";
 import { execRoutes } from "./routes/exec.ts";
 import { healthRoutes } from "./routes/health.ts";
@@ -63,6 +64,7 @@ export function createApp(deps: AppDeps) {
   app.use(requestLog(deps.logger, { scope: deps.requestScope, metrics: deps.metrics }));
   app.route("/", healthRoutes(deps.client, deps.profiles, deps.readiness));
   app.route("/", docsRoutes(pkg.version));
+  app.route("/", dashboardRoutes());
 
   const limitBody = bodyLimit({
     maxSize: deps.maxBodyBytes,
@@ -86,7 +88,10 @@ export function createApp(deps: AppDeps) {
   app.route("/", profileRoutes(deps.profiles, access));
   app.route("/", execRoutes({ executor: deps.executor, profiles: deps.profiles, access }));
   app.route("/", workspaceRoutes({ ...deps.workspaces, access, profiles: deps.profiles }));
-  app.route("/", adminRoutes(access));
+  app.route(
+    "/",
+    adminRoutes(access, () => ({ running: deps.executor.running, waiting: deps.executor.waiting })),
+  );
   // MCP and Piston run nothing themselves: they call the routes above through
   // this app, in-process, with the caller's key, so every check of /v1 applies
   // (scopes, rate limits, quotas, approvals, the stop, the audit trail).

@@ -6,6 +6,7 @@
 // these same routes in-process, so the same checks apply to them.
 import type { Context, MiddlewareHandler } from "hono";
 import type { ContainerClient } from "../executor/docker.ts";
+import type { ExecutorRunOptions } from "../executor/executor.ts";
 import { JobCancelledError, type RunOptions } from "../executor/sandbox.ts";
 import { LABEL_TENANT, LABEL_WORKSPACE } from "../executor/workspaces.ts";
 import { ApprovalStore, type ApprovalView } from "../policies/access/approvals.ts";
@@ -13,6 +14,7 @@ import { AuditLog, commandDigest } from "../policies/access/audit.ts";
 import type { PolicyHolder } from "../policies/access/load.ts";
 import { QuotaLedger, type QuotaRefusal } from "../policies/access/quota.ts";
 import { RateLimiter } from "../policies/access/rate-limit.ts";
+import { type JobEntry, RunningJobs } from "../policies/access/running.ts";
 import { type Scope, type TenantPolicy, tenantPolicy } from "../policies/access/schema.ts";
 import { missingScopes, profileRefusal } from "../policies/access/scopes.ts";
 import { StopSwitch } from "../policies/access/stop.ts";
@@ -28,6 +30,8 @@ export interface AccessDeps {
   approvals: ApprovalStore;
   stop: StopSwitch;
   audit: AuditLog;
+  /** The jobs holding a job slot now, for the operators' view. */
+  jobs: RunningJobs;
   /** For counting a tenant's workspaces. */
   client: Pick<ContainerClient, "listVolumes">;
   now?: () => number;
@@ -49,7 +53,7 @@ export interface JobPlan {
   profile: LoadedProfile;
   workspace?: string | undefined;
   /** Runs the job with the limits the policy allows (timeoutMs possibly lowered to maxJobSeconds). */
-  run: (limits: { timeoutMs: number }, options: RunOptions) => Promise<ExecResult>;
+  run: (limits: { timeoutMs: number }, options: ExecutorRunOptions) => Promise<ExecResult>;
 }
 
 type Ctx = Context<AuthEnv>;
@@ -180,8 +184,19 @@ export class Access {
     const refusal = this.deps.quotas.check(caller.tenant, tenant.quotas);
     if (refusal !== undefined) throw quotaError(caller.tenant, refusal);
 
-    const run = (options: RunOptions) =>
-      this.accounted(caller.tenant, (o) => plan.run(limits, o), options);
+    const entry: JobEntry = {
+      tenant: caller.tenant,
+      keyId: caller.keyId,
+      profile: plan.profile.name,
+      workspace: plan.workspace,
+    };
+    const run = (options: RunOptions, approvalId?: string) =>
+      this.accounted(
+        { ...entry, approvalId },
+        limits.timeoutMs,
+        (o) => plan.run(limits, o),
+        options,
+      );
     const reasons = this.checkpoints(caller, tenant, plan.profile, limits.timeoutMs);
     if (reasons.length === 0) {
       return answer((options) => {
@@ -231,7 +246,7 @@ export class Access {
         workspace: plan.workspace,
       },
       this.deps.policy.current().approvalTtlMs,
-      (id) => this.runApproved(id, caller, plan.profile.name, run, audit),
+      (id) => this.runApproved(id, caller, plan.profile.name, (o) => run(o, id), audit),
     );
     note(c, { status: "pending_approval", approvalId: view.id });
     return c.json(
@@ -283,15 +298,21 @@ export class Access {
     }
   }
 
-  /** Runs with a job slot of the tenant's concurrency quota, records its usage, and turns a stop into 423. */
+  /**
+   * Runs with a job slot of the tenant's concurrency quota, listed among the
+   * running jobs while it holds it, records its usage, and turns a stop into 423.
+   */
   private async accounted(
-    tenant: string,
-    run: (options: RunOptions) => Promise<ExecResult>,
+    entry: JobEntry,
+    timeoutMs: number,
+    run: (options: ExecutorRunOptions) => Promise<ExecResult>,
     options: RunOptions,
   ): Promise<ExecResult> {
+    const { tenant } = entry;
     const quotas = tenantPolicy(this.deps.policy.current(), tenant).quotas;
     const slot = this.deps.quotas.acquire(tenant, quotas);
     if (!("release" in slot)) throw quotaError(tenant, slot);
+    const tracked = this.deps.jobs.add(entry, timeoutMs);
     const stopSignal = this.deps.stop.signal(tenant);
     const signal =
       options.signal === undefined ? stopSignal : AbortSignal.any([options.signal, stopSignal]);
@@ -299,7 +320,11 @@ export class Access {
     const started = now();
     let result: ExecResult | undefined;
     try {
-      result = await run({ ...options, signal });
+      result = await run({
+        ...options,
+        signal,
+        onStart: (job) => tracked.started(job.id, job.limits),
+      });
       return result;
     } catch (err) {
       if (err instanceof JobCancelledError && stopSignal.aborted) {
@@ -311,6 +336,7 @@ export class Access {
       throw err;
     } finally {
       slot.release();
+      tracked.done();
       // A killed or failed job still used its container time; when the cgroup
       // could not be read, its wall time counts as CPU time (one CPU, the default).
       const wall = result?.durationMs ?? now() - started;
@@ -502,6 +528,7 @@ export function createAccess(o: CreateAccessOptions): Access {
     approvals: new ApprovalStore({ now }),
     stop: new StopSwitch(o.client, now),
     audit: new AuditLog(o.auditWrite ?? (() => {}), o.auditRingSize ?? 10_000),
+    jobs: new RunningJobs(now),
     client: o.client,
     now,
   });

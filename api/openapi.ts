@@ -14,6 +14,7 @@ import {
   ExecResult,
   FileListing,
   Health,
+  JobsView,
   PistonError,
   PistonExecuteRequest,
   PistonExecuteResult,
@@ -121,6 +122,20 @@ export const ROUTES: RouteSpec[] = [
     auth: "none",
     responses: {
       200: { description: "HTML", raw: { type: "text/html", description: "docs page" } },
+    },
+  },
+  {
+    method: "get",
+    path: "/dashboard",
+    summary:
+      "The operators' dashboard: a page that logs in with an admin key and polls the admin routes",
+    tag: "operations",
+    auth: "none",
+    responses: {
+      200: {
+        description: "HTML",
+        raw: { type: "text/html", description: "dashboard page (holds no data itself)" },
+      },
     },
   },
   {
@@ -356,10 +371,19 @@ export const ROUTES: RouteSpec[] = [
   {
     method: "get",
     path: "/v1/admin/usage",
-    summary: "Each tenant's usage against its quotas over the last hour",
+    summary: "Each tenant's usage over the last hour, next to its quotas",
     tag: ADMIN,
     auth: "bearer",
     responses: { 200: { description: "usage", json: UsageList } },
+    errors: V1_ERRORS,
+  },
+  {
+    method: "get",
+    path: "/v1/admin/jobs",
+    summary: "This gateway's running and queued jobs, with their age and limits, and the queue",
+    tag: ADMIN,
+    auth: "bearer",
+    responses: { 200: { description: "jobs and queue", json: JobsView } },
     errors: V1_ERRORS,
   },
   {

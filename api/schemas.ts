@@ -360,6 +360,57 @@ export const UsageList = z.object({
       cpuSeconds: z.number().describe("CPU-seconds used in the last hour"),
       containerSeconds: z.number().describe("container-seconds used in the last hour"),
       running: z.number().describe("jobs running now"),
+      quotas: z
+        .object({
+          concurrentJobs: z.number().optional(),
+          cpuSecondsPerHour: z.number().optional(),
+          containerSecondsPerHour: z.number().optional(),
+          maxJobSeconds: z.number().optional(),
+          maxMemoryMb: z.number().optional(),
+          maxCpus: z.number().optional(),
+          maxWorkspaces: z.number().optional(),
+          maxWorkspaceBytes: z.number().optional(),
+        })
+        .describe("the tenant's quotas from the policy; an absent one is unlimited"),
     }),
   ),
+});
+
+export const RunningJob = z.object({
+  id: z.string().describe("this gateway's handle of the admitted job"),
+  tenant: z.string(),
+  keyId: z.string(),
+  profile: z.string(),
+  workspace: z.string().optional(),
+  approvalId: z.string().optional().describe("set when an approved job runs"),
+  state: z
+    .enum(["queued", "running"])
+    .describe("queued: admitted, waiting for an executor slot or its workspace's lock"),
+  admittedAt: z.string(),
+  startedAt: z.string().optional(),
+  ageMs: z.number().describe("milliseconds since admission"),
+  runningMs: z.number().optional().describe("milliseconds since its container started"),
+  jobId: z.string().optional().describe("the container's airlock.job label, once running"),
+  limits: z
+    .object({
+      timeoutMs: z.number(),
+      memoryMb: z.number().optional(),
+      cpus: z.number().optional(),
+      pids: z.number().optional(),
+      outputBytes: z.number().optional(),
+    })
+    .describe("the container's limits once running; before that the timeout the policy allows"),
+});
+
+export const JobsView = z.object({
+  jobs: z.array(RunningJob).describe("this gateway's admitted jobs, oldest first"),
+  queue: z.object({
+    running: z
+      .number()
+      .describe("sandboxes running now, internal workspace file operations included"),
+    waiting: z.number().describe("jobs waiting for an executor slot"),
+    queuedByTenant: z
+      .record(z.string(), z.number())
+      .describe("admitted jobs of each tenant not yet in a sandbox"),
+  }),
 });

@@ -21,8 +21,12 @@ export interface ExecutorDeps {
 }
 
 export interface ExecutorRunOptions extends RunOptions {
-  /** Called when the job leaves the queue and its sandbox begins (metrics, shutdown). */
-  onStart?: (() => void) | undefined;
+  /**
+   * Called once, when the job leaves the queue for its sandbox (metrics,
+   * graceful shutdown, the operators' view of running jobs). A wrapper that
+   * sets its own passes the caller's on.
+   */
+  onStart?: ((job: Job) => void) | undefined;
 }
 
 export interface Executor {
@@ -55,7 +59,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       try {
         const { onStart, ...runOptions } = options;
         return await queue.run(() => {
-          onStart?.();
+          onStart?.(job);
           return runSandbox(sandboxDeps, job, runOptions);
         }, options.signal);
       } catch (err) {

@@ -24,10 +24,10 @@ export function meterExecutor(inner: Executor, metrics: JobMetrics): Executor {
       try {
         const result = await inner.run(job, {
           ...options,
-          onStart: () => {
+          onStart: (dequeued) => {
             started = performance.now();
             metrics.queueWait.observe({ profile }, (started - admitted) / 1000);
-            options.onStart?.();
+            options.onStart?.(dequeued);
           },
         });
         finish(result.status);

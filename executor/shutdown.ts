@@ -54,9 +54,9 @@ export function stoppable(inner: Executor): StoppableExecutor {
       const running = inner.run(job, {
         ...options,
         signal,
-        onStart: () => {
+        onStart: (dequeued) => {
           entry.started = true;
-          options.onStart?.();
+          options.onStart?.(dequeued);
         },
       });
       entry.settled = running.catch(() => undefined);

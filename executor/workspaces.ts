@@ -15,9 +15,8 @@ import { lookupProfile, resolveJob, systemJob } from "../policies/resolve.ts";
 import { packFiles, parseOwner } from "./archive.ts";
 import { LABEL_DEADLINE, LABEL_INSTANCE, LABEL_JOB } from "./container-spec.ts";
 import type { ContainerClient } from "./docker.ts";
-import type { Executor } from "./executor.ts";
+import type { Executor, ExecutorRunOptions } from "./executor.ts";
 import type { JobFile, WorkspaceRef } from "./job.ts";
-import type { RunOptions } from "./sandbox.ts";
 import { WorkspaceLocks } from "./workspace-lock.ts";
 
 export const LABEL_WORKSPACE = "airlock.workspace";
@@ -235,7 +234,7 @@ export class WorkspaceStore {
     tenant: string,
     id: string,
     body: Omit<ExecRequest, "profile">,
-    options: RunOptions,
+    options: ExecutorRunOptions,
   ): Promise<ExecResult> {
     return this.operate(tenant, id, async (ws) => {
       const job = resolveJob(

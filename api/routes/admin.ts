@@ -1,9 +1,9 @@
-// The operator's routes: emergency stop and resume, policy reload, the audit
-// trail, and approval checkpoints (list, approve, deny; a tenant's own keys may
+// The operator's routes: emergency stop and resume, policy reload, running
+// jobs and the queue, usage against quotas, the audit trail, and approval checkpoints (list, approve, deny; a tenant's own keys may
 // read and wait on their approvals).
 import { Hono } from "hono";
 import { z } from "zod";
-import { TENANT_NAME } from "../../policies/access/schema.ts";
+import { TENANT_NAME, tenantPolicy } from "../../policies/access/schema.ts";
 import type { AuthEnv } from "../auth.ts";
 import { AirlockError } from "../errors.ts";
 import { type Access, note } from "../guard.ts";
@@ -66,8 +66,16 @@ async function optionalBody<T extends z.ZodType>(req: Request, schema: T): Promi
   );
 }
 
-export function adminRoutes(access: Access) {
-  const { stop, approvals, audit, policy, quotas } = access.deps;
+/** The executor's queue, as GET /v1/admin/jobs shows it. */
+export interface QueueView {
+  /** Jobs in a sandbox now, this gateway's internal ones (workspace file operations) included. */
+  running: number;
+  /** Jobs waiting for an executor slot. */
+  waiting: number;
+}
+
+export function adminRoutes(access: Access, queue: () => QueueView) {
+  const { stop, approvals, audit, policy, quotas, jobs } = access.deps;
   const app = new Hono<AuthEnv>();
 
   app.get("/v1/admin/stop", (c) => {
@@ -104,8 +112,24 @@ export function adminRoutes(access: Access) {
 
   app.get("/v1/admin/usage", (c) => {
     access.admit(c, "admin.usage", ["admin"]);
-    const tenants = [...policy.current().tenants.keys()];
-    return c.json({ tenants: tenants.map((t) => ({ tenant: t, ...quotas.used(t) })) });
+    const current = policy.current();
+    return c.json({
+      tenants: [...current.tenants.keys()].map((t) => ({
+        tenant: t,
+        ...quotas.used(t),
+        quotas: tenantPolicy(current, t).quotas,
+      })),
+    });
+  });
+
+  app.get("/v1/admin/jobs", (c) => {
+    access.admit(c, "admin.jobs", ["admin"]);
+    const list = jobs.list();
+    const queuedByTenant: Record<string, number> = {};
+    for (const j of list) {
+      if (j.state === "queued") queuedByTenant[j.tenant] = (queuedByTenant[j.tenant] ?? 0) + 1;
+    }
+    return c.json({ jobs: list, queue: { ...queue(), queuedByTenant } });
   });
 
   app.get("/v1/audit", (c) => {

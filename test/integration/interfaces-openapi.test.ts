@@ -174,6 +174,21 @@ describe("real responses validate against /openapi.json", () => {
     await raw("POST", "/v1/admin/stop", as(AGENT_KEY, {}));
     await raw("POST", "/v1/admin/policy/reload", as(ADMIN_KEY));
     await raw("GET", "/v1/admin/usage", as(ADMIN_KEY));
+    // The jobs view with a job in it, so a running job's shape is checked too.
+    const sleeping = client.exec({
+      profile: "shell",
+      command: "sleep 2",
+      limits: { timeoutMs: 10_000 },
+    });
+    let view: { jobs: { state: string }[] } = { jobs: [] };
+    for (let i = 0; i < 100 && !view.jobs.some((j) => j.state === "running"); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      view = (await (await raw("GET", "/v1/admin/jobs", as(ADMIN_KEY))).json()) as typeof view;
+    }
+    expect(view.jobs.some((j) => j.state === "running")).toBe(true);
+    await sleeping;
+    await raw("GET", "/v1/admin/jobs", as(AGENT_KEY));
+    await raw("GET", "/dashboard");
     await raw("GET", "/v1/audit?limit=5", as(ADMIN_KEY));
 
     expect(checker.failures).toEqual([]);

@@ -1,9 +1,8 @@
 // An Executor that runs nothing: it records jobs and answers with a canned
 // result, so the HTTP layer can be tested through app.request() without Docker.
 import type { ExecResult } from "../../api/schemas.ts";
-import type { Executor } from "../../executor/executor.ts";
+import type { Executor, ExecutorRunOptions } from "../../executor/executor.ts";
 import type { Job } from "../../executor/job.ts";
-import type { RunOptions } from "../../executor/sandbox.ts";
 
 export function okResult(id: string, stdout = ""): ExecResult {
   return {
@@ -25,14 +24,17 @@ export function okResult(id: string, stdout = ""): ExecResult {
 
 export class FakeExecutor implements Executor {
   readonly jobs: Job[] = [];
-  behaviour: (job: Job, options: RunOptions) => Promise<ExecResult> = async (job, options) => {
+  behaviour: (job: Job, options: ExecutorRunOptions) => Promise<ExecResult> = async (
+    job,
+    options,
+  ) => {
     options.onOutput?.("stdout", Buffer.from("hi\n"));
     return okResult(job.id, "hi\n");
   };
   running = 0;
   waiting = 0;
 
-  async run(job: Job, options: RunOptions = {}): Promise<ExecResult> {
+  async run(job: Job, options: ExecutorRunOptions = {}): Promise<ExecResult> {
     this.jobs.push(job);
     return this.behaviour(job, options);
   }

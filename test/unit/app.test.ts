@@ -189,3 +189,27 @@ describe("readiness", () => {
     expect(res.status).toBe(503);
   });
 });
+
+describe("GET /dashboard", () => {
+  it("is served without a key, its inline script and style allowed by a fresh nonce only", async () => {
+    const { app } = setup();
+    const res = await app.request("/dashboard");
+    expect(res.status).toBe(200);
+    const csp = res.headers.get("content-security-policy") ?? "";
+    const nonce = /script-src 'nonce-([^']+)'/.exec(csp)?.[1] ?? "";
+    expect(nonce).not.toBe("");
+    expect(csp).toContain(`style-src 'nonce-${nonce}'`);
+    expect(csp).toContain("default-src 'none'");
+    expect(csp).toContain("connect-src 'self'");
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(csp).not.toMatch(/unsafe|\*/);
+    expect(res.headers.get("cache-control")).toBe("no-store");
+    const html = await res.text();
+    expect(html.match(/<script\b[^>]*>/g)).toEqual([`<script nonce="${nonce}">`]);
+    expect(html.match(/<style\b[^>]*>/g)).toEqual([`<style nonce="${nonce}">`]);
+    // Self-contained: nothing loaded from elsewhere, no inline handlers, no HTML built from data.
+    expect(html).not.toMatch(/\bsrc=|\bhref=|\son[a-z]+=|innerHTML|outerHTML|insertAdjacentHTML/);
+    const second = await app.request("/dashboard");
+    expect(second.headers.get("content-security-policy")).not.toBe(csp);
+  });
+});

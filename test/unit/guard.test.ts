@@ -2,7 +2,7 @@
 // fake engine for the stop markers): status codes, messages, Retry-After,
 // the approval flow, the stop, and one audit line per operation.
 import { pino } from "pino";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { createApp } from "../../api/app.ts";
 import { hashKey } from "../../api/config.ts";
 import { createAccess } from "../../api/guard.ts";
@@ -323,6 +323,65 @@ describe("policy guard", () => {
     expect(audit().filter((r) => r["op"] === "exec")).toMatchObject([
       { status: "error", exitCode: 3, httpStatus: 200, tenant: "acme" },
     ]);
+  });
+
+  it("lists an admitted job as queued, then running with its container's limits, until it ends", async () => {
+    const { call, executor } = setup();
+    let leaveQueue = () => {};
+    let finish = () => {};
+    executor.behaviour = async (job, options) => {
+      await new Promise<void>((resolve) => {
+        leaveQueue = resolve;
+      });
+      options.onStart?.(job);
+      await new Promise<void>((resolve) => {
+        finish = resolve;
+      });
+      return okResult(job.id);
+    };
+    const jobs = async () =>
+      (await (await call(KEYS.admin, "GET", "/v1/admin/jobs")).json()) as {
+        jobs: Record<string, unknown>[];
+        queue: { queuedByTenant: Record<string, number> };
+      };
+    const pending = call(KEYS.agent, "POST", "/v1/exec", { ...EXEC, limits: { memoryMb: 64 } });
+    await vi.waitFor(() => expect(executor.jobs).toHaveLength(1));
+    const queued = await jobs();
+    expect(queued.jobs).toEqual([
+      expect.objectContaining({
+        tenant: "acme",
+        keyId: "agent",
+        profile: "shell",
+        state: "queued",
+        limits: { timeoutMs: 5000 },
+      }),
+    ]);
+    expect(queued.queue.queuedByTenant).toEqual({ acme: 1 });
+    leaveQueue();
+    await vi.waitFor(async () => expect((await jobs()).jobs[0]?.["state"]).toBe("running"));
+    const running = (await jobs()).jobs[0];
+    expect(running).toMatchObject({
+      jobId: executor.jobs[0]?.id,
+      limits: { timeoutMs: 5000, memoryMb: 64, cpus: expect.any(Number) },
+    });
+    expect((await jobs()).queue.queuedByTenant).toEqual({});
+    // Only admins see it.
+    expect((await call(KEYS.agent, "GET", "/v1/admin/jobs")).status).toBe(403);
+    finish();
+    expect((await pending).status).toBe(200);
+    expect((await jobs()).jobs).toEqual([]);
+  });
+
+  it("shows each tenant's quotas next to its usage", async () => {
+    const { call } = setup();
+    const usage = (await (await call(KEYS.admin, "GET", "/v1/admin/usage")).json()) as {
+      tenants: { tenant: string; quotas: Record<string, number> }[];
+    };
+    expect(usage.tenants.find((t) => t.tenant === "acme")).toMatchObject({
+      running: 0,
+      quotas: { maxJobSeconds: 5, cpuSecondsPerHour: 2 },
+    });
+    expect(usage.tenants.find((t) => t.tenant === "ops")?.quotas).toEqual({});
   });
 
   it("writes one audit line per operation, without the key, env values or output", async () => {

@@ -50,7 +50,7 @@ function controllable(slots: number) {
         });
       }
       running++;
-      options.onStart?.();
+      options.onStart?.(j);
       try {
         return await new Promise<ExecResult>((resolve, reject) => {
           release.push(() => resolve(okResult(j.id, "done")));
