@@ -5,6 +5,7 @@
 import type { LoadedProfile } from "../policies/profile.ts";
 import type { ContainerClient } from "./docker.ts";
 import { createExecutor, type Executor } from "./executor.ts";
+import { DEFAULT_MANIFEST_CACHE_BYTES, ManifestCache } from "./manifest-cache.ts";
 import { WarmPool } from "./pool.ts";
 import { WorkspaceFiles } from "./workspace-files.ts";
 import { WorkspaceStore } from "./workspaces.ts";
@@ -26,6 +27,8 @@ export interface GatewayCoreOptions {
   poolMaxParkMs?: number;
   /** Entries allowed in one uploaded archive. */
   uploadMaxEntries?: number;
+  /** Bound on the memory of the workspaces' manifest cache (estimated bytes); 0 turns it off. */
+  manifestCacheBytes?: number;
   warn: (message: string, err: unknown) => void;
 }
 
@@ -34,6 +37,7 @@ export interface GatewayCore {
   pool: WarmPool | undefined;
   store: WorkspaceStore;
   files: WorkspaceFiles;
+  manifests: ManifestCache;
 }
 
 export function createGatewayCore(o: GatewayCoreOptions): GatewayCore {
@@ -51,8 +55,10 @@ export function createGatewayCore(o: GatewayCoreOptions): GatewayCore {
           warn: o.warn,
         })
       : undefined;
+  const manifests = new ManifestCache(o.manifestCacheBytes ?? DEFAULT_MANIFEST_CACHE_BYTES);
   const executor = createExecutor({
     pool,
+    manifests,
     client: o.client,
     instanceId: o.instanceId,
     concurrency: o.concurrency,
@@ -70,10 +76,11 @@ export function createGatewayCore(o: GatewayCoreOptions): GatewayCore {
     sizeCapBytes: o.workspaceMaxBytes,
     orphanGraceMs: o.orphanGraceMs,
     warn: o.warn,
+    manifests,
   });
   const files = new WorkspaceFiles(store, o.client, {
     maxEntries: o.uploadMaxEntries ?? 100_000,
     maxBytes: o.maxBodyBytes,
   });
-  return { executor, pool, store, files };
+  return { executor, pool, store, files, manifests };
 }

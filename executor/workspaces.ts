@@ -17,6 +17,7 @@ import { LABEL_DEADLINE, LABEL_INSTANCE, LABEL_JOB } from "./container-spec.ts";
 import type { ContainerClient } from "./docker.ts";
 import type { Executor } from "./executor.ts";
 import type { JobFile, WorkspaceRef } from "./job.ts";
+import type { ManifestCache } from "./manifest-cache.ts";
 import type { RunOptions } from "./sandbox.ts";
 import { WorkspaceLocks } from "./workspace-lock.ts";
 
@@ -50,6 +51,8 @@ export interface WorkspaceStoreDeps {
   orphanGraceMs: number;
   warn: (message: string, err: unknown) => void;
   now?: () => number;
+  /** Forgets a workspace's manifest when the workspace goes. */
+  manifests?: ManifestCache | undefined;
 }
 
 interface Workspace {
@@ -331,6 +334,7 @@ export class WorkspaceStore {
     await this.deps.client.removeVolume(volumeOf(id));
     for (const m of await this.markers(id)) await this.deps.client.removeVolume(m.name);
     this.lastMarked.delete(id);
+    this.deps.manifests?.delete(id);
   }
 
   /** Removes every workspace idle for longer than the TTL (and stray markers); returns how many. */

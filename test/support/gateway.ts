@@ -12,6 +12,7 @@ import { LABEL_INSTANCE } from "../../executor/container-spec.ts";
 import { DockerodeClient } from "../../executor/docker.ts";
 import type { Executor } from "../../executor/executor.ts";
 import { createGatewayCore } from "../../executor/gateway.ts";
+import type { ManifestCache } from "../../executor/manifest-cache.ts";
 import type { WarmPool } from "../../executor/pool.ts";
 import type { WorkspaceStore } from "../../executor/workspaces.ts";
 import { loadProfiles } from "../../policies/load.ts";
@@ -24,6 +25,8 @@ export interface TestGateway {
   executor: Executor;
   pool: WarmPool | undefined;
   store: WorkspaceStore;
+  /** The gateway's manifest cache (tests empty it to act as a gateway that never saw a workspace). */
+  manifests: ManifestCache;
   /** POST a JSON body with the gateway's key. */
   post(path: string, body: unknown, headers?: Record<string, string>): Promise<Response>;
   /** Containers and volumes that still carry this gateway's instance label. */
@@ -58,7 +61,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
   const docker = new Dockerode();
   const client = new DockerodeClient(docker);
   const profiles = loadProfiles({ extraDir: options.profilesDir });
-  const { executor, pool, store, files } = createGatewayCore({
+  const { executor, pool, store, files, manifests } = createGatewayCore({
     client,
     profiles,
     instanceId,
@@ -102,6 +105,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
     executor,
     pool,
     store,
+    manifests,
     post: (path, body, headers = {}) =>
       fetch(`${url}${path}`, {
         method: "POST",
