@@ -4,7 +4,8 @@
 // (type, inode, size, mtime and ctime with nanoseconds, mode, path). Hand-written
 // because it is find's own format. An entry whose record is the same in two
 // listings has not been written in between: no unprivileged process can set a
-// ctime, and any write, chmod, rename onto it or replacement moves it.
+// ctime, and any write, chmod, rename or link moves it; the inode number
+// catches a file put in another's place, where the runtime's numbers are stable.
 
 export interface ListedEntry {
   type: "file" | "symlink";
@@ -22,7 +23,12 @@ const STAT = /^[fl] \d+ \d+ -?\d+(?:\.\d+)? -?\d+(?:\.\d+)? [0-7]+$/;
  * a plain relative one, a path repeats, or there are more than `maxEntries`.
  * A listing that cannot be read whole is not used at all: the caller falls back.
  */
-export function parseListing(data: Buffer, maxEntries: number): Listing | undefined {
+export function parseListing(
+  data: Buffer,
+  maxEntries: number,
+  /** False where inode numbers mean nothing across sandboxes (gVisor numbers them itself, per sandbox). */
+  inodes = true,
+): Listing | undefined {
   const listing: Listing = new Map();
   if (data.length === 0) return listing;
   if (data[data.length - 1] !== 0) return undefined;
@@ -43,7 +49,7 @@ export function parseListing(data: Buffer, maxEntries: number): Listing | undefi
     listing.set(path, {
       type: stat[0] === "l" ? "symlink" : "file",
       size: Number(stat.slice(sizeStart, stat.indexOf(" ", sizeStart))),
-      stat,
+      stat: inodes ? stat : `${stat[0]} - ${stat.slice(sizeStart)}`,
     });
   }
   return listing;

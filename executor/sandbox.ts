@@ -217,7 +217,7 @@ interface RawListing {
 /** A listing find made without error, within the caps, and well-formed; otherwise undefined. */
 function usableListing(job: Job, raw: RawListing): Listing | undefined {
   if (raw.status !== 0 || raw.overflowed) return undefined;
-  return parseListing(raw.data, job.profile.diff.scanMaxEntries);
+  return parseListing(raw.data, job.profile.diff.scanMaxEntries, job.profile.runtime !== "runsc");
 }
 
 async function removeAll(

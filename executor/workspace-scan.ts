@@ -156,7 +156,12 @@ export async function beforeFromListing(
       missing.push(path);
       continue;
     }
-    before.set(path, hit.content === undefined ? { sha256: hit.sha256 } : { ...hit });
+    before.set(
+      path,
+      hit.content === undefined
+        ? { sha256: hit.sha256 }
+        : { sha256: hit.sha256, content: hit.content },
+    );
     contentBytes += hit.content?.length ?? 0;
   }
   if (missing.length === 0) return before;
