@@ -434,8 +434,13 @@ async function execute(
             : "the sandbox ended before it listed /workspace",
         );
       }
-      await prepare(rawListing(beforeList, beforeScan));
-      if (options.signal?.aborted)
+      try {
+        await prepare(rawListing(beforeList, beforeScan));
+      } catch (err) {
+        if (killedFor !== "cancelled") throw err;
+      }
+      // The client left while the workspace was read (the container may be killed already).
+      if (killedFor === "cancelled" || options.signal?.aborted)
         throw new JobCancelledError("the client went away before the job started");
     }
     const startedAt = performance.now();
