@@ -1,8 +1,11 @@
 // One job's container lifecycle, in order, in one place:
 // create → attach → start (or take a parked container from the warm pool, and
-// set this job's limits on it) → copy files in → feed the job on stdin → stream
-// output under caps and a wall-clock deadline → wait → inspect (OOM?) → copy
-// /workspace out → diff → remove container and volume, always, in `finally`.
+// set this job's limits on it) → [a workspace job: the launcher lists
+// /workspace, the gateway reads what its manifest cache cannot vouch for] →
+// copy files in → feed the job on stdin → stream output under caps and a
+// wall-clock deadline → wait → inspect (OOM?) → copy /workspace out (a
+// workspace job: only what changed) → diff → remove container and volume,
+// always, in `finally`.
 import { randomBytes } from "node:crypto";
 import { constants } from "node:os";
 import { type Duplex, PassThrough, type Readable } from "node:stream";
@@ -126,6 +129,12 @@ export async function runSandbox(
     const run = await execute(client, cid, job, options, parked?.stream, prepare);
     if (before === undefined) throw new Error("the workspace before the run was never read");
     let scan: ScanResult;
+    // What the launcher sends after the run gets as long as the job itself had;
+    // past that, the engine reads /workspace instead.
+    const stalled = setTimeout(
+      () => run.workspaceTar?.destroy(new Error("the launcher's report did not end in time")),
+      job.limits.timeoutMs,
+    );
     try {
       scan = await scanAfter(deps, cid, job, before, beforeListing, run);
     } catch (err) {
@@ -135,6 +144,7 @@ export async function runSandbox(
       if (job.workspace !== undefined) deps.manifests?.delete(job.workspace.id);
       scan = await scanWorkspace(client, cid, job, before);
     } finally {
+      clearTimeout(stalled);
       run.release();
     }
     const outcome = computeDiff(before, scan.entries, {
@@ -396,8 +406,9 @@ async function execute(
     };
     afterScan.onAfter = feedTar;
   }
-  // A stream that ends before the listing is whole leaves none.
+  // A stream that ends before the listing is whole leaves none; nor does a tar given up on.
   void drained.then(() => afterListed?.(undefined));
+  workspaceTar.once("close", () => afterListed?.(undefined));
   let handedOver = false;
   const release = () => {
     workspaceTar.destroy();

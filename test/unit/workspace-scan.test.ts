@@ -1,6 +1,6 @@
-import { Readable } from "node:stream";
+import { PassThrough, Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { sha256 } from "../../executor/archive.ts";
+import { scanArchive, sha256 } from "../../executor/archive.ts";
 import type { BeforeEntry } from "../../executor/diff.ts";
 import type { ContainerClient } from "../../executor/docker.ts";
 import { type Listing, parseListing } from "../../executor/listing.ts";
@@ -217,5 +217,22 @@ describe("manifestOf", () => {
     const manifest = manifestOf(job, afterListing, after, new Map());
     expect(manifest.get("bin")).toEqual({ stat: "f 1 3 1.0 1.0 644", sha256: "x" });
     expect(manifest.has("moved")).toBe(false);
+  });
+});
+
+describe("scanArchive", () => {
+  it("ends with an error when its stream is given up on midway, rather than waiting forever", async () => {
+    const tar = await makeTar([{ name: "./a", body: "x".repeat(2000) }]);
+    const stream = new PassThrough();
+    stream.write(tar.subarray(0, 700));
+    const scan = scanArchive(stream, {
+      prefix: "./",
+      maxBytes: 1e9,
+      maxEntries: 10,
+      keep: () => false,
+      retain: () => false,
+    });
+    setTimeout(() => stream.destroy(new Error("did not end in time")), 20);
+    await expect(scan).rejects.toThrow("did not end in time");
   });
 });
