@@ -24,7 +24,8 @@
 export const LAUNCHER_SCRIPT = [
   "IFS=' ' read -r n __airlock_w || exit 125",
   // Absolute paths and an empty environment: nothing of the job's can stand in for find.
-  "__airlock_list() { /usr/bin/env -i LC_ALL=C /usr/bin/find /workspace -mindepth 1 \\( -type f -o -type l \\) -printf '%y %i %s %T@ %C@ %m %P\\0' 2>/dev/null; }",
+  // Names from `find .` all start with "./", so tar never takes one for an option.
+  "__airlock_list() { cd /workspace && /usr/bin/env -i LC_ALL=C /usr/bin/find . -mindepth 1 \\( -type f -o -type l \\) -printf '%y %i %s %T@ %C@ %m %P\\0' \"$@\" 2>/dev/null; }",
   // The time goes back 2 s: file times come from the kernel's coarse clock, a tick behind `date`.
   'if [ "$__airlock_w" = list ]; then __airlock_t=$(($(/usr/bin/date +%s) - 2)); __airlock_list; printf \'\\036%s %s\\n\' "$n" "$?"; fi',
   "s=",
@@ -48,9 +49,10 @@ export const LAUNCHER_SCRIPT = [
   // One-shot jobs (__airlock_tar=1 in the preamble, a shell variable, never exported) send /workspace back on stdout, then the
   // nonce again: far cheaper than the engine's archive API (~70 ms a call here).
   'if [ "$__airlock_tar" = 1 ]; then /bin/tar -C /workspace --hard-dereference -cf - . 2>/dev/null; printf \'\\036%s\\n\' "$n"; fi',
-  'if [ "$__airlock_w" = list ]; then __airlock_list; printf \'\\036%s %s\\n\' "$n" "$?"',
-  // Names from `find .` all start with "./", so tar never takes one for an option.
-  '  cd /workspace && /usr/bin/env -i LC_ALL=C /usr/bin/find . -mindepth 1 \\( -type f -o -type l \\) -newerct "@$__airlock_t" -print0 2>/dev/null | /usr/bin/env -i LC_ALL=C /bin/tar --null --no-recursion --hard-dereference -T - -cf - 2>/dev/null',
+  // After the run, one pass lists /workspace and notes (in a fresh file: the job is gone) what changed.
+  'if [ "$__airlock_w" = list ]; then __airlock_c=$(/usr/bin/env -i /usr/bin/mktemp -p /tmp) || __airlock_c=/dev/null',
+  '  __airlock_list -newerct "@$__airlock_t" -fprint0 "$__airlock_c"; printf \'\\036%s %s\\n\' "$n" "$?"',
+  '  /usr/bin/env -i LC_ALL=C /bin/tar --null --no-recursion --hard-dereference -T "$__airlock_c" -cf - 2>/dev/null',
   "  printf '\\036%s\\n' \"$n\"; fi",
   // Stopped, not exited: the container stays up until the gateway removes it.
   "kill -STOP $$",

@@ -347,7 +347,8 @@ describe("diffs from the launcher's listings and the manifest cache", () => {
     expect(second.diff.modified[2]?.patch).toContain(" a\n b\n+c\n");
     expect(second.diff.deleted).toEqual([{ path: "g.txt" }]);
 
-    const third = await exec(id, { command: "true" });
+    // The launcher's own temporary file never lands in the workspace, whatever TMPDIR says.
+    const third = await exec(id, { command: "true", env: { TMPDIR: "/workspace" } });
     expect(third.diff).toEqual({ added: [], modified: [], deleted: [], truncated: false });
     expect(third.workspaceBytes).toBe("a\nb\nc\n".length + "same\n".length + "2\n".length);
   });
