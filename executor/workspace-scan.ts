@@ -156,12 +156,8 @@ export async function beforeFromListing(
       missing.push(path);
       continue;
     }
-    before.set(
-      path,
-      hit.content === undefined
-        ? { sha256: hit.sha256 }
-        : { sha256: hit.sha256, content: hit.content },
-    );
+    // A cached entry is a before entry already (its stat record rides along unused).
+    before.set(path, hit);
     contentBytes += hit.content?.length ?? 0;
   }
   if (missing.length === 0) return before;
@@ -240,9 +236,21 @@ export function manifestOf(
     const entry = after.get(path);
     // A size that disagrees with the listing means the bytes were read at another moment: not vouched for.
     if (entry === undefined || entry.size !== listed.size) continue;
-    const cached: CachedEntry = { stat: listed.stat, sha256: entry.sha256 };
     const prior = before.get(path);
     const content = entry.content ?? (prior?.sha256 === entry.sha256 ? prior.content : undefined);
+    // An unchanged entry from the cache is kept as it is (its content was judged when it was cached).
+    if (
+      prior !== undefined &&
+      "stat" in prior &&
+      prior.stat === listed.stat &&
+      prior.sha256 === entry.sha256 &&
+      kept + (prior.content?.length ?? 0) <= diff.patchTotalBytes
+    ) {
+      manifest.set(path, prior as CachedEntry);
+      kept += prior.content?.length ?? 0;
+      continue;
+    }
+    const cached: CachedEntry = { stat: listed.stat, sha256: entry.sha256 };
     if (
       content !== undefined &&
       listed.type === "file" &&

@@ -71,7 +71,7 @@ describe("beforeFromListing", () => {
       listing({ a: "f 1 2 1.0 1.0 644" }),
       cache,
     );
-    expect(before.get("a")).toEqual({
+    expect(before.get("a")).toMatchObject({
       sha256: sha256(Buffer.from("v1")),
       content: Buffer.from("v1"),
     });
