@@ -87,6 +87,16 @@ export interface ScanResult {
 export async function scanArchive(stream: Readable, options: ScanOptions): Promise<ScanResult> {
   const entries = new Map<string, ScannedEntry>();
   const ex = extract();
+  // pipe() ends the extractor only at the source's end: a source destroyed
+  // midway (given up on) must end the scan too, with an error.
+  let scanning = true;
+  const abort = (err?: Error) => {
+    if (scanning) ex.destroy(err ?? new Error("the archive stream closed before its end"));
+  };
+  stream.once("error", abort);
+  stream.once("close", () => {
+    if (!stream.readableEnded) abort();
+  });
   stream.pipe(ex);
   let bytes = 0;
   let count = 0;
@@ -131,6 +141,7 @@ export async function scanArchive(stream: Readable, options: ScanOptions): Promi
       entries.set(path, scanned);
     }
   } finally {
+    scanning = false;
     stream.unpipe(ex);
     stream.destroy();
     ex.destroy();

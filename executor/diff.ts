@@ -74,9 +74,10 @@ export function computeDiff(
   const wantReturn = returnMatcher(options.returnFiles);
   let returned = 0;
 
-  for (const entry of [...after.values()].sort((a, b) => (a.path < b.path ? -1 : 1))) {
+  // Unchanged entries (most of a large workspace) are dropped before the sort.
+  const changed = [...after.values()].filter((e) => before.get(e.path)?.sha256 !== e.sha256);
+  for (const entry of changed.sort((a, b) => (a.path < b.path ? -1 : 1))) {
     const prior = before.get(entry.path);
-    if (prior !== undefined && prior.sha256 === entry.sha256) continue;
     const out: DiffEntry = {
       path: entry.path,
       type: entry.type,

@@ -5,6 +5,7 @@ import { AirlockError, isDockerUnreachable } from "../api/errors.ts";
 import type { ExecResult } from "../api/schemas.ts";
 import type { ContainerClient } from "./docker.ts";
 import type { Job } from "./job.ts";
+import type { ManifestCache } from "./manifest-cache.ts";
 import type { WarmPool } from "./pool.ts";
 import { JobQueue } from "./queue.ts";
 import { type ReapReport, reap } from "./reaper.ts";
@@ -18,6 +19,7 @@ export interface ExecutorDeps {
   orphanGraceMs: number;
   warn: (message: string, err: unknown) => void;
   pool?: WarmPool | undefined;
+  manifests?: ManifestCache | undefined;
 }
 
 export interface ExecutorRunOptions extends RunOptions {
@@ -53,6 +55,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     orphanGraceMs: deps.orphanGraceMs,
     warn: deps.warn,
     pool: deps.pool,
+    manifests: deps.manifests,
   };
   return {
     async run(job, options = {}) {

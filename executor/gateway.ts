@@ -6,6 +6,7 @@ import type { Metrics } from "../api/metrics.ts";
 import type { LoadedProfile } from "../policies/profile.ts";
 import type { ContainerClient } from "./docker.ts";
 import { createExecutor, type Executor } from "./executor.ts";
+import { DEFAULT_MANIFEST_CACHE_BYTES, ManifestCache } from "./manifest-cache.ts";
 import { meterExecutor } from "./metered-executor.ts";
 import { WarmPool } from "./pool.ts";
 import { type StopReport, stoppable } from "./shutdown.ts";
@@ -31,6 +32,8 @@ export interface GatewayCoreOptions {
   workspaceSizeCapFor?: (tenant: string) => number | undefined;
   /** Entries allowed in one uploaded archive. */
   uploadMaxEntries?: number;
+  /** Bound on the memory of the workspaces' manifest cache (estimated bytes); 0 turns it off. */
+  manifestCacheBytes?: number;
   warn: (message: string, err: unknown) => void;
   /** When set, jobs are counted and timed, and the gauges read this executor and pool. */
   metrics?: Metrics | undefined;
@@ -43,6 +46,7 @@ export interface GatewayCore {
   pool: WarmPool | undefined;
   store: WorkspaceStore;
   files: WorkspaceFiles;
+  manifests: ManifestCache;
 }
 
 export function createGatewayCore(o: GatewayCoreOptions): GatewayCore {
@@ -60,9 +64,11 @@ export function createGatewayCore(o: GatewayCoreOptions): GatewayCore {
           warn: o.warn,
         })
       : undefined;
+  const manifests = new ManifestCache(o.manifestCacheBytes ?? DEFAULT_MANIFEST_CACHE_BYTES);
   const graceful = stoppable(
     createExecutor({
       pool,
+      manifests,
       client: o.client,
       instanceId: o.instanceId,
       concurrency: o.concurrency,
@@ -84,10 +90,11 @@ export function createGatewayCore(o: GatewayCoreOptions): GatewayCore {
     ...(o.workspaceSizeCapFor === undefined ? {} : { sizeCapFor: o.workspaceSizeCapFor }),
     orphanGraceMs: o.orphanGraceMs,
     warn: o.warn,
+    manifests,
   });
   const files = new WorkspaceFiles(store, o.client, {
     maxEntries: o.uploadMaxEntries ?? 100_000,
     maxBytes: o.maxBodyBytes,
   });
-  return { executor, stop: (graceMs) => graceful.stop(graceMs), pool, store, files };
+  return { executor, stop: (graceMs) => graceful.stop(graceMs), pool, store, files, manifests };
 }

@@ -11,8 +11,23 @@
 // up, idle, so the gateway can copy /workspace out of a running container
 // (much faster than out of a stopped one) and remove it off the request path.
 // The nonce makes the trailer unforgeable by the job.
+//
+// A workspace job's first line is `<nonce> list` instead: the launcher prints
+// a stat listing of /workspace (see executor/listing.ts) and `\x1e<nonce> <find's
+// status>\n`, and only then reads the rest of the job, which the gateway sends
+// once it has the listing (and has put the job's files in). The listing is
+// made before any code of the job exists, so the gateway can trust it. After
+// the trailer such a launcher prints the listing again, `\x1e<nonce> <status>\n`,
+// a tar of the entries whose status changed since just before the first
+// listing, and `\x1e<nonce>\n`. The changed set is only a hint: the gateway
+// compares the two listings itself and asks the engine for whatever it misses.
 export const LAUNCHER_SCRIPT = [
-  "IFS= read -r n || exit 125",
+  "IFS=' ' read -r n __airlock_w || exit 125",
+  // Absolute paths and an empty environment: nothing of the job's can stand in for find.
+  // Names from `find .` all start with "./", so tar never takes one for an option.
+  "__airlock_list() { cd /workspace && /usr/bin/env -i LC_ALL=C /usr/bin/find . -mindepth 1 \\( -type f -o -type l \\) -printf '%y %i %s %T@ %C@ %m %P\\0' \"$@\" 2>/dev/null; }",
+  // The time goes back 2 s: file times come from the kernel's coarse clock, a tick behind `date`.
+  'if [ "$__airlock_w" = list ]; then __airlock_t=$(($(/usr/bin/date +%s) - 2)); __airlock_list; printf \'\\036%s %s\\n\' "$n" "$?"; fi',
   "s=",
   'while IFS= read -r l; do [ "$l" = "$n" ] && break; s="$s$l',
   '"; done',
@@ -34,6 +49,11 @@ export const LAUNCHER_SCRIPT = [
   // One-shot jobs (__airlock_tar=1 in the preamble, a shell variable, never exported) send /workspace back on stdout, then the
   // nonce again: far cheaper than the engine's archive API (~70 ms a call here).
   'if [ "$__airlock_tar" = 1 ]; then /bin/tar -C /workspace --hard-dereference -cf - . 2>/dev/null; printf \'\\036%s\\n\' "$n"; fi',
+  // After the run, one pass lists /workspace and notes (in a fresh file: the job is gone) what changed.
+  'if [ "$__airlock_w" = list ]; then __airlock_c=$(/usr/bin/env -i /usr/bin/mktemp -p /tmp) || __airlock_c=/dev/null',
+  '  __airlock_list -newerct "@$__airlock_t" -fprint0 "$__airlock_c"; printf \'\\036%s %s\\n\' "$n" "$?"',
+  '  /usr/bin/env -i LC_ALL=C /bin/tar --null --no-recursion --hard-dereference -T "$__airlock_c" -cf - 2>/dev/null',
+  "  printf '\\036%s\\n' \"$n\"; fi",
   // Stopped, not exited: the container stays up until the gateway removes it.
   "kill -STOP $$",
   'exit "$c"',
@@ -59,7 +79,7 @@ export interface JobSpec {
  * may span lines (a `sh -c` script often does); the launcher reads until the
  * nonce line, which no quoted value can contain by chance.
  */
-export function jobPreamble(nonce: string, spec: JobSpec): string {
+export function jobLines(nonce: string, spec: JobSpec): string {
   const lines = [
     // cd sets OLDPWD; the job's environment holds only what the profile and the request set.
     `cd ${shellQuote(spec.cwd)} || exit 125; unset OLDPWD`,
@@ -67,10 +87,26 @@ export function jobPreamble(nonce: string, spec: JobSpec): string {
     `set -- ${spec.argv.map(shellQuote).join(" ")}`,
     `__airlock_tar=${spec.sendWorkspace ? 1 : 0}`,
   ];
-  return `${nonce}\n${lines.join("\n")}\n${nonce}\n`;
+  return `${lines.join("\n")}\n${nonce}\n`;
+}
+
+/** The first line on stdin: the nonce, and for a workspace job the request to list /workspace first. */
+export function jobHeader(nonce: string, list: boolean): string {
+  return list ? `${nonce} list\n` : `${nonce}\n`;
+}
+
+/** The first line and the job together, for a job that lists nothing first. */
+export function jobPreamble(nonce: string, spec: JobSpec): string {
+  return jobHeader(nonce, false) + jobLines(nonce, spec);
 }
 
 export const TRAILER_START = 0x1e;
+
+/** Parses what follows `\x1e<nonce>` after a listing: find's exit status; undefined if malformed. */
+export function parseListingEnd(rest: string): number | undefined {
+  const match = /^ (\d+)\n/.exec(rest);
+  return match === null ? undefined : Number(match[1]);
+}
 
 export interface Trailer {
   exitCode: number;

@@ -1,22 +1,35 @@
 // One job's container lifecycle, in order, in one place:
 // create → attach → start (or take a parked container from the warm pool, and
-// set this job's limits on it) → copy files in → feed the job on stdin → stream
-// output under caps and a wall-clock deadline → wait → inspect (OOM?) → copy
-// /workspace out → diff → remove container and volume, always, in `finally`.
+// set this job's limits on it) → [a workspace job: the launcher lists
+// /workspace, the gateway reads what its manifest cache cannot vouch for] →
+// copy files in → feed the job on stdin → stream output under caps and a
+// wall-clock deadline → wait → inspect (OOM?) → copy /workspace out (a
+// workspace job: only what changed) → diff → remove container and volume,
+// always, in `finally`.
 import { randomBytes } from "node:crypto";
 import { constants } from "node:os";
 import { type Duplex, PassThrough, type Readable } from "node:stream";
+import { AirlockError } from "../api/errors.ts";
 import type { ExecResult, ExecStatus } from "../api/schemas.ts";
 import type { Limits } from "../policies/profile.ts";
-import { packFiles, parseOwner, type ScannedEntry, scanArchive, sha256 } from "./archive.ts";
+import { packFiles, parseOwner, type ScanResult, sha256 } from "./archive.ts";
 import { containerSpec, limitSettings } from "./container-spec.ts";
-import { type BeforeEntry, computeDiff, returnMatcher } from "./diff.ts";
+import { type BeforeEntry, computeDiff } from "./diff.ts";
 import type { ContainerClient, Usage } from "./docker.ts";
 import type { Job, OutputListener } from "./job.ts";
-import { jobPreamble, parseTrailer, type Trailer } from "./launcher.ts";
+import { jobHeader, jobLines, parseListingEnd, parseTrailer, type Trailer } from "./launcher.ts";
+import { type Listing, ListingBuffer, listingCap, parseListing } from "./listing.ts";
+import type { ManifestCache } from "./manifest-cache.ts";
 import { CappedBuffer, FrameDemuxer, TrailerScanner } from "./output.ts";
 import { WORKSPACE_DIR } from "./paths.ts";
 import type { WarmPool } from "./pool.ts";
+import {
+  afterFromListings,
+  beforeFromListing,
+  manifestOf,
+  scanBefore,
+  scanWorkspace,
+} from "./workspace-scan.ts";
 
 export interface SandboxDeps {
   client: ContainerClient;
@@ -29,6 +42,8 @@ export interface SandboxDeps {
   pool?: WarmPool | undefined;
   /** Takes the removal of a finished job's container, so the answer need not wait for it. */
   background?: ((work: Promise<void>) => void) | undefined;
+  /** What this gateway last saw of each workspace, so a workspace job reads only what changed. */
+  manifests?: ManifestCache | undefined;
 }
 
 export interface RunOptions {
@@ -84,25 +99,52 @@ export async function runSandbox(
       // Parked with the profile's defaults: this job's limits are set before its code exists.
       await client.update(containerId, limitSettings(job.limits));
     }
-    // One-shot: /workspace held only the uploaded files. Workspace: whatever it held before this call.
-    const before =
-      job.workspace === undefined
-        ? uploadManifest(job)
-        : await scanBefore(client, containerId, job);
+    const cid = containerId;
     const dirs = job.workdir === "" ? [] : [job.workdir];
-    if (job.files.length > 0 || dirs.length > 0) {
-      await client.putArchive(containerId, WORKSPACE_DIR, packFiles(job.files, owner, dirs));
+    const upload = async () => {
+      if (job.files.length > 0 || dirs.length > 0) {
+        await client.putArchive(cid, WORKSPACE_DIR, packFiles(job.files, owner, dirs));
+      }
+    };
+    // One-shot: /workspace held only the uploaded files. Workspace: whatever it
+    // held before this call, told by the launcher's listing (made before the
+    // job's files go in and before its code runs) and the manifest cache.
+    let before: Map<string, BeforeEntry> | undefined;
+    let beforeListing: Listing | undefined;
+    let prepare: ((listing: RawListing) => Promise<void>) | undefined;
+    if (job.workspace === undefined) {
+      before = uploadManifest(job);
+      await upload();
+    } else {
+      const ws = job.workspace;
+      prepare = async (raw) => {
+        beforeListing = usableListing(job, raw);
+        before =
+          beforeListing === undefined
+            ? await scanBefore(client, cid, job)
+            : await beforeFromListing(client, cid, job, beforeListing, deps.manifests?.get(ws.id));
+        await upload();
+      };
     }
-    const run = await execute(client, containerId, job, options, parked?.stream);
-    let scan: Awaited<ReturnType<typeof scanWorkspace>>;
+    const run = await execute(client, cid, job, options, parked?.stream, prepare);
+    if (before === undefined) throw new Error("the workspace before the run was never read");
+    let scan: ScanResult;
+    // What the launcher sends after the run gets as long as the job itself had;
+    // past that, the engine reads /workspace instead.
+    const stalled = setTimeout(
+      () => run.workspaceTar?.destroy(new Error("the launcher's report did not end in time")),
+      job.limits.timeoutMs,
+    );
     try {
-      scan = await scanWorkspace(client, containerId, job, before, run.workspaceTar);
+      scan = await scanAfter(deps, cid, job, before, beforeListing, run);
     } catch (err) {
       if (run.workspaceTar === undefined) throw err;
       // The launcher's tar was unreadable (an image without /bin/tar, say): ask the engine.
       deps.warn("the launcher's /workspace tar was unreadable; using the archive API", err);
-      scan = await scanWorkspace(client, containerId, job, before);
+      if (job.workspace !== undefined) deps.manifests?.delete(job.workspace.id);
+      scan = await scanWorkspace(client, cid, job, before);
     } finally {
+      clearTimeout(stalled);
       run.release();
     }
     const outcome = computeDiff(before, scan.entries, {
@@ -142,6 +184,52 @@ export async function runSandbox(
   }
 }
 
+/**
+ * The workspace after the run. A workspace job with both listings reads only
+ * what changed and leaves its manifest in the cache; otherwise (a kill, a
+ * timeout, a listing it cannot use) the whole workspace is read and the cache
+ * forgets it, since nothing vouches for its stat records any more.
+ */
+async function scanAfter(
+  deps: SandboxDeps,
+  id: string,
+  job: Job,
+  before: Map<string, BeforeEntry>,
+  beforeListing: Listing | undefined,
+  run: RunOutcome,
+): Promise<ScanResult> {
+  const ws = job.workspace;
+  if (ws === undefined) return scanWorkspace(deps.client, id, job, before, run.workspaceTar);
+  const raw = await run.afterListing;
+  const afterListing = raw === undefined ? undefined : usableListing(job, raw);
+  if (beforeListing === undefined || afterListing === undefined || run.workspaceTar === undefined) {
+    deps.manifests?.delete(ws.id);
+    return scanWorkspace(deps.client, id, job, before);
+  }
+  const { scan, listed } = await afterFromListings(deps.client, id, job, before, {
+    beforeListing,
+    afterListing,
+    tar: run.workspaceTar,
+  });
+  if (listed) deps.manifests?.set(ws.id, manifestOf(job, afterListing, scan.entries, before));
+  else deps.manifests?.delete(ws.id);
+  return scan;
+}
+
+/** The launcher's listing as it came, before it is judged usable. */
+interface RawListing {
+  data: Buffer;
+  /** find's exit status; undefined when the end marker never came whole. */
+  status: number | undefined;
+  overflowed: boolean;
+}
+
+/** A listing find made without error, within the caps, and well-formed; otherwise undefined. */
+function usableListing(job: Job, raw: RawListing): Listing | undefined {
+  if (raw.status !== 0 || raw.overflowed) return undefined;
+  return parseListing(raw.data, job.profile.diff.scanMaxEntries, job.profile.runtime !== "runsc");
+}
+
 async function removeAll(
   deps: SandboxDeps,
   containerId: string | undefined,
@@ -160,8 +248,13 @@ async function removeAll(
 }
 
 interface RunOutcome {
-  /** One-shot jobs on the fast path: /workspace as the launcher sent it (read it before release). */
+  /**
+   * On the fast path: /workspace as the launcher sent it (read it before
+   * release); for a workspace job, only the entries it saw change.
+   */
   workspaceTar: Readable | undefined;
+  /** A workspace job on the fast path: the launcher's listing after the run, once it is in (undefined if it never is). */
+  afterListing: Promise<RawListing | undefined> | undefined;
   /** Closes the attach stream; called once the workspace tar has been read. */
   release: () => void;
   exitCode: number;
@@ -183,6 +276,11 @@ async function execute(
   options: RunOptions,
   /** A parked container's stream: attached and started already. */
   attached?: Duplex,
+  /**
+   * A workspace job: the launcher lists /workspace first, and this runs with
+   * that listing before the rest of the job is sent (so before its code exists).
+   */
+  prepare?: (listing: RawListing) => Promise<void>,
 ): Promise<RunOutcome> {
   const nonce = randomBytes(16).toString("hex");
   const keep = options.onOutput === undefined ? job.limits.outputBytes : STREAMED_RESULT_BYTES;
@@ -194,7 +292,28 @@ async function execute(
   // After the trailer, a one-shot job's launcher sends /workspace as a tar, ended by the nonce.
   const sendWorkspace = job.workspace === undefined;
   const tarEnd = new TrailerScanner(nonce);
-  const workspaceTar = sendWorkspace ? new PassThrough() : undefined;
+  const workspaceTar = new PassThrough();
+  // A workspace job's launcher lists /workspace before the job and again after it:
+  // each listing ends with the nonce and find's status.
+  const listing = prepare !== undefined;
+  const cap = listingCap(job.profile.diff.scanMaxEntries);
+  const beforeScan = listing ? new TrailerScanner(nonce) : undefined;
+  const beforeList = new ListingBuffer(cap);
+  let beforeListed: ((value: "listing") => void) | undefined;
+  const beforeDone = new Promise<"listing">((resolve) => {
+    beforeListed = resolve;
+  });
+  const afterScan = new TrailerScanner(nonce);
+  const afterList = new ListingBuffer(cap);
+  let afterListed: ((value: RawListing | undefined) => void) | undefined;
+  const afterDone = new Promise<RawListing | undefined>((resolve) => {
+    afterListed = resolve;
+  });
+  const rawListing = (buffer: ListingBuffer, scanner: TrailerScanner): RawListing => ({
+    data: buffer.data(),
+    status: parseListingEnd(scanner.trailerText()),
+    overflowed: buffer.overflowed,
+  });
   let killedFor: KillReason | undefined;
   let usage: Usage = { cpuMs: null, memoryPeakBytes: null };
   let killing: Promise<void> | undefined;
@@ -231,12 +350,22 @@ async function execute(
     }
     if (sink.overflowed) killFor("output_limit");
   };
-  const demux = new FrameDemuxer((name, payload) => {
+  const output = (name: "stdout" | "stderr", payload: Buffer) => {
     emit(name, (name === "stdout" ? outScan : errScan).push(payload));
     if (trailer === undefined && outScan.found && errScan.found) {
       trailer = parseTrailer(outScan.trailerText());
       if (trailer !== undefined) trailerSeen?.();
     }
+  };
+  if (beforeScan !== undefined) beforeScan.onAfter = (chunk) => output("stdout", chunk);
+  const demux = new FrameDemuxer((name, payload) => {
+    // Until the first listing is whole, stdout is the launcher's alone: no code of the job runs yet.
+    if (name === "stdout" && beforeScan !== undefined && !beforeScan.complete) {
+      beforeList.push(beforeScan.push(payload));
+      if (beforeScan.complete) beforeListed?.("listing");
+      return;
+    }
+    output(name, payload);
   });
 
   const stream = attached ?? (await client.attach(id));
@@ -253,22 +382,37 @@ async function execute(
     if (holds.size === 0) stream.resume();
   };
   stream.on("data", (chunk: Buffer) => demux.push(chunk));
-  if (workspaceTar !== undefined) {
+  const feedTar = (chunk: Buffer) => {
+    // Done, or the diff stopped reading (past its caps) and closed the tar.
+    if (tarEnd.found || workspaceTar.destroyed) return;
+    const bytes = tarEnd.push(chunk);
+    // Backpressure: the attach stream waits while the diff reads the tar.
+    if (bytes.length > 0 && !workspaceTar.write(bytes) && !holds.has("tar")) {
+      hold("tar");
+      workspaceTar.once("drain", () => letGo("tar"));
+    }
+    if (tarEnd.found) workspaceTar.end();
+  };
+  if (sendWorkspace) outScan.onAfter = feedTar;
+  else if (listing) {
+    // After the trailer: the listing after the run, then the tar of what changed.
     outScan.onAfter = (chunk) => {
-      // Done, or the diff stopped reading (past its caps) and closed the tar.
-      if (tarEnd.found || workspaceTar.destroyed) return;
-      const bytes = tarEnd.push(chunk);
-      // Backpressure: the attach stream waits while the diff reads the tar.
-      if (bytes.length > 0 && !workspaceTar.write(bytes) && !holds.has("tar")) {
-        hold("tar");
-        workspaceTar.once("drain", () => letGo("tar"));
+      if (afterScan.complete) {
+        feedTar(chunk);
+        return;
       }
-      if (tarEnd.found) workspaceTar.end();
+      afterList.push(afterScan.push(chunk));
+      if (afterScan.complete) afterListed?.(rawListing(afterList, afterScan));
     };
+    afterScan.onAfter = feedTar;
   }
+  // A stream that ends before the listing is whole leaves none; nor does a tar given up on.
+  void drained.then(() => afterListed?.(undefined));
+  workspaceTar.once("close", () => afterListed?.(undefined));
   let handedOver = false;
   const release = () => {
-    workspaceTar?.destroy();
+    workspaceTar.destroy();
+    afterListed?.(undefined);
     stream.destroy();
   };
 
@@ -279,14 +423,43 @@ async function execute(
     if (options.signal?.aborted)
       throw new JobCancelledError("the client went away before the job started");
     if (attached === undefined) await client.start(id);
+    const exited = client.wait(id);
+    exited.catch(() => undefined);
+    stream.write(jobHeader(nonce, listing));
+    if (prepare !== undefined && beforeScan !== undefined) {
+      // The listing runs before the job's clock: its time limit is for its own code.
+      let late: NodeJS.Timeout | undefined;
+      const tooLate = new Promise<"late">((resolve) => {
+        late = setTimeout(() => resolve("late"), job.limits.timeoutMs);
+      });
+      const got = await Promise.race([beforeDone, exited.then(() => "exit" as const), tooLate]);
+      clearTimeout(late);
+      if (got !== "listing") {
+        await client.kill(id).catch(() => undefined);
+        if (killedFor === "cancelled")
+          throw new JobCancelledError("the client went away; the job was killed");
+        throw new AirlockError(
+          "internal",
+          got === "late"
+            ? `listing /workspace took longer than the job's time limit (${job.limits.timeoutMs} ms)`
+            : "the sandbox ended before it listed /workspace",
+        );
+      }
+      try {
+        await prepare(rawListing(beforeList, beforeScan));
+      } catch (err) {
+        if (killedFor !== "cancelled") throw err;
+      }
+      // The client left while the workspace was read (the container may be killed already).
+      if (killedFor === "cancelled" || options.signal?.aborted)
+        throw new JobCancelledError("the client went away before the job started");
+    }
     const startedAt = performance.now();
     timer = setTimeout(() => killFor("timeout"), job.limits.timeoutMs);
     const cwd = job.workdir === "" ? WORKSPACE_DIR : `${WORKSPACE_DIR}/${job.workdir}`;
-    stream.write(jobPreamble(nonce, { cwd, env: job.env, argv: job.argv, sendWorkspace }));
+    stream.write(jobLines(nonce, { cwd, env: job.env, argv: job.argv, sendWorkspace }));
     if (job.stdin.length > 0) stream.write(job.stdin);
     stream.end();
-    const exited = client.wait(id);
-    exited.catch(() => undefined);
     // Done when the launcher's trailer is in (the container stays up, idle) or,
     // when it never comes (killed, or the launcher itself died), when the container exits.
     const first = await Promise.race([trailerDone, exited.then(() => "exit" as const)]);
@@ -294,6 +467,7 @@ async function execute(
     clearTimeout(timer);
     const outcome = (exitCode: number, oom: boolean, tar: Readable | undefined): RunOutcome => ({
       workspaceTar: tar,
+      afterListing: tar !== undefined && listing ? afterDone : undefined,
       release,
       exitCode,
       killedFor,
@@ -318,11 +492,11 @@ async function execute(
       // Two witnesses: a SIGKILL-shaped exit and the cgroup's own OOM kill count.
       const oom = trailer.exitCode === SIGKILL_EXIT && (trailer.oomKills ?? 0) > 0;
       handedOver = true;
-      return outcome(trailer.exitCode, oom, workspaceTar);
+      return outcome(trailer.exitCode, oom, sendWorkspace || listing ? workspaceTar : undefined);
     }
     // Nobody will read the launcher's tar now: drop it, and let the stream flow
     // (it may be paused for backpressure) so the engine can finish with it.
-    workspaceTar?.destroy();
+    workspaceTar.destroy();
     holds.clear();
     stream.resume();
     if (engineMustJudge) {
@@ -395,75 +569,6 @@ function uploadManifest(job: Job): Map<string, BeforeEntry> {
     map.set(file.path, entry);
   }
   return map;
-}
-
-/** The workspace as it is before this call, keeping small files (within the patch budget) to patch against. */
-async function scanBefore(
-  client: ContainerClient,
-  id: string,
-  job: Job,
-): Promise<Map<string, BeforeEntry>> {
-  const { diff } = job.profile;
-  let kept = 0;
-  const scan = await scanArchive(await client.getArchive(id, WORKSPACE_DIR), {
-    prefix: "workspace/",
-    maxBytes: diff.scanMaxBytes,
-    maxEntries: diff.scanMaxEntries,
-    keep: (_path, size) => size <= diff.patchMaxBytes,
-    retain: (_entry, content) => {
-      if (kept + content.length > diff.patchTotalBytes) return false;
-      kept += content.length;
-      return true;
-    },
-  });
-  const map = new Map<string, BeforeEntry>();
-  for (const [path, entry] of scan.entries) {
-    map.set(
-      path,
-      entry.content === undefined
-        ? { sha256: entry.sha256 }
-        : { sha256: entry.sha256, content: entry.content },
-    );
-  }
-  return map;
-}
-
-async function scanWorkspace(
-  client: ContainerClient,
-  id: string,
-  job: Job,
-  before: ReadonlyMap<string, BeforeEntry>,
-  /** The launcher's tar of /workspace (names "./…"); without it, the engine's archive ("workspace/…"). */
-  sent?: Readable,
-) {
-  const { diff } = job.profile;
-  const wantReturn = returnMatcher(job.returnFiles);
-  let patchBytes = 0;
-  let returnBytes = 0;
-  const archive = sent ?? (await client.getArchive(id, WORKSPACE_DIR));
-  return scanArchive(archive, {
-    prefix: sent === undefined ? "workspace/" : "./",
-    maxBytes: diff.scanMaxBytes,
-    maxEntries: diff.scanMaxEntries,
-    keep: (path, size) =>
-      size <= diff.patchMaxBytes || (wantReturn(path) && size <= diff.returnMaxBytes),
-    // Only changed files are worth their bytes, and only within the profile's budgets.
-    retain: (entry: ScannedEntry, content: Buffer) => {
-      if (before.get(entry.path)?.sha256 === entry.sha256) return false;
-      if (wantReturn(entry.path) && returnBytes + content.length <= diff.returnMaxBytes) {
-        returnBytes += content.length;
-        return true;
-      }
-      if (
-        content.length <= diff.patchMaxBytes &&
-        patchBytes + content.length <= diff.patchTotalBytes
-      ) {
-        patchBytes += content.length;
-        return true;
-      }
-      return false;
-    },
-  });
 }
 
 function sameLimits(a: Limits, b: Limits): boolean {

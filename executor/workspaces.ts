@@ -17,6 +17,7 @@ import { LABEL_DEADLINE, LABEL_INSTANCE, LABEL_JOB } from "./container-spec.ts";
 import type { ContainerClient } from "./docker.ts";
 import type { Executor, ExecutorRunOptions } from "./executor.ts";
 import type { JobFile, WorkspaceRef } from "./job.ts";
+import type { ManifestCache } from "./manifest-cache.ts";
 import { WorkspaceLocks } from "./workspace-lock.ts";
 
 export const LABEL_WORKSPACE = "airlock.workspace";
@@ -51,6 +52,8 @@ export interface WorkspaceStoreDeps {
   orphanGraceMs: number;
   warn: (message: string, err: unknown) => void;
   now?: () => number;
+  /** Forgets a workspace's manifest when the workspace goes. */
+  manifests?: ManifestCache | undefined;
 }
 
 interface Workspace {
@@ -334,6 +337,7 @@ export class WorkspaceStore {
     await this.deps.client.removeVolume(volumeOf(id));
     for (const m of await this.markers(id)) await this.deps.client.removeVolume(m.name);
     this.lastMarked.delete(id);
+    this.deps.manifests?.delete(id);
   }
 
   /** Removes every workspace idle for longer than the TTL (and stray markers); returns how many. */

@@ -745,3 +745,49 @@ it("the gateway killed mid-run: its orphans are reaped when it restarts", async 
     `${left.containers.length} containers and ${left.volumes.length} volumes left, all removed at start-up`,
   );
 });
+
+describe.each(RUNTIMES)("a workspace job's diff under $runtime", ({ runtime, shell }) => {
+  it("cannot be made to lie by misleading the launcher or printing its markers", async () => {
+    const created = await gw.post("/v1/workspaces", { profile: shell });
+    const { id } = (await created.json()) as { id: string };
+    const run = async (body: Record<string, unknown>) => {
+      const res = await gw.post(`/v1/workspaces/${id}/exec`, body);
+      expect(res.status).toBe(200);
+      return (await res.json()) as ExecResult;
+    };
+    const paths = (entries: { path: string }[]) => entries.map((e) => e.path);
+    try {
+      const first = await run({ command: "echo 1 > a && echo 1 > b && echo k > k && ln -s a l" });
+      expect(paths(first.diff.added)).toEqual(["a", "b", "k", "l"]);
+      // Moves the launcher's reference time (so its tar holds nothing), hides a
+      // file from it, and prints what looks like a listing and its end marker.
+      const second = await run({
+        command:
+          "echo 2 > a && rm b && chmod 000 k && echo 3 > c && printf 'f 1 2 1.0 1.0 644 b\\0\\036feedface 0\\n'",
+        env: { __airlock_t: "4000000000" },
+      });
+      const observed = `modified ${paths(second.diff.modified)} added ${paths(second.diff.added)} deleted ${paths(second.diff.deleted)}`;
+      log.record(
+        `misleading the launcher's diff hint (${runtime})`,
+        "the diff is still right",
+        observed,
+      );
+      expect(second.status).toBe("ok");
+      expect(second.stdout).toBe("f 1 2 1.0 1.0 644 b\0\u001efeedface 0\n");
+      expect(observed).toBe("modified a added c deleted b");
+      // Files put in after the listing, into the running sandbox, are seen by the job and the diff.
+      const third = await run({
+        command: "cat up.txt a",
+        files: [{ path: "up.txt", content: "u\n" }],
+      });
+      expect(third.stdout).toBe("u\n2\n");
+      expect(paths(third.diff.added)).toEqual(["up.txt"]);
+      expect(third.diff.modified).toEqual([]);
+    } finally {
+      await fetch(`${gw.url}/v1/workspaces/${id}`, {
+        method: "DELETE",
+        headers: { authorization: `Bearer ${gw.key}` },
+      });
+    }
+  });
+});

@@ -1,5 +1,6 @@
 // Workspaces against a real engine: state in a Docker volume, every operation
 // in its own throwaway container, tenant isolation, serialisation, TTL, restart.
+import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ExecResult } from "../../api/schemas.ts";
 import { startGateway, type TestGateway } from "../support/gateway.ts";
@@ -235,6 +236,17 @@ describe("archives", () => {
   });
 });
 
+/** Reads a response body to the end, keeping nothing; returns its length. */
+async function drain(res: Response): Promise<number> {
+  let bytes = 0;
+  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return bytes;
+    bytes += value.length;
+  }
+}
+
 describe("large files", () => {
   it("streams a 200 MB file and the workspace archive out with the gateway's memory bounded", async () => {
     const id = await newWorkspace({ profile: "shell" });
@@ -244,6 +256,10 @@ describe("large files", () => {
       limits: { timeoutMs: 30_000 },
     });
     expect(r.status).toBe("workspace_full");
+    // One read first, so the baseline holds what any stream of this size leaves
+    // until the next GC (V8 collects external buffers in ~64 MB steps), whatever
+    // the exec before it allocated; buffering would still show as 200 MB more.
+    await drain(await call("GET", `/v1/workspaces/${id}/files/content?path=big.bin`));
     const before = process.memoryUsage().rss;
     let peak = before;
     const sample = setInterval(() => {
@@ -256,14 +272,7 @@ describe("large files", () => {
       ]) {
         const res = await call("GET", path);
         expect(res.status).toBe(200);
-        let bytes = 0;
-        const reader = (res.body as ReadableStream<Uint8Array>).getReader();
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) break;
-          bytes += value.length;
-        }
-        expect(bytes).toBeGreaterThanOrEqual(200_000_000);
+        expect(await drain(res)).toBeGreaterThanOrEqual(200_000_000);
       }
     } finally {
       clearInterval(sample);
@@ -305,6 +314,132 @@ describe("symlinks", () => {
       target: "/etc/passwd",
     });
     expect((await call("GET", `/v1/workspaces/${id}/files?path=etc`)).status).toBe(400);
+  });
+});
+
+const hashOf = (text: string) => createHash("sha256").update(text).digest("hex");
+const paths = (entries: { path: string }[]) => entries.map((e) => e.path);
+
+describe("diffs from the launcher's listings and the manifest cache", () => {
+  it("sees modifications, deletions, retargeted links and same-content rewrites with a warm cache", async () => {
+    const id = await newWorkspace({ profile: "shell" });
+    const first = await exec(id, {
+      command:
+        "printf 'a\\nb\\n' > t.txt && echo same > s.txt && echo gone > g.txt && ln -s t.txt link && mkdir -p 'sp ace' && echo 1 > 'sp ace/n'",
+    });
+    expect(paths(first.diff.added)).toEqual(["g.txt", "link", "s.txt", "sp ace/n", "t.txt"]);
+    expect(first.diff.added.find((e) => e.path === "link")).toMatchObject({
+      type: "symlink",
+      sha256: hashOf("t.txt"),
+    });
+    // The gateway now vouches for every entry by its stat record.
+    expect([...(gw.manifests.get(id)?.keys() ?? [])].sort()).toEqual(paths(first.diff.added));
+
+    const second = await exec(id, {
+      command:
+        "echo c >> t.txt && echo same > s.txt && touch -d 2001-01-01 s.txt && rm g.txt && ln -sfn s.txt link && echo 2 > 'sp ace/n'",
+    });
+    expect(second.status).toBe("ok");
+    expect(second.diff.added).toEqual([]);
+    // s.txt was rewritten with the same bytes (and a new mtime): not a modification.
+    expect(paths(second.diff.modified)).toEqual(["link", "sp ace/n", "t.txt"]);
+    expect(second.diff.modified[0]).toMatchObject({ type: "symlink", sha256: hashOf("s.txt") });
+    expect(second.diff.modified[2]?.patch).toContain(" a\n b\n+c\n");
+    expect(second.diff.deleted).toEqual([{ path: "g.txt" }]);
+
+    // The launcher's own temporary file never lands in the workspace, whatever TMPDIR says.
+    const third = await exec(id, { command: "true", env: { TMPDIR: "/workspace" } });
+    expect(third.diff).toEqual({ added: [], modified: [], deleted: [], truncated: false });
+    expect(third.workspaceBytes).toBe("a\nb\nc\n".length + "same\n".length + "2\n".length);
+  });
+
+  it("uses a cached entry only while its stat record matches the listing", async () => {
+    const id = await newWorkspace({ profile: "shell" });
+    await exec(id, { command: "echo real > kept.txt && echo real > moved.txt" });
+    const manifest = new Map(gw.manifests.get(id));
+    const kept = manifest.get("kept.txt");
+    const moved = manifest.get("moved.txt");
+    if (kept === undefined || moved === undefined) throw new Error("no manifest cached");
+    // Mark the cached contents, so the diff shows which side it took; moved.txt's record is stale.
+    manifest.set("kept.txt", { ...kept, content: Buffer.from("cached\n") });
+    manifest.set("moved.txt", {
+      ...moved,
+      stat: `${moved.stat}1`,
+      content: Buffer.from("cached\n"),
+    });
+    gw.manifests.set(id, manifest);
+    const run = await exec(id, { command: "echo new > kept.txt && echo new > moved.txt" });
+    expect(paths(run.diff.modified)).toEqual(["kept.txt", "moved.txt"]);
+    expect(run.diff.modified[0]?.patch).toContain("-cached\n+new\n");
+    expect(run.diff.modified[1]?.patch).toContain("-real\n+new\n");
+  });
+
+  it("sees a file changed through the files API between two execs, cached or not", async () => {
+    const id = await newWorkspace({ profile: "shell" });
+    await exec(id, { command: "echo v1 > a.txt" });
+    const put = await call(
+      "PUT",
+      `/v1/workspaces/${id}/files/content?path=a.txt`,
+      "v2\n",
+      gw.key,
+      "application/octet-stream",
+    );
+    expect(put.status).toBe(200);
+    // The cache still holds v1, but a.txt's stat record changed: it is read again.
+    const next = await exec(id, { command: "cat a.txt && echo v3 > a.txt" });
+    expect(next.stdout).toBe("v2\n");
+    expect(paths(next.diff.modified)).toEqual(["a.txt"]);
+    expect(next.diff.modified[0]?.patch).toContain("-v2\n+v3\n");
+
+    // A gateway that never saw the workspace (restarted, or another replica).
+    gw.manifests.delete(id);
+    const cold = await exec(id, { command: "echo v4 > a.txt && echo new > b.txt" });
+    expect(paths(cold.diff.modified)).toEqual(["a.txt"]);
+    expect(cold.diff.modified[0]?.patch).toContain("-v3\n+v4\n");
+    expect(paths(cold.diff.added)).toEqual(["b.txt"]);
+  });
+
+  it("puts a job's files in after the listing, so they are part of its diff", async () => {
+    const id = await newWorkspace({ profile: "shell" });
+    await exec(id, { command: "echo old > in.txt" });
+    const run = await exec(id, {
+      command: "cat in.txt new.txt",
+      files: [
+        { path: "in.txt", content: "replaced\n" },
+        { path: "new.txt", content: "fresh\n" },
+      ],
+    });
+    expect(run.stdout).toBe("replaced\nfresh\n");
+    expect(paths(run.diff.added)).toEqual(["new.txt"]);
+    expect(paths(run.diff.modified)).toEqual(["in.txt"]);
+    expect(run.diff.modified[0]?.patch).toContain("-old\n+replaced\n");
+  });
+
+  it("reads through the engine whatever the launcher's tar leaves out, however few or many", async () => {
+    const id = await newWorkspace({ profile: "shell" });
+    await exec(id, { command: "echo 1 > a && echo 1 > b" });
+    // The job moves the launcher's own reference time (it can: it is a shell
+    // variable of the same process) so that its tar holds nothing changed.
+    const env = { __airlock_t: "4000000000" };
+    const few = await exec(id, { command: "echo 2 > a && rm b && echo 3 > c", env });
+    expect(paths(few.diff.modified)).toEqual(["a"]);
+    expect(few.diff.modified[0]?.sha256).toBe(hashOf("2\n"));
+    expect(few.diff.modified[0]?.patch).toContain("-1\n+2\n");
+    expect(paths(few.diff.added)).toEqual(["c"]);
+    expect(few.diff.deleted).toEqual([{ path: "b" }]);
+    const many = await exec(id, { command: "for i in 1 2 3 4 5 6; do echo $i > m$i; done", env });
+    expect(paths(many.diff.added)).toEqual(["m1", "m2", "m3", "m4", "m5", "m6"]);
+    expect(many.diff.added[5]?.sha256).toBe(hashOf("6\n"));
+    // Files the launcher cannot read: the engine can.
+    const locked = await exec(id, { command: "echo secret > s && chmod 000 s && echo 4 > a" });
+    expect(paths(locked.diff.added)).toEqual(["s"]);
+    expect(locked.diff.added[0]?.sha256).toBe(hashOf("secret\n"));
+    expect(paths(locked.diff.modified)).toEqual(["a"]);
+    // And the next run, with the cache refilled, still sees them right.
+    const after = await exec(id, { command: "echo 5 > a" });
+    expect(paths(after.diff.modified)).toEqual(["a"]);
+    expect(after.diff.added).toEqual([]);
+    expect(after.diff.deleted).toEqual([]);
   });
 });
 

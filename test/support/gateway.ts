@@ -16,6 +16,7 @@ import { LABEL_INSTANCE } from "../../executor/container-spec.ts";
 import { DockerodeClient } from "../../executor/docker.ts";
 import type { Executor } from "../../executor/executor.ts";
 import { createGatewayCore } from "../../executor/gateway.ts";
+import type { ManifestCache } from "../../executor/manifest-cache.ts";
 import { meterClient } from "../../executor/metered-client.ts";
 import type { WarmPool } from "../../executor/pool.ts";
 import type { WorkspaceStore } from "../../executor/workspaces.ts";
@@ -41,6 +42,8 @@ export interface TestGateway {
   access: Access;
   /** The Hono app itself, for in-process calls (as the MCP server and the Piston API make). */
   app: ReturnType<typeof createApp>;
+  /** The gateway's manifest cache (tests empty it to act as a gateway that never saw a workspace). */
+  manifests: ManifestCache;
   /** POST a JSON body with the gateway's key. */
   post(path: string, body: unknown, headers?: Record<string, string>): Promise<Response>;
   /** Any request with `key` (default: the gateway's key); a `json` body is sent as JSON. */
@@ -114,7 +117,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
     ...(auditFile === undefined ? {} : { auditWrite: (line) => appendFileSync(auditFile, line) }),
   });
   await access.deps.stop.refresh();
-  const { executor, pool, store, files } = createGatewayCore({
+  const { executor, pool, store, files, manifests } = createGatewayCore({
     client,
     profiles,
     instanceId,
@@ -171,6 +174,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
         },
         ...(json === undefined ? {} : { body: JSON.stringify(json) }),
       }),
+    manifests,
     post: (path, body, headers = {}) =>
       fetch(`${url}${path}`, {
         method: "POST",
