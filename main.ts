@@ -1,5 +1,7 @@
-// Composition root: env → config → profiles → Docker client → images → reaper
-// → executor → app → serve. SIGTERM/SIGINT stop accepting, let running jobs
+// Composition root: env → config → policy → profiles → Docker client → images →
+// hardening checks → access (the policy's machinery) → executor (metered, with
+// a graceful stop) → reaper → app → serve (HTTP or HTTPS). SIGHUP reloads the
+// policy. SIGTERM/SIGINT stop accepting, let running jobs
 // finish within AIRLOCK_SHUTDOWN_GRACE_MS, kill the rest (they answer 503
 // shutting_down), and remove everything this instance created.
 // First: keeps dockerode from loading modules it would never use here (see the file).
