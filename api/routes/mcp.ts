@@ -17,7 +17,11 @@ export function mcpRoutes(deps: { fetch: FetchLike; version: string }) {
     const gone = c.req.raw.signal;
     const client = createClient({
       baseUrl: IN_PROCESS_URL,
-      headers: { authorization: c.req.header("authorization") ?? "" },
+      // The same request id: the inner /v1 calls' log and audit lines join this request's.
+      headers: {
+        authorization: c.req.header("authorization") ?? "",
+        "x-request-id": c.get("requestId"),
+      },
       fetch: (req) => deps.fetch(new Request(req, { signal: AbortSignal.any([req.signal, gone]) })),
     });
     // The MCP SDK and its transport (~5 MB resident) load on the first /mcp

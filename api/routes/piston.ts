@@ -220,12 +220,21 @@ export interface PistonRouteDeps {
 export function pistonRoutes(deps: PistonRouteDeps) {
   const app = new Hono<PistonEnv>();
   app.use("/api/v2/*", pistonAuth(deps.keys));
-  const clientFor = (key: string) =>
-    createClient({ baseUrl: IN_PROCESS_URL, apiKey: key, fetch: deps.fetch });
+  // The same request id: the inner /v1 calls' log and audit lines join this request's.
+  const clientFor = (key: string, requestId: string) =>
+    createClient({
+      baseUrl: IN_PROCESS_URL,
+      apiKey: key,
+      headers: { "x-request-id": requestId },
+      fetch: deps.fetch,
+    });
   const keyOf = (c: { get(k: "pistonKey"): string }) => c.get("pistonKey");
 
   app.get("/api/v2/runtimes", async (c) => {
-    const { runtimes } = await visibleRuntimes(clientFor(keyOf(c)), c.req.raw.signal);
+    const { runtimes } = await visibleRuntimes(
+      clientFor(keyOf(c), c.get("requestId")),
+      c.req.raw.signal,
+    );
     return c.json(
       runtimes.map(({ language, version, aliases, runtime }) => ({
         language,
@@ -263,7 +272,7 @@ export function pistonRoutes(deps: PistonRouteDeps) {
       );
     }
     const body: PistonBody = parsed.data;
-    const client = clientFor(keyOf(c));
+    const client = clientFor(keyOf(c), c.get("requestId"));
     const { runtimes, profiles } = await visibleRuntimes(client, c.req.raw.signal);
     const rt = findRuntime(runtimes, body.language, body.version);
     if (rt === undefined)

@@ -384,6 +384,24 @@ describe("policy guard", () => {
     expect(usage.tenants.find((t) => t.tenant === "ops")?.quotas).toEqual({});
   });
 
+  it("audits a Piston call's inner /v1 exec under the caller's request id", async () => {
+    const { app, audit } = setup();
+    const res = await app.request("/api/v2/execute", {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${KEYS.agent}`,
+        "content-type": "application/json",
+        "x-request-id": "trace-1234",
+      },
+      body: JSON.stringify({ language: "bash", version: "*", files: [{ content: "echo hi" }] }),
+    });
+    expect(res.status).toBe(200);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(audit().filter((r) => r["op"] === "exec")).toMatchObject([
+      { requestId: "trace-1234", tenant: "acme", status: "ok" },
+    ]);
+  });
+
   it("writes one audit line per operation, without the key, env values or output", async () => {
     const { call, audit, lines } = setup();
     await call(KEYS.agent, "POST", "/v1/exec", { ...EXEC, env: { TOKEN: "sup3r-s3cret-value" } });
