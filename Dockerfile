@@ -31,3 +31,6 @@ EXPOSE 8080
 # The same flags as `npm start` (package.json): they keep the resident set small.
 STOPSIGNAL SIGTERM
 CMD ["node", "--max-semi-space-size=1", "main.ts"]
+# Last, so only a finished image carries it: the tests prune the gateway images
+# a rebuild has untagged by this label, never an intermediate of a build under way.
+LABEL airlock.gateway="1"

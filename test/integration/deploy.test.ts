@@ -7,7 +7,11 @@ import { randomUUID } from "node:crypto";
 import Dockerode from "dockerode";
 import { afterAll, describe, expect, it } from "vitest";
 import { execOnce, workspaceRoundTrip } from "../support/airlock-calls.ts";
-import { type ComposeProject, composeProject } from "../support/compose.ts";
+import {
+  type ComposeProject,
+  composeProject,
+  pruneReplacedGatewayImages,
+} from "../support/compose.ts";
 import { freePort, ROOT } from "../support/main-process.ts";
 
 const docker = new Dockerode();
@@ -19,6 +23,7 @@ afterAll(async () => {
   // Only after a failure is anything still up.
   for (const project of opened)
     await project.run("down", "-v", "--remove-orphans", "-t", "30").catch(() => undefined);
+  await pruneReplacedGatewayImages(docker);
 });
 
 async function waitReady(url: string): Promise<void> {

@@ -9,6 +9,7 @@ import Dockerode from "dockerode";
 import { GenericContainer, type StartedTestContainer, Wait } from "testcontainers";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { execOnce, type Target, workspaceRoundTrip } from "../support/airlock-calls.ts";
+import { pruneReplacedGatewayImages } from "../support/compose.ts";
 import { ROOT } from "../support/main-process.ts";
 
 process.env["TESTCONTAINERS_RYUK_DISABLED"] = "true";
@@ -42,6 +43,7 @@ beforeAll(async () => {
 afterAll(async () => {
   // Only after a failure is the gateway still running.
   await gateway?.stop({ timeout: 30_000 }).catch(() => undefined);
+  await pruneReplacedGatewayImages(docker);
 });
 
 it("answers /readyz with every check ok", async () => {

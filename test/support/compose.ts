@@ -3,6 +3,7 @@
 // project name so parallel runs never meet.
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
+import type Dockerode from "dockerode";
 
 const run = promisify(execFile);
 
@@ -54,4 +55,13 @@ export async function composeProject(
       }
     },
   };
+}
+
+/**
+ * Removes the gateway images that a rebuild of the shared test tag left
+ * untagged (the Dockerfile's last step labels them airlock.gateway), so that
+ * repeated runs on one machine do not pile up ~400 MB each.
+ */
+export async function pruneReplacedGatewayImages(docker: Dockerode): Promise<void> {
+  await docker.pruneImages({ filters: { dangling: ["true"], label: ["airlock.gateway"] } });
 }
