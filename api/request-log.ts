@@ -1,7 +1,7 @@
 // Structured logs with the request id on every line. Each request gets a pino
 // child logger bound to its id (hono's requestId middleware sets it; a client
 // may send its own X-Request-Id), available to handlers as c.get("log"), and
-// one access line when it ends. The request's async context carries the id as
+// one access line when it ends (a streamed job's, when the job ends). The request's async context carries the id as
 // well, so lines logged deeper down with the root logger (the executor's
 // warnings, a container's removal) carry it too: see requestIdMixin. The audit
 // log records the same id, which is how the two are joined.
@@ -44,6 +44,13 @@ export function requestLog(
     try {
       await (options.scope === undefined ? next() : options.scope.run(requestId, next));
     } finally {
+      // A streamed job is still running when its handler returns: its line
+      // is written when it ends, so durationMs covers the whole stream.
+      const jobEnded = c.get("jobEnded") as Promise<void> | undefined;
+      if (jobEnded === undefined) accessLine();
+      else void jobEnded.then(accessLine);
+    }
+    function accessLine() {
       const status = c.res.status;
       options.metrics?.requests.inc({ method: c.req.method, status: String(status) });
       const caller = c.get("caller") as AuthEnv["Variables"]["caller"] | undefined;

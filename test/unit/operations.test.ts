@@ -153,9 +153,11 @@ describe("metering wrappers", () => {
 
 const KEY = "metrics-test-key-0123456789";
 
-function app(options: { metricsPublic?: boolean; logger?: pino.Logger } = {}) {
+function app(
+  options: { metricsPublic?: boolean; logger?: pino.Logger; executor?: FakeExecutor } = {},
+) {
   const metrics = createMetrics(new Registry());
-  const executor = new FakeExecutor();
+  const executor = options.executor ?? new FakeExecutor();
   metrics.watch({ executor });
   return createApp({
     executor,
@@ -227,6 +229,38 @@ describe("request log", () => {
         tenant: "a",
       }),
     );
+  });
+
+  it("writes a streamed job's access line when the job ends", async () => {
+    const { lines, sink } = capture();
+    const executor = new FakeExecutor();
+    let finish: (() => void) | undefined;
+    executor.behaviour = async (job, options) => {
+      options.onOutput?.("stdout", Buffer.from("tick\n"));
+      await new Promise<void>((resolve) => {
+        finish = resolve;
+      });
+      return okResult(job.id, "tick\n");
+    };
+    const a = app({ logger: pino({ level: "info" }, sink), executor });
+    const res = await a.request("/v1/exec", {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${KEY}`,
+        "content-type": "application/json",
+        accept: "text/event-stream",
+      },
+      body: JSON.stringify({ profile: "shell", command: "echo tick" }),
+    });
+    expect(res.status).toBe(200);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(lines.filter((l) => l["msg"] === "request")).toEqual([]);
+    finish?.();
+    await res.text();
+    await new Promise((r) => setImmediate(r));
+    const access = lines.filter((l) => l["msg"] === "request");
+    expect(access).toMatchObject([{ path: "/v1/exec", status: 200 }]);
+    expect(access[0]?.["durationMs"]).toBeGreaterThanOrEqual(45);
   });
 
   it("puts the request id on lines logged by the root logger within the request", async () => {
