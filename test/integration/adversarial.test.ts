@@ -3,7 +3,6 @@
 // works). Attacks that concern the kernel boundary run under both runtimes:
 // runc (python, shell) and gVisor (python-gvisor, shell-gvisor). A table of
 // attack, expected and observed is printed at the end.
-import { type ChildProcess, spawn } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { request } from "node:http";
 import { createServer, type Server } from "node:net";
@@ -15,6 +14,7 @@ import type { ExecResult } from "../../api/schemas.ts";
 import { POLICIES_DIR } from "../../policies/load.ts";
 import { AttackLog } from "../support/attack-log.ts";
 import { startGateway, type TestGateway } from "../support/gateway.ts";
+import { type MainProcess, spawnMain } from "../support/main-process.ts";
 
 const log = new AttackLog();
 let gw: TestGateway;
@@ -25,7 +25,7 @@ beforeAll(async () => {
   gw = await startGateway({ concurrency: 4, profilesDir: join(POLICIES_DIR, "gvisor") });
 });
 afterAll(async () => {
-  for (const child of children) child.kill("SIGKILL");
+  for (const main of children) main.child.kill("SIGKILL");
   await gw.close();
   expect(await gw.leftovers()).toEqual({ containers: 0, volumes: 0 });
   console.log(`\nAdversarial suite\n${log.table()}\n`);
@@ -642,50 +642,22 @@ describe("service", () => {
 // The gateway killed mid-run (SIGKILL: no cleanup at all) leaves its container
 // and volume behind; restarted with the same instance id, it reaps them before
 // it serves. Runs the real entry point, main.ts, as a child process.
-const ROOT = join(import.meta.dirname, "..", "..");
 const docker = new Dockerode();
 const instanceId = `kill-test-${Math.random().toString(36).slice(2, 10)}`;
 const key = "kill-test-key-0123456789";
-const children: ChildProcess[] = [];
+const children: MainProcess[] = [];
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-async function startMain(port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ["main.ts"], {
-    cwd: ROOT,
+/** main.ts with this test's own instance id and key, so a restart is the same gateway. */
+async function startMain(): Promise<MainProcess> {
+  const main = await spawnMain({
     env: {
-      PATH: process.env["PATH"],
-      AIRLOCK_PORT: String(port),
-      AIRLOCK_HOST: "127.0.0.1",
       AIRLOCK_API_KEYS: `kill:${key}`,
       AIRLOCK_INSTANCE_ID: instanceId,
-      AIRLOCK_BUILD_IMAGES: "never",
       AIRLOCK_LOG_LEVEL: "warn",
     },
-    stdio: ["ignore", "ignore", "pipe"],
   });
-  children.push(child);
-  let stderr = "";
-  child.stderr?.on("data", (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`main.ts exited ${child.exitCode}: ${stderr}`);
-    const ok = await fetch(`http://127.0.0.1:${port}/healthz`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ok) return child;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`main.ts did not answer within 30 s: ${stderr}`);
+  children.push(main);
+  return main;
 }
 
 async function ours() {
@@ -703,9 +675,8 @@ async function ours() {
 }
 
 it("the gateway killed mid-run: its orphans are reaped when it restarts", async () => {
-  const port = await freePort();
-  const first = await startMain(port);
-  void fetch(`http://127.0.0.1:${port}/v1/exec`, {
+  const first = await startMain();
+  void fetch(`http://127.0.0.1:${first.port}/v1/exec`, {
     method: "POST",
     headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
     body: JSON.stringify({
@@ -721,21 +692,21 @@ it("the gateway killed mid-run: its orphans are reaped when it restarts", async 
     await new Promise((r) => setTimeout(r, 100));
   }
 
-  first.kill("SIGKILL");
-  await new Promise((resolve) => first.once("exit", resolve));
+  first.child.kill("SIGKILL");
+  await first.exited;
   const left = await ours();
   expect(left.containers.filter(isJob)).toHaveLength(1);
   expect(left.volumes.length).toBe(left.containers.length);
 
-  const second = await startMain(port);
+  const second = await startMain();
   const after = await ours();
   // Everything the killed gateway left (its job and its parked containers) is gone.
   const before = new Set([...left.containers.map((c) => c.id), ...left.volumes]);
   expect(
     [...after.containers.map((c) => c.id), ...after.volumes].filter((x) => before.has(x)),
   ).toEqual([]);
-  second.kill("SIGTERM");
-  const code = await new Promise((resolve) => second.once("exit", resolve));
+  second.child.kill("SIGTERM");
+  const code = await second.exited;
   expect(code).toBe(0);
   // A clean shutdown leaves nothing, the warm pool included.
   expect(await ours()).toEqual({ containers: [], volumes: [] });
