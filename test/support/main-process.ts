@@ -42,26 +42,12 @@ export async function spawnMain(options: MainOptions = {}): Promise<MainProcess>
   const port = await freePort();
   const key = `main-key-${randomUUID()}`;
   const instanceId = `main-${randomUUID().slice(0, 8)}`;
-  const child = spawn(process.execPath, ["main.ts"], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env["PATH"],
-      AIRLOCK_PORT: String(port),
-      AIRLOCK_HOST: "127.0.0.1",
-      AIRLOCK_API_KEYS: `main:${key}`,
-      AIRLOCK_INSTANCE_ID: instanceId,
-      AIRLOCK_BUILD_IMAGES: "never",
-      AIRLOCK_LOG_LEVEL: "info",
-      ...options.env,
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  child.stdout?.on("data", (d: Buffer) => {
-    output += d.toString();
-  });
-  child.stderr?.on("data", (d: Buffer) => {
-    output += d.toString();
+  const { child, output } = startChild({
+    AIRLOCK_PORT: String(port),
+    AIRLOCK_API_KEYS: `main:${key}`,
+    AIRLOCK_INSTANCE_ID: instanceId,
+    AIRLOCK_LOG_LEVEL: "info",
+    ...options.env,
   });
   const exited = new Promise<number | null>((resolve) =>
     child.once("exit", (code) => resolve(code)),
@@ -72,7 +58,7 @@ export async function spawnMain(options: MainOptions = {}): Promise<MainProcess>
     port,
     key,
     instanceId,
-    output: () => output,
+    output,
     exited,
     async leftovers() {
       const filter = { label: [`airlock=${instanceId}`] };
@@ -109,40 +95,47 @@ export async function spawnMain(options: MainOptions = {}): Promise<MainProcess>
       ));
   const deadline = Date.now() + 45_000;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`main.ts exited ${child.exitCode}: ${output}`);
+    if (child.exitCode !== null) throw new Error(`main.ts exited ${child.exitCode}: ${output()}`);
     if (await ready(port)) return proc;
     await new Promise((r) => setTimeout(r, 100));
   }
   child.kill("SIGKILL");
-  throw new Error(`main.ts did not answer within 45 s: ${output}`);
+  throw new Error(`main.ts did not answer within 45 s: ${output()}`);
 }
 
 /** Runs main.ts expecting it to refuse to start; resolves with its exit code and output. */
 export async function mainRefuses(
   env: Record<string, string>,
 ): Promise<{ code: number | null; output: string }> {
+  const { child, output } = startChild({
+    AIRLOCK_PORT: String(await freePort()),
+    AIRLOCK_API_KEYS: "main:refuse-test-key-0123456789",
+    AIRLOCK_INSTANCE_ID: `refuse-${randomUUID().slice(0, 8)}`,
+    ...env,
+  });
+  const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+  const code = await new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
+  clearTimeout(timer);
+  return { code, output: output() };
+}
+
+/** main.ts as a child on loopback with only the given settings; its stdout and stderr gathered. */
+function startChild(env: Record<string, string>): { child: ChildProcess; output: () => string } {
   const child = spawn(process.execPath, ["main.ts"], {
     cwd: ROOT,
     env: {
       PATH: process.env["PATH"],
       AIRLOCK_HOST: "127.0.0.1",
-      AIRLOCK_PORT: String(await freePort()),
-      AIRLOCK_API_KEYS: "main:refuse-test-key-0123456789",
-      AIRLOCK_INSTANCE_ID: `refuse-${randomUUID().slice(0, 8)}`,
       AIRLOCK_BUILD_IMAGES: "never",
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
-  child.stdout?.on("data", (d: Buffer) => {
+  const gather = (d: Buffer) => {
     output += d.toString();
-  });
-  child.stderr?.on("data", (d: Buffer) => {
-    output += d.toString();
-  });
-  const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-  const code = await new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
-  clearTimeout(timer);
-  return { code, output };
+  };
+  child.stdout?.on("data", gather);
+  child.stderr?.on("data", gather);
+  return { child, output: () => output };
 }
