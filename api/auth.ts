@@ -43,6 +43,19 @@ export type AuthEnv = {
   };
 };
 
+/**
+ * Runs `record` once the request is over: at once, or, for a streamed job
+ * that outlives its handler, when the job ends (the audit and access lines).
+ */
+export function whenRequestEnds(
+  c: { get(key: "jobEnded"): Promise<void> | undefined },
+  record: () => void,
+): void {
+  const jobEnded = c.get("jobEnded");
+  if (jobEnded === undefined) record();
+  else void jobEnded.then(record);
+}
+
 export function findKey<K extends ApiKey>(
   keys: readonly K[],
   presented: string,

@@ -19,7 +19,7 @@ import { type Scope, type TenantPolicy, tenantPolicy } from "../policies/access/
 import { missingScopes, profileRefusal } from "../policies/access/scopes.ts";
 import { StopSwitch } from "../policies/access/stop.ts";
 import type { LoadedProfile } from "../policies/profile.ts";
-import type { AuditNote, AuthEnv, Caller } from "./auth.ts";
+import { type AuditNote, type AuthEnv, type Caller, whenRequestEnds } from "./auth.ts";
 import { AirlockError } from "./errors.ts";
 import type { ExecResult } from "./schemas.ts";
 
@@ -468,9 +468,7 @@ export function auditTrail(
       // A streamed job is still running when its handler returns: its line is
       // written when it ends, with its status and exit code, without holding
       // back the response.
-      const jobEnded = c.get("jobEnded") as Promise<void> | undefined;
-      if (jobEnded === undefined) write();
-      else void jobEnded.then(write);
+      whenRequestEnds(c, write);
     }
     function write() {
       const caller = c.get("caller") as Caller | undefined;

@@ -8,7 +8,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { MiddlewareHandler } from "hono";
 import type { Logger } from "pino";
-import type { AuthEnv } from "./auth.ts";
+import { type AuthEnv, whenRequestEnds } from "./auth.ts";
 import type { Metrics } from "./metrics.ts";
 
 export type LogEnv = { Variables: { log: Logger } };
@@ -46,9 +46,7 @@ export function requestLog(
     } finally {
       // A streamed job is still running when its handler returns: its line
       // is written when it ends, so durationMs covers the whole stream.
-      const jobEnded = c.get("jobEnded") as Promise<void> | undefined;
-      if (jobEnded === undefined) accessLine();
-      else void jobEnded.then(accessLine);
+      whenRequestEnds(c, accessLine);
     }
     function accessLine() {
       const status = c.res.status;
