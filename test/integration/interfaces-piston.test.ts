@@ -41,7 +41,9 @@ describe("piston-client against airlock", () => {
   it("runs python with stdin and args, as Piston answers", async () => {
     const r = (await client.execute(
       "python",
-      "import sys\nprint(sys.argv[1:], sys.stdin.read().strip())\nprint('oops', file=sys.stderr)",
+      // One write per stream (print() writes each argument apart, unbuffered),
+      // so the merged output can only be one stream's line, then the other's.
+      "import sys\nsys.stdout.write('%s %s\\n' % (sys.argv[1:], sys.stdin.read().strip()))\nsys.stdout.flush()\nsys.stderr.write('oops\\n')",
       { stdin: "from stdin", args: ["a", "b"] },
     )) as Answer;
     expect(r).toMatchObject({ language: "python", version: "3.11.2" });
