@@ -20,7 +20,8 @@ import { loadProfiles, POLICIES_DIR } from "../policies/load.ts";
 const ROUNDS = Number(process.env["BENCH_ROUNDS"] ?? 20);
 // More jobs than the pool holds, so throughput is sustained, not a burst out of parked containers.
 const THROUGHPUT_JOBS = Number(process.env["BENCH_JOBS"] ?? 64);
-// BENCH_ONLY=diff runs the diff phase alone (it needs no baseline and loads the machine least).
+// BENCH_ONLY=diff runs the diff phase alone (it needs no baseline and loads the machine least);
+// BENCH_ONLY=rss runs the gateway-memory phase alone.
 const ONLY = process.env["BENCH_ONLY"];
 const KEY = "bench-key-0123456789abcdef";
 const docker = new Dockerode();
@@ -368,13 +369,19 @@ async function comparePhases(
   ]);
   results["throughput"] = tp;
 
-  // Gateway RSS with 16 concurrent jobs each streaming 100 MB over SSE,
-  // measured on a gateway of its own (node main.ts), not on this process.
+  await rssPhase(results, rows);
+}
+
+/**
+ * Gateway RSS with 16 concurrent jobs each streaming 100 MB over SSE, measured
+ * on a gateway of its own (node main.ts), not on this process.
+ */
+async function rssPhase(results: Record<string, unknown>, rows: string[][]) {
   const rss = await measureStreamingRss();
   results["rss"] = rss;
   rows.push([
     "gateway RSS, 16 x 100 MB SSE",
-    `peak ${rss.peakMb} MB`,
+    `peak ${rss.peakMb} MB (idle ${rss.startMb} MB)`,
     "",
     rss.peakMb < 150 ? "under 150 MB" : "OVER 150 MB",
   ]);
@@ -383,6 +390,12 @@ async function comparePhases(
 async function main() {
   const results: Record<string, unknown> = { when: new Date().toISOString(), rounds: ROUNDS };
   const rows: string[][] = [];
+  if (ONLY === "rss") await rssPhase(results, rows);
+  else await gatewayPhases(results, rows);
+  report(results, rows);
+}
+
+async function gatewayPhases(results: Record<string, unknown>, rows: string[][]) {
   const gw = await startGateway(16);
   try {
     if (ONLY !== "diff") await comparePhases(gw, results, rows);
@@ -450,7 +463,9 @@ async function main() {
       await docker.getContainer(c.Id).remove({ force: true, v: true });
     }
   }
+}
 
+function report(results: Record<string, unknown>, rows: string[][]) {
   const widths = [0, 1, 2, 3].map((i) =>
     Math.max(
       ...[["measure", "airlock", "baseline (docker run --rm)", "ratio"], ...rows].map(
