@@ -1,6 +1,5 @@
 // POST /v1/exec: validate → resolve against the profile → run in a throwaway
 // container → the result (JSON), or live output then the result (SSE).
-import { StringDecoder } from "node:string_decoder";
 import { type Context, Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import type { Executor } from "../../executor/executor.ts";
@@ -10,6 +9,7 @@ import { resolveJob } from "../../policies/resolve.ts";
 import type { AuthEnv } from "../auth.ts";
 import { AirlockError } from "../errors.ts";
 import type { Access } from "../guard.ts";
+import { OutputEventEncoder } from "../output-events.ts";
 import { ExecRequest, type ExecResult } from "../schemas.ts";
 import { parseBody } from "../validate.ts";
 
@@ -89,8 +89,12 @@ async function streamJob(
   start: (options: RunOptions) => Promise<ExecResult>,
   signal: AbortSignal,
 ) {
-  const decoders = { stdout: new StringDecoder("utf8"), stderr: new StringDecoder("utf8") };
-  const pending: { event: "stdout" | "stderr"; data: string }[] = [];
+  const encoders = {
+    stdout: new OutputEventEncoder("stdout"),
+    stderr: new OutputEventEncoder("stderr"),
+  };
+  // Events, already encoded, that the client has not taken yet.
+  const pending: Buffer[] = [];
   // Output waiting for a slow client is bounded: past the high mark the
   // sandbox stops reading the container (the job blocks on its writes) until
   // the writer below has sent the backlog down to the low mark.
@@ -100,11 +104,10 @@ async function streamJob(
   const run = start({
     signal,
     onOutput: (stream, chunk) => {
-      const text = decoders[stream].write(chunk);
-      if (text === "") return true;
-      const data = JSON.stringify(text);
-      pending.push({ event: stream, data });
-      pendingBytes += data.length;
+      const event = encoders[stream].write(chunk);
+      if (event === undefined) return true;
+      pending.push(event);
+      pendingBytes += event.length;
       wake?.();
       return pendingBytes < SSE_HIGH_WATER;
     },
@@ -139,14 +142,14 @@ async function streamJob(
       if (err instanceof AirlockError) throw err;
     });
   }
-  // Once the job is over, whatever a decoder still holds (a UTF-8 sequence cut
-  // off at the very end) goes out as the stream's last event.
+  // Once the job is over, a character cut off at the very end of a stream goes
+  // out (as U+FFFD) in that stream's last event.
   let flushed = false;
-  const flushDecoders = () => {
+  const flushEncoders = () => {
     flushed = true;
-    for (const name of ["stdout", "stderr"] as const) {
-      const rest = decoders[name].end();
-      if (rest !== "") pending.push({ event: name, data: JSON.stringify(rest) });
+    for (const encoder of [encoders.stdout, encoders.stderr]) {
+      const last = encoder.end();
+      if (last !== undefined) pending.push(last);
     }
   };
   return streamSSE(c, async (sse) => {
@@ -154,11 +157,11 @@ async function streamJob(
       while (pending.length > 0) {
         const next = pending.shift();
         if (next === undefined) continue;
-        await sse.writeSSE(next);
-        sent(next.data.length);
+        await sse.write(next);
+        sent(next.length);
       }
       if (settled && !flushed) {
-        flushDecoders();
+        flushEncoders();
         continue;
       }
       if (settled) break;
