@@ -215,11 +215,13 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => stop("SIGINT"));
 }
 
-main().catch((err: unknown) => {
-  if (err instanceof ConfigError || err instanceof ProfileError || err instanceof PolicyError) {
-    process.stderr.write(`airlock: ${err.message}\n`);
-  } else {
-    process.stderr.write(`airlock: failed to start: ${(err as Error).stack ?? String(err)}\n`);
-  }
-  process.exit(1);
-});
+// Only as the entry point: compile-cache.ts imports this module to fill the cache.
+if (import.meta.main)
+  main().catch((err: unknown) => {
+    if (err instanceof ConfigError || err instanceof ProfileError || err instanceof PolicyError) {
+      process.stderr.write(`airlock: ${err.message}\n`);
+    } else {
+      process.stderr.write(`airlock: failed to start: ${(err as Error).stack ?? String(err)}\n`);
+    }
+    process.exit(1);
+  });

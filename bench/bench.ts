@@ -3,7 +3,7 @@
 // in one run on one engine, plus the engine's own ceiling (bare create/start/
 // wait/remove). Prints a table and writes bench/results/<time>.json. Every loop
 // is bounded in count; all traffic stays on loopback and the local engine.
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { createServer } from "node:net";
@@ -138,10 +138,13 @@ async function freePort(): Promise<number> {
 async function measureStreamingRss() {
   const port = await freePort();
   const root = join(import.meta.dirname, "..");
-  // Exactly what `npm start` runs (its environment and node flags), without npm in between.
+  // Exactly what `npm start` runs (its prestart, environment and node flags), without npm in between.
   const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as {
-    scripts: { start: string };
+    scripts: { start: string; prestart?: string };
   };
+  if (pkg.scripts.prestart !== undefined) {
+    execFileSync("sh", ["-c", pkg.scripts.prestart], { cwd: root, stdio: "inherit" });
+  }
   const words = pkg.scripts.start.split(/\s+/);
   const node = words.indexOf("node");
   const startEnv = Object.fromEntries(

@@ -1,7 +1,10 @@
-// The gateway defers dockerode's BuildKit (gRPC) and ssh modules: they must not
-// load with dockerode, and must still load, whole, on first use. Each case runs
-// in a fresh node process, so the module cache starts empty.
+// What keeps the gateway's modules from costing memory it never uses. It defers
+// dockerode's BuildKit (gRPC) and ssh modules: they must not load with
+// dockerode, and must still load, whole, on first use. Each case runs in a
+// fresh node process, so the module cache starts empty.
 import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 
@@ -41,5 +44,35 @@ describe("deferred engine modules", () => {
       const ssh = modemRequire("./ssh");
       console.log(JSON.stringify({ server: typeof grpc.Server, ssh: typeof ssh }));`);
     expect(JSON.parse(out)).toEqual({ server: "function", ssh: "function" });
+  });
+});
+
+// compile-cache.ts fills Node's compile cache so the gateway never loads the
+// type stripper (~20 MB resident for the life of the process).
+describe("the compile cache", () => {
+  it("once filled, the gateway's modules load without Node's type stripper", () => {
+    const cache = mkdtempSync(join(tmpdir(), "airlock-compile-cache-"));
+    try {
+      const env = { ...process.env, NODE_COMPILE_CACHE: cache };
+      const strips = () =>
+        JSON.parse(
+          execFileSync(
+            process.execPath,
+            [
+              "--input-type=module",
+              "-e",
+              `await import(${JSON.stringify(join(root, "main.ts"))});
+               await import(${JSON.stringify(join(root, "api/mcp/server.ts"))});
+               console.log(process.moduleLoadList.some((m) => m.includes("amaro")));`,
+            ],
+            { cwd: root, encoding: "utf8", env },
+          ),
+        ) as boolean;
+      expect(strips()).toBe(true);
+      execFileSync(process.execPath, ["compile-cache.ts"], { cwd: root, env });
+      expect(strips()).toBe(false);
+    } finally {
+      rmSync(cache, { recursive: true, force: true });
+    }
   });
 });
