@@ -61,7 +61,22 @@ export async function composeProject(
  * Removes the gateway images that a rebuild of the shared test tag left
  * untagged (the Dockerfile's last step labels them airlock.gateway), so that
  * repeated runs on one machine do not pile up ~400 MB each.
+ *
+ * image.test.ts and deploy.test.ts end at about the same time, and the engine
+ * runs one prune at a time: the other gets 409 "a prune operation is already
+ * running". That one may have listed its images before ours were untagged, so
+ * wait for it to end and prune again rather than count it as ours.
  */
 export async function pruneReplacedGatewayImages(docker: Dockerode): Promise<void> {
-  await docker.pruneImages({ filters: { dangling: ["true"], label: ["airlock.gateway"] } });
+  const filters = { dangling: ["true"], label: ["airlock.gateway"] };
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await docker.pruneImages({ filters });
+      return;
+    } catch (err) {
+      const busy = (err as { statusCode?: number }).statusCode === 409;
+      if (!busy || attempt === 30) throw err;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
 }
