@@ -3,8 +3,9 @@
 // Decoding to a string, JSON.stringify, formatting the event and encoding it
 // again cost four copies of every chunk on the V8 heap; 16 jobs streaming
 // 100 MB each made that churn most of the gateway's resident memory. Here a
-// chunk becomes one Buffer: the event's bytes, with the output escaped as JSON
-// escapes it. The events read exactly as before: the data of the events of a
+// chunk becomes one Buffer (a few, past MAX_EVENT_BYTES): the event's bytes,
+// with the output escaped as JSON escapes it, in memory the transport may
+// reuse (FrameRing). The events read exactly as before: the data of the events of a
 // stream, JSON-decoded and joined, is the stream's bytes decoded as UTF-8 (an
 // invalid sequence becomes U+FFFD, and a character split between two chunks is
 // sent whole, with the later chunk).
@@ -31,42 +32,139 @@ const HEX = Buffer.from("0123456789abcdef", "latin1");
 const BACKSLASH = 0x5c;
 const SUFFIX = Buffer.from('"\n\n', "latin1");
 
+/** Where an encoder gets the memory for each event. */
+export interface FrameSource {
+  /** A buffer of exactly `bytes` bytes (at most MAX_EVENT_BYTES) for the next event. */
+  alloc(bytes: number): Buffer;
+}
+
+/** Every event in fresh memory, sized to fit: for transports that never say when a write is done. */
+export const freshFrames: FrameSource = { alloc: (bytes) => Buffer.allocUnsafe(bytes) };
+
+/**
+ * An event never exceeds this, whatever the chunk: a chunk longer once escaped
+ * is sent as several events, cut between characters. A chunk read from the
+ * engine is at most 64 KiB, so plain output still goes as one event per chunk.
+ */
+export const MAX_EVENT_BYTES = 72 * 1024;
+
+/**
+ * Event memory that is used again once the transport is done with it. A
+ * streamed event waits for a slow client for tens of milliseconds, long enough
+ * for V8 to move its buffer to the old generation, where it is freed only by
+ * a full collection; those come after ~64 MB of such garbage, so 16 fast
+ * streams held 30-50 MB of dead buffers. Here one response's events are cut
+ * from one ring of memory, in order, and given back in the same order (a
+ * socket flushes writes in order), so a long stream reuses the same 256 KiB.
+ * Backpressure keeps what is in flight below that; an event that does not
+ * fit gets fresh memory, as do all of them once the order is broken (a
+ * response whose socket failed gives back nothing, or out of order).
+ */
+export class FrameRing implements FrameSource {
+  static readonly BYTES = 256 * 1024;
+  private memory: Buffer | undefined;
+  /** The events not given back yet, oldest first, as offsets into `memory`. */
+  private readonly spans: { start: number; end: number }[] = [];
+  private broken = false;
+
+  alloc(bytes: number): Buffer {
+    if (this.broken) return Buffer.allocUnsafe(bytes);
+    this.memory ??= Buffer.allocUnsafeSlow(FrameRing.BYTES);
+    const at = this.room(bytes);
+    if (at === undefined) return Buffer.allocUnsafe(bytes);
+    this.spans.push({ start: at, end: at + bytes });
+    return this.memory.subarray(at, at + bytes);
+  }
+
+  /**
+   * Gives back the oldest event still out. The caller must be sure that
+   * nothing reads it any more. An event from fresh memory is ignored.
+   */
+  release(frame: Buffer): void {
+    if (this.memory === undefined || frame.buffer !== this.memory.buffer) return;
+    const oldest = this.spans.shift();
+    if (oldest === undefined || frame.byteOffset !== this.memory.byteOffset + oldest.start) {
+      // Out of order: the ring can no longer tell what is free.
+      this.broken = true;
+      this.memory = undefined;
+      this.spans.length = 0;
+    }
+  }
+
+  /** Where `bytes` fit after the newest event without reaching the oldest, if anywhere. */
+  private room(bytes: number): number | undefined {
+    const oldest = this.spans[0];
+    const newest = this.spans.at(-1);
+    if (oldest === undefined || newest === undefined)
+      return bytes <= FrameRing.BYTES ? 0 : undefined;
+    if (newest.start >= oldest.start) {
+      // In use: one run from the oldest to the newest. Free: after it, and before it.
+      if (FrameRing.BYTES - newest.end >= bytes) return newest.end;
+      return oldest.start >= bytes ? 0 : undefined;
+    }
+    // Wrapped: free only between the newest and the oldest.
+    return oldest.start - newest.end >= bytes ? newest.end : undefined;
+  }
+}
+
 /** The SSE events of one output stream (`stdout` or `stderr`), chunk by chunk. */
 export class OutputEventEncoder {
   private readonly prefix: Buffer;
+  private readonly frames: FrameSource;
   /** The start of a character whose remaining bytes are still to come. */
   private carry: Buffer | undefined;
 
-  constructor(event: "stdout" | "stderr") {
+  constructor(event: "stdout" | "stderr", frames: FrameSource = freshFrames) {
     this.prefix = Buffer.from(`event: ${event}\ndata: "`, "latin1");
+    this.frames = frames;
   }
 
-  /** The event for `chunk`, or undefined when it holds only part of a character. */
-  write(chunk: Buffer): Buffer | undefined {
+  /** Passes the events for `chunk` to `emit`: none when it holds only part of a character. */
+  write(chunk: Buffer, emit: (event: Buffer) => void): void {
     const data = this.carry === undefined ? chunk : Buffer.concat([this.carry, chunk]);
     const held = incompleteTail(data);
     this.carry = held === 0 ? undefined : Buffer.from(data.subarray(data.length - held));
-    return this.event(data.subarray(0, data.length - held));
+    this.events(data.subarray(0, data.length - held), emit);
   }
 
   /** The last event, when the output ended in the middle of a character (sent as U+FFFD). */
-  end(): Buffer | undefined {
+  end(emit: (event: Buffer) => void): void {
     const rest = this.carry;
     this.carry = undefined;
-    return rest === undefined ? undefined : this.event(rest);
+    if (rest !== undefined) this.events(rest, emit);
   }
 
-  private event(bytes: Buffer): Buffer | undefined {
-    if (bytes.length === 0) return undefined;
+  private events(bytes: Buffer, emit: (event: Buffer) => void): void {
+    if (bytes.length === 0) return;
     // Invalid UTF-8 (binary output) is rare: decoding it is what replaces each bad sequence.
     const text = isUtf8(bytes) ? bytes : Buffer.from(bytes.toString("utf8"), "utf8");
-    let extra = 0;
-    for (let i = 0; i < text.length; i++) extra += EXTRA[text[i] as number] as number;
+    const room = MAX_EVENT_BYTES - this.prefix.length - SUFFIX.length;
+    for (let from = 0; from < text.length; ) {
+      // As many bytes as fit once escaped, cut before a character's first byte.
+      let to = from;
+      let size = 0;
+      for (; to < text.length; to++) {
+        const cost = 1 + (EXTRA[text[to] as number] as number);
+        if (size + cost > room) break;
+        size += cost;
+      }
+      // Only bytes below 0x80 are escaped, so backing off over continuation bytes costs 1 each.
+      while (to < text.length && ((text[to] as number) & 0xc0) === 0x80) {
+        to--;
+        size--;
+      }
+      emit(this.event(text.subarray(from, to), size));
+      from = to;
+    }
+  }
+
+  /** One event for `text`, which takes `size` bytes once escaped. */
+  private event(text: Buffer, size: number): Buffer {
     const start = this.prefix.length;
-    const frame = Buffer.allocUnsafe(start + text.length + extra + SUFFIX.length);
+    const frame = this.frames.alloc(start + size + SUFFIX.length);
     this.prefix.copy(frame, 0);
     let at = start;
-    if (extra === 0) at += text.copy(frame, at);
+    if (size === text.length) at += text.copy(frame, at);
     else {
       for (let i = 0; i < text.length; i++) {
         const b = text[i] as number;

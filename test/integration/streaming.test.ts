@@ -17,12 +17,16 @@ afterAll(async () => {
 
 const MB = 1024 * 1024;
 
-/** Reads an SSE response, counting streamed stdout characters; optionally stalls after the first event. */
-async function readEvents(res: Response, stallMs = 0, onStall?: () => Promise<void>) {
+/**
+ * Reads an SSE response, counting streamed stdout characters (and keeping
+ * them, with `keep`); optionally stalls after the first event.
+ */
+async function readEvents(res: Response, stallMs = 0, onStall?: () => Promise<void>, keep = false) {
   const reader = (res.body as ReadableStream<Uint8Array>).getReader();
   const decoder = new TextDecoder();
   let buffer = "";
   let stdoutChars = 0;
+  const stdout: string[] = [];
   let result: ExecResult | undefined;
   let stalled = false;
   for (;;) {
@@ -39,7 +43,11 @@ async function readEvents(res: Response, stallMs = 0, onStall?: () => Promise<vo
         .filter((l) => l.startsWith("data: "))
         .map((l) => l.slice(6))
         .join("\n");
-      if (event === "stdout") stdoutChars += (JSON.parse(data) as string).length;
+      if (event === "stdout") {
+        const text = JSON.parse(data) as string;
+        stdoutChars += text.length;
+        if (keep) stdout.push(text);
+      }
       if (event === "result") result = JSON.parse(data) as ExecResult;
       end = buffer.indexOf("\n\n");
     }
@@ -49,7 +57,7 @@ async function readEvents(res: Response, stallMs = 0, onStall?: () => Promise<vo
       await onStall?.();
     }
   }
-  return { stdoutChars, result };
+  return { stdoutChars, stdout: stdout.join(""), result };
 }
 
 describe("streaming large output", () => {
@@ -70,6 +78,32 @@ describe("streaming large output", () => {
     expect(result?.status).toBe("ok");
     expect(result?.stdout.length).toBe(STREAMED_RESULT_BYTES);
     expect(result?.stdoutTruncated).toBe(true);
+  });
+
+  it("sends every character exactly, escapes and multi-byte ones, through a stalled client", async () => {
+    // Events reuse their memory once the socket has them: a reuse too early would garble this.
+    const line = (i: number) => `${String(i).padStart(6, "0")} é€😀 "q" \\ \t\u0001 end\n`;
+    const lines = 150_000;
+    const res = await gw.post(
+      "/v1/exec",
+      {
+        profile: "python",
+        code: [
+          "import sys",
+          "out = sys.stdout.buffer",
+          `for i in range(${lines}):`,
+          `    out.write(f'{i:06d} é€😀 "q" \\\\ \\t\\x01 end\\n'.encode())`,
+        ].join("\n"),
+        limits: { outputBytes: 16 * MB, timeoutMs: 60_000 },
+      },
+      { accept: "text/event-stream" },
+    );
+    expect(res.status).toBe(200);
+    const { stdout, result } = await readEvents(res, 1000, undefined, true);
+    expect(result?.status).toBe("ok");
+    const expected = Array.from({ length: lines }, (_, i) => line(i)).join("");
+    expect(stdout.length).toBe(expected.length);
+    expect(stdout === expected).toBe(true);
   });
 
   it("a UTF-8 sequence cut off at the very end of a stream still goes out", async () => {

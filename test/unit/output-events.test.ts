@@ -1,6 +1,11 @@
 import { isUtf8 } from "node:buffer";
 import { describe, expect, it } from "vitest";
-import { incompleteTail, OutputEventEncoder } from "../../api/output-events.ts";
+import {
+  FrameRing,
+  incompleteTail,
+  MAX_EVENT_BYTES,
+  OutputEventEncoder,
+} from "../../api/output-events.ts";
 
 /** The data of each event, JSON-decoded, after checking the event is exactly what JSON.stringify makes. */
 function decodeEvents(events: Buffer[], name: string): string[] {
@@ -21,12 +26,9 @@ function decodeEvents(events: Buffer[], name: string): string[] {
 function encode(chunks: Buffer[], name: "stdout" | "stderr" = "stdout"): string[] {
   const encoder = new OutputEventEncoder(name);
   const events: Buffer[] = [];
-  for (const chunk of chunks) {
-    const event = encoder.write(chunk);
-    if (event !== undefined) events.push(event);
-  }
-  const last = encoder.end();
-  if (last !== undefined) events.push(last);
+  const emit = (event: Buffer) => events.push(event);
+  for (const chunk of chunks) encoder.write(chunk, emit);
+  encoder.end(emit);
   return decodeEvents(events, name);
 }
 
@@ -103,9 +105,110 @@ describe("OutputEventEncoder", () => {
     }
   });
 
-  it("copies a large plain chunk through unchanged", () => {
-    const big = Buffer.alloc(1 << 20, "x");
-    expect(encode([big])).toEqual([big.toString("latin1")]);
+  it("sends a chunk read from the engine (64 KiB) of lines of text as one event", () => {
+    const chunk = Buffer.alloc(64 * 1024, `${"x".repeat(63)}\n`);
+    expect(encode([chunk])).toEqual([chunk.toString("latin1")]);
+  });
+
+  it("cuts a chunk too large for one event between characters, never past the bound", () => {
+    const sizes: number[] = [];
+    const whole = (chunk: Buffer) => {
+      const encoder = new OutputEventEncoder("stdout");
+      const events: Buffer[] = [];
+      encoder.write(chunk, (event) => events.push(event));
+      for (const event of events) sizes.push(event.length);
+      return decodeEvents(events, "stdout").join("");
+    };
+    // Plain, every byte escaped six-fold, and characters of 2, 3 and 4 bytes at every offset.
+    const plain = Buffer.alloc(1 << 20, "x");
+    expect(whole(plain)).toBe(plain.toString("latin1"));
+    const control = Buffer.alloc(100_000, 1);
+    expect(whole(control)).toBe(control.toString("latin1"));
+    for (const shift of ["", "a", "ab", "abc"]) {
+      const text = shift + "é€😀".repeat(30_000);
+      expect(whole(Buffer.from(text))).toBe(text);
+    }
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(MAX_EVENT_BYTES);
+  });
+});
+
+describe("FrameRing", () => {
+  it("hands out memory again once it is given back, in order", () => {
+    const ring = new FrameRing();
+    const a = ring.alloc(100);
+    const b = ring.alloc(200);
+    expect([a.length, b.length]).toEqual([100, 200]);
+    expect(b.buffer).toBe(a.buffer);
+    expect(b.byteOffset).toBe(a.byteOffset + 100);
+    ring.release(a);
+    ring.release(b);
+    expect(ring.alloc(10).byteOffset).toBe(a.byteOffset);
+  });
+
+  it("never hands out memory an event still holds, through any number of wraps", () => {
+    const ring = new FrameRing();
+    const next = random(7);
+    // One pattern per tag, so checking an event is one native compare.
+    const patterns = Array.from({ length: 16 }, (_, tag) => Buffer.alloc(MAX_EVENT_BYTES, tag));
+    const live: { frame: Buffer; tag: number }[] = [];
+    let fresh = 0;
+    for (let i = 0; i < 5000; i++) {
+      const tag = i % 16;
+      const frame = ring.alloc(1 + next(MAX_EVENT_BYTES));
+      if (frame.buffer.byteLength !== FrameRing.BYTES) fresh++;
+      frame.fill(tag);
+      live.push({ frame, tag });
+      // Give back the oldest few, as a socket would, after checking nothing wrote over them.
+      for (let n = next(3); n > 0 || live.length > 6; n--) {
+        const oldest = live.shift();
+        if (oldest === undefined) break;
+        expect(
+          oldest.frame.equals(
+            patterns[oldest.tag]?.subarray(0, oldest.frame.length) ?? Buffer.alloc(0),
+          ),
+        ).toBe(true);
+        ring.release(oldest.frame);
+      }
+    }
+    // Most events came from the ring; the rest (no room left) from fresh memory.
+    expect(fresh).toBeLessThan(5000 / 2);
+  });
+
+  it("gives fresh memory when the ring is full, and ignores it when given back", () => {
+    const ring = new FrameRing();
+    const held = [
+      ring.alloc(MAX_EVENT_BYTES),
+      ring.alloc(MAX_EVENT_BYTES),
+      ring.alloc(MAX_EVENT_BYTES),
+    ];
+    const extra = ring.alloc(MAX_EVENT_BYTES);
+    expect(extra.buffer).not.toBe(held[0]?.buffer);
+    ring.release(extra);
+    for (const frame of held) ring.release(frame);
+    expect(ring.alloc(10).buffer).toBe(held[0]?.buffer);
+  });
+
+  it("stops reusing memory once events come back out of order", () => {
+    const ring = new FrameRing();
+    const a = ring.alloc(100).fill(1);
+    const b = ring.alloc(100).fill(2);
+    ring.release(b);
+    const c = ring.alloc(100).fill(3);
+    expect(c.buffer).not.toBe(a.buffer);
+    expect(a.every((byte) => byte === 1)).toBe(true);
+  });
+
+  it("carries events an encoder writes into it, unchanged", () => {
+    const ring = new FrameRing();
+    const encoder = new OutputEventEncoder("stderr", ring);
+    const data: string[] = [];
+    for (const text of ["one\n", "two €\n", "three\n"]) {
+      encoder.write(Buffer.from(text), (event) => {
+        data.push(...decodeEvents([event], "stderr"));
+        ring.release(event);
+      });
+    }
+    expect(data).toEqual(["one\n", "two €\n", "three\n"]);
   });
 });
 
