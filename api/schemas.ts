@@ -26,7 +26,9 @@ export const ExecFields = {
   command: z
     .union([z.string().min(1), z.array(z.string()).min(1)])
     .optional()
-    .describe("argv array, or a string run with /bin/sh -c; or give code instead"),
+    .describe(
+      "argv array (argv[0] is a program on PATH, never a shell builtin), or a string run with /bin/sh -c; or give code instead",
+    ),
   code: z
     .string()
     .optional()

@@ -2,17 +2,22 @@
 // Docker's init. The container starts with no job in it: everything about the
 // job arrives on stdin, so that a container can be started ahead of demand
 // (warm pool) and still get exactly its job's argv, env and workdir:
-//   <nonce>\n<shell lines: cd, exports, set -- argv>\n<nonce>\n<the job's stdin…>
-// The nonce is in no file, argv or environment the user's code can read. After
-// the user's argv exits, the launcher kills whatever the job left running (so
-// /workspace is still), prints a trailer on stdout:
+//   <nonce> tar|list\n<shell lines: cd, exports, set -- argv>\n<nonce>\n<the job's stdin…>
+// The nonce is in no file, argv or environment the user's code can read: the
+// job's lines run in a subshell that execs the argv, so no part of the job
+// runs in the launcher's shell (an argv of `eval …` or `. file` is looked up
+// as a program, as execve would, and is not found). After the user's argv
+// exits, the launcher kills whatever the job left running (so /workspace is
+// still), prints a trailer on stdout:
 //   \x1e<nonce> <exit code> <cpu> <memory peak> <oom kills>\n
 // read from the container's own cgroup, and stops itself. The container stays
 // up, idle, so the gateway can copy /workspace out of a running container
 // (much faster than out of a stopped one) and remove it off the request path.
 // The nonce makes the trailer unforgeable by the job.
 //
-// A workspace job's first line is `<nonce> list` instead: the launcher prints
+// A one-shot job's first line is `<nonce> tar`: after the trailer, the
+// launcher sends /workspace as a tar, then `\x1e<nonce>\n`. A workspace job's
+// first line is `<nonce> list` instead: the launcher prints
 // a stat listing of /workspace (see executor/listing.ts) and `\x1e<nonce> <find's
 // status>\n`, and only then reads the rest of the job, which the gateway sends
 // once it has the listing (and has put the job's files in). The listing is
@@ -31,8 +36,9 @@ export const LAUNCHER_SCRIPT = [
   "s=",
   'while IFS= read -r l; do [ "$l" = "$n" ] && break; s="$s$l',
   '"; done',
-  'eval "$s"',
-  '"$@"',
+  // None of the job's code runs in this shell, so none can read or change what it keeps
+  // (the nonce): the subshell runs only our lines, then execs the argv with the exported environment.
+  '(eval "$s"; exec "$@")',
   "c=$?",
   "kill -9 -1 2>/dev/null",
   "u=-; m=-; o=-",
@@ -46,9 +52,9 @@ export const LAUNCHER_SCRIPT = [
   "done",
   "printf '\\036%s\\n' \"$n\" >&2",
   'printf \'\\036%s %s %s %s %s\\n\' "$n" "$c" "$u" "$m" "$o"',
-  // One-shot jobs (__airlock_tar=1 in the preamble, a shell variable, never exported) send /workspace back on stdout, then the
-  // nonce again: far cheaper than the engine's archive API (~70 ms a call here).
-  'if [ "$__airlock_tar" = 1 ]; then /bin/tar -C /workspace --hard-dereference -cf - . 2>/dev/null; printf \'\\036%s\\n\' "$n"; fi',
+  // One-shot jobs send /workspace back on stdout, then the nonce again: far
+  // cheaper than the engine's archive API (~70 ms a call here).
+  'if [ "$__airlock_w" = tar ]; then /bin/tar -C /workspace --hard-dereference -cf - . 2>/dev/null; printf \'\\036%s\\n\' "$n"; fi',
   // After the run, one pass lists /workspace and notes (in a fresh file: the job is gone) what changed.
   'if [ "$__airlock_w" = list ]; then __airlock_c=$(/usr/bin/env -i /usr/bin/mktemp -p /tmp) || __airlock_c=/dev/null',
   '  __airlock_list -newerct "@$__airlock_t" -fprint0 "$__airlock_c"; printf \'\\036%s %s\\n\' "$n" "$?"',
@@ -67,8 +73,6 @@ export function shellQuote(value: string): string {
 export interface JobSpec {
   /** Absolute directory to run in. */
   cwd: string;
-  /** Send /workspace back as a tar after the trailer (one-shot jobs, whose workspace is small and their own). */
-  sendWorkspace: boolean;
   /** Variables to add to the container's environment (names already validated). */
   env: Readonly<Record<string, string>>;
   argv: readonly string[];
@@ -85,19 +89,23 @@ export function jobLines(nonce: string, spec: JobSpec): string {
     `cd ${shellQuote(spec.cwd)} || exit 125; unset OLDPWD`,
     ...Object.entries(spec.env).map(([k, v]) => `export ${k}=${shellQuote(v)}`),
     `set -- ${spec.argv.map(shellQuote).join(" ")}`,
-    `__airlock_tar=${spec.sendWorkspace ? 1 : 0}`,
   ];
   return `${lines.join("\n")}\n${nonce}\n`;
 }
 
-/** The first line on stdin: the nonce, and for a workspace job the request to list /workspace first. */
-export function jobHeader(nonce: string, list: boolean): string {
-  return list ? `${nonce} list\n` : `${nonce}\n`;
+/**
+ * The first line on stdin: the nonce, and what the launcher sends after the
+ * trailer: `tar`, /workspace as a tar (one-shot jobs, whose workspace is small
+ * and their own); `list`, a listing before the job and one after it with a
+ * tar of what changed (workspace jobs).
+ */
+export function jobHeader(nonce: string, mode: "tar" | "list"): string {
+  return `${nonce} ${mode}\n`;
 }
 
-/** The first line and the job together, for a job that lists nothing first. */
+/** The first line and the job together, for a one-shot job. */
 export function jobPreamble(nonce: string, spec: JobSpec): string {
-  return jobHeader(nonce, false) + jobLines(nonce, spec);
+  return jobHeader(nonce, "tar") + jobLines(nonce, spec);
 }
 
 export const TRAILER_START = 0x1e;

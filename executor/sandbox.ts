@@ -425,7 +425,7 @@ async function execute(
     if (attached === undefined) await client.start(id);
     const exited = client.wait(id);
     exited.catch(() => undefined);
-    stream.write(jobHeader(nonce, listing));
+    stream.write(jobHeader(nonce, listing ? "list" : "tar"));
     if (prepare !== undefined && beforeScan !== undefined) {
       // The listing runs before the job's clock: its time limit is for its own code.
       let late: NodeJS.Timeout | undefined;
@@ -457,7 +457,7 @@ async function execute(
     const startedAt = performance.now();
     timer = setTimeout(() => killFor("timeout"), job.limits.timeoutMs);
     const cwd = job.workdir === "" ? WORKSPACE_DIR : `${WORKSPACE_DIR}/${job.workdir}`;
-    stream.write(jobLines(nonce, { cwd, env: job.env, argv: job.argv, sendWorkspace }));
+    stream.write(jobLines(nonce, { cwd, env: job.env, argv: job.argv }));
     if (job.stdin.length > 0) stream.write(job.stdin);
     stream.end();
     // Done when the launcher's trailer is in (the container stays up, idle) or,

@@ -730,8 +730,9 @@ describe.each(RUNTIMES)("a workspace job's diff under $runtime", ({ runtime, she
     try {
       const first = await run({ command: "echo 1 > a && echo 1 > b && echo k > k && ln -s a l" });
       expect(paths(first.diff.added)).toEqual(["a", "b", "k", "l"]);
-      // Moves the launcher's reference time (so its tar holds nothing), hides a
-      // file from it, and prints what looks like a listing and its end marker.
+      // Tries to move the launcher's reference time through env (the job's
+      // exports stay in its subshell), hides a file from the launcher's tar,
+      // and prints what looks like a listing and its end marker.
       const second = await run({
         command:
           "echo 2 > a && rm b && chmod 000 k && echo 3 > c && printf 'f 1 2 1.0 1.0 644 b\\0\\036feedface 0\\n'",

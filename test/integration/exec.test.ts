@@ -150,6 +150,26 @@ describe("inputs and outputs", () => {
     expect(r.exitCode).toBe(4);
     expect(r.stdout).toBe("\x1edeadbeef 0 ns1 1\n");
   });
+
+  // A builtin as argv[0] would run inside the launcher's own shell, where the
+  // nonce is: these once printed it and forged exit 0, no CPU and 1 byte of memory.
+  const FORGE = `printf 'n=%s\\n' "$n"; printf '\\036%s 0 ns1 1 0\\n' "$n"; printf '\\036%s\\n' "$n" >&2; exit 0`;
+  it.each([
+    ["eval", ["eval", FORGE]],
+    [". (source)", [".", "./forge.sh"]],
+    ["trap", ["trap", FORGE, "EXIT"]],
+  ])("cannot reach the nonce through a shell builtin as argv: %s", async (_, command) => {
+    const r = await exec({
+      profile: "shell",
+      command,
+      files: [{ path: "forge.sh", content: FORGE }],
+    });
+    // Looked up as a program, as execve would: 127 not found, or 126 for "." (a directory).
+    expect(r).toMatchObject({ status: "error", stdout: "" });
+    expect([126, 127]).toContain(r.exitCode);
+    expect(r.stderr).toMatch(/not found|Permission denied/);
+    expect(r.usage.memoryPeakBytes).toBeGreaterThan(1024 * 1024);
+  });
 });
 
 describe("limits", () => {

@@ -418,20 +418,24 @@ describe("diffs from the launcher's listings and the manifest cache", () => {
   it("reads through the engine whatever the launcher's tar leaves out, however few or many", async () => {
     const id = await newWorkspace({ profile: "shell" });
     await exec(id, { command: "echo 1 > a && echo 1 > b" });
-    // The job moves the launcher's own reference time (it can: it is a shell
-    // variable of the same process) so that its tar holds nothing changed.
-    const env = { __airlock_t: "4000000000" };
-    const few = await exec(id, { command: "echo 2 > a && rm b && echo 3 > c", env });
+    // Files the job makes unreadable are left out of the launcher's tar: a few
+    // are read from the engine one by one, many as the whole of /workspace.
+    const few = await exec(id, { command: "echo 2 > a && rm b && echo 3 > c && chmod 000 a c" });
     expect(paths(few.diff.modified)).toEqual(["a"]);
     expect(few.diff.modified[0]?.sha256).toBe(hashOf("2\n"));
     expect(few.diff.modified[0]?.patch).toContain("-1\n+2\n");
     expect(paths(few.diff.added)).toEqual(["c"]);
+    expect(few.diff.added[0]?.sha256).toBe(hashOf("3\n"));
     expect(few.diff.deleted).toEqual([{ path: "b" }]);
-    const many = await exec(id, { command: "for i in 1 2 3 4 5 6; do echo $i > m$i; done", env });
+    const many = await exec(id, {
+      command: "for i in 1 2 3 4 5 6; do echo $i > m$i; done; chmod 000 m*",
+    });
     expect(paths(many.diff.added)).toEqual(["m1", "m2", "m3", "m4", "m5", "m6"]);
     expect(many.diff.added[5]?.sha256).toBe(hashOf("6\n"));
-    // Files the launcher cannot read: the engine can.
-    const locked = await exec(id, { command: "echo secret > s && chmod 000 s && echo 4 > a" });
+    // Readable again (a mode is not content: no diff for it), and changed beside an unreadable new one.
+    const locked = await exec(id, {
+      command: "chmod 644 a c m* && echo secret > s && chmod 000 s && echo 4 > a",
+    });
     expect(paths(locked.diff.added)).toEqual(["s"]);
     expect(locked.diff.added[0]?.sha256).toBe(hashOf("secret\n"));
     expect(paths(locked.diff.modified)).toEqual(["a"]);

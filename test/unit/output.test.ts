@@ -102,12 +102,11 @@ describe("jobPreamble", () => {
     expect(shellQuote("it's")).toBe("'it'\\''s'");
     const text = jobPreamble("abc", {
       cwd: "/workspace/a b",
-      sendWorkspace: true,
       env: { X: "1\n2" },
       argv: ["sh", "-c", "echo 'hi'\necho $X"],
     });
     expect(text).toBe(
-      "abc\ncd '/workspace/a b' || exit 125; unset OLDPWD\nexport X='1\n2'\nset -- 'sh' '-c' 'echo '\\''hi'\\''\necho $X'\n__airlock_tar=1\nabc\n",
+      "abc tar\ncd '/workspace/a b' || exit 125; unset OLDPWD\nexport X='1\n2'\nset -- 'sh' '-c' 'echo '\\''hi'\\''\necho $X'\nabc\n",
     );
   });
 });

@@ -133,15 +133,15 @@ describe("runSandbox lifecycle", () => {
     expect(result.stdout).toBe("hi\n");
     expect(result.diff.added.map((e) => e.path)).toEqual(["out.txt"]);
     expect(result.diff.deleted).toEqual([{ path: "in.txt" }]);
-    // stdin: the nonce, the job's shell lines, the nonce again; no input of its own.
+    // stdin: the nonce (and `tar`: send /workspace back), the job's shell lines, the nonce again; no input of its own.
     const stdin = Buffer.concat(client.stdin).toString();
     const nonce = stdin.slice(0, 32);
     expect(nonce).toMatch(/^[0-9a-f]{32}$/);
-    expect(stdin.startsWith(`${nonce}\ncd '/workspace' || exit 125; unset OLDPWD\n`)).toBe(true);
-    expect(stdin).toContain("\nexport LANG='C.UTF-8'\n");
-    expect(stdin.endsWith(`\nset -- '/bin/sh' '-c' 'echo hi'\n__airlock_tar=1\n${nonce}\n`)).toBe(
+    expect(stdin.startsWith(`${nonce} tar\ncd '/workspace' || exit 125; unset OLDPWD\n`)).toBe(
       true,
     );
+    expect(stdin).toContain("\nexport LANG='C.UTF-8'\n");
+    expect(stdin.endsWith(`\nset -- '/bin/sh' '-c' 'echo hi'\n${nonce}\n`)).toBe(true);
   });
 
   it.each(["putArchive", "attach", "start", "wait", "getArchive"])(
