@@ -10,9 +10,11 @@
 // exits, the launcher kills whatever the job left running (so /workspace is
 // still), prints a trailer on stdout:
 //   \x1e<nonce> <exit code> <cpu> <memory peak> <oom kills>\n
-// read from the container's own cgroup, and stops itself. The container stays
-// up, idle, so the gateway can copy /workspace out of a running container
-// (much faster than out of a stopped one) and remove it off the request path.
+// read from the container's own cgroup (the CPU time counted from just before
+// the job: a container's start-up, ~85 ms of runc's, is not the job's), and
+// stops itself. The container stays up, idle, so the gateway can copy
+// /workspace out of a running container (much faster than out of a stopped
+// one) and remove it off the request path.
 // The nonce makes the trailer unforgeable by the job.
 //
 // A one-shot job's first line is `<nonce> tar`: after the trailer, the
@@ -36,15 +38,18 @@ export const LAUNCHER_SCRIPT = [
   "s=",
   'while IFS= read -r l; do [ "$l" = "$n" ] && break; s="$s$l',
   '"; done',
+  "g=/sys/fs/cgroup",
+  // The cgroup's CPU time since the container started, in $cu units (u=- where none shows).
+  "__airlock_cpu() { u=-; if [ -r $g/cpuacct/cpuacct.usage ]; then read -r u < $g/cpuacct/cpuacct.usage; cu=ns",
+  'elif [ -r $g/cpu.stat ]; then while read -r k v; do [ "$k" = usage_usec ] && u=$v; done < $g/cpu.stat; cu=us; fi; }',
+  "__airlock_cpu; u0=$u",
   // None of the job's code runs in this shell, so none can read or change what it keeps
-  // (the nonce): the subshell runs only our lines, then execs the argv with the exported environment.
+  // (the nonce, u0, g): the subshell runs only our lines, then execs the argv with the exported environment.
   '(eval "$s"; exec "$@")',
   "c=$?",
   "kill -9 -1 2>/dev/null",
-  "u=-; m=-; o=-",
-  "g=/sys/fs/cgroup",
-  'if [ -r $g/cpuacct/cpuacct.usage ]; then read -r u < $g/cpuacct/cpuacct.usage; u="ns$u"',
-  'elif [ -r $g/cpu.stat ]; then while read -r k v; do [ "$k" = usage_usec ] && u="us$v"; done < $g/cpu.stat; fi',
+  '__airlock_cpu; if [ "$u" != - ] && [ "$u0" != - ]; then u=$cu$((u - u0)); else u=-; fi',
+  "m=-; o=-",
   "if [ -r $g/memory/memory.max_usage_in_bytes ]; then read -r m < $g/memory/memory.max_usage_in_bytes",
   "elif [ -r $g/memory.peak ]; then read -r m < $g/memory.peak; fi",
   "for f in $g/memory/memory.oom_control $g/memory.events; do",

@@ -132,6 +132,21 @@ it("gives a pooled container exactly the limits the request asks for", async () 
   expect(pids).toBe(32);
 });
 
+it("bills a job for its own CPU time, not for its container's start-up or time parked", async () => {
+  await parkedFor("shell", 1);
+  const hits = gw.pool?.stats().hits ?? 0;
+  // The cgroup's counter, as the job reads it, already holds the container's start-up.
+  const r = await exec({
+    profile: "shell",
+    command: ["cat", "/sys/fs/cgroup/cpuacct/cpuacct.usage"],
+  });
+  expect(gw.pool?.stats().hits).toBe(hits + 1);
+  const sinceStartMs = Number(r.stdout) / 1e6;
+  expect(sinceStartMs).toBeGreaterThan(0);
+  expect(r.usage.cpuMs).not.toBeNull();
+  expect(r.usage.cpuMs).toBeLessThan(sinceStartMs);
+});
+
 it("runs jobs cold when the pool is empty, and with the same result", async () => {
   const results = await Promise.all(
     Array.from({ length: 8 }, (_, i) => exec({ profile: "python", code: `print(${i} * 2)` })),
