@@ -5,10 +5,10 @@
 // 100 MB each made that churn most of the gateway's resident memory. Here a
 // chunk becomes one Buffer (a few, past MAX_EVENT_BYTES): the event's bytes,
 // with the output escaped as JSON escapes it, in memory the transport may
-// reuse (FrameRing). The events read exactly as before: the data of the events of a
-// stream, JSON-decoded and joined, is the stream's bytes decoded as UTF-8 (an
-// invalid sequence becomes U+FFFD, and a character split between two chunks is
-// sent whole, with the later chunk).
+// reuse (FrameRing). The events read exactly as before: the data of the
+// events of a stream, JSON-decoded and joined, is the stream's bytes decoded
+// as UTF-8 (an invalid sequence becomes U+FFFD, and a character split between
+// two chunks is sent whole, with the later chunk).
 import { isUtf8 } from "node:buffer";
 
 /** Extra bytes JSON needs for each byte: 1 for `\n`-style escapes, 5 for `\u00XX`, 0 for none. */
@@ -53,7 +53,7 @@ export const MAX_EVENT_BYTES = 72 * 1024;
  * streamed event waits for a slow client for tens of milliseconds, long enough
  * for V8 to move its buffer to the old generation, where it is freed only by
  * a full collection; those come after ~64 MB of such garbage, so 16 fast
- * streams held 30-50 MB of dead buffers. Here one response's events are cut
+ * streams held 25-45 MB of dead buffers. Here one response's events are cut
  * from one ring of memory, in order, and given back in the same order (a
  * socket flushes writes in order), so a long stream reuses the same 256 KiB.
  * Backpressure keeps what is in flight below that; an event that does not
