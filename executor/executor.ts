@@ -61,10 +61,22 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     async run(job, options = {}) {
       try {
         const { onStart, ...runOptions } = options;
-        return await queue.run(() => {
+        // The answer goes out as soon as there is one; the slot is given back
+        // only once whatever the sandbox asked to hold it for has ended.
+        const held: Promise<void>[] = [];
+        let answer: ((result: ExecResult) => void) | undefined;
+        const answered = new Promise<ExecResult>((resolve) => {
+          answer = resolve;
+        });
+        const slot = queue.run(async () => {
           onStart?.(job);
-          return runSandbox(sandboxDeps, job, runOptions);
+          const holdSlot = (work: Promise<void>) => held.push(work);
+          const result = await runSandbox({ ...sandboxDeps, holdSlot }, job, runOptions);
+          answer?.(result);
+          await Promise.allSettled(held);
+          return result;
         }, options.signal);
+        return await Promise.race([answered, slot]);
       } catch (err) {
         throw translate(err);
       }

@@ -42,6 +42,12 @@ export interface SandboxDeps {
   pool?: WarmPool | undefined;
   /** Takes the removal of a finished job's container, so the answer need not wait for it. */
   background?: ((work: Promise<void>) => void) | undefined;
+  /**
+   * Keeps the job's queue slot taken, after its answer, until `work` ends: the
+   * removal of a container the engine had not finished killing still counts
+   * against the concurrency limit.
+   */
+  holdSlot?: ((work: Promise<void>) => void) | undefined;
   /** What this gateway last saw of each workspace, so a workspace job reads only what changed. */
   manifests?: ManifestCache | undefined;
 }
@@ -69,6 +75,15 @@ export const STREAMED_RESULT_BYTES = 64 * 1024;
 /** How long to wait for the attach stream to drain once the container has exited. */
 const STREAM_DRAIN_MS = 2000;
 
+/**
+ * How long an answer waits, after a kill, for the engine to say the container
+ * has ended. gVisor sometimes needs ~30 s to tear down a sandbox a fork bomb
+ * has filled (plain `docker kill` and `docker rm -f` alike, about one time in
+ * six here): past this the job is answered as killed, and its container keeps
+ * the job's slot until the engine has removed it (SandboxDeps.holdSlot).
+ */
+const KILL_CONFIRM_MS = 1000;
+
 const SIGNAL_NAMES = new Map<number, string>(
   Object.entries(constants.signals).map(([name, num]) => [num, name]),
 );
@@ -93,6 +108,7 @@ export async function runSandbox(
     deadline,
   });
   let containerId: string | undefined = parked?.id;
+  let killUnconfirmed = false;
   try {
     if (containerId === undefined) containerId = await client.create(spec);
     else if (!sameLimits(job.limits, job.profile.limits.default)) {
@@ -127,6 +143,7 @@ export async function runSandbox(
       };
     }
     const run = await execute(client, cid, job, options, parked?.stream, prepare);
+    killUnconfirmed = run.killUnconfirmed;
     if (before === undefined) throw new Error("the workspace before the run was never read");
     let scan: ScanResult;
     // What the launcher sends after the run gets as long as the job itself had;
@@ -181,6 +198,7 @@ export async function runSandbox(
     // removal; a workspace job waits, so its volume is free when its lock is released.
     if (deps.background === undefined || job.workspace !== undefined) await cleanup;
     else deps.background(cleanup);
+    if (killUnconfirmed) deps.holdSlot?.(cleanup);
   }
 }
 
@@ -259,6 +277,8 @@ interface RunOutcome {
   release: () => void;
   exitCode: number;
   killedFor: KillReason | undefined;
+  /** Killed, and the engine had not said the container ended within KILL_CONFIRM_MS. */
+  killUnconfirmed: boolean;
   oom: boolean;
   stdout: CappedBuffer;
   stderr: CappedBuffer;
@@ -323,9 +343,15 @@ async function execute(
     trailerSeen = () => resolve("trailer");
   });
 
+  let gaveUpTimer: NodeJS.Timeout | undefined;
+  let giveUp: (() => void) | undefined;
+  const gaveUp = new Promise<"gave up">((resolve) => {
+    giveUp = () => resolve("gave up");
+  });
   const killFor = (reason: KillReason): void => {
     if (killedFor !== undefined) return;
     killedFor = reason;
+    gaveUpTimer = setTimeout(() => giveUp?.(), KILL_CONFIRM_MS);
     // Sample the cgroup before the kill: once stopped, the engine has nothing to report.
     killing = client
       .usage(id)
@@ -462,15 +488,17 @@ async function execute(
     stream.end();
     // Done when the launcher's trailer is in (the container stays up, idle) or,
     // when it never comes (killed, or the launcher itself died), when the container exits.
-    const first = await Promise.race([trailerDone, exited.then(() => "exit" as const)]);
+    const first = await Promise.race([trailerDone, exited.then(() => "exit" as const), gaveUp]);
     const endedAt = performance.now();
     clearTimeout(timer);
+    let killUnconfirmed = false;
     const outcome = (exitCode: number, oom: boolean, tar: Readable | undefined): RunOutcome => ({
       workspaceTar: tar,
       afterListing: tar !== undefined && listing ? afterDone : undefined,
       release,
       exitCode,
       killedFor,
+      killUnconfirmed,
       oom,
       stdout,
       stderr,
@@ -508,9 +536,13 @@ async function execute(
     // No usable trailer (or a runtime without cgroup files inside, where only the
     // engine can say OOM): end the container and ask the engine.
     if (first === "trailer") await client.kill(id);
-    const exitCode = await exited;
-    await killing;
-    await Promise.race([drained, sleep(STREAM_DRAIN_MS)]);
+    const confirmedExit = await Promise.race([exited, gaveUp.then(() => undefined)]);
+    killUnconfirmed = confirmedExit === undefined;
+    // Killed and never confirmed: SIGKILL is what was sent, and what the engine would report.
+    const exitCode = confirmedExit ?? SIGKILL_EXIT;
+    await Promise.race([killing, gaveUp]);
+    // A container the engine has not stopped keeps its stream open: its end is not worth waiting for.
+    if (!killUnconfirmed) await Promise.race([drained, sleep(STREAM_DRAIN_MS)]);
     emit("stdout", outScan.flush());
     emit("stderr", errScan.flush());
     if (killedFor === "cancelled")
@@ -520,7 +552,7 @@ async function execute(
     if (trailer !== undefined && !engineMustJudge) {
       usage = { cpuMs: trailer.cpuMs, memoryPeakBytes: trailer.memoryPeakBytes };
     }
-    const state = await client.inspectExit(id);
+    const state = killUnconfirmed ? { oomKilled: false } : await client.inspectExit(id);
     // Two witnesses: a SIGKILL-shaped exit, and the engine's OOMKilled flag or a peak at the limit.
     // "At the limit" is generous: gVisor kills by its own accounting, measured here
     // as the sandbox's host-side peak at 80-90% of the limit.
@@ -531,6 +563,7 @@ async function execute(
     return outcome(code, oom, undefined);
   } finally {
     clearTimeout(timer);
+    clearTimeout(gaveUpTimer);
     options.signal?.removeEventListener("abort", onAbort);
     if (!handedOver) release();
   }

@@ -2,6 +2,7 @@ import { Duplex, Readable } from "node:stream";
 import { pack } from "tar-stream";
 import { describe, expect, it } from "vitest";
 import type { ContainerClient, ContainerSpec } from "../../executor/docker.ts";
+import { createExecutor } from "../../executor/executor.ts";
 import { runSandbox } from "../../executor/sandbox.ts";
 import { loadProfiles } from "../../policies/load.ts";
 import { resolveJob } from "../../policies/resolve.ts";
@@ -170,5 +171,70 @@ describe("runSandbox lifecycle", () => {
     );
     expect(client.calls).not.toContain("start");
     expect(client.calls.slice(-2)).toEqual(["remove", "removeVolume"]);
+  });
+});
+
+/**
+ * An engine that takes its time over a kill, as gVisor sometimes does with a
+ * sandbox a fork bomb has filled: the job runs until killed, and neither the
+ * kill nor the container's exit nor its removal happens until `finish()`.
+ */
+class SlowKillClient extends FakeClient {
+  private done: (() => void) | undefined;
+  private readonly finished = new Promise<void>((resolve) => {
+    this.done = resolve;
+  });
+  finish(): void {
+    this.done?.();
+  }
+  override async wait() {
+    this.calls.push("wait");
+    await this.finished;
+    return 137;
+  }
+  override async kill() {
+    this.calls.push("kill");
+    await this.finished;
+  }
+  override async remove() {
+    await this.finished;
+    this.calls.push("remove");
+  }
+}
+
+describe("a kill the engine is slow to carry out", () => {
+  const slow = resolveJob(
+    loadProfiles(),
+    { profile: "shell", command: "sleep 600", limits: { timeoutMs: 100 } },
+    "t",
+  );
+
+  it("is answered as a timeout anyway, and the removal holds the job's slot until it is done", async () => {
+    const client = new SlowKillClient();
+    const held: Promise<void>[] = [];
+    const result = await runSandbox(
+      { ...deps(client), background: () => {}, holdSlot: (work) => held.push(work) },
+      slow,
+    );
+    expect(result).toMatchObject({ status: "timeout", exitCode: null, signal: "SIGKILL" });
+    expect(client.calls).toContain("kill");
+    expect(client.calls).not.toContain("remove");
+    expect(held).toHaveLength(1);
+    client.finish();
+    await Promise.all(held);
+    expect(client.calls).toContain("remove");
+  });
+
+  it("keeps counting against the executor's concurrency until the container is gone", async () => {
+    const client = new SlowKillClient();
+    const executor = createExecutor({ ...deps(client), concurrency: 1, maxQueue: 4 });
+    const result = await executor.run(slow);
+    expect(result.status).toBe("timeout");
+    // Answered, yet its slot is still taken: the engine has not removed the container.
+    expect(executor.running).toBe(1);
+    client.finish();
+    await executor.drain();
+    expect(executor.running).toBe(0);
+    expect(client.calls).toContain("remove");
   });
 });
