@@ -12,6 +12,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 COPY node_modules/ node_modules/
 COPY main.ts compile-cache.ts ./
+COPY core/ core/
 COPY api/ api/
 COPY executor/ executor/
 COPY policies/ policies/

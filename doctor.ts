@@ -1,18 +1,17 @@
 // `npm run doctor`: the hardening checks airlock runs at start-up, on their own,
 // as a table. Exits 1 when any promised protection is missing.
-import Dockerode from "dockerode";
 import { ConfigError, loadConfig } from "./api/config.ts";
-import { DockerodeClient } from "./executor/docker.ts";
+import { connectEngine } from "./executor/docker.ts";
 import { engineChecks, failures, formatChecks, sandboxChecks } from "./executor/hardening.ts";
 import { loadProfiles, ProfileError } from "./policies/load.ts";
 
 try {
   const config = loadConfig(process.env);
   const profiles = loadProfiles({ extraDir: config.profilesDir });
-  const docker = new Dockerode();
+  const { docker, client } = connectEngine();
   const checks = [
     ...(await engineChecks(docker, profiles)),
-    ...(await sandboxChecks(new DockerodeClient(docker), profiles, `${config.instanceId}-doctor`)),
+    ...(await sandboxChecks(client, profiles, `${config.instanceId}-doctor`)),
   ];
   process.stdout.write(`${formatChecks(checks)}\n`);
   const refusal = failures(checks);

@@ -8,7 +8,6 @@
 import "./executor/lazy-buildkit.ts";
 import { createServer as createHttpsServer } from "node:https";
 import { serve } from "@hono/node-server";
-import Dockerode from "dockerode";
 import { pino } from "pino";
 import { Registry } from "prom-client";
 import { createApp } from "./api/app.ts";
@@ -16,7 +15,7 @@ import { ConfigError, hashKey, loadConfig } from "./api/config.ts";
 import { createAccess } from "./api/guard.ts";
 import { createMetrics } from "./api/metrics.ts";
 import { createRequestScope, requestIdMixin } from "./api/request-log.ts";
-import { DockerodeClient } from "./executor/docker.ts";
+import { connectEngine } from "./executor/docker.ts";
 import { createGatewayCore } from "./executor/gateway.ts";
 import { engineChecks, failures, formatChecks, sandboxChecks } from "./executor/hardening.ts";
 import { meterClient } from "./executor/metered-client.ts";
@@ -46,8 +45,9 @@ async function main(): Promise<void> {
     mkdir: true,
     sync: false,
   });
-  const docker = new Dockerode();
-  const client = meterClient(new DockerodeClient(docker), metrics);
+  const engine = connectEngine();
+  const docker = engine.docker;
+  const client = meterClient(engine.client, metrics);
   try {
     await client.ping();
   } catch (err) {

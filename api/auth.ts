@@ -3,10 +3,10 @@
 // neither the comparison nor the loop leaks which key (or how much of one) matched.
 import { timingSafeEqual } from "node:crypto";
 import type { MiddlewareHandler } from "hono";
+import { AirlockError } from "../core/errors.ts";
 import type { AuditRecord } from "../policies/access/audit.ts";
 import type { KeyGrant } from "../policies/access/schema.ts";
 import { type ApiKey, hashKey } from "./config.ts";
-import { AirlockError } from "./errors.ts";
 
 export interface Caller {
   tenant: string;

@@ -5,6 +5,9 @@
 // → the job, on the tenant's stop signal. The MCP server and Piston API call
 // these same routes in-process, so the same checks apply to them.
 import type { Context, MiddlewareHandler } from "hono";
+import { AirlockError } from "../core/errors.ts";
+import type { LoadedProfile } from "../core/profile.ts";
+import type { ExecResult } from "../core/schemas.ts";
 import type { ContainerClient } from "../executor/docker.ts";
 import type { ExecutorRunOptions } from "../executor/executor.ts";
 import { JobCancelledError, type RunOptions } from "../executor/sandbox.ts";
@@ -18,10 +21,7 @@ import { type JobEntry, RunningJobs } from "../policies/access/running.ts";
 import { type Scope, type TenantPolicy, tenantPolicy } from "../policies/access/schema.ts";
 import { missingScopes, profileRefusal } from "../policies/access/scopes.ts";
 import { StopSwitch } from "../policies/access/stop.ts";
-import type { LoadedProfile } from "../policies/profile.ts";
 import { type AuditNote, type AuthEnv, type Caller, whenRequestEnds } from "./auth.ts";
-import { AirlockError } from "./errors.ts";
-import type { ExecResult } from "./schemas.ts";
 
 export interface AccessDeps {
   policy: PolicyHolder;

@@ -4,40 +4,28 @@
 // error handler; the gauges read live values from the executor and the warm
 // pool when Prometheus scrapes (collect), so they can never drift.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, type Registry } from "prom-client";
-import type { Executor } from "../executor/executor.ts";
-import type { WarmPool } from "../executor/pool.ts";
+import type { LiveSources, MetricsSink } from "../core/metrics.ts";
 
 /** Job and Docker call latencies: from a few ms (create) to minutes (long jobs). */
 const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 
-export interface Metrics {
+export interface Metrics extends MetricsSink {
   readonly registry: Registry;
-  /** Jobs by profile, tenant and final status (a result status, or the error code). */
-  readonly jobs: Counter<"profile" | "tenant" | "status">;
-  /** From leaving the queue to the answer, seconds. */
-  readonly jobDuration: Histogram<"profile" | "status">;
-  /** From admission to leaving the queue, seconds. */
-  readonly queueWait: Histogram<"profile">;
-  /** Latency of Docker API calls, seconds (create and start matter most). */
-  readonly dockerLatency: Histogram<"operation">;
-  readonly dockerErrors: Counter<"operation">;
   /** HTTP error answers by code: denials (forbidden, stopped), rate_limited, busy… */
   readonly errors: Counter<"code">;
   readonly requests: Counter<"method" | "status">;
-  /** Lets the gauges read the executor and the pool at scrape time. */
-  watch(sources: { executor: Executor; pool?: WarmPool | undefined }): void;
 }
 
 export function createMetrics(registry: Registry): Metrics {
   const registers = [registry];
-  let sources: { executor: Executor; pool?: WarmPool | undefined } | undefined;
+  let sources: LiveSources | undefined;
   collectDefaultMetrics({ register: registry, prefix: "airlock_process_" });
   new Gauge({
     name: "airlock_jobs_running",
     help: "Jobs running now, each in its own container",
     registers,
     collect() {
-      this.set(sources?.executor.running ?? 0);
+      this.set(sources?.running() ?? 0);
     },
   });
   new Gauge({
@@ -45,7 +33,7 @@ export function createMetrics(registry: Registry): Metrics {
     help: "Jobs admitted and waiting for a free slot",
     registers,
     collect() {
-      this.set(sources?.executor.waiting ?? 0);
+      this.set(sources?.waiting() ?? 0);
     },
   });
   new Gauge({
@@ -55,7 +43,7 @@ export function createMetrics(registry: Registry): Metrics {
     registers,
     collect() {
       this.reset();
-      for (const [profile, n] of Object.entries(sources?.pool?.stats().parked ?? {})) {
+      for (const [profile, n] of Object.entries(sources?.parked() ?? {})) {
         this.set({ profile }, n);
       }
     },

@@ -1,4 +1,4 @@
-// The OpenAPI 3.1 document, generated from the zod schemas of api/schemas.ts and
+// The OpenAPI 3.1 document, generated from the zod schemas of core/schemas.ts and
 // one table of routes. test/unit/openapi.test.ts proves the table and the routes
 // the app registers are the same set, so the document cannot drift from the app.
 import { z } from "zod";
@@ -27,7 +27,7 @@ import {
   WorkspaceExecRequest,
   WorkspaceInfo,
   WrittenFile,
-} from "./schemas.ts";
+} from "../core/schemas.ts";
 
 type Method = "get" | "post" | "put" | "delete";
 

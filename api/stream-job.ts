@@ -14,11 +14,11 @@ import { ServerResponse } from "node:http";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
+import { AirlockError } from "../core/errors.ts";
+import type { ExecResult } from "../core/schemas.ts";
 import { JobCancelledError, type RunOptions } from "../executor/sandbox.ts";
 import type { AuthEnv } from "./auth.ts";
-import { AirlockError } from "./errors.ts";
 import { FrameRing, type FrameSource, freshFrames, OutputEventEncoder } from "./output-events.ts";
-import type { ExecResult } from "./schemas.ts";
 
 /** Bytes of encoded output that may wait for a slow client (queued, or written but not yet flushed). */
 const SSE_HIGH_WATER = 128 * 1024;

@@ -1,7 +1,7 @@
 // Reads a JSON body and validates it with a zod schema. Malformed JSON and every
 // schema failure become invalid_request naming the field and what is wrong.
 import type { z } from "zod";
-import { AirlockError } from "./errors.ts";
+import { AirlockError } from "../core/errors.ts";
 
 export async function parseBody<T extends z.ZodType>(req: Request, schema: T): Promise<z.infer<T>> {
   const type = req.headers.get("content-type") ?? "";

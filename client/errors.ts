@@ -1,6 +1,6 @@
 // The typed client's one error: a gateway error body ({error:{code,message,details}})
 // with the HTTP status it came with, so callers branch on `code`, never on text.
-import { ERROR_STATUS } from "../api/errors.ts";
+import { ERROR_STATUS } from "../core/errors.ts";
 
 export class AirlockApiError extends Error {
   readonly status: number;

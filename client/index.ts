@@ -1,5 +1,5 @@
 // The typed airlock client: every route of the HTTP API over `fetch`, with the
-// request and response types of api/schemas.ts. Pass your own `fetch` to reach
+// request and response types of core/schemas.ts. Pass your own `fetch` to reach
 // an app in-process (the gateway's MCP and Piston adapters do: `app.request`).
 import type { z } from "zod";
 import type {
@@ -14,7 +14,7 @@ import type {
   WorkspaceExecRequest,
   WorkspaceInfo,
   WrittenFile,
-} from "../api/schemas.ts";
+} from "../core/schemas.ts";
 import { AirlockApiError, errorFromResponse } from "./errors.ts";
 import { readExecEvents } from "./sse.ts";
 
@@ -27,7 +27,7 @@ export type {
   Readiness,
   WorkspaceInfo,
   WrittenFile,
-} from "../api/schemas.ts";
+} from "../core/schemas.ts";
 export { AirlockApiError } from "./errors.ts";
 
 /** What a caller sends (defaults not yet applied), as opposed to what the gateway parsed. */

@@ -1,7 +1,7 @@
 // Reads the gateway's exec event stream: `stdout`/`stderr` events whose data is
 // a JSON string, then one `result` (ExecResult JSON) or `error` (error body).
 import { EventSourceParserStream } from "eventsource-parser/stream";
-import type { ExecEvent, ExecResult } from "../api/schemas.ts";
+import type { ExecEvent, ExecResult } from "../core/schemas.ts";
 import { AirlockApiError, errorFromEvent } from "./errors.ts";
 
 export async function* readExecEvents(

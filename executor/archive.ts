@@ -1,11 +1,11 @@
 // Tar in and out of containers, never touching the host disk. Packing writes
-// only paths that passed executor/paths.ts; reading walks Docker's archive of
+// only paths that passed core/paths.ts; reading walks Docker's archive of
 // /workspace entry by entry, hashing as it streams.
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { extract, pack } from "tar-stream";
-import type { JobFile } from "./job.ts";
-import { parentDirs } from "./paths.ts";
+import type { JobFile } from "../core/job.ts";
+import { parentDirs } from "../core/paths.ts";
 
 export interface Owner {
   uid: number;

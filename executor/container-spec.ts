@@ -4,10 +4,10 @@
 // stdin, see launcher.ts), so a container started ahead of demand by the warm
 // pool is, by construction, the same container a cold start would make.
 
-import type { Limits, LoadedProfile } from "../policies/profile.ts";
+import { WORKSPACE_DIR } from "../core/paths.ts";
+import type { Limits, LoadedProfile } from "../core/profile.ts";
 import type { ContainerSpec } from "./docker.ts";
 import { LAUNCHER_SCRIPT } from "./launcher.ts";
-import { WORKSPACE_DIR } from "./paths.ts";
 
 export const LABEL_INSTANCE = "airlock";
 export const LABEL_JOB = "airlock.job";

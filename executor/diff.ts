@@ -4,7 +4,7 @@
 // caller's returnFiles globs, under the profile's byte cap.
 import { createTwoFilesPatch } from "diff";
 import picomatch from "picomatch";
-import type { Diff, DiffEntry, ReturnedFile } from "../api/schemas.ts";
+import type { Diff, DiffEntry, ReturnedFile } from "../core/schemas.ts";
 import type { ScannedEntry } from "./archive.ts";
 
 export interface BeforeEntry {

@@ -78,6 +78,16 @@ const CONTAINER_DONE = [404, 409, 304];
 // 409 for a volume means "in use": a real failure, never taken for success.
 const VOLUME_GONE = [404];
 
+/**
+ * The engine named by DOCKER_HOST (or the local socket): dockerode itself for
+ * the image builder and the engine checks, and the ContainerClient over it.
+ * Callers above the engine never import dockerode.
+ */
+export function connectEngine(): { docker: Dockerode; client: DockerodeClient } {
+  const docker = new Dockerode();
+  return { docker, client: new DockerodeClient(docker) };
+}
+
 export class DockerodeClient implements ContainerClient {
   readonly docker: Dockerode;
 

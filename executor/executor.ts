@@ -1,10 +1,10 @@
 // The executor: a job goes through the queue into its own sandbox. Engine
 // failures become docker_unavailable here, once, so routes never see raw
 // dockerode errors.
-import { AirlockError, isDockerUnreachable } from "../api/errors.ts";
-import type { ExecResult } from "../api/schemas.ts";
+import { AirlockError, isDockerUnreachable } from "../core/errors.ts";
+import type { Job } from "../core/job.ts";
+import type { ExecResult } from "../core/schemas.ts";
 import type { ContainerClient } from "./docker.ts";
-import type { Job } from "./job.ts";
 import type { ManifestCache } from "./manifest-cache.ts";
 import type { WarmPool } from "./pool.ts";
 import { JobQueue } from "./queue.ts";

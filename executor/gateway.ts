@@ -2,8 +2,8 @@
 // its queue, the workspace store and file operations. Shared by main.ts and the
 // integration tests, so both run exactly the same composition.
 
-import type { Metrics } from "../api/metrics.ts";
-import type { LoadedProfile } from "../policies/profile.ts";
+import type { MetricsSink } from "../core/metrics.ts";
+import type { LoadedProfile } from "../core/profile.ts";
 import type { ContainerClient } from "./docker.ts";
 import { createExecutor, type Executor } from "./executor.ts";
 import { DEFAULT_MANIFEST_CACHE_BYTES, ManifestCache } from "./manifest-cache.ts";
@@ -36,7 +36,7 @@ export interface GatewayCoreOptions {
   manifestCacheBytes?: number;
   warn: (message: string, err: unknown) => void;
   /** When set, jobs are counted and timed, and the gauges read this executor and pool. */
-  metrics?: Metrics | undefined;
+  metrics?: MetricsSink | undefined;
 }
 
 export interface GatewayCore {
@@ -78,7 +78,11 @@ export function createGatewayCore(o: GatewayCoreOptions): GatewayCore {
     }),
   );
   const executor = o.metrics === undefined ? graceful : meterExecutor(graceful, o.metrics);
-  o.metrics?.watch({ executor, pool });
+  o.metrics?.watch({
+    running: () => executor.running,
+    waiting: () => executor.waiting,
+    parked: () => pool?.stats().parked ?? {},
+  });
   const store = new WorkspaceStore({
     client: o.client,
     executor,

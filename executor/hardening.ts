@@ -2,9 +2,9 @@
 // enforces, then what a real sandbox of each profile actually gets. airlock
 // refuses to start when a protection it promises is missing, rather than run
 // code with less isolation than SECURITY.md describes.
-import type Dockerode from "dockerode";
-import type { LoadedProfile } from "../policies/profile.ts";
-import { resolveJob } from "../policies/resolve.ts";
+
+import { profileJob } from "../core/job.ts";
+import type { LoadedProfile } from "../core/profile.ts";
 import type { ContainerClient } from "./docker.ts";
 import { runSandbox } from "./sandbox.ts";
 
@@ -32,9 +32,15 @@ function check(name: string, ok: boolean, detail: string): Check {
   return { name, ok, detail };
 }
 
+/** The engine's own description of itself (dockerode's `version()` and `info()`). */
+export interface EngineFacts {
+  version(): Promise<unknown>;
+  info(): Promise<unknown>;
+}
+
 /** What `docker info` and `docker version` promise, for the profiles in use. */
 export async function engineChecks(
-  docker: Dockerode,
+  docker: EngineFacts,
   profiles: ReadonlyMap<string, LoadedProfile>,
 ): Promise<Check[]> {
   const version = (await docker.version()) as { ApiVersion?: string; Version?: string };
@@ -102,7 +108,7 @@ export async function sandboxChecks(
 ): Promise<Check[]> {
   const checks: Check[] = [];
   for (const profile of profiles.values()) {
-    const job = resolveJob(profiles, { profile: profile.name, command: PROBE }, "airlock-doctor");
+    const job = profileJob(profile, "airlock-doctor", ["/bin/sh", "-c", PROBE]);
     let out: string;
     try {
       const result = await runSandbox(

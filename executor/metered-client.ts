@@ -3,12 +3,10 @@
 // lifecycle code never knows it is measured. Calls whose duration is the job's
 // own (wait, the streams of attach and getArchive) count errors only: their
 // latency would only repeat the job duration histogram.
-import type { Metrics } from "../api/metrics.ts";
+import type { EngineMetrics } from "../core/metrics.ts";
 import type { ContainerClient } from "./docker.ts";
 
-type DockerMetrics = Pick<Metrics, "dockerLatency" | "dockerErrors">;
-
-export function meterClient(inner: ContainerClient, metrics: DockerMetrics): ContainerClient {
+export function meterClient(inner: ContainerClient, metrics: EngineMetrics): ContainerClient {
   const call = async <T>(operation: string, timed: boolean, work: () => Promise<T>) => {
     const end = timed ? metrics.dockerLatency.startTimer({ operation }) : undefined;
     try {

@@ -2,12 +2,10 @@
 // and final status, the time each waited in the queue, and how long it ran.
 // A job that ends in an error counts under its error code (busy,
 // docker_unavailable, shutting_down…) or `cancelled` when its client left.
-import { AirlockError } from "../api/errors.ts";
-import type { Metrics } from "../api/metrics.ts";
+import { AirlockError } from "../core/errors.ts";
+import type { JobMetrics } from "../core/metrics.ts";
 import type { Executor } from "./executor.ts";
 import { JobCancelledError } from "./sandbox.ts";
-
-type JobMetrics = Pick<Metrics, "jobs" | "jobDuration" | "queueWait">;
 
 export function meterExecutor(inner: Executor, metrics: JobMetrics): Executor {
   return {

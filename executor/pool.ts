@@ -8,7 +8,7 @@
 // deadline like any other, so a crashed gateway's pool is reaped too.
 import { randomBytes } from "node:crypto";
 import type { Duplex } from "node:stream";
-import type { LoadedProfile } from "../policies/profile.ts";
+import type { LoadedProfile } from "../core/profile.ts";
 import { containerSpec } from "./container-spec.ts";
 import type { ContainerClient } from "./docker.ts";
 

@@ -4,7 +4,7 @@
 // a running one keeps its slot until its container is gone (p-queue would free
 // the slot on abort while the kill and cleanup are still under way).
 import PQueue from "p-queue";
-import { AirlockError } from "../api/errors.ts";
+import { AirlockError } from "../core/errors.ts";
 
 export interface JobQueueOptions {
   concurrency: number;

@@ -9,19 +9,19 @@
 import { randomBytes } from "node:crypto";
 import { constants } from "node:os";
 import { type Duplex, PassThrough, type Readable } from "node:stream";
-import { AirlockError } from "../api/errors.ts";
-import type { ExecResult, ExecStatus } from "../api/schemas.ts";
-import type { Limits } from "../policies/profile.ts";
+import { AirlockError } from "../core/errors.ts";
+import type { Job, OutputListener } from "../core/job.ts";
+import { WORKSPACE_DIR } from "../core/paths.ts";
+import type { Limits } from "../core/profile.ts";
+import type { ExecResult, ExecStatus } from "../core/schemas.ts";
 import { packFiles, parseOwner, type ScanResult, sha256 } from "./archive.ts";
 import { containerSpec, limitSettings } from "./container-spec.ts";
 import { type BeforeEntry, computeDiff } from "./diff.ts";
 import type { ContainerClient, Usage } from "./docker.ts";
-import type { Job, OutputListener } from "./job.ts";
 import { jobHeader, jobLines, parseListingEnd, parseTrailer, type Trailer } from "./launcher.ts";
 import { type Listing, ListingBuffer, listingCap, parseListing } from "./listing.ts";
 import type { ManifestCache } from "./manifest-cache.ts";
 import { CappedBuffer, FrameDemuxer, TrailerScanner } from "./output.ts";
-import { WORKSPACE_DIR } from "./paths.ts";
 import type { WarmPool } from "./pool.ts";
 import {
   afterFromListings,

@@ -5,7 +5,7 @@
 // removes the container). Every job ended this way answers 503 shutting_down,
 // never a result it did not earn. Then the executor drains: the warm pool is
 // emptied and this instance's leftovers are reaped.
-import { AirlockError } from "../api/errors.ts";
+import { AirlockError } from "../core/errors.ts";
 import type { Executor } from "./executor.ts";
 import { JobCancelledError } from "./sandbox.ts";
 

@@ -6,9 +6,9 @@
 import { posix } from "node:path";
 import { Readable } from "node:stream";
 import { extract, pack } from "tar-stream";
-import { AirlockError } from "../api/errors.ts";
+import { AirlockError } from "../core/errors.ts";
+import { pathProblem } from "../core/paths.ts";
 import type { Owner } from "./archive.ts";
-import { pathProblem } from "./paths.ts";
 
 export interface UploadLimits {
   maxEntries: number;

@@ -6,10 +6,10 @@
 import { createHash } from "node:crypto";
 import { PassThrough, Readable } from "node:stream";
 import { extract, pack } from "tar-stream";
-import { AirlockError } from "../api/errors.ts";
+import { AirlockError } from "../core/errors.ts";
+import { parentDirs, safeRelativePath, WORKSPACE_DIR } from "../core/paths.ts";
 import { packFiles, parseOwner } from "./archive.ts";
 import { type ContainerClient, MODE_DIR, MODE_SYMLINK, type PathStat } from "./docker.ts";
-import { parentDirs, safeRelativePath, WORKSPACE_DIR } from "./paths.ts";
 import { checkUpload, repack, type UploadLimits } from "./upload.ts";
 import type { FileContent, Workspace, WorkspaceStore } from "./workspaces.ts";
 

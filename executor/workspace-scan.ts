@@ -6,13 +6,13 @@
 // through the engine's archive API for whatever that tar lacks. Without a
 // usable listing or cache, the whole workspace goes through the archive API.
 import type { Readable } from "node:stream";
+import type { Job } from "../core/job.ts";
+import { WORKSPACE_DIR } from "../core/paths.ts";
 import { type ScannedEntry, type ScanOptions, type ScanResult, scanArchive } from "./archive.ts";
 import { asText, type BeforeEntry, returnMatcher } from "./diff.ts";
 import type { ContainerClient } from "./docker.ts";
-import type { Job } from "./job.ts";
 import type { Listing } from "./listing.ts";
 import type { CachedEntry, Manifest } from "./manifest-cache.ts";
-import { WORKSPACE_DIR } from "./paths.ts";
 
 /** Past this many entries to read one by one, one archive of the whole workspace is cheaper. */
 export const PER_PATH_MAX = 4;

@@ -8,15 +8,14 @@
 import { randomBytes } from "node:crypto";
 import type { Readable } from "node:stream";
 import { finished } from "node:stream/promises";
-import { AirlockError } from "../api/errors.ts";
-import type { ExecRequest, ExecResult } from "../api/schemas.ts";
-import type { LoadedProfile } from "../policies/profile.ts";
-import { lookupProfile, resolveJob, systemJob } from "../policies/resolve.ts";
+import { AirlockError } from "../core/errors.ts";
+import { type Job, type JobFile, systemJob, type WorkspaceRef } from "../core/job.ts";
+import { type LoadedProfile, lookupProfile } from "../core/profile.ts";
+import type { ExecResult } from "../core/schemas.ts";
 import { packFiles, parseOwner } from "./archive.ts";
 import { LABEL_DEADLINE, LABEL_INSTANCE, LABEL_JOB } from "./container-spec.ts";
 import type { ContainerClient } from "./docker.ts";
 import type { Executor, ExecutorRunOptions } from "./executor.ts";
-import type { JobFile, WorkspaceRef } from "./job.ts";
 import type { ManifestCache } from "./manifest-cache.ts";
 import { WorkspaceLocks } from "./workspace-lock.ts";
 
@@ -233,21 +232,16 @@ export class WorkspaceStore {
     return { id: ws.id, volume: ws.volume, sizeCapBytes };
   }
 
+  /** Runs the job that `build` resolves for the workspace, under its lock. */
   async exec(
     tenant: string,
     id: string,
-    body: Omit<ExecRequest, "profile">,
+    build: (workspace: WorkspaceRef, profile: LoadedProfile) => Job,
     options: ExecutorRunOptions,
   ): Promise<ExecResult> {
-    return this.operate(tenant, id, async (ws) => {
-      const job = resolveJob(
-        this.deps.profiles,
-        { ...body, profile: ws.profile.name },
-        tenant,
-        this.ref(ws),
-      );
-      return this.deps.executor.run(job, options);
-    });
+    return this.operate(tenant, id, async (ws) =>
+      this.deps.executor.run(build(this.ref(ws), ws.profile), options),
+    );
   }
 
   /** Runs argv in a throwaway sandbox on the workspace (already locked by the caller). */

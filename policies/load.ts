@@ -5,7 +5,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import type { z } from "zod";
-import { type LoadedProfile, Profile, SeccompFile } from "./profile.ts";
+import { type LoadedProfile, Profile, SeccompFile } from "../core/profile.ts";
 
 export const POLICIES_DIR = import.meta.dirname;
 

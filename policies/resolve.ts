@@ -2,24 +2,14 @@
 // the profile allows: limits above its maximum are refused (never clamped),
 // paths and env names are validated, code is turned into a file and an argv.
 import { randomUUID } from "node:crypto";
-import { AirlockError } from "../api/errors.ts";
-import type { ExecRequest } from "../api/schemas.ts";
-import type { Job, JobFile, WorkspaceRef } from "../executor/job.ts";
-import { safeRelativePath } from "../executor/paths.ts";
-import { LIMIT_FIELDS, type Limits, type LoadedProfile } from "./profile.ts";
+import { AirlockError } from "../core/errors.ts";
+import type { Job, JobFile, WorkspaceRef } from "../core/job.ts";
+import { safeRelativePath } from "../core/paths.ts";
+import { LIMIT_FIELDS, type Limits, type LoadedProfile, lookupProfile } from "../core/profile.ts";
+import type { ExecRequest } from "../core/schemas.ts";
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const MAX_STDIN_BYTES = 16 * 1024 * 1024;
-
-export function lookupProfile(profiles: ReadonlyMap<string, LoadedProfile>, name: string) {
-  const profile = profiles.get(name);
-  if (profile === undefined) {
-    throw new AirlockError("not_found", `profile ${JSON.stringify(name)} does not exist`, {
-      details: { profile: name, available: [...profiles.keys()] },
-    });
-  }
-  return profile;
-}
 
 export function resolveLimits(
   profile: LoadedProfile,
@@ -160,33 +150,6 @@ export function resolveJob(
     workdir,
     limits,
     returnFiles: body.returnFiles ?? [],
-    workspace,
-  };
-}
-
-/**
- * A job airlock runs for itself on a caller's behalf (deleting a file, unpacking
- * an archive in a workspace): the profile's hardening and default limits, with
- * the profile's longest timeout since the caller chose no command.
- */
-export function systemJob(
-  profile: LoadedProfile,
-  tenant: string,
-  argv: string[],
-  stdin: Buffer,
-  workspace: WorkspaceRef,
-): Job {
-  return {
-    id: randomUUID(),
-    tenant,
-    profile,
-    argv,
-    stdin,
-    env: { ...profile.env },
-    files: [],
-    workdir: "",
-    limits: { ...profile.limits.default, timeoutMs: profile.limits.max.timeoutMs },
-    returnFiles: [],
     workspace,
   };
 }

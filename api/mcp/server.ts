@@ -13,7 +13,7 @@ import {
   ExecResult,
   FileInput,
   oneOfCommandOrCode,
-} from "../schemas.ts";
+} from "../../core/schemas.ts";
 
 const workspaceId = z.string().min(1).describe("the workspace id from create_workspace (ws_…)");
 

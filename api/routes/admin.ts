@@ -3,9 +3,9 @@
 // read and wait on their approvals).
 import { Hono } from "hono";
 import { z } from "zod";
+import { AirlockError } from "../../core/errors.ts";
 import { TENANT_NAME, tenantPolicy } from "../../policies/access/schema.ts";
 import type { AuthEnv } from "../auth.ts";
-import { AirlockError } from "../errors.ts";
 import { type Access, note } from "../guard.ts";
 import { parseBody } from "../validate.ts";
 

@@ -1,14 +1,14 @@
 // POST /v1/exec: validate → resolve against the profile → run in a throwaway
 // container → the result (JSON), or live output then the result (SSE).
 import { type Context, Hono } from "hono";
+import { AirlockError } from "../../core/errors.ts";
+import type { LoadedProfile } from "../../core/profile.ts";
+import { ExecRequest, type ExecResult } from "../../core/schemas.ts";
 import type { Executor } from "../../executor/executor.ts";
 import type { RunOptions } from "../../executor/sandbox.ts";
-import type { LoadedProfile } from "../../policies/profile.ts";
 import { resolveJob } from "../../policies/resolve.ts";
 import type { AuthEnv } from "../auth.ts";
-import { AirlockError } from "../errors.ts";
 import type { Access } from "../guard.ts";
-import { ExecRequest, type ExecResult } from "../schemas.ts";
 import { streamJob } from "../stream-job.ts";
 import { parseBody } from "../validate.ts";
 

@@ -2,9 +2,9 @@
 // can run: the engine answers, every profile's image is present, and the
 // engine still enforces what the hardening checks require.
 import { Hono } from "hono";
+import type { LoadedProfile } from "../../core/profile.ts";
 import type { ContainerClient } from "../../executor/docker.ts";
 import type { Check } from "../../executor/hardening.ts";
-import type { LoadedProfile } from "../../policies/profile.ts";
 
 export function healthRoutes(
   client: ContainerClient,

@@ -15,16 +15,16 @@ import {
   createClient,
   type FetchLike,
 } from "../../client/index.ts";
-import type { KeyGrant } from "../../policies/access/schema.ts";
-import type { LoadedProfile } from "../../policies/profile.ts";
-import { type AuthEnv, findKey } from "../auth.ts";
+import type { LoadedProfile } from "../../core/profile.ts";
 import {
   type ExecResult,
   type PistonExecuteRequest as PistonBody,
   PistonExecuteRequest,
   type PistonRuntime,
   type PistonStage,
-} from "../schemas.ts";
+} from "../../core/schemas.ts";
+import type { KeyGrant } from "../../policies/access/schema.ts";
+import { type AuthEnv, findKey } from "../auth.ts";
 import { IN_PROCESS_URL } from "./mcp.ts";
 
 /** Piston language → airlock profile and its language; versions are those the images ship. */

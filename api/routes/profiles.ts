@@ -1,6 +1,6 @@
 // GET /v1/profiles: what a caller may run, with default and maximum limits.
 import { Hono } from "hono";
-import type { LoadedProfile } from "../../policies/profile.ts";
+import type { LoadedProfile } from "../../core/profile.ts";
 import type { AuthEnv } from "../auth.ts";
 import { type Access, note } from "../guard.ts";
 

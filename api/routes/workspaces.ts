@@ -2,15 +2,15 @@
 // key made it; for any other key every endpoint answers 404.
 import { Readable } from "node:stream";
 import { type Context, Hono } from "hono";
+import { AirlockError } from "../../core/errors.ts";
+import { type LoadedProfile, lookupProfile } from "../../core/profile.ts";
+import { CreateWorkspaceRequest, WorkspaceExecRequest } from "../../core/schemas.ts";
 import type { WorkspaceFiles } from "../../executor/workspace-files.ts";
 import type { WorkspaceStore } from "../../executor/workspaces.ts";
 import type { Scope } from "../../policies/access/schema.ts";
-import type { LoadedProfile } from "../../policies/profile.ts";
-import { decodeFiles, lookupProfile } from "../../policies/resolve.ts";
+import { decodeFiles, resolveJob } from "../../policies/resolve.ts";
 import type { AuthEnv } from "../auth.ts";
-import { AirlockError } from "../errors.ts";
 import { type Access, note } from "../guard.ts";
-import { CreateWorkspaceRequest, WorkspaceExecRequest } from "../schemas.ts";
 import { parseBody } from "../validate.ts";
 import { answerExec } from "./exec.ts";
 
@@ -103,7 +103,18 @@ export function workspaceRoutes(deps: WorkspaceRoutesOptions) {
         profile,
         workspace: id,
         run: (limits, options) =>
-          store.exec(tenant(c), id, { ...body, limits: { ...body.limits, ...limits } }, options),
+          store.exec(
+            tenant(c),
+            id,
+            (ref, wsProfile) =>
+              resolveJob(
+                deps.profiles,
+                { ...body, profile: wsProfile.name, limits: { ...body.limits, ...limits } },
+                tenant(c),
+                ref,
+              ),
+            options,
+          ),
       },
       (run) => answerExec(c, run),
     );

@@ -2,7 +2,7 @@
 // admin approves (it then runs, exactly once), denies, or it expires. Kept in
 // memory only: pending approvals are lost when the gateway restarts.
 import { randomBytes } from "node:crypto";
-import type { ExecResult } from "../../api/schemas.ts";
+import type { ExecResult } from "../../core/schemas.ts";
 
 export type ApprovalStatus =
   | "pending"

@@ -4,7 +4,7 @@
 // says when the job left the queue for its container. In memory: it shows
 // this gateway's jobs only.
 import { randomBytes } from "node:crypto";
-import type { Limits } from "../profile.ts";
+import type { Limits } from "../../core/profile.ts";
 
 export interface JobEntry {
   tenant: string;

@@ -1,6 +1,6 @@
 // Which scopes an operation needs, and whether a key may use a profile. Pure
 // functions: the HTTP guard turns a refusal into 403 forbidden naming it.
-import type { LoadedProfile } from "../profile.ts";
+import type { LoadedProfile } from "../../core/profile.ts";
 import type { KeyGrant, Policy, Scope } from "./schema.ts";
 
 /** The scopes a job on `profile` needs on top of the operation's own. */

@@ -4,8 +4,7 @@
 // AbortController; jobs run with its signal, so a stop kills running
 // containers and drops queued jobs through the executor's cancellation path.
 import { createHash } from "node:crypto";
-import { AirlockError } from "../../api/errors.ts";
-import type { ContainerClient } from "../../executor/docker.ts";
+import { AirlockError } from "../../core/errors.ts";
 
 export const LABEL_STOP = "airlock.stop";
 export const LABEL_STOPPED_AT = "airlock.stop.at";
@@ -23,18 +22,25 @@ function markerName(target: string): string {
     : `airlock-stop-${createHash("sha256").update(target).digest("hex").slice(0, 24)}`;
 }
 
+/**
+ * What a stop needs of the engine: labelled marker volumes. The engine's
+ * ContainerClient (executor/docker.ts) is one; policies never import the engine.
+ */
+export interface MarkerVolumes {
+  createVolume(name: string, labels: Record<string, string>): Promise<void>;
+  removeVolume(name: string): Promise<void>;
+  listVolumes(label: string): Promise<{ id: string; labels: Record<string, string> }[]>;
+}
+
 export class StopSwitch {
-  private readonly client: Pick<ContainerClient, "createVolume" | "removeVolume" | "listVolumes">;
+  private readonly client: MarkerVolumes;
   private readonly now: () => number;
   /** target ("*" or a tenant) → since (ISO). */
   private stops = new Map<string, string>();
   private readonly controllers = new Map<string, AbortController>();
   private all = new AbortController();
 
-  constructor(
-    client: Pick<ContainerClient, "createVolume" | "removeVolume" | "listVolumes">,
-    now: () => number = Date.now,
-  ) {
+  constructor(client: MarkerVolumes, now: () => number = Date.now) {
     this.client = client;
     this.now = now;
   }

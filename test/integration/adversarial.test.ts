@@ -10,7 +10,7 @@ import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import Dockerode from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ExecResult } from "../../api/schemas.ts";
+import type { ExecResult } from "../../core/schemas.ts";
 import { POLICIES_DIR } from "../../policies/load.ts";
 import { AttackLog } from "../support/attack-log.ts";
 import { startGateway, type TestGateway } from "../support/gateway.ts";

@@ -7,7 +7,7 @@ import { mkdirSync } from "node:fs";
 import Dockerode from "dockerode";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ExecResult } from "../../api/schemas.ts";
+import type { ExecResult } from "../../core/schemas.ts";
 import { LABEL_STOP } from "../../policies/access/stop.ts";
 import { keyHash, startGateway, type TestGateway } from "../support/gateway.ts";
 

@@ -1,7 +1,7 @@
 // POST /v1/exec against a real engine: every call in a fresh, locked-down container.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ExecResult } from "../../api/schemas.ts";
+import type { ExecResult } from "../../core/schemas.ts";
 import { startGateway, type TestGateway } from "../support/gateway.ts";
 
 let gw: TestGateway;

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Dockerode from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ExecResult } from "../../api/schemas.ts";
+import type { ExecResult } from "../../core/schemas.ts";
 import { LABEL_STOP } from "../../policies/access/stop.ts";
 import { keyHash, startGateway, type TestGateway } from "../support/gateway.ts";
 

@@ -2,7 +2,7 @@
 // have exactly a cold container's hardening, take a job's own limits, and are
 // all gone after shutdown.
 import { afterAll, beforeAll, expect, it } from "vitest";
-import type { ExecResult } from "../../api/schemas.ts";
+import type { ExecResult } from "../../core/schemas.ts";
 import { containerSpec } from "../../executor/container-spec.ts";
 import { loadProfiles } from "../../policies/load.ts";
 import { startGateway, type TestGateway } from "../support/gateway.ts";

@@ -2,7 +2,7 @@
 // final result keeps a bounded copy, and a client that stops reading stalls
 // the job (backpressure reaches the container) instead of filling the gateway.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ExecResult } from "../../api/schemas.ts";
+import type { ExecResult } from "../../core/schemas.ts";
 import { STREAMED_RESULT_BYTES } from "../../executor/sandbox.ts";
 import { startGateway, type TestGateway } from "../support/gateway.ts";
 

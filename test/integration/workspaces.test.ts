@@ -2,7 +2,7 @@
 // in its own throwaway container, tenant isolation, serialisation, TTL, restart.
 import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ExecResult } from "../../api/schemas.ts";
+import type { ExecResult } from "../../core/schemas.ts";
 import { startGateway, type TestGateway } from "../support/gateway.ts";
 import { makeTar, readTar, type TarEntry } from "../support/tar.ts";
 

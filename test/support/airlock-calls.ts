@@ -2,8 +2,8 @@
 // under testcontainers), through the typed client (client/index.ts) as an
 // agent's code would make them.
 import { expect } from "vitest";
-import type { ExecResult } from "../../api/schemas.ts";
 import { createClient, type ExecInput } from "../../client/index.ts";
+import type { ExecResult } from "../../core/schemas.ts";
 
 export interface Target {
   url: string;

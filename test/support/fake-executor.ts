@@ -1,8 +1,9 @@
 // An Executor that runs nothing: it records jobs and answers with a canned
 // result, so the HTTP layer can be tested through app.request() without Docker.
-import type { ExecResult } from "../../api/schemas.ts";
+
+import type { Job } from "../../core/job.ts";
+import type { ExecResult } from "../../core/schemas.ts";
 import type { Executor, ExecutorRunOptions } from "../../executor/executor.ts";
-import type { Job } from "../../executor/job.ts";
 
 export function okResult(id: string, stdout = ""): ExecResult {
   return {

@@ -2,7 +2,7 @@ import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../../api/app.ts";
 import { hashKey } from "../../api/config.ts";
-import { AirlockError } from "../../api/errors.ts";
+import { AirlockError } from "../../core/errors.ts";
 import type { ContainerClient } from "../../executor/docker.ts";
 import type { WorkspaceFiles } from "../../executor/workspace-files.ts";
 import type { WorkspaceStore } from "../../executor/workspaces.ts";

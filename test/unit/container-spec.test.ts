@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { ExecRequest } from "../../api/schemas.ts";
+import type { ExecRequest } from "../../core/schemas.ts";
 import { containerSpec } from "../../executor/container-spec.ts";
 import { loadProfiles } from "../../policies/load.ts";
 import { resolveJob } from "../../policies/resolve.ts";

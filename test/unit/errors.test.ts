@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { AirlockError, ERROR_STATUS, type ErrorCode } from "../../api/errors.ts";
+import { AirlockError, ERROR_STATUS, type ErrorCode } from "../../core/errors.ts";
 
 describe("error table", () => {
   it("maps every code of DESIGN.md to its status", () => {

@@ -6,13 +6,13 @@ import { describe, expect, it, vi } from "vitest";
 import { createApp } from "../../api/app.ts";
 import { hashKey } from "../../api/config.ts";
 import { createAccess } from "../../api/guard.ts";
+import type { LoadedProfile } from "../../core/profile.ts";
 import type { ContainerClient, LabelledObject } from "../../executor/docker.ts";
 import { JobCancelledError } from "../../executor/sandbox.ts";
 import type { WorkspaceFiles } from "../../executor/workspace-files.ts";
 import type { WorkspaceStore } from "../../executor/workspaces.ts";
 import { PolicyHolder, parsePolicy } from "../../policies/access/load.ts";
 import { loadProfiles } from "../../policies/load.ts";
-import type { LoadedProfile } from "../../policies/profile.ts";
 import { FakeExecutor, okResult } from "../support/fake-executor.ts";
 
 const KEYS = {

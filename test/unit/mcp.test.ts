@@ -2,7 +2,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { ExecRequest } from "../../api/schemas.ts";
+import { ExecRequest } from "../../core/schemas.ts";
 import { FAKE_KEY, fakeApp } from "../support/fake-app.ts";
 import { okResult } from "../support/fake-executor.ts";
 

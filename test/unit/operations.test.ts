@@ -6,10 +6,11 @@ import { Registry } from "prom-client";
 import { describe, expect, it, vi } from "vitest";
 import { createApp } from "../../api/app.ts";
 import { hashKey, loadConfig } from "../../api/config.ts";
-import { AirlockError } from "../../api/errors.ts";
 import { createMetrics } from "../../api/metrics.ts";
 import { createRequestScope, requestIdMixin } from "../../api/request-log.ts";
-import type { ExecResult } from "../../api/schemas.ts";
+import { AirlockError } from "../../core/errors.ts";
+import type { Job } from "../../core/job.ts";
+import type { ExecResult } from "../../core/schemas.ts";
 import {
   ContainerCreateBody,
   checkBody,
@@ -19,7 +20,6 @@ import {
 import { containerSpec } from "../../executor/container-spec.ts";
 import type { ContainerClient } from "../../executor/docker.ts";
 import type { Executor, ExecutorRunOptions } from "../../executor/executor.ts";
-import type { Job } from "../../executor/job.ts";
 import { meterClient } from "../../executor/metered-client.ts";
 import { meterExecutor } from "../../executor/metered-executor.ts";
 import { JobCancelledError } from "../../executor/sandbox.ts";
@@ -158,7 +158,11 @@ function app(
 ) {
   const metrics = createMetrics(new Registry());
   const executor = options.executor ?? new FakeExecutor();
-  metrics.watch({ executor });
+  metrics.watch({
+    running: () => executor.running,
+    waiting: () => executor.waiting,
+    parked: () => ({}),
+  });
   return createApp({
     executor,
     client: { ping: async () => {}, imagePresent: async () => true } as unknown as ContainerClient,

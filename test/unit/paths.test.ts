@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { AirlockError } from "../../api/errors.ts";
-import { parentDirs, pathProblem, safeRelativePath } from "../../executor/paths.ts";
+import { AirlockError } from "../../core/errors.ts";
+import { parentDirs, pathProblem, safeRelativePath } from "../../core/paths.ts";
 
 describe("safeRelativePath", () => {
   it.each([

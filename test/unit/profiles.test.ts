@@ -2,8 +2,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { AirlockError } from "../../api/errors.ts";
-import type { ExecRequest } from "../../api/schemas.ts";
+import { AirlockError } from "../../core/errors.ts";
+import type { ExecRequest } from "../../core/schemas.ts";
 import { loadProfiles, mergeDefaults } from "../../policies/load.ts";
 import { resolveJob, resolveLimits } from "../../policies/resolve.ts";
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { AirlockError } from "../../api/errors.ts";
+import { AirlockError } from "../../core/errors.ts";
 import { checkUpload, repack } from "../../executor/upload.ts";
 import { WorkspaceLocks } from "../../executor/workspace-lock.ts";
 import { makeTar, readTar, type TarEntry } from "../support/tar.ts";

@@ -2,7 +2,7 @@
 // before it reaches a tar entry or a container: relative to /workspace, no `..`,
 // no NUL, no backslash, bounded length. The gateway builds and reads tars on the
 // host, so it does not rely on the container or the engine to refuse bad names.
-import { AirlockError } from "../api/errors.ts";
+import { AirlockError } from "./errors.ts";
 
 export const WORKSPACE_DIR = "/workspace";
 const MAX_PATH_BYTES = 4096;

@@ -2,6 +2,7 @@
 // shared defaults (policies/defaults.json) are merged in. Profiles are data, as
 // codapi's box.json: operators add their own without touching code.
 import { z } from "zod";
+import { AirlockError } from "./errors.ts";
 
 const positiveInt = z.number().int().positive();
 
@@ -100,3 +101,14 @@ export const SeccompFile = z.looseObject({
   defaultAction: z.string().startsWith("SCMP_ACT_"),
   syscalls: z.array(z.looseObject({ action: z.string().startsWith("SCMP_ACT_") })),
 });
+
+/** The named profile, or not_found listing every profile. */
+export function lookupProfile(profiles: ReadonlyMap<string, LoadedProfile>, name: string) {
+  const profile = profiles.get(name);
+  if (profile === undefined) {
+    throw new AirlockError("not_found", `profile ${JSON.stringify(name)} does not exist`, {
+      details: { profile: name, available: [...profiles.keys()] },
+    });
+  }
+  return profile;
+}

@@ -1,7 +1,8 @@
 // A Job is one validated, fully resolved operation: the profile it runs under,
 // the argv, the files, the limits it gets. Built by policies/resolve.ts; the
 // executor trusts it and never looks at the raw request.
-import type { Limits, LoadedProfile } from "../policies/profile.ts";
+import { randomUUID } from "node:crypto";
+import type { Limits, LoadedProfile } from "./profile.ts";
 
 export interface JobFile {
   /** Normalised, workspace-relative. */
@@ -40,3 +41,44 @@ export interface Job {
  * container's output (so the job blocks on its writes) until `RunOptions.outputDrained` resolves.
  */
 export type OutputListener = (stream: "stdout" | "stderr", chunk: Buffer) => boolean | undefined;
+
+/**
+ * A job airlock runs for itself under a profile (a hardening probe; deleting a
+ * file or unpacking an archive in a workspace on a caller's behalf): the
+ * profile's hardening, env and default limits, no files of the caller's.
+ */
+export function profileJob(
+  profile: LoadedProfile,
+  tenant: string,
+  argv: string[],
+  options: { stdin?: Buffer; workspace?: WorkspaceRef; limits?: Limits } = {},
+): Job {
+  return {
+    id: randomUUID(),
+    tenant,
+    profile,
+    argv,
+    stdin: options.stdin ?? Buffer.alloc(0),
+    env: { ...profile.env },
+    files: [],
+    workdir: "",
+    limits: options.limits ?? { ...profile.limits.default },
+    returnFiles: [],
+    workspace: options.workspace,
+  };
+}
+
+/**
+ * A job run on a workspace on a caller's behalf: the profile's longest timeout,
+ * since the caller chose no command.
+ */
+export function systemJob(
+  profile: LoadedProfile,
+  tenant: string,
+  argv: string[],
+  stdin: Buffer,
+  workspace: WorkspaceRef,
+): Job {
+  const limits = { ...profile.limits.default, timeoutMs: profile.limits.max.timeoutMs };
+  return profileJob(profile, tenant, argv, { stdin, workspace, limits });
+}
