@@ -14,6 +14,7 @@ import { pino } from "pino";
 import { createApp } from "../api/app.ts";
 import { hashKey } from "../api/config.ts";
 import { DockerodeClient } from "../executor/docker.ts";
+import { translateEngineErrors } from "../executor/engine-errors.ts";
 import { createGatewayCore } from "../executor/gateway.ts";
 import { loadProfiles, POLICIES_DIR } from "../policies/load.ts";
 
@@ -65,7 +66,7 @@ async function throughput(
 // ---- the gateway under test ---------------------------------------------------------------
 
 async function startGateway(concurrency: number) {
-  const client = new DockerodeClient(docker);
+  const client = translateEngineErrors(new DockerodeClient(docker));
   const core = createGatewayCore({
     client,
     profiles,

@@ -54,13 +54,3 @@ export class AirlockError extends Error {
     return { error };
   }
 }
-
-/** Docker engine failures (socket refused, daemon restarting) all surface as one code. */
-export function isDockerUnreachable(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  if (code === "ECONNREFUSED" || code === "ENOENT" || code === "EPIPE" || code === "ECONNRESET") {
-    return true;
-  }
-  const status = (err as { statusCode?: unknown } | null)?.statusCode;
-  return status === 502 || status === 503;
-}

@@ -3,6 +3,7 @@
 // calls, and the real implementation is the only place that knows dockerode.
 import type { Duplex, Readable } from "node:stream";
 import Dockerode from "dockerode";
+import { translateEngineErrors } from "./engine-errors.ts";
 
 export type ContainerSpec = Dockerode.ContainerCreateOptions;
 
@@ -80,12 +81,13 @@ const VOLUME_GONE = [404];
 
 /**
  * The engine named by DOCKER_HOST (or the local socket): dockerode itself for
- * the image builder and the engine checks, and the ContainerClient over it.
+ * the image builder and the engine checks, and the ContainerClient over it,
+ * whose engine failures answer docker_unavailable.
  * Callers above the engine never import dockerode.
  */
-export function connectEngine(): { docker: Dockerode; client: DockerodeClient } {
+export function connectEngine(): { docker: Dockerode; client: ContainerClient } {
   const docker = new Dockerode();
-  return { docker, client: new DockerodeClient(docker) };
+  return { docker, client: translateEngineErrors(new DockerodeClient(docker)) };
 }
 
 export class DockerodeClient implements ContainerClient {

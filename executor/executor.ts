@@ -1,10 +1,11 @@
-// The executor: a job goes through the queue into its own sandbox. Engine
-// failures become docker_unavailable here, once, so routes never see raw
-// dockerode errors.
-import { AirlockError, isDockerUnreachable } from "../core/errors.ts";
+// The executor: a job goes through the queue into its own sandbox. A job's
+// failures leave it typed: cancelled, or docker_unavailable for the engine's
+// (executor/engine-errors.ts), so routes never see raw dockerode errors.
+import { AirlockError } from "../core/errors.ts";
 import type { Job } from "../core/job.ts";
 import type { ExecResult } from "../core/schemas.ts";
 import type { ContainerClient } from "./docker.ts";
+import { engineFailure } from "./engine-errors.ts";
 import type { ManifestCache } from "./manifest-cache.ts";
 import type { WarmPool } from "./pool.ts";
 import { JobQueue } from "./queue.ts";
@@ -105,26 +106,15 @@ export function createExecutor(deps: ExecutorDeps): Executor {
 }
 
 /**
- * Engine failures become docker_unavailable, once, here: a refused or reset
- * socket, and any 5xx from the engine (a daemon shutting down answers 500
- * "database not open" mid-job) — the engine's fault, not airlock's, and worth a retry.
+ * The client's calls are translated by its decorator (translateEngineErrors);
+ * the job's own streams (attach, archives) fail outside any call, so their
+ * engine failures are translated here, as are the client's when a caller
+ * passes an undecorated one.
  */
 function translate(err: unknown): unknown {
   if (err instanceof AirlockError || err instanceof JobCancelledError) return err;
   if ((err as { name?: unknown } | null)?.name === "AbortError") {
     return new JobCancelledError("the client went away while the job was queued", { cause: err });
   }
-  const status = (err as { statusCode?: unknown } | null)?.statusCode;
-  if (isDockerUnreachable(err) || (typeof status === "number" && status >= 500)) {
-    const detail = (err as Error).message.replace(/\s+/g, " ").slice(0, 200);
-    return new AirlockError(
-      "docker_unavailable",
-      `the Docker engine failed; retry shortly (${detail})`,
-      {
-        cause: err,
-        retryAfterSeconds: 5,
-      },
-    );
-  }
-  return err;
+  return engineFailure(err) ?? err;
 }

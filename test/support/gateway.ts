@@ -14,6 +14,7 @@ import { type Access, createAccess } from "../../api/guard.ts";
 import { createMetrics, type Metrics } from "../../api/metrics.ts";
 import { LABEL_INSTANCE } from "../../executor/container-spec.ts";
 import { DockerodeClient } from "../../executor/docker.ts";
+import { translateEngineErrors } from "../../executor/engine-errors.ts";
 import type { Executor } from "../../executor/executor.ts";
 import { createGatewayCore } from "../../executor/gateway.ts";
 import type { ManifestCache } from "../../executor/manifest-cache.ts";
@@ -96,7 +97,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
   const key = options.key ?? `test-key-${randomUUID()}`;
   const docker = options.docker ?? new Dockerode();
   const metrics = options.metrics === true ? createMetrics(new Registry()) : undefined;
-  const direct = new DockerodeClient(docker);
+  const direct = translateEngineErrors(new DockerodeClient(docker));
   const client = metrics === undefined ? direct : meterClient(direct, metrics);
   const profiles = loadProfiles({ extraDir: options.profilesDir });
   const envKeys = [
