@@ -31,9 +31,13 @@ export class JobQueue {
     return this.queue.size;
   }
 
-  /** Runs `task` when a slot is free; rejects at once with busy when the queue is full. */
+  /**
+   * Runs `task` when a slot is free; rejects at once with busy when every slot
+   * is taken and `maxQueue` jobs already wait. Counted as one capacity, so
+   * maxQueue 0 means "run now or refuse", never "refuse everything".
+   */
   async run<T>(task: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-    if (this.queue.size >= this.maxQueue) {
+    if (this.queue.pending + this.queue.size >= this.concurrency + this.maxQueue) {
       const seconds = Math.max(
         1,
         Math.ceil(((this.queue.size + 1) * this.averageMs) / this.concurrency / 1000),
