@@ -49,16 +49,61 @@ function checkSymlink(name: string, target: string): void {
     reject(name, "is a symlink with an empty or NUL target");
   if (target.startsWith("/"))
     reject(name, `is a symlink to an absolute path (${target}), outside /workspace`);
-  const resolved = posix.normalize(posix.join(posix.dirname(name), target));
-  if (resolved === ".." || resolved.startsWith("../")) {
-    reject(name, `is a symlink to ${target}, which leads outside /workspace`);
+}
+
+/** Hops through symlinks before a chain counts as a loop (Linux's own limit). */
+const MAX_HOPS = 40;
+
+/**
+ * Where `target`, read from the directory `from`, really leads once the
+ * archive's symlinks exist — followed as the kernel would, so a `..` after a
+ * link climbs from where the link points, not from where it stands. Returns
+ * the path's segments under /workspace, or undefined when it leaves it.
+ * Lexical normalisation is not enough: with `x/up -> ..`, the link
+ * `esc -> x/up/..` looks like `x` but is the parent of /workspace.
+ */
+function resolveInside(
+  from: string[],
+  target: string,
+  links: ReadonlyMap<string, string>,
+  hops: { left: number },
+): string[] | undefined {
+  let at = [...from];
+  for (const part of target.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") {
+      if (at.length === 0) return undefined;
+      at.pop();
+      continue;
+    }
+    const link = links.get([...at, part].join("/"));
+    if (link === undefined) {
+      at.push(part);
+      continue;
+    }
+    if (--hops.left < 0) return undefined;
+    const next = resolveInside(at, link, links, hops);
+    if (next === undefined) return undefined;
+    at = next;
+  }
+  return at;
+}
+
+/** Every symlink of the archive, with every other one in place, stays inside /workspace. */
+function checkLinkChains(links: ReadonlyMap<string, string>): void {
+  for (const [name, target] of links) {
+    const from = name.split("/").slice(0, -1);
+    if (resolveInside(from, target, links, { left: MAX_HOPS }) === undefined) {
+      reject(name, `is a symlink to ${target}, which leads outside /workspace (or loops)`);
+    }
   }
 }
 
 export async function checkUpload(tar: Buffer, limits: UploadLimits): Promise<CheckedUpload> {
   const entries: CleanEntry[] = [];
   const files = new Set<string>();
-  const links = new Set<string>();
+  /** Symlink name → target, as the archive will create them. */
+  const links = new Map<string, string>();
   let bytes = 0;
   const ex = extract();
   Readable.from([tar]).pipe(ex);
@@ -96,7 +141,7 @@ export async function checkUpload(tar: Buffer, limits: UploadLimits): Promise<Ch
         case "symlink":
           checkSymlink(header.name, header.linkname ?? "");
           entries.push({ type: "symlink", name, target: header.linkname ?? "" });
-          links.add(name);
+          links.set(name, header.linkname ?? "");
           break;
         case "link": {
           const target = cleanName(header.linkname ?? "");
@@ -117,6 +162,8 @@ export async function checkUpload(tar: Buffer, limits: UploadLimits): Promise<Ch
       }
       entry.resume();
     }
+    // Only once every link is known: a chain can be built in any order.
+    checkLinkChains(links);
   } catch (err) {
     if (err instanceof AirlockError) throw err;
     throw new AirlockError(

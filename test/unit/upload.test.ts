@@ -49,6 +49,31 @@ describe("checkUpload", () => {
       ],
       "passes through the symlink l",
     ],
+    // A chain of links that each look inside: x/up is /workspace itself, so x/up/.. is its parent.
+    [
+      [
+        { name: "x/up", type: "symlink", linkname: ".." },
+        { name: "esc", type: "symlink", linkname: "x/up/.." },
+      ],
+      '"esc" is a symlink to x/up/.., which leads outside /workspace',
+    ],
+    // The same chain declared in the other order: the link it rests on comes later.
+    [
+      [
+        { name: "esc", type: "symlink", linkname: "x/up/.." },
+        { name: "x/up", type: "symlink", linkname: ".." },
+      ],
+      '"esc" is a symlink to x/up/.., which leads outside /workspace',
+    ],
+    [
+      [
+        { name: "a/b/top", type: "symlink", linkname: "../.." },
+        { name: "a/c", type: "symlink", linkname: "b/top" },
+        { name: "out", type: "symlink", linkname: "a/c/../x" },
+      ],
+      '"out" is a symlink to a/c/../x, which leads outside',
+    ],
+    [[{ name: "loop", type: "symlink", linkname: "loop/x" }], "(or loops)"],
     [[{ name: "h", type: "link", linkname: "nope" }], "not a file earlier"],
     [[{ name: "dev", type: "block-device" }], "block-device entry"],
     [[{ name: "big", body: Buffer.alloc(101) }], "past 100 bytes"],
@@ -58,6 +83,19 @@ describe("checkUpload", () => {
     expect(text).toContain(message);
     expect(text).toContain("nothing was written");
   });
+});
+
+it("accepts chains of links that stay inside, whatever their order", async () => {
+  const upload = await checkUpload(
+    await makeTar([
+      { name: "alias", type: "symlink", linkname: "d/inner/.." },
+      { name: "d/inner", type: "symlink", linkname: "../e" },
+      { name: "e/f", body: "x" },
+      { name: "up", type: "symlink", linkname: "d/inner/../d" },
+    ]),
+    limits,
+  );
+  expect(upload.entries.map((e) => e.name)).toEqual(["alias", "d/inner", "e/f", "up"]);
 });
 
 async function readAll(stream: AsyncIterable<unknown>): Promise<Buffer> {
