@@ -126,6 +126,19 @@ export const ROUTES: RouteSpec[] = [
   },
   {
     method: "get",
+    path: "/docs/scalar.js",
+    summary: "The docs page's script (Scalar's browser bundle, from the installed package)",
+    tag: "operations",
+    auth: "none",
+    responses: {
+      200: {
+        description: "JavaScript",
+        raw: { type: "text/javascript", description: "the bundle" },
+      },
+    },
+  },
+  {
+    method: "get",
     path: "/dashboard",
     summary:
       "The operators' dashboard: a page that logs in with an admin key and polls the admin routes",

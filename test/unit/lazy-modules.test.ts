@@ -74,5 +74,6 @@ describe("the compile cache", () => {
     } finally {
       rmSync(cache, { recursive: true, force: true });
     }
-  });
+    // Three Node processes that each load the whole gateway: seconds on a busy machine.
+  }, 30_000);
 });
