@@ -13,9 +13,11 @@ import { JobCancelledError } from "../executor/sandbox.ts";
 import pkg from "../package.json" with { type: "json" };
 import { PolicyHolder } from "../policies/access/load.ts";
 import { environmentPolicy } from "../policies/access/schema.ts";
+import { type Access, createAccess } from "./admission/access.ts";
+import { Admission } from "./admission/admit.ts";
+import { auditTrail } from "./admission/audit.ts";
 import { type AuthEnv, bearerAuth } from "./auth.ts";
 import type { ApiKey } from "./config.ts";
-import { type Access, auditTrail, createAccess } from "./guard.ts";
 import type { Metrics } from "./metrics.ts";
 import { type LogEnv, type RequestScope, requestLog } from "./request-log.ts";
 import { adminRoutes } from "./routes/admin.ts";
@@ -59,6 +61,12 @@ export function createApp(deps: AppDeps) {
       policy: new PolicyHolder(environmentPolicy(deps.keys ?? [])),
       client: deps.client,
     });
+  // Every /v1 route asks this one admission whether it may go ahead (api/admission/admit.ts).
+  const admission = new Admission({
+    access,
+    profiles: deps.profiles,
+    workspaces: deps.workspaces.store,
+  });
   const app = new Hono<AuthEnv & LogEnv>();
   app.use(requestId());
   app.use(requestLog(deps.logger, { scope: deps.requestScope, metrics: deps.metrics }));
@@ -85,16 +93,20 @@ export function createApp(deps: AppDeps) {
   const keys = () => access.deps.policy.current().keys;
   app.use("/v1/*", bearerAuth(keys));
   app.use("/mcp", bearerAuth(keys));
-  app.route("/", profileRoutes(deps.profiles, access));
-  app.route("/", execRoutes({ executor: deps.executor, profiles: deps.profiles, access }));
-  app.route("/", workspaceRoutes({ ...deps.workspaces, access, profiles: deps.profiles }));
+  app.route("/", profileRoutes(admission));
+  app.route("/", execRoutes({ executor: deps.executor, profiles: deps.profiles, admission }));
+  app.route("/", workspaceRoutes({ ...deps.workspaces, admission, profiles: deps.profiles }));
   app.route(
     "/",
-    adminRoutes(access, () => ({ running: deps.executor.running, waiting: deps.executor.waiting })),
+    adminRoutes(admission, () => ({
+      running: deps.executor.running,
+      waiting: deps.executor.waiting,
+    })),
   );
   // MCP and Piston run nothing themselves: they call the routes above through
-  // this app, in-process, with the caller's key, so every check of /v1 applies
-  // (scopes, rate limits, quotas, approvals, the stop, the audit trail).
+  // this app, in-process, with the caller's key, so every one of their
+  // operations is admitted by the same admit(plan) (scopes, profiles, rate
+  // limits, quotas, approvals, the stop) and audited.
   const inProcess = (req: Request) => app.fetch(req);
   app.route("/", mcpRoutes({ fetch: inProcess, version: pkg.version }));
   app.route(

@@ -275,7 +275,7 @@ export type PistonRuntime = z.infer<typeof PistonRuntime>;
 export const PistonError = z.object({ message: z.string() });
 
 // ---- policies: approvals, the emergency stop, the audit trail, usage ----------------------
-// The shapes the admin and approval routes answer with (api/routes/admin.ts, api/guard.ts),
+// The shapes the admin and approval routes answer with (api/routes/admin.ts, api/admission/),
 // for the OpenAPI document; policies/access keeps the same fields as TypeScript types.
 
 export const ApprovalStatus = z.enum([

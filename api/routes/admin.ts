@@ -5,8 +5,10 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { AirlockError } from "../../core/errors.ts";
 import { TENANT_NAME, tenantPolicy } from "../../policies/access/schema.ts";
+import type { Admission } from "../admission/admit.ts";
+import { approvalFor, decide } from "../admission/approvals.ts";
+import { note } from "../admission/audit.ts";
 import type { AuthEnv } from "../auth.ts";
-import { type Access, note } from "../guard.ts";
 import { parseBody } from "../validate.ts";
 
 const TenantTarget = z.strictObject({
@@ -74,17 +76,18 @@ export interface QueueView {
   waiting: number;
 }
 
-export function adminRoutes(access: Access, queue: () => QueueView) {
+export function adminRoutes(admission: Admission, queue: () => QueueView) {
+  const { access } = admission;
   const { stop, approvals, audit, policy, quotas, jobs } = access.deps;
   const app = new Hono<AuthEnv>();
 
-  app.get("/v1/admin/stop", (c) => {
-    access.admit(c, "admin.stop.state", ["admin"]);
+  app.get("/v1/admin/stop", async (c) => {
+    await admission.admit(c, { op: "admin.stop.state", scopes: ["admin"] });
     return c.json(stop.state());
   });
 
   app.post("/v1/admin/stop", async (c) => {
-    access.admit(c, "admin.stop", ["admin"]);
+    await admission.admit(c, { op: "admin.stop", scopes: ["admin"] });
     const { tenant } = await optionalBody(c.req.raw, TenantTarget);
     const state = await stop.stop(tenant);
     const cancelled = approvals.cancelPending(tenant, c.get("caller").keyId);
@@ -92,13 +95,13 @@ export function adminRoutes(access: Access, queue: () => QueueView) {
   });
 
   app.post("/v1/admin/resume", async (c) => {
-    access.admit(c, "admin.resume", ["admin"]);
+    await admission.admit(c, { op: "admin.resume", scopes: ["admin"] });
     const { tenant } = await optionalBody(c.req.raw, TenantTarget);
     return c.json(await stop.resume(tenant));
   });
 
-  app.post("/v1/admin/policy/reload", (c) => {
-    access.admit(c, "admin.policy.reload", ["admin"]);
+  app.post("/v1/admin/policy/reload", async (c) => {
+    await admission.admit(c, { op: "admin.policy.reload", scopes: ["admin"] });
     const outcome = policy.reload();
     if (!outcome.ok) {
       throw new AirlockError(
@@ -110,8 +113,8 @@ export function adminRoutes(access: Access, queue: () => QueueView) {
     return c.json(outcome);
   });
 
-  app.get("/v1/admin/usage", (c) => {
-    access.admit(c, "admin.usage", ["admin"]);
+  app.get("/v1/admin/usage", async (c) => {
+    await admission.admit(c, { op: "admin.usage", scopes: ["admin"] });
     const current = policy.current();
     return c.json({
       tenants: [...current.tenants.keys()].map((t) => ({
@@ -122,8 +125,8 @@ export function adminRoutes(access: Access, queue: () => QueueView) {
     });
   });
 
-  app.get("/v1/admin/jobs", (c) => {
-    access.admit(c, "admin.jobs", ["admin"]);
+  app.get("/v1/admin/jobs", async (c) => {
+    await admission.admit(c, { op: "admin.jobs", scopes: ["admin"] });
     const list = jobs.list();
     const queuedByTenant: Record<string, number> = {};
     for (const j of list) {
@@ -132,37 +135,33 @@ export function adminRoutes(access: Access, queue: () => QueueView) {
     return c.json({ jobs: list, queue: { ...queue(), queuedByTenant } });
   });
 
-  app.get("/v1/audit", (c) => {
-    access.admit(c, "audit.read", ["admin"]);
+  app.get("/v1/audit", async (c) => {
+    await admission.admit(c, { op: "audit.read", scopes: ["admin"] });
     return c.json({ records: audit.query(query(AuditQuery, c.req.query())) });
   });
 
-  app.get("/v1/approvals", (c) => {
-    access.admit(c, "approvals.list", ["admin"]);
+  app.get("/v1/approvals", async (c) => {
+    await admission.admit(c, { op: "approvals.list", scopes: ["admin"] });
     return c.json({ approvals: approvals.list("pending") });
   });
 
   app.get("/v1/approvals/:id", async (c) => {
-    note(c, { op: "approvals.get", approvalId: c.req.param("id") });
     const id = c.req.param("id");
-    access.approvalFor(c, id);
+    // Needs no scope: the tenant's own keys read and wait on their approvals, during a stop too.
+    await admission.admit(c, { op: "approvals.get", scopes: [] });
+    note(c, { approvalId: id });
+    approvalFor(c, access, id);
     const { wait } = query(WaitQuery, c.req.query());
     const view = await approvals.wait(id, wait * 1000, c.req.raw.signal);
-    return c.json(view ?? access.approvalFor(c, id));
+    return c.json(view ?? approvalFor(c, access, id));
   });
 
   for (const action of ["approve", "deny"] as const) {
-    app.post(`/v1/approvals/:id/${action}`, (c) => {
+    app.post(`/v1/approvals/:id/${action}`, async (c) => {
       const id = c.req.param("id");
-      access.admit(c, `approvals.${action}`, ["admin"]);
+      await admission.admit(c, { op: `approvals.${action}`, scopes: ["admin"] });
       note(c, { approvalId: id });
-      const by = c.get("caller").keyId;
-      if (action === "approve") access.assertRunning(access.approvalFor(c, id).tenant);
-      const view = action === "approve" ? approvals.approve(id, by) : approvals.deny(id, by);
-      if (view === undefined) {
-        throw new AirlockError("not_found", `approval ${JSON.stringify(id)} does not exist`);
-      }
-      return c.json(view);
+      return c.json(decide(c, access, id, action));
     });
   }
 

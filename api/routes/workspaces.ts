@@ -9,8 +9,9 @@ import type { WorkspaceFiles } from "../../executor/workspace-files.ts";
 import type { WorkspaceStore } from "../../executor/workspaces.ts";
 import type { Scope } from "../../policies/access/schema.ts";
 import { decodeFiles, resolveJob } from "../../policies/resolve.ts";
+import type { Admission } from "../admission/admit.ts";
+import { note } from "../admission/audit.ts";
 import type { AuthEnv } from "../auth.ts";
-import { type Access, note } from "../guard.ts";
 import { parseBody } from "../validate.ts";
 import { answerExec } from "./exec.ts";
 
@@ -21,7 +22,7 @@ export interface WorkspaceRouteDeps {
 }
 
 export interface WorkspaceRoutesOptions extends WorkspaceRouteDeps {
-  access: Access;
+  admission: Admission;
   profiles: ReadonlyMap<string, LoadedProfile>;
 }
 
@@ -38,20 +39,16 @@ function pathParam(value: string | undefined): string {
  * Scopes: `workspaces` to create, read and delete a workspace (plus
  * `files.write` when it is created with files); `exec` and `workspaces` to
  * run in one; `files.read` to list, read and download; `files.write` to
- * write, delete and upload. A workspace's profile is checked on every use.
+ * write, delete and upload. A workspace's profile is checked on every use
+ * (admission looks it up: another tenant's workspace is a 404).
  */
 export function workspaceRoutes(deps: WorkspaceRoutesOptions) {
-  const { store, files, access } = deps;
+  const { store, files, admission } = deps;
   const app = new Hono<AuthEnv>();
   const tenant = (c: { get(key: "caller"): { tenant: string } }) => c.get("caller").tenant;
-  /** Stop, scopes and rate limit, then the workspace's profile (404 for another tenant's). */
-  const admitOn = async (c: Context<AuthEnv>, op: string, scopes: Scope[]) => {
-    const id = c.req.param("id") ?? "";
-    access.admit(c, op, scopes, undefined, id);
-    const info = await store.get(tenant(c), id);
-    access.checkProfile(c, lookupProfile(deps.profiles, info.profile));
-    return id;
-  };
+  /** The plan of a file or archive route: the workspace of the path, whose profile admission checks. */
+  const admitOn = (c: Context<AuthEnv>, op: string, scopes: Scope[]) =>
+    admission.admit(c, { op, scopes, workspace: c.req.param("id") ?? "" });
 
   app.post("/v1/workspaces", async (c) => {
     // An empty body is allowed: every field is optional.
@@ -61,13 +58,12 @@ export function workspaceRoutes(deps: WorkspaceRoutesOptions) {
     const body = hasBody ? await parseBody(c.req.raw, CreateWorkspaceRequest) : {};
     const profile = lookupProfile(deps.profiles, body.profile ?? deps.defaultProfile);
     const hasFiles = (body.files?.length ?? 0) > 0;
-    access.admit(
-      c,
-      "workspace.create",
-      hasFiles ? ["workspaces", "files.write"] : ["workspaces"],
+    await admission.admit(c, {
+      op: "workspace.create",
+      scopes: hasFiles ? ["workspaces", "files.write"] : ["workspaces"],
       profile,
-    );
-    await access.admitWorkspace(c);
+      createsWorkspace: true,
+    });
     const info = await store.create(
       tenant(c),
       body.profile ?? deps.defaultProfile,
@@ -77,31 +73,31 @@ export function workspaceRoutes(deps: WorkspaceRoutesOptions) {
   });
 
   app.get("/v1/workspaces/:id", async (c) => {
-    access.admit(c, "workspace.get", ["workspaces"], undefined, c.req.param("id"));
-    return c.json(await store.get(tenant(c), c.req.param("id")));
+    const id = c.req.param("id");
+    const { workspace } = await admission.admit(c, {
+      op: "workspace.get",
+      scopes: ["workspaces"],
+      workspace: id,
+    });
+    return c.json(workspace);
   });
 
   app.delete("/v1/workspaces/:id", async (c) => {
-    access.admit(c, "workspace.delete", ["workspaces"], undefined, c.req.param("id"));
-    await store.remove(tenant(c), c.req.param("id"));
+    const id = c.req.param("id");
+    await admission.admit(c, { op: "workspace.delete", scopes: ["workspaces"], workspace: id });
+    await store.remove(tenant(c), id);
     return c.body(null, 204);
   });
 
   app.post("/v1/workspaces/:id/exec", async (c) => {
     const body = await parseBody(c.req.raw, WorkspaceExecRequest);
     const id = c.req.param("id");
-    // Stop and scopes before the engine is asked for the workspace's profile.
-    access.precheck(c, "workspace.exec", ["exec", "workspaces"], id);
-    const info = await store.get(tenant(c), id);
-    const profile = lookupProfile(deps.profiles, info.profile);
-    return access.runJob(
-      c,
-      body,
-      {
-        op: "workspace.exec",
-        scopes: ["exec", "workspaces"],
-        profile,
-        workspace: id,
+    const admitted = await admission.admit(c, {
+      op: "workspace.exec",
+      scopes: ["exec", "workspaces"],
+      workspace: id,
+      job: {
+        request: body,
         run: (limits, options) =>
           store.exec(
             tenant(c),
@@ -116,13 +112,13 @@ export function workspaceRoutes(deps: WorkspaceRoutesOptions) {
             options,
           ),
       },
-      (run) => answerExec(c, run),
-    );
+    });
+    return answerExec(c, admitted.job);
   });
 
   app.get("/v1/workspaces/:id/files", async (c) => {
-    const id = await admitOn(c, "files.list", ["files.read"]);
-    return c.json(await files.list(tenant(c), id, c.req.query("path") ?? ""));
+    const { workspace } = await admitOn(c, "files.list", ["files.read"]);
+    return c.json(await files.list(tenant(c), workspace.id, c.req.query("path") ?? ""));
   });
 
   app.delete("/v1/workspaces/:id/files", async (c) => {

@@ -1,5 +1,5 @@
 // The jobs admitted and not yet finished, for the operators' view (GET
-// /v1/admin/jobs, the dashboard). The guard adds each job when it takes the
+// /v1/admin/jobs, the dashboard). Admission adds each job when it takes the
 // tenant's job slot and removes it when the slot is released; the executor
 // says when the job left the queue for its container. In memory: it shows
 // this gateway's jobs only.

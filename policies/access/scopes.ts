@@ -1,5 +1,5 @@
 // Which scopes an operation needs, and whether a key may use a profile. Pure
-// functions: the HTTP guard turns a refusal into 403 forbidden naming it.
+// functions: admission (api/admission/admit.ts) turns a refusal into 403 forbidden naming it.
 import type { LoadedProfile } from "../../core/profile.ts";
 import type { KeyGrant, Policy, Scope } from "./schema.ts";
 

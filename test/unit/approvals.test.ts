@@ -1,7 +1,9 @@
-// Approval checkpoints (fake clock) and the emergency stop's marker volumes (fake engine).
+// Approval checkpoints (fake clock), which rules a job meets, and the emergency
+// stop's marker volumes (fake engine).
 import { describe, expect, it } from "vitest";
 import type { LabelledObject } from "../../executor/docker.ts";
 import { ApprovalStore } from "../../policies/access/approvals.ts";
+import { Checkpoints } from "../../policies/access/checkpoints.ts";
 import { StopSwitch } from "../../policies/access/stop.ts";
 import { okResult } from "../support/fake-executor.ts";
 
@@ -92,6 +94,43 @@ describe("approvals", () => {
     expect(store.get(a.id)?.status).toBe("cancelled");
     expect(store.get(b.id)?.status).toBe("pending");
     expect(store.pendingCount("u")).toBe(1);
+  });
+});
+
+describe("checkpoints", () => {
+  const shell = { name: "shell", network: "none" };
+  const web = { name: "web", network: "bridge" };
+  const none = { network: false, firstUseOfProfile: false };
+
+  it("names each rule a job meets; none for a job under them", () => {
+    const cp = new Checkpoints();
+    const rules = { ...none, network: true, jobsOverSeconds: 10 };
+    expect(cp.reasons("k", rules, web, 20_000)).toEqual(["network", "jobsOverSeconds"]);
+    expect(cp.reasons("k", rules, shell, 10_000)).toEqual([]);
+    expect(cp.reasons("k", none, web, 999_000)).toEqual([]);
+  });
+
+  it("asks on a key's first use of a profile until a job of it there is approved", () => {
+    const cp = new Checkpoints();
+    const rules = { ...none, firstUseOfProfile: true };
+    expect(cp.reasons("k", rules, shell, 1000)).toEqual(["firstUseOfProfile"]);
+    expect(cp.reasons("k", rules, shell, 1000)).toEqual(["firstUseOfProfile"]);
+    cp.approved("k", "shell");
+    expect(cp.reasons("k", rules, shell, 1000)).toEqual([]);
+    expect(cp.reasons("other", rules, shell, 1000)).toEqual(["firstUseOfProfile"]);
+  });
+
+  it("asks for every Nth job of each key", () => {
+    const cp = new Checkpoints();
+    const rules = { ...none, everyNOperations: 3 };
+    const asked = (key: string) => cp.reasons(key, rules, shell, 1000).length > 0;
+    expect([asked("a"), asked("a"), asked("b"), asked("a"), asked("a")]).toEqual([
+      false,
+      false,
+      false,
+      true,
+      false,
+    ]);
   });
 });
 

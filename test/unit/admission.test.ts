@@ -1,11 +1,13 @@
-// The policy guard through the HTTP layer (app.request, a fake executor, a
-// fake engine for the stop markers): status codes, messages, Retry-After,
-// the approval flow, the stop, and one audit line per operation.
+// Admission through the HTTP layer (app.request, a fake executor, a fake
+// engine for the stop markers, a fake workspace store): status codes,
+// messages, Retry-After, the approval flow, the stop, and one audit line per
+// operation. admit(plan) on its own: admit.test.ts.
 import { pino } from "pino";
 import { describe, expect, it, vi } from "vitest";
+import { createAccess } from "../../api/admission/access.ts";
 import { createApp } from "../../api/app.ts";
 import { hashKey } from "../../api/config.ts";
-import { createAccess } from "../../api/guard.ts";
+import { AirlockError } from "../../core/errors.ts";
 import type { LoadedProfile } from "../../core/profile.ts";
 import type { ContainerClient, LabelledObject } from "../../executor/docker.ts";
 import { JobCancelledError } from "../../executor/sandbox.ts";
@@ -21,6 +23,7 @@ const KEYS = {
   admin: "admin-key-0123456789",
   net: "net-key-0123456789",
   gated: "gated-key-0123456789",
+  pyonly: "pyonly-key-0123456789",
 };
 const h = (k: string) => `sha256:${hashKey(k).toString("hex")}`;
 
@@ -33,6 +36,12 @@ const POLICY = {
         { id: "agent", hash: h(KEYS.agent), scopes: ["exec", "workspaces"] },
         { id: "reader", hash: h(KEYS.reader), scopes: ["files.read"], profiles: ["python"] },
         { id: "net", hash: h(KEYS.net), scopes: ["exec", "network"] },
+        {
+          id: "pyonly",
+          hash: h(KEYS.pyonly),
+          scopes: ["workspaces", "files.read"],
+          profiles: ["python"],
+        },
       ],
     },
     gate: {
@@ -42,6 +51,32 @@ const POLICY = {
     ops: { keys: [{ id: "root", hash: h(KEYS.admin), scopes: ["admin"] }] },
   },
 };
+
+/** Workspaces in a map, enough of the store for the routes that only look one up or remove it. */
+function fakeWorkspaces() {
+  const owned = new Map<string, { tenant: string; profile: string }>();
+  const removed: string[] = [];
+  const missing = (id: string) =>
+    new AirlockError("not_found", `workspace ${JSON.stringify(id)} does not exist`);
+  const find = (tenant: string, id: string) => {
+    const ws = owned.get(id);
+    if (ws === undefined || ws.tenant !== tenant) throw missing(id);
+    return ws;
+  };
+  const store = {
+    get: async (tenant: string, id: string) => {
+      const ws = find(tenant, id);
+      const at = new Date(0).toISOString();
+      return { id, profile: ws.profile, createdAt: at, lastUsedAt: at, expiresAt: at };
+    },
+    remove: async (tenant: string, id: string) => {
+      find(tenant, id);
+      owned.delete(id);
+      removed.push(id);
+    },
+  } as unknown as WorkspaceStore;
+  return { store, owned, removed };
+}
 
 function setup(policy: unknown = POLICY) {
   const base = loadProfiles();
@@ -68,6 +103,7 @@ function setup(policy: unknown = POLICY) {
   const lines: string[] = [];
   const access = createAccess({ policy: holder, client, auditWrite: (l) => lines.push(l) });
   const executor = new FakeExecutor();
+  const workspaces = fakeWorkspaces();
   const app = createApp({
     executor,
     client,
@@ -76,7 +112,7 @@ function setup(policy: unknown = POLICY) {
     maxBodyBytes: 1024 * 1024,
     logger: pino({ level: "silent" }),
     workspaces: {
-      store: {} as WorkspaceStore,
+      store: workspaces.store,
       files: {} as WorkspaceFiles,
       defaultProfile: "shell",
     },
@@ -98,6 +134,7 @@ function setup(policy: unknown = POLICY) {
     access,
     audit,
     lines,
+    workspaces,
     setPolicy: (p: string) => {
       text = p;
     },
@@ -106,7 +143,7 @@ function setup(policy: unknown = POLICY) {
 
 const EXEC = { profile: "shell", command: ["echo", "hi"] };
 
-describe("policy guard", () => {
+describe("admission through the routes", () => {
   it("403 names the missing scope; a key without network cannot use a networked profile", async () => {
     const { call, executor } = setup();
     const r1 = await call(KEYS.reader, "POST", "/v1/exec", EXEC);
@@ -126,6 +163,24 @@ describe("policy guard", () => {
     const r3 = await call(KEYS.net, "POST", "/v1/exec", { ...EXEC, profile: "web" });
     expect(r3.status).toBe(200);
     expect(executor.jobs.map((j) => j.profile.name)).toEqual(["web"]);
+  });
+
+  it("checks a workspace's profile on GET and DELETE too: a key that may not use it cannot", async () => {
+    const { call, workspaces } = setup();
+    workspaces.owned.set("ws_shell", { tenant: "acme", profile: "shell" });
+    workspaces.owned.set("ws_python", { tenant: "acme", profile: "python" });
+    for (const method of ["GET", "DELETE"]) {
+      const r = await call(KEYS.pyonly, method, "/v1/workspaces/ws_shell");
+      expect(r.status).toBe(403);
+      expect(await r.json()).toMatchObject({
+        error: { code: "forbidden", message: "this key may not use profile shell" },
+      });
+    }
+    expect(workspaces.removed).toEqual([]);
+    expect((await call(KEYS.pyonly, "GET", "/v1/workspaces/ws_python")).status).toBe(200);
+    expect((await call(KEYS.agent, "GET", "/v1/workspaces/ws_shell")).status).toBe(200);
+    expect((await call(KEYS.pyonly, "DELETE", "/v1/workspaces/ws_python")).status).toBe(204);
+    expect(workspaces.removed).toEqual(["ws_python"]);
   });
 
   it("lists only the profiles a key may use", async () => {
@@ -242,6 +297,8 @@ describe("policy guard", () => {
     const r = await call(KEYS.agent, "POST", "/v1/exec", EXEC);
     expect(r.status).toBe(423);
     expect(await r.json()).toMatchObject({ error: { code: "stopped" } });
+    // What needs no scope still answers: the profiles a key may use.
+    expect((await call(KEYS.agent, "GET", "/v1/profiles")).status).toBe(200);
     const other = { ...EXEC, limits: { timeoutMs: 2000 } };
     expect((await call(KEYS.gated, "POST", "/v1/exec", other)).status).toBe(200);
     expect(await (await call(KEYS.admin, "GET", "/v1/admin/stop")).json()).toMatchObject({

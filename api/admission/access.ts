@@ -1,0 +1,96 @@
+// The policy machinery of one gateway: the policy in force and the in-memory
+// state that enforces it (rate-limit logs, quota ledger, approvals, approval
+// checkpoints, the emergency stop, the audit log, the running jobs). Made once
+// by main.ts (createAccess); the admission (admit.ts) and the admin routes use it.
+import { AirlockError } from "../../core/errors.ts";
+import type { LoadedProfile } from "../../core/profile.ts";
+import type { ContainerClient } from "../../executor/docker.ts";
+import { ApprovalStore } from "../../policies/access/approvals.ts";
+import { AuditLog } from "../../policies/access/audit.ts";
+import { Checkpoints } from "../../policies/access/checkpoints.ts";
+import type { PolicyHolder } from "../../policies/access/load.ts";
+import { QuotaLedger } from "../../policies/access/quota.ts";
+import { RateLimiter } from "../../policies/access/rate-limit.ts";
+import { RunningJobs } from "../../policies/access/running.ts";
+import { type TenantPolicy, tenantPolicy } from "../../policies/access/schema.ts";
+import { profileRefusal } from "../../policies/access/scopes.ts";
+import { StopSwitch } from "../../policies/access/stop.ts";
+import type { Caller } from "../auth.ts";
+
+export interface AccessDeps {
+  policy: PolicyHolder;
+  limiter: RateLimiter;
+  quotas: QuotaLedger;
+  approvals: ApprovalStore;
+  /** Which approval rules a job meets, and what they remember. */
+  checkpoints: Checkpoints;
+  stop: StopSwitch;
+  audit: AuditLog;
+  /** The jobs holding a job slot now, for the operators' view. */
+  jobs: RunningJobs;
+  /** For counting a tenant's workspaces. */
+  client: Pick<ContainerClient, "listVolumes">;
+  now: () => number;
+}
+
+export class Access {
+  readonly deps: AccessDeps;
+
+  constructor(deps: AccessDeps) {
+    this.deps = deps;
+  }
+
+  /** The tenant's quotas and approval rules under the policy in force now. */
+  tenant(tenant: string): TenantPolicy {
+    return tenantPolicy(this.deps.policy.current(), tenant);
+  }
+
+  /** May this caller use this profile at all (GET /v1/profiles lists only those)? */
+  mayUse(caller: Caller, profile: LoadedProfile): boolean {
+    return profileRefusal(this.deps.policy.current(), caller.grant, profile) === undefined;
+  }
+
+  /** The workspace size cap of a tenant, when its policy sets one. */
+  workspaceBytes(tenant: string): number | undefined {
+    return this.tenant(tenant).quotas.maxWorkspaceBytes;
+  }
+
+  /** 423 while an operator's emergency stop of this tenant (or of everything) is in force. */
+  assertRunning(tenant: string): void {
+    const stopped = this.deps.stop.stoppedFor(tenant);
+    if (stopped === undefined) return;
+    throw new AirlockError(
+      "stopped",
+      stopped.target === "all"
+        ? `an operator's emergency stop of everything is in force since ${stopped.since}`
+        : `an operator's emergency stop of tenant ${tenant} is in force since ${stopped.since}`,
+      { details: { stopped: stopped.target, since: stopped.since } },
+    );
+  }
+}
+
+export interface CreateAccessOptions {
+  policy: PolicyHolder;
+  client: Pick<ContainerClient, "listVolumes" | "createVolume" | "removeVolume">;
+  /** Where audit lines go; default: nowhere (the in-memory ring only). */
+  auditWrite?: (line: string) => void;
+  auditRingSize?: number;
+  now?: () => number;
+}
+
+/** The policy machinery of one gateway, in-memory state included. */
+export function createAccess(o: CreateAccessOptions): Access {
+  const now = o.now ?? Date.now;
+  return new Access({
+    policy: o.policy,
+    limiter: new RateLimiter(now),
+    quotas: new QuotaLedger(now),
+    approvals: new ApprovalStore({ now }),
+    checkpoints: new Checkpoints(),
+    stop: new StopSwitch(o.client, now),
+    audit: new AuditLog(o.auditWrite ?? (() => {}), o.auditRingSize ?? 10_000),
+    jobs: new RunningJobs(now),
+    client: o.client,
+    now,
+  });
+}

@@ -1,0 +1,226 @@
+// What a tenant's quotas say about one job, after admission: its limits under
+// the tenant's maximums (403 above one), the hourly budgets (429), then the
+// approval checkpoints (202, approvals.ts) or the go-ahead. The go-ahead runs
+// with a job slot of the concurrency quota, listed among the running jobs, on
+// the tenant's stop signal, and records its usage. Also the workspace-count
+// quota, before a workspace is made.
+import type { Context } from "hono";
+import { AirlockError } from "../../core/errors.ts";
+import type { LoadedProfile } from "../../core/profile.ts";
+import type { ExecResult } from "../../core/schemas.ts";
+import type { ExecutorRunOptions } from "../../executor/executor.ts";
+import { JobCancelledError, type RunOptions } from "../../executor/sandbox.ts";
+import { LABEL_TENANT, LABEL_WORKSPACE } from "../../executor/workspaces.ts";
+import type { QuotaRefusal } from "../../policies/access/quota.ts";
+import type { JobEntry } from "../../policies/access/running.ts";
+import type { TenantPolicy } from "../../policies/access/schema.ts";
+import type { AuthEnv } from "../auth.ts";
+import type { Access } from "./access.ts";
+import { holdForApproval } from "./approvals.ts";
+import { endedHow, note, outputBytes } from "./audit.ts";
+
+/** The parts of an exec request the policy looks at. */
+export interface JobRequest {
+  command?: string | readonly string[] | undefined;
+  code?: string | undefined;
+  language?: string | undefined;
+  limits?:
+    | { timeoutMs?: number | undefined; memoryMb?: number | undefined; cpus?: number | undefined }
+    | undefined;
+}
+
+/** The job a route wants to run. */
+export interface JobSpec {
+  request: JobRequest;
+  /** Runs the job with the limits the policy allows (timeoutMs possibly lowered to maxJobSeconds). */
+  run: (limits: { timeoutMs: number }, options: ExecutorRunOptions) => Promise<ExecResult>;
+}
+
+/** A job's outcome of admission: held for a human (its 202 answer), or free to run. */
+export type JobTicket =
+  | { status: "pending_approval"; response: Response }
+  | { status: "admitted"; run: (options: RunOptions) => Promise<ExecResult> };
+
+export const seconds = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
+
+/** Limits, budgets and checkpoints for a job whose caller and profile are admitted. */
+export function admitJob(
+  c: Context<AuthEnv>,
+  access: Access,
+  profile: LoadedProfile,
+  workspace: string | undefined,
+  job: JobSpec,
+): JobTicket {
+  const caller = c.get("caller");
+  const tenant = access.tenant(caller.tenant);
+  const limits = jobLimits(tenant, profile, job.request);
+  const refusal = access.deps.quotas.check(caller.tenant, tenant.quotas);
+  if (refusal !== undefined) throw quotaError(caller.tenant, refusal);
+
+  const entry: JobEntry = {
+    tenant: caller.tenant,
+    keyId: caller.keyId,
+    profile: profile.name,
+    workspace,
+  };
+  const run = (options: RunOptions, approvalId?: string) =>
+    accounted(
+      access,
+      { ...entry, approvalId },
+      limits.timeoutMs,
+      (o) => job.run(limits, o),
+      options,
+    );
+  const { timeoutMs } = limits;
+  const reasons = access.deps.checkpoints.reasons(
+    caller.keyId,
+    tenant.requireApproval,
+    profile,
+    timeoutMs,
+  );
+  if (reasons.length > 0) {
+    const held = { caller, profile: profile.name, workspace, reasons, timeoutMs, run };
+    return { status: "pending_approval", response: holdForApproval(c, access, held) };
+  }
+  return { status: "admitted", run: (options) => audited(c, run(options)) };
+}
+
+/** Notes how the job ended on the request's audit line, written when it ends (SSE included). */
+function audited(c: Context<AuthEnv>, running: Promise<ExecResult>): Promise<ExecResult> {
+  const finished = running.then(
+    (result) => {
+      note(c, { status: result.status, exitCode: result.exitCode, bytesOut: outputBytes(result) });
+      return result;
+    },
+    (err: unknown) => {
+      // A streamed job fails after its 200 went out: its audit line says how.
+      note(c, { status: endedHow(err) });
+      throw err;
+    },
+  );
+  c.set(
+    "jobEnded",
+    finished.then(
+      () => undefined,
+      () => undefined,
+    ),
+  );
+  return finished;
+}
+
+/**
+ * Runs with a job slot of the tenant's concurrency quota, listed among the
+ * running jobs while it holds it, records its usage, and turns a stop into 423.
+ */
+async function accounted(
+  access: Access,
+  entry: JobEntry,
+  timeoutMs: number,
+  run: (options: ExecutorRunOptions) => Promise<ExecResult>,
+  options: RunOptions,
+): Promise<ExecResult> {
+  const { tenant } = entry;
+  const { quotas, jobs, stop, now } = access.deps;
+  const slot = quotas.acquire(tenant, access.tenant(tenant).quotas);
+  if (!("release" in slot)) throw quotaError(tenant, slot);
+  const tracked = jobs.add(entry, timeoutMs);
+  const stopSignal = stop.signal(tenant);
+  const signal =
+    options.signal === undefined ? stopSignal : AbortSignal.any([options.signal, stopSignal]);
+  const started = now();
+  let result: ExecResult | undefined;
+  try {
+    result = await run({
+      ...options,
+      signal,
+      onStart: (job) => tracked.started(job.id, job.limits),
+    });
+    return result;
+  } catch (err) {
+    if (err instanceof JobCancelledError && stopSignal.aborted) {
+      throw new AirlockError("stopped", "the job was cancelled by an operator's emergency stop", {
+        cause: err,
+        details: { cancelled: true },
+      });
+    }
+    throw err;
+  } finally {
+    slot.release();
+    tracked.done();
+    // A killed or failed job still used its container time; when the cgroup
+    // could not be read, its wall time counts as CPU time (one CPU, the default).
+    const wall = result?.durationMs ?? now() - started;
+    quotas.record(tenant, result?.usage.cpuMs ?? (result === undefined ? 0 : wall), wall);
+  }
+}
+
+/** The job's limits under the tenant's maximums: a request above one is refused, none asked gets the maximum. */
+export function jobLimits(
+  tenant: TenantPolicy,
+  profile: LoadedProfile,
+  request: JobRequest,
+): { timeoutMs: number } {
+  const q = tenant.quotas;
+  const asked = request.limits ?? {};
+  const maxMs = q.maxJobSeconds === undefined ? undefined : q.maxJobSeconds * 1000;
+  const checks = [
+    ["timeoutMs", asked.timeoutMs, maxMs, "maxJobSeconds"],
+    ["memoryMb", asked.memoryMb, q.maxMemoryMb, "maxMemoryMb"],
+    ["cpus", asked.cpus, q.maxCpus, "maxCpus"],
+  ] as const;
+  for (const [field, value, max, quota] of checks) {
+    if (value !== undefined && max !== undefined && value > max) {
+      throw new AirlockError(
+        "forbidden",
+        `limits.${field} ${value} is above this tenant's ${quota} (${field === "timeoutMs" ? `${max} ms` : max})`,
+        { details: { field: `limits.${field}`, max, quota } },
+      );
+    }
+  }
+  for (const [field, max, quota] of [
+    ["memoryMb", q.maxMemoryMb, "maxMemoryMb"],
+    ["cpus", q.maxCpus, "maxCpus"],
+  ] as const) {
+    if (asked[field] === undefined && max !== undefined && profile.limits.default[field] > max) {
+      throw new AirlockError(
+        "forbidden",
+        `profile ${profile.name}'s default ${field} ${profile.limits.default[field]} is above this tenant's ${quota} (${max}); ask for limits.${field}`,
+        { details: { field: `limits.${field}`, max, quota } },
+      );
+    }
+  }
+  const timeoutMs =
+    asked.timeoutMs ??
+    Math.min(profile.limits.default.timeoutMs, maxMs ?? Number.POSITIVE_INFINITY);
+  return { timeoutMs };
+}
+
+function quotaError(tenant: string, r: QuotaRefusal): AirlockError {
+  const what =
+    r.limit === "concurrentJobs"
+      ? `${r.used} of ${r.max} jobs already running`
+      : `${r.used.toFixed(1)} of ${r.max} seconds used in the last hour`;
+  return new AirlockError(
+    "quota_exceeded",
+    `quota ${r.limit} of tenant ${tenant} reached: ${what}`,
+    {
+      details: { limit: r.limit, max: r.max, used: r.used },
+      retryAfterSeconds: seconds(r.retryAfterMs),
+    },
+  );
+}
+
+/** The tenant's workspace-count quota, before a workspace is made. */
+export async function admitNewWorkspace(access: Access, tenant: string): Promise<void> {
+  const max = access.tenant(tenant).quotas.maxWorkspaces;
+  if (max === undefined) return;
+  const owned = await access.deps.client.listVolumes(`${LABEL_TENANT}=${tenant}`);
+  const count = owned.filter((v) => v.labels[LABEL_WORKSPACE] !== undefined).length;
+  if (count >= max) {
+    throw new AirlockError(
+      "quota_exceeded",
+      `quota maxWorkspaces reached: tenant ${tenant} has ${count} of ${max} workspaces; delete one first`,
+      { details: { limit: "maxWorkspaces", max, used: count }, retryAfterSeconds: 60 },
+    );
+  }
+}
