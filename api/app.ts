@@ -1,6 +1,6 @@
 // createApp(deps): the whole HTTP surface. Request id, body limit, bearer auth,
 // routes, and the one place errors become responses.
-import { Hono } from "hono";
+import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
 import type { Logger } from "pino";
@@ -19,6 +19,7 @@ import { auditTrail } from "./admission/audit.ts";
 import { type AuthEnv, bearerAuth } from "./auth.ts";
 import type { ApiKey } from "./config.ts";
 import type { Metrics } from "./metrics.ts";
+import { type OpenApiDocument, openApiDocument } from "./openapi.ts";
 import { type LogEnv, type RequestScope, requestLog } from "./request-log.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { dashboardRoutes } from "./routes/dashboard.ts";
@@ -26,9 +27,11 @@ import { docsRoutes } from "./routes/docs.ts";
 import { execRoutes } from "./routes/exec.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { mcpRoutes } from "./routes/mcp.ts";
+import { metricsRoutes } from "./routes/metrics.ts";
 import { pistonRoutes } from "./routes/piston.ts";
 import { profileRoutes } from "./routes/profiles.ts";
 import { type WorkspaceRouteDeps, workspaceRoutes } from "./routes/workspaces.ts";
+import { fromValidatorError, validationHook } from "./validate.ts";
 
 export interface AppDeps {
   executor: Executor;
@@ -67,11 +70,19 @@ export function createApp(deps: AppDeps) {
     profiles: deps.profiles,
     workspaces: deps.workspaces.store,
   });
-  const app = new Hono<AuthEnv & LogEnv>();
+  const app = new OpenAPIHono<AuthEnv & LogEnv>({ defaultHook: validationHook });
   app.use(requestId());
   app.use(requestLog(deps.logger, { scope: deps.requestScope, metrics: deps.metrics }));
   app.route("/", healthRoutes(deps.client, deps.profiles, deps.readiness));
-  app.route("/", docsRoutes(pkg.version));
+  // Made at the first request, once every route below is registered: it depends only on code.
+  let document: OpenApiDocument | undefined;
+  app.route(
+    "/",
+    docsRoutes(() => {
+      document ??= openApiDocument(app as unknown as OpenAPIHono, pkg.version);
+      return document;
+    }),
+  );
   app.route("/", dashboardRoutes());
 
   const limitBody = bodyLimit({
@@ -118,15 +129,9 @@ export function createApp(deps: AppDeps) {
       logger: deps.logger,
     }),
   );
-  const metrics = deps.metrics;
-  if (metrics !== undefined) {
-    // Any valid key, whatever its scopes (README, Metrics), unless made public.
+  if (deps.metrics !== undefined) {
     if (deps.metricsPublic !== true) app.use("/metrics", bearerAuth(keys));
-    app.get("/metrics", async (c) =>
-      c.body(await metrics.registry.metrics(), 200, {
-        "content-type": metrics.registry.contentType,
-      }),
-    );
+    app.route("/", metricsRoutes(deps.metrics, deps.metricsPublic === true));
   }
 
   app.notFound((c) => {
@@ -135,7 +140,7 @@ export function createApp(deps: AppDeps) {
     return c.json(err.toBody(), err.status);
   });
 
-  app.onError((err, c) => {
+  app.onError(async (err, c) => {
     if (err instanceof JobCancelledError) {
       c.set("errorCode", "cancelled");
       deps.metrics?.errors.inc({ code: "cancelled" });
@@ -144,7 +149,8 @@ export function createApp(deps: AppDeps) {
     const known =
       err instanceof AirlockError
         ? err
-        : new AirlockError("internal", "airlock failed to handle the request", { cause: err });
+        : ((await fromValidatorError(err, c)) ??
+          new AirlockError("internal", "airlock failed to handle the request", { cause: err }));
     c.set("errorCode", known.code);
     deps.metrics?.errors.inc({ code: known.code });
     const log = c.get("log") ?? deps.logger.child({ requestId: c.get("requestId") });

@@ -1,41 +1,50 @@
-// The typed airlock client: every route of the HTTP API over `fetch`, with the
-// request and response types of core/schemas.ts. Pass your own `fetch` to reach
-// an app in-process (the gateway's MCP and Piston adapters do: `app.request`).
-import type { z } from "zod";
-import type {
-  ArchiveImport,
-  CreateWorkspaceRequest,
-  ExecEvent,
-  ExecRequest,
-  ExecResult,
-  FileEntry,
-  ProfileList,
-  Readiness,
-  WorkspaceExecRequest,
-  WorkspaceInfo,
-  WrittenFile,
-} from "../core/schemas.ts";
-import { AirlockApiError, errorFromResponse } from "./errors.ts";
+// The typed airlock client: every route of the HTTP API over `fetch`. Paths,
+// parameters, bodies and answers are typed by client/openapi-types.ts, generated
+// from the gateway's own OpenAPI document (itself made from the route declarations
+// and the zod schemas of core/schemas.ts), so the client cannot drift from the
+// routes. `request()` reaches any route; the methods below are the convenient way.
+// Pass your own `fetch` to reach an app in-process (the gateway's MCP and Piston
+// adapters do: `app.request`).
+import type { ExecEvent } from "../core/schemas.ts";
+import { AirlockApiError } from "./errors.ts";
+import {
+  type FetchLike,
+  type JsonAnswer,
+  type JsonBody,
+  type MethodOf,
+  type Operation,
+  type Path,
+  type RequestInit,
+  request,
+  type Transport,
+} from "./http.ts";
 import { readExecEvents } from "./sse.ts";
 
-export type {
-  ArchiveImport,
-  ExecEvent,
-  ExecResult,
-  FileEntry,
-  ProfileList,
-  Readiness,
-  WorkspaceInfo,
-  WrittenFile,
-} from "../core/schemas.ts";
+export type { ExecEvent } from "../core/schemas.ts";
 export { AirlockApiError } from "./errors.ts";
+export type { FetchLike, JsonAnswer, JsonBody, Operation, Path } from "./http.ts";
+export type { components, paths } from "./openapi-types.ts";
 
-/** What a caller sends (defaults not yet applied), as opposed to what the gateway parsed. */
-export type ExecInput = z.input<typeof ExecRequest>;
-export type WorkspaceExecInput = z.input<typeof WorkspaceExecRequest>;
-export type CreateWorkspaceInput = z.input<typeof CreateWorkspaceRequest>;
+type Op<P extends Path, M extends MethodOf<P>> = Operation<P, M>;
+type Answer<P extends Path, M extends MethodOf<P>> = JsonAnswer<Op<P, M>>;
 
-export type FetchLike = (input: Request) => Response | Promise<Response>;
+/** What a caller sends (defaults not yet applied). */
+export type ExecInput = JsonBody<Op<"/v1/exec", "post">>;
+export type WorkspaceExecInput = JsonBody<Op<"/v1/workspaces/{id}/exec", "post">>;
+export type CreateWorkspaceInput = JsonBody<Op<"/v1/workspaces", "post">>;
+export type ExecResult = Answer<"/v1/exec", "post">;
+/** 202 from an exec route: the policy holds the job for an admin's approval. */
+export type ApprovalPending = JsonAnswer<Op<"/v1/exec", "post">, 202>;
+export type ProfileList = Answer<"/v1/profiles", "get">;
+export type Readiness = Answer<"/readyz", "get">;
+export type WorkspaceInfo = Answer<"/v1/workspaces/{id}", "get">;
+export type FileEntry = Answer<"/v1/workspaces/{id}/files", "get">[number];
+export type WrittenFile = Answer<"/v1/workspaces/{id}/files/content", "put">;
+export type ArchiveImport = Answer<"/v1/workspaces/{id}/archive", "put">;
+export type StopState = Answer<"/v1/admin/stop", "get">;
+export type ApprovalView = Answer<"/v1/approvals/{id}", "get">;
+export type AuditQuery = NonNullable<RequestInit<Op<"/v1/audit", "get">>["query"]>;
+export type PistonExecuteInput = JsonBody<Op<"/api/v2/execute", "post">>;
 
 export interface ClientOptions {
   /** The gateway, e.g. http://127.0.0.1:8080 (a path prefix is kept). */
@@ -55,53 +64,32 @@ export interface CallOptions {
 export type AirlockClient = ReturnType<typeof createClient>;
 
 export function createClient(options: ClientOptions) {
-  const base = options.baseUrl.replace(/\/+$/, "");
-  const doFetch: FetchLike = options.fetch ?? ((req) => fetch(req));
   const headers = new Headers(options.headers);
   if (!headers.has("authorization") && options.apiKey !== undefined) {
     headers.set("authorization", `Bearer ${options.apiKey}`);
   }
-
-  async function send(
-    method: string,
-    path: string,
-    init: {
-      json?: unknown;
-      body?: Uint8Array | string;
-      accept?: string;
-      signal?: AbortSignal;
-    } = {},
-  ): Promise<Response> {
-    const h = new Headers(headers);
-    let body: string | Uint8Array<ArrayBuffer> | undefined;
-    if (init.json !== undefined) {
-      h.set("content-type", "application/json");
-      body = JSON.stringify(init.json);
-    } else if (init.body !== undefined) {
-      h.set("content-type", "application/octet-stream");
-      body = typeof init.body === "string" ? init.body : new Uint8Array(init.body);
-    }
-    if (init.accept !== undefined) h.set("accept", init.accept);
-    const request = new Request(`${base}${path}`, {
-      method,
-      headers: h,
-      ...(body === undefined ? {} : { body }),
-      ...(init.signal === undefined ? {} : { signal: init.signal }),
-    });
-    const res = await doFetch(request);
-    if (!res.ok) throw await errorFromResponse(res);
-    return res;
-  }
-
-  const json = async <T>(res: Promise<Response>): Promise<T> => (await (await res).json()) as T;
+  const transport: Transport = {
+    baseUrl: options.baseUrl.replace(/\/+$/, ""),
+    headers,
+    fetch: options.fetch ?? ((req) => fetch(req)),
+  };
+  /** Any route of the document: the Response, once its status is a success. */
+  const send = <P extends Path, M extends MethodOf<P>>(
+    method: M,
+    path: P,
+    init: RequestInit<Op<P, M>>,
+  ) => request(transport, method, path, init);
+  /** A route's JSON answer, typed by the document. */
+  const json = async <P extends Path, M extends MethodOf<P>>(
+    method: M,
+    path: P,
+    init: RequestInit<Op<P, M>>,
+  ): Promise<Answer<P, M>> => (await (await send(method, path, init)).json()) as Answer<P, M>;
   const bytes = async (res: Promise<Response>) => new Uint8Array(await (await res).arrayBuffer());
-  const q = (path: string) => `?path=${encodeURIComponent(path)}`;
-  const ws = (id: string) => `/v1/workspaces/${encodeURIComponent(id)}`;
 
   /** Streams an exec: output events as the process writes, then the result. */
   async function* stream(
-    path: string,
-    body: unknown,
+    open: (signal: AbortSignal) => Promise<Response>,
     call: CallOptions = {},
   ): AsyncGenerator<ExecEvent, void, undefined> {
     // Our own controller, so a consumer that stops iterating closes the stream
@@ -110,11 +98,7 @@ export function createClient(options: ClientOptions) {
     const onAbort = () => controller.abort(call.signal?.reason);
     call.signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      const res = await send("POST", path, {
-        json: body,
-        accept: "text/event-stream",
-        signal: controller.signal,
-      });
+      const res = await open(controller.signal);
       if (res.body === null) {
         throw new AirlockApiError(502, { code: "internal", message: "empty event stream" });
       }
@@ -124,49 +108,141 @@ export function createClient(options: ClientOptions) {
       controller.abort();
     }
   }
+  const events = "text/event-stream";
 
   return {
+    request: send,
     exec: (body: ExecInput, call: CallOptions = {}) =>
-      json<ExecResult>(send("POST", "/v1/exec", { json: body, ...call })),
+      json("post", "/v1/exec", { json: body, ...call }),
     /** `for await (const e of client.execStream(...))`: stdout/stderr events, then `result`. */
-    execStream: (body: ExecInput, call?: CallOptions) => stream("/v1/exec", body, call),
-    profiles: (call: CallOptions = {}) => json<ProfileList>(send("GET", "/v1/profiles", call)),
-    health: () => json<{ status: "ok" }>(send("GET", "/healthz")),
-    readiness: async (): Promise<Readiness> => {
-      // 503 with the same body when not ready: a result to read, not an error.
-      const res = await doFetch(new Request(`${base}/readyz`, { headers }));
-      return (await res.json()) as Readiness;
+    execStream: (body: ExecInput, call?: CallOptions) =>
+      stream((signal) => send("post", "/v1/exec", { json: body, accept: events, signal }), call),
+    profiles: (call: CallOptions = {}) => json("get", "/v1/profiles", call),
+    health: () => json("get", "/healthz", {}),
+    /** 503 with the same body when not ready: a result to read, not an error. */
+    readiness: async (): Promise<Readiness> =>
+      (await (await send("get", "/readyz", { answers: [503] })).json()) as Readiness,
+    /** This gateway's OpenAPI 3.1 document. */
+    openapi: (call: CallOptions = {}) => json("get", "/openapi.json", call),
+    /** Prometheus' text format (any valid key, unless the gateway made it public). */
+    metrics: async (call: CallOptions = {}) => (await send("get", "/metrics", call)).text(),
+    workspaces: workspaceMethods(send, json, bytes, stream),
+    admin: adminMethods(json),
+    approvals: approvalMethods(json),
+    /** Piston's v2 API, as this gateway answers it (its errors are `{message}`). */
+    piston: {
+      runtimes: (call: CallOptions = {}) => json("get", "/api/v2/runtimes", call),
+      execute: (body: PistonExecuteInput, call: CallOptions = {}) =>
+        json("post", "/api/v2/execute", { json: body, ...call }),
     },
-    workspaces: {
-      create: (body: CreateWorkspaceInput = {}, call: CallOptions = {}) =>
-        json<WorkspaceInfo>(send("POST", "/v1/workspaces", { json: body, ...call })),
-      get: (id: string, call: CallOptions = {}) => json<WorkspaceInfo>(send("GET", ws(id), call)),
-      delete: async (id: string, call: CallOptions = {}) => {
-        await send("DELETE", ws(id), call);
-      },
-      exec: (id: string, body: WorkspaceExecInput, call: CallOptions = {}) =>
-        json<ExecResult>(send("POST", `${ws(id)}/exec`, { json: body, ...call })),
-      execStream: (id: string, body: WorkspaceExecInput, call?: CallOptions) =>
-        stream(`${ws(id)}/exec`, body, call),
-      listFiles: (id: string, path = "", call: CallOptions = {}) =>
-        json<FileEntry[]>(send("GET", `${ws(id)}/files${path === "" ? "" : q(path)}`, call)),
-      readFile: (id: string, path: string, call: CallOptions = {}) =>
-        bytes(send("GET", `${ws(id)}/files/content${q(path)}`, call)),
-      readText: async (id: string, path: string, call: CallOptions = {}) =>
-        new TextDecoder().decode(
-          await bytes(send("GET", `${ws(id)}/files/content${q(path)}`, call)),
-        ),
-      writeFile: (id: string, path: string, content: string | Uint8Array, call: CallOptions = {}) =>
-        json<WrittenFile>(
-          send("PUT", `${ws(id)}/files/content${q(path)}`, { body: content, ...call }),
-        ),
-      deleteFile: async (id: string, path: string, call: CallOptions = {}) => {
-        await send("DELETE", `${ws(id)}/files${q(path)}`, call);
-      },
-      exportArchive: (id: string, call: CallOptions = {}) =>
-        bytes(send("GET", `${ws(id)}/archive`, call)),
-      importArchive: (id: string, tar: Uint8Array, call: CallOptions = {}) =>
-        json<ArchiveImport>(send("PUT", `${ws(id)}/archive`, { body: tar, ...call })),
+  };
+}
+
+type Send = <P extends Path, M extends MethodOf<P>>(
+  method: M,
+  path: P,
+  init: RequestInit<Op<P, M>>,
+) => Promise<Response>;
+type Json = <P extends Path, M extends MethodOf<P>>(
+  method: M,
+  path: P,
+  init: RequestInit<Op<P, M>>,
+) => Promise<Answer<P, M>>;
+
+function workspaceMethods(
+  send: Send,
+  json: Json,
+  bytes: (res: Promise<Response>) => Promise<Uint8Array>,
+  stream: (
+    open: (signal: AbortSignal) => Promise<Response>,
+    call?: CallOptions,
+  ) => AsyncGenerator<ExecEvent, void, undefined>,
+) {
+  const content = "/v1/workspaces/{id}/files/content";
+  const readFile = (id: string, path: string, call: CallOptions = {}) =>
+    bytes(send("get", content, { path: { id }, query: { path }, ...call }));
+  return {
+    create: (body: CreateWorkspaceInput = {}, call: CallOptions = {}) =>
+      json("post", "/v1/workspaces", { json: body, ...call }),
+    get: (id: string, call: CallOptions = {}) =>
+      json("get", "/v1/workspaces/{id}", { path: { id }, ...call }),
+    delete: async (id: string, call: CallOptions = {}) => {
+      await send("delete", "/v1/workspaces/{id}", { path: { id }, ...call });
     },
+    exec: (id: string, body: WorkspaceExecInput, call: CallOptions = {}) =>
+      json("post", "/v1/workspaces/{id}/exec", { path: { id }, json: body, ...call }),
+    execStream: (id: string, body: WorkspaceExecInput, call?: CallOptions) =>
+      stream(
+        (signal) =>
+          send("post", "/v1/workspaces/{id}/exec", {
+            path: { id },
+            json: body,
+            accept: "text/event-stream",
+            signal,
+          }),
+        call,
+      ),
+    listFiles: (id: string, path = "", call: CallOptions = {}) =>
+      json("get", "/v1/workspaces/{id}/files", {
+        path: { id },
+        query: path === "" ? {} : { path },
+        ...call,
+      }),
+    readFile,
+    readText: async (id: string, path: string, call: CallOptions = {}) =>
+      new TextDecoder().decode(await readFile(id, path, call)),
+    writeFile: (id: string, path: string, body: string | Uint8Array, call: CallOptions = {}) =>
+      json("put", content, { path: { id }, query: { path }, body, ...call }),
+    deleteFile: async (id: string, path: string, call: CallOptions = {}) => {
+      await send("delete", "/v1/workspaces/{id}/files", { path: { id }, query: { path }, ...call });
+    },
+    exportArchive: (id: string, call: CallOptions = {}) =>
+      bytes(send("get", "/v1/workspaces/{id}/archive", { path: { id }, ...call })),
+    importArchive: (id: string, tar: Uint8Array, call: CallOptions = {}) =>
+      json("put", "/v1/workspaces/{id}/archive", {
+        path: { id },
+        body: tar,
+        type: "application/x-tar",
+        ...call,
+      }),
+  };
+}
+
+/** The operator's routes (an admin key). */
+function adminMethods(json: Json) {
+  const target = (tenant: string | undefined) => (tenant === undefined ? {} : { tenant });
+  return {
+    /** The emergency stops in force. */
+    stops: (call: CallOptions = {}) => json("get", "/v1/admin/stop", call),
+    /** Stops one tenant, or everything when `tenant` is undefined. */
+    stop: (tenant?: string, call: CallOptions = {}) =>
+      json("post", "/v1/admin/stop", { json: target(tenant), ...call }),
+    /** Lifts one tenant's stop, or every stop when `tenant` is undefined. */
+    resume: (tenant?: string, call: CallOptions = {}) =>
+      json("post", "/v1/admin/resume", { json: target(tenant), ...call }),
+    reloadPolicy: (call: CallOptions = {}) => json("post", "/v1/admin/policy/reload", call),
+    usage: (call: CallOptions = {}) => json("get", "/v1/admin/usage", call),
+    jobs: (call: CallOptions = {}) => json("get", "/v1/admin/jobs", call),
+    /** The audit trail, newest first. */
+    audit: (query: AuditQuery = {}, call: CallOptions = {}) =>
+      json("get", "/v1/audit", { query, ...call }),
+  };
+}
+
+/** Approval checkpoints: an admin lists and decides; the requesting tenant may read and wait. */
+function approvalMethods(json: Json) {
+  return {
+    list: (call: CallOptions = {}) => json("get", "/v1/approvals", call),
+    /** With `wait` (seconds, at most 60), held until the approval changes. */
+    get: (id: string, wait?: number, call: CallOptions = {}) =>
+      json("get", "/v1/approvals/{id}", {
+        path: { id },
+        query: wait === undefined ? {} : { wait },
+        ...call,
+      }),
+    approve: (id: string, call: CallOptions = {}) =>
+      json("post", "/v1/approvals/{id}/approve", { path: { id }, ...call }),
+    deny: (id: string, call: CallOptions = {}) =>
+      json("post", "/v1/approvals/{id}/deny", { path: { id }, ...call }),
   };
 }

@@ -1,28 +1,40 @@
 // The operator's routes: emergency stop and resume, policy reload, running
 // jobs and the queue, usage against quotas, the audit trail, and approval checkpoints (list, approve, deny; a tenant's own keys may
 // read and wait on their approvals).
-import { Hono } from "hono";
+import { createRoute } from "@hono/zod-openapi";
 import { z } from "zod";
 import { AirlockError } from "../../core/errors.ts";
+import {
+  ApprovalList,
+  ApprovalView,
+  AuditList,
+  JobsView,
+  ReloadOutcome,
+  StopState,
+  UsageList,
+} from "../../core/schemas.ts";
 import { TENANT_NAME, tenantPolicy } from "../../policies/access/schema.ts";
 import type { Admission } from "../admission/admit.ts";
 import { approvalFor, decide } from "../admission/approvals.ts";
 import { note } from "../admission/audit.ts";
 import type { AuthEnv } from "../auth.ts";
-import { parseBody } from "../validate.ts";
+import { BEARER, errorResponses, json, V1_ERRORS } from "../openapi.ts";
+import { optionalJsonBody, routesApp } from "../validate.ts";
 
-const TenantTarget = z.strictObject({
-  tenant: z
-    .string()
-    .regex(TENANT_NAME, "must be a tenant name: 1-64 letters, digits, _ . -")
-    .optional(),
-});
+const TenantTarget = z
+  .strictObject({
+    tenant: z
+      .string()
+      .regex(TENANT_NAME, "must be a tenant name: 1-64 letters, digits, _ . -")
+      .optional(),
+  })
+  .describe("a tenant, or nothing (an empty body) for everything");
 
 const AuditQuery = z.strictObject({
-  tenant: z.string().optional(),
-  scope: z.string().optional(),
-  status: z.string().optional(),
-  op: z.string().optional(),
+  tenant: z.string().optional().describe("only this tenant"),
+  scope: z.string().optional().describe("only records that needed this scope"),
+  status: z.string().optional().describe("a result status or an error code"),
+  op: z.string().optional().describe("the operation, e.g. exec or files.read"),
   since: z
     .string()
     .refine(
@@ -30,43 +42,146 @@ const AuditQuery = z.strictObject({
       "must be an ISO time or epoch ms",
     )
     .transform((s) => (/^\d+$/.test(s) ? Number(s) : Date.parse(s)))
-    .optional(),
-  limit: z.coerce.number().int().min(1).max(10_000).default(100),
+    .optional()
+    .describe("ISO time or epoch ms"),
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(10_000)
+    .default(100)
+    .describe("at most this many (1-10000, default 100)"),
 });
 
 const WaitQuery = z.strictObject({
-  wait: z.coerce.number().min(0).max(60).default(0),
+  wait: z.coerce
+    .number()
+    .min(0)
+    .max(60)
+    .default(0)
+    .describe("seconds (at most 60) to wait while it is pending or running"),
 });
 
-function query<T extends z.ZodType>(schema: T, raw: Record<string, string>): z.infer<T> {
-  const parsed = schema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const field = issue?.path.join(".") || "(query)";
-    throw new AirlockError("invalid_request", `query ${field}: ${issue?.message ?? "invalid"}`, {
-      details: { field },
-    });
-  }
-  return parsed.data;
+const errors = errorResponses(V1_ERRORS);
+const ApprovalId = z.object({ id: z.string() });
+
+/** An admin route: bearer key, the V1 errors, one JSON answer. */
+function adminRoute<M extends "get" | "post", P extends string, T extends z.ZodType>(
+  method: M,
+  path: P,
+  summary: string,
+  answer: ReturnType<typeof json<T>>,
+) {
+  return {
+    method,
+    path,
+    summary,
+    tags: ["admin"],
+    security: BEARER,
+    responses: { 200: answer, ...errors },
+  };
 }
 
-/**
- * An optional JSON body: an empty one means {}. Read as text whatever the
- * headers say, so a body sent without Content-Length still counts (a stop
- * meant for one tenant must never become a stop of everything).
- */
-async function optionalBody<T extends z.ZodType>(req: Request, schema: T): Promise<z.infer<T>> {
-  const text = await req.text();
-  if (text.trim() === "") return schema.parse({});
-  return parseBody(
-    new Request("http://body/", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: text,
-    }),
-    schema,
-  );
-}
+// An optional body read whatever its type says (api/validate.ts): a stop meant for
+// one tenant must never become a stop of everything.
+const tenantBody = {
+  middleware: optionalJsonBody({ anyType: true }),
+  request: {
+    body: { required: false, content: { "application/json": { schema: TenantTarget } } },
+  },
+};
+
+const routes = {
+  stopState: createRoute(
+    adminRoute(
+      "get",
+      "/v1/admin/stop",
+      "The emergency stops in force",
+      json(StopState, "stops in force"),
+    ),
+  ),
+  stop: createRoute({
+    ...adminRoute(
+      "post",
+      "/v1/admin/stop",
+      "Emergency stop of one tenant or of everything: running jobs killed, queued ones cancelled, new requests 423",
+      json(StopState, "stops now in force"),
+    ),
+    ...tenantBody,
+  }),
+  resume: createRoute({
+    ...adminRoute(
+      "post",
+      "/v1/admin/resume",
+      "Lift an emergency stop",
+      json(StopState, "stops still in force"),
+    ),
+    ...tenantBody,
+  }),
+  reload: createRoute(
+    adminRoute(
+      "post",
+      "/v1/admin/policy/reload",
+      "Re-read the policy file; a bad one keeps the old policy (400 with the reason)",
+      json(ReloadOutcome, "the new policy is in force"),
+    ),
+  ),
+  usage: createRoute(
+    adminRoute(
+      "get",
+      "/v1/admin/usage",
+      "Each tenant's usage over the last hour, next to its quotas",
+      json(UsageList, "usage"),
+    ),
+  ),
+  jobs: createRoute(
+    adminRoute(
+      "get",
+      "/v1/admin/jobs",
+      "This gateway's running and queued jobs, with their age and limits, and the queue",
+      json(JobsView, "jobs and queue"),
+    ),
+  ),
+  audit: createRoute({
+    ...adminRoute("get", "/v1/audit", "The audit trail, newest first", json(AuditList, "records")),
+    request: { query: AuditQuery },
+  }),
+  approvals: createRoute(
+    adminRoute(
+      "get",
+      "/v1/approvals",
+      "Pending approvals",
+      json(ApprovalList, "pending approvals"),
+    ),
+  ),
+  approval: createRoute({
+    ...adminRoute(
+      "get",
+      "/v1/approvals/{id}",
+      "An approval (the requesting tenant's keys or an admin); with wait, held until it changes",
+      json(ApprovalView, "the approval, with the result once run"),
+    ),
+    request: { params: ApprovalId, query: WaitQuery },
+  }),
+  approve: createRoute({
+    ...adminRoute(
+      "post",
+      "/v1/approvals/{id}/approve",
+      "Approve: the job runs, exactly once",
+      json(ApprovalView, "the approval"),
+    ),
+    request: { params: ApprovalId },
+  }),
+  deny: createRoute({
+    ...adminRoute(
+      "post",
+      "/v1/approvals/{id}/deny",
+      "Deny: the job never runs",
+      json(ApprovalView, "the approval"),
+    ),
+    request: { params: ApprovalId },
+  }),
+};
 
 /** The executor's queue, as GET /v1/admin/jobs shows it. */
 export interface QueueView {
@@ -79,28 +194,28 @@ export interface QueueView {
 export function adminRoutes(admission: Admission, queue: () => QueueView) {
   const { access } = admission;
   const { stop, approvals, audit, policy, quotas, jobs } = access.deps;
-  const app = new Hono<AuthEnv>();
+  const app = routesApp<AuthEnv>();
 
-  app.get("/v1/admin/stop", async (c) => {
+  app.openapi(routes.stopState, async (c) => {
     await admission.admit(c, { op: "admin.stop.state", scopes: ["admin"] });
     return c.json(stop.state());
   });
 
-  app.post("/v1/admin/stop", async (c) => {
+  app.openapi(routes.stop, async (c) => {
     await admission.admit(c, { op: "admin.stop", scopes: ["admin"] });
-    const { tenant } = await optionalBody(c.req.raw, TenantTarget);
+    const { tenant } = c.req.valid("json");
     const state = await stop.stop(tenant);
     const cancelled = approvals.cancelPending(tenant, c.get("caller").keyId);
     return c.json({ ...state, cancelledApprovals: cancelled });
   });
 
-  app.post("/v1/admin/resume", async (c) => {
+  app.openapi(routes.resume, async (c) => {
     await admission.admit(c, { op: "admin.resume", scopes: ["admin"] });
-    const { tenant } = await optionalBody(c.req.raw, TenantTarget);
+    const { tenant } = c.req.valid("json");
     return c.json(await stop.resume(tenant));
   });
 
-  app.post("/v1/admin/policy/reload", async (c) => {
+  app.openapi(routes.reload, async (c) => {
     await admission.admit(c, { op: "admin.policy.reload", scopes: ["admin"] });
     const outcome = policy.reload();
     if (!outcome.ok) {
@@ -113,7 +228,7 @@ export function adminRoutes(admission: Admission, queue: () => QueueView) {
     return c.json(outcome);
   });
 
-  app.get("/v1/admin/usage", async (c) => {
+  app.openapi(routes.usage, async (c) => {
     await admission.admit(c, { op: "admin.usage", scopes: ["admin"] });
     const current = policy.current();
     return c.json({
@@ -125,7 +240,7 @@ export function adminRoutes(admission: Admission, queue: () => QueueView) {
     });
   });
 
-  app.get("/v1/admin/jobs", async (c) => {
+  app.openapi(routes.jobs, async (c) => {
     await admission.admit(c, { op: "admin.jobs", scopes: ["admin"] });
     const list = jobs.list();
     const queuedByTenant: Record<string, number> = {};
@@ -135,29 +250,29 @@ export function adminRoutes(admission: Admission, queue: () => QueueView) {
     return c.json({ jobs: list, queue: { ...queue(), queuedByTenant } });
   });
 
-  app.get("/v1/audit", async (c) => {
+  app.openapi(routes.audit, async (c) => {
     await admission.admit(c, { op: "audit.read", scopes: ["admin"] });
-    return c.json({ records: audit.query(query(AuditQuery, c.req.query())) });
+    return c.json({ records: audit.query(c.req.valid("query")) });
   });
 
-  app.get("/v1/approvals", async (c) => {
+  app.openapi(routes.approvals, async (c) => {
     await admission.admit(c, { op: "approvals.list", scopes: ["admin"] });
     return c.json({ approvals: approvals.list("pending") });
   });
 
-  app.get("/v1/approvals/:id", async (c) => {
+  app.openapi(routes.approval, async (c) => {
     const id = c.req.param("id");
     // Needs no scope: the tenant's own keys read and wait on their approvals, during a stop too.
     await admission.admit(c, { op: "approvals.get", scopes: [] });
     note(c, { approvalId: id });
     approvalFor(c, access, id);
-    const { wait } = query(WaitQuery, c.req.query());
+    const { wait } = c.req.valid("query");
     const view = await approvals.wait(id, wait * 1000, c.req.raw.signal);
     return c.json(view ?? approvalFor(c, access, id));
   });
 
   for (const action of ["approve", "deny"] as const) {
-    app.post(`/v1/approvals/:id/${action}`, async (c) => {
+    app.openapi(routes[action], async (c) => {
       const id = c.req.param("id");
       await admission.admit(c, { op: `approvals.${action}`, scopes: ["admin"] });
       note(c, { approvalId: id });

@@ -1,19 +1,43 @@
 // Liveness and readiness. /healthz says the process answers; /readyz says jobs
 // can run: the engine answers, every profile's image is present, and the
 // engine still enforces what the hardening checks require.
-import { Hono } from "hono";
+import { createRoute } from "@hono/zod-openapi";
 import type { LoadedProfile } from "../../core/profile.ts";
+import { Health, Readiness } from "../../core/schemas.ts";
 import type { ContainerClient } from "../../executor/docker.ts";
 import type { Check } from "../../executor/hardening.ts";
+import { json, OPEN } from "../openapi.ts";
+import { routesApp } from "../validate.ts";
+
+const healthz = createRoute({
+  method: "get",
+  path: "/healthz",
+  summary: "The process answers",
+  tags: ["operations"],
+  security: OPEN,
+  responses: { 200: json(Health, "up") },
+});
+
+const readyz = createRoute({
+  method: "get",
+  path: "/readyz",
+  summary: "Docker reachable, images present, hardening holds",
+  tags: ["operations"],
+  security: OPEN,
+  responses: {
+    200: json(Readiness, "ready"),
+    503: json(Readiness, "not ready: the failing checks say why"),
+  },
+});
 
 export function healthRoutes(
   client: ContainerClient,
   profiles: ReadonlyMap<string, LoadedProfile>,
   hardening?: () => Promise<Check[]>,
 ) {
-  const app = new Hono();
-  app.get("/healthz", (c) => c.json({ status: "ok" }));
-  app.get("/readyz", async (c) => {
+  const app = routesApp();
+  app.openapi(healthz, (c) => c.json({ status: "ok" as const }, 200));
+  app.openapi(readyz, async (c) => {
     const checks: Record<string, string> = {};
     let ready = true;
     try {
@@ -41,7 +65,9 @@ export function healthRoutes(
         if (!check.ok) ready = false;
       }
     }
-    return c.json({ status: ready ? "ready" : "not_ready", checks }, ready ? 200 : 503);
+    return ready
+      ? c.json({ status: "ready" as const, checks }, 200)
+      : c.json({ status: "not_ready" as const, checks }, 503);
   });
   return app;
 }

@@ -6,9 +6,11 @@
 // Auth: Piston clients send no bearer key, but the ones built on fetch send the
 // user-info of their server URL as HTTP Basic auth, so the key travels as the
 // password of http://piston:<key>@host:port (README, SECURITY.md: why not a path).
-import { Hono, type MiddlewareHandler } from "hono";
+import { createRoute } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
 import type { Logger } from "pino";
 import semver from "semver";
+import { z } from "zod";
 import {
   AirlockApiError,
   type AirlockClient,
@@ -20,12 +22,54 @@ import {
   type ExecResult,
   type PistonExecuteRequest as PistonBody,
   PistonExecuteRequest,
+  PistonExecuteResult,
   type PistonRuntime,
+  PistonRuntimes,
   type PistonStage,
 } from "../../core/schemas.ts";
 import type { KeyGrant } from "../../policies/access/schema.ts";
 import { type AuthEnv, findKey } from "../auth.ts";
+import { errorResponses, json, PISTON_AUTH, PistonErrorBody } from "../openapi.ts";
+import { routesApp } from "../validate.ts";
 import { IN_PROCESS_URL } from "./mcp.ts";
+
+const runtimesRoute = createRoute({
+  method: "get",
+  path: "/api/v2/runtimes",
+  summary: "Piston-compatible: the languages and versions this gateway runs",
+  tags: ["piston"],
+  security: PISTON_AUTH,
+  responses: {
+    200: json(PistonRuntimes, "runtimes"),
+    ...errorResponses([401, 403, 429, 500, 503], PistonErrorBody),
+  },
+});
+
+// The body is given as JSON Schema made from the zod schema, so no validator is
+// attached: Piston clients built on node-fetch send JSON as text/plain, and every
+// failure must answer in Piston's shape, so the handler reads and checks it itself.
+const { $schema: _, ...executeBody } = z.toJSONSchema(PistonExecuteRequest, {
+  target: "draft-2020-12",
+  io: "input",
+});
+
+const executeRoute = createRoute({
+  method: "post",
+  path: "/api/v2/execute",
+  summary: "Piston-compatible execute",
+  tags: ["piston"],
+  security: PISTON_AUTH,
+  request: {
+    body: {
+      required: true,
+      content: { "application/json": { schema: executeBody as { type: "object" } } },
+    },
+  },
+  responses: {
+    200: json(PistonExecuteResult, "Piston's result"),
+    ...errorResponses([400, 401, 403, 413, 423, 429, 500, 503], PistonErrorBody),
+  },
+});
 
 /** Piston language → airlock profile and its language; versions are those the images ship. */
 export interface PistonRuntimeSpec extends PistonRuntime {
@@ -218,7 +262,7 @@ export interface PistonRouteDeps {
 }
 
 export function pistonRoutes(deps: PistonRouteDeps) {
-  const app = new Hono<PistonEnv>();
+  const app = routesApp<PistonEnv>();
   app.use("/api/v2/*", pistonAuth(deps.keys));
   // The same request id: the inner /v1 calls' log and audit lines join this request's.
   const clientFor = (key: string, requestId: string) =>
@@ -230,7 +274,7 @@ export function pistonRoutes(deps: PistonRouteDeps) {
     });
   const keyOf = (c: { get(k: "pistonKey"): string }) => c.get("pistonKey");
 
-  app.get("/api/v2/runtimes", async (c) => {
+  app.openapi(runtimesRoute, async (c) => {
     const { runtimes } = await visibleRuntimes(
       clientFor(keyOf(c), c.get("requestId")),
       c.req.raw.signal,
@@ -245,7 +289,7 @@ export function pistonRoutes(deps: PistonRouteDeps) {
     );
   });
 
-  app.post("/api/v2/execute", async (c) => {
+  app.openapi(executeRoute, async (c) => {
     // Piston clients built on node-fetch send JSON as text/plain: read it whatever the type says.
     let raw: unknown;
     try {

@@ -1,12 +1,24 @@
 // GET /v1/profiles: what a caller may run, with default and maximum limits.
-import { Hono } from "hono";
+import { createRoute } from "@hono/zod-openapi";
+import { ProfileList } from "../../core/schemas.ts";
 import type { Admission } from "../admission/admit.ts";
 import type { AuthEnv } from "../auth.ts";
+import { BEARER, errorResponses, json, V1_ERRORS } from "../openapi.ts";
+import { routesApp } from "../validate.ts";
+
+const list = createRoute({
+  method: "get",
+  path: "/v1/profiles",
+  summary: "The profiles a caller may use, with default and maximum limits",
+  tags: ["exec"],
+  security: BEARER,
+  responses: { 200: json(ProfileList, "profiles"), ...errorResponses(V1_ERRORS) },
+});
 
 /** Lists only the profiles the caller's key may use (policies/access/scopes.ts). */
 export function profileRoutes(admission: Admission) {
-  const app = new Hono<AuthEnv>();
-  app.get("/v1/profiles", async (c) => {
+  const app = routesApp<AuthEnv>();
+  app.openapi(list, async (c) => {
     // Needs no scope: any key may see what it may use, during a stop too.
     const { caller } = await admission.admit(c, { op: "profiles.list", scopes: [] });
     return c.json({

@@ -1,8 +1,11 @@
-// A whole app over the fake executor, for unit tests that go through HTTP
-// without Docker (the workspace store is absent: its routes are not exercised).
+// A whole app over the fake executor, with metrics as main.ts builds it, for unit
+// tests that go through HTTP without Docker (the workspace store is absent: its
+// routes are not exercised).
 import { pino } from "pino";
+import { Registry } from "prom-client";
 import { createApp } from "../../api/app.ts";
 import { hashKey } from "../../api/config.ts";
+import { createMetrics } from "../../api/metrics.ts";
 import type { ContainerClient } from "../../executor/docker.ts";
 import type { WorkspaceFiles } from "../../executor/workspace-files.ts";
 import type { WorkspaceStore } from "../../executor/workspaces.ts";
@@ -19,6 +22,8 @@ export function fakeApp() {
     profiles: loadProfiles(),
     keys: [{ tenant: "a", hash: hashKey(FAKE_KEY) }],
     maxBodyBytes: 64 * 1024,
+    // As in production (main.ts), so /metrics is registered and documented.
+    metrics: createMetrics(new Registry()),
     logger: pino({ level: "silent" }),
     workspaces: {
       store: {} as WorkspaceStore,

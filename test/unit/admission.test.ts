@@ -313,6 +313,33 @@ describe("admission through the routes", () => {
     expect((await call(KEYS.gated, "POST", "/v1/exec", other)).status).toBe(200);
   });
 
+  it("a stop's body counts whatever its type says; an empty one, even typed JSON, is everything", async () => {
+    const { app } = setup();
+    const stop = (body: string, type?: string) =>
+      app.request("/v1/admin/stop", {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${KEYS.admin}`,
+          ...(type === undefined ? {} : { "content-type": type }),
+        },
+        body,
+      });
+    // What `curl -d '{"tenant":"acme"}'` sends: a form type, a JSON body.
+    const form = await stop('{"tenant":"acme"}', "application/x-www-form-urlencoded");
+    expect(await form.json()).toMatchObject({ all: null, tenants: [{ tenant: "acme" }] });
+    const bad = await stop('{"tenant":"no spaces"}', "text/plain");
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toMatchObject({
+      error: {
+        code: "invalid_request",
+        message: expect.stringMatching(/^tenant: must be a tenant/),
+      },
+    });
+    expect((await stop("{ nope", "text/plain")).status).toBe(400);
+    const all = await stop("", "application/json");
+    expect(await all.json()).toMatchObject({ all: { since: expect.any(String) } });
+  });
+
   it("a stop turns the running job's cancellation into 423 stopped and frees its quota slot", async () => {
     const { call, executor, access } = setup({
       tenants: {
