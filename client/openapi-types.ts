@@ -73,6 +73,21 @@ export interface paths {
       };
     };
   };
+  "/docs/scalar.js": {
+    /** The docs page's script (Scalar's browser bundle, from the installed package) */
+    get: {
+      parameters: { query?: never; path?: never };
+      requestBody?: never;
+      responses: {
+        200: {
+          content: {
+            /** the bundle */
+            "text/javascript": string;
+          };
+        };
+      };
+    };
+  };
   "/dashboard": {
     /** The operators' dashboard: a page that logs in with an admin key and polls the admin routes */
     get: {

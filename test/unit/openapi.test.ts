@@ -152,6 +152,7 @@ describe("the typed client", () => {
     // Pages for people, and MCP (an MCP client speaks it), go through client.request().
     expect(operations(doc).filter((op) => !called.has(op))).toEqual([
       "GET /docs",
+      "GET /docs/scalar.js",
       "GET /dashboard",
       "POST /mcp",
       "GET /mcp",
