@@ -58,6 +58,7 @@ describe("real responses validate against /openapi.json", () => {
     await client.readiness();
     await raw("GET", "/openapi.json");
     await raw("GET", "/docs");
+    await raw("GET", "/docs/scalar.js");
     await client.profiles();
     await client.exec({ profile: "shell", command: "echo hi > out.txt; echo done" });
     const events: ExecEvent[] = [];
