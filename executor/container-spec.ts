@@ -92,6 +92,32 @@ export function containerSpec(
   };
 }
 
+/**
+ * A created, never started container of the profile's image with a volume at
+ * /workspace: the engine's archive API reads and writes the volume through it
+ * (workspaces.ts). Though it never runs, it carries a sandbox's hardening,
+ * seccomp profile and runtime included, so that behind the socket proxy every
+ * container create is held to one rule (deploy/docker-api-rules.ts).
+ */
+export function fileContainerSpec(profile: LoadedProfile, ctx: SpecContext): ContainerSpec {
+  return {
+    Image: profile.image,
+    Cmd: ["/bin/true"],
+    User: profile.user,
+    NetworkDisabled: true,
+    Labels: jobLabels(ctx),
+    HostConfig: {
+      NetworkMode: "none",
+      ReadonlyRootfs: true,
+      CapDrop: ["ALL"],
+      SecurityOpt: ["no-new-privileges:true", `seccomp=${profile.seccompJson}`],
+      Runtime: profile.runtime,
+      LogConfig: { Type: "none", Config: {} },
+      Mounts: [{ Type: "volume", Source: ctx.volume, Target: WORKSPACE_DIR }],
+    },
+  };
+}
+
 /** The limits a job may change on a started container (docker update), as the engine names them. */
 export function limitSettings(limits: Limits) {
   const memory = limits.memoryMb * MB;

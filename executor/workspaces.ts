@@ -13,7 +13,7 @@ import { type Job, type JobFile, systemJob, type WorkspaceRef } from "../core/jo
 import { type LoadedProfile, lookupProfile } from "../core/profile.ts";
 import type { ExecResult } from "../core/schemas.ts";
 import { packFiles, parseOwner } from "./archive.ts";
-import { LABEL_DEADLINE, LABEL_INSTANCE, LABEL_JOB } from "./container-spec.ts";
+import { fileContainerSpec } from "./container-spec.ts";
 import type { ContainerClient } from "./docker.ts";
 import type { Executor, ExecutorRunOptions } from "./executor.ts";
 import type { ManifestCache } from "./manifest-cache.ts";
@@ -260,26 +260,14 @@ export class WorkspaceStore {
    */
   async withFileContainer<T>(ws: Workspace, fn: (containerId: string) => Promise<T>): Promise<T> {
     const { client } = this.deps;
-    const job = `files-${randomBytes(6).toString("hex")}`;
-    const id = await client.create({
-      Image: ws.profile.image,
-      Cmd: ["/bin/true"],
-      User: ws.profile.user,
-      NetworkDisabled: true,
-      Labels: {
-        [LABEL_INSTANCE]: this.deps.instanceId,
-        [LABEL_JOB]: job,
-        [LABEL_DEADLINE]: String(this.now() + this.deps.orphanGraceMs),
-      },
-      HostConfig: {
-        NetworkMode: "none",
-        ReadonlyRootfs: true,
-        CapDrop: ["ALL"],
-        SecurityOpt: ["no-new-privileges:true"],
-        LogConfig: { Type: "none", Config: {} },
-        Mounts: [{ Type: "volume", Source: ws.volume, Target: "/workspace" }],
-      },
-    });
+    const id = await client.create(
+      fileContainerSpec(ws.profile, {
+        instanceId: this.deps.instanceId,
+        jobId: `files-${randomBytes(6).toString("hex")}`,
+        volume: ws.volume,
+        deadline: this.now() + this.deps.orphanGraceMs,
+      }),
+    );
     try {
       return await fn(id);
     } finally {
