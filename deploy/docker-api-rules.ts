@@ -1,41 +1,65 @@
 // What the socket proxy lets through to the Docker engine: exactly the calls
 // airlock makes (executor/docker.ts, executor/hardening.ts, the readiness
-// check), and only in the shape airlock makes them. A container may be created
-// only with airlock's label and its hardening (no privileges, no host
-// namespaces, no bind mounts, no network, no added capabilities), so a
-// compromised gateway behind the proxy cannot use the engine to take the host.
-// (Seccomp stays the engine's default when a body names none, as for the
-// never-started containers that read workspaces; "unconfined" is refused.)
+// check), and only in the shape airlock makes them. An allow-list, not a
+// deny-list: a create body may hold only the fields airlock sends
+// (executor/container-spec.ts), each with the value airlock gives it or one as
+// strict (non-root numeric user, one of the shipped seccomp profiles, network
+// none, one volume at /workspace…), so a compromised gateway behind the proxy
+// can do no more with the engine than airlock itself does. The proxy forwards
+// the body as parsed here, re-serialised, never the caller's bytes: the engine
+// reads JSON keys without regard to case (`"user"` sets User) and takes the
+// last of duplicate keys, so what was checked must be what it gets.
 // Image builds are not allowed: the gateway image runs with
 // AIRLOCK_BUILD_IMAGES=never, and images are built on the host (npm run images).
 import { z } from "zod";
+import { WORKSPACE_DIR } from "../core/paths.ts";
+import { LABEL_INSTANCE } from "../executor/container-spec.ts";
+import { LABEL_TOUCH, LABEL_WORKSPACE } from "../executor/workspaces.ts";
+import { LABEL_STOP } from "../policies/access/stop.ts";
+import { matchSeccomp, type ShippedSeccomp } from "./seccomp-profiles.ts";
 
 export type Rule =
-  /** Forward as is. */
+  /** Forward as is, without a body. */
   | { kind: "allow" }
-  /** Forward once the container (or volume) is known to carry the airlock label. */
-  | { kind: "container"; id: string }
+  /**
+   * Forward once the container is known to carry the airlock label: without a
+   * body, with the caller's tar (archive upload), or with a checked limits update.
+   */
+  | { kind: "container"; id: string; body: "none" | "tar" | "update" }
   | { kind: "volume"; name: string }
-  /** Forward once the JSON body passes the check. */
+  /** Forward the body as the check re-serialises it. */
   | { kind: "create-container" }
   | { kind: "create-volume" }
   | { kind: "deny"; reason: string };
 
-const VERSION = /^\/v\d+\.\d+(?=\/)/;
-const CONTAINER_OPS: Record<string, readonly string[]> = {
-  start: ["POST"],
-  attach: ["POST"],
-  update: ["POST"],
-  wait: ["POST"],
-  kill: ["POST"],
-  json: ["GET"],
-  stats: ["GET"],
-  archive: ["GET", "HEAD", "PUT"],
+const VERSION = /^\/v(\d+)\.(\d+)(?=\/)/;
+/** The engine API airlock needs (executor/hardening.ts). Older versions read a HostConfig from a start body. */
+const MIN_API = [1, 41] as const;
+
+const CONTAINER_OPS: Record<string, Record<string, "none" | "tar" | "update">> = {
+  start: { POST: "none" },
+  attach: { POST: "none" },
+  update: { POST: "update" },
+  wait: { POST: "none" },
+  kill: { POST: "none" },
+  json: { GET: "none" },
+  stats: { GET: "none" },
+  archive: { GET: "none", HEAD: "none", PUT: "tar" },
 };
 
-/** The rule for one request line; `path` is the URL path without the query. */
+/** The rule for one request line; `rawPath` is the URL path without the query. */
 export function ruleFor(method: string, rawPath: string): Rule {
-  const path = rawPath.replace(VERSION, "");
+  const version = VERSION.exec(rawPath);
+  if (version !== null) {
+    const [major, minor] = [Number(version[1]), Number(version[2])];
+    if (major < MIN_API[0] || (major === MIN_API[0] && minor < MIN_API[1])) {
+      return {
+        kind: "deny",
+        reason: `API version ${major}.${minor} is older than ${MIN_API.join(".")}, the one airlock speaks`,
+      };
+    }
+  }
+  const path = rawPath.slice(version?.[0].length ?? 0);
   const is = (m: string, p: string | RegExp) =>
     method === m && (typeof p === "string" ? path === p : p.test(path));
   if (is("GET", "/_ping") || is("HEAD", "/_ping")) return { kind: "allow" };
@@ -47,9 +71,9 @@ export function ruleFor(method: string, rawPath: string): Rule {
   const container = /^\/containers\/([A-Za-z0-9][A-Za-z0-9_.-]*)(?:\/([a-z]+))?$/.exec(path);
   if (container !== null) {
     const [, id, op] = container as unknown as [string, string, string | undefined];
-    if (op === undefined ? method === "DELETE" : CONTAINER_OPS[op]?.includes(method)) {
-      return { kind: "container", id };
-    }
+    if (op === undefined && method === "DELETE") return { kind: "container", id, body: "none" };
+    const body = op === undefined ? undefined : CONTAINER_OPS[op]?.[method];
+    if (body !== undefined) return { kind: "container", id, body };
   }
   const volume = /^\/volumes\/([A-Za-z0-9][A-Za-z0-9_.-]*)$/.exec(path);
   if (volume !== null && (method === "GET" || method === "DELETE")) {
@@ -59,119 +83,232 @@ export function ruleFor(method: string, rawPath: string): Rule {
 }
 
 /**
- * Airlock's containers carry its instance label, `airlock` (container-spec.ts,
- * workspaces.ts). Only that key counts: the sandbox images' own `airlock.image`
- * labels are inherited by any container made from them, airlock's or not.
+ * Airlock's containers carry its instance label, `airlock` (container-spec.ts).
+ * Only that key counts: the sandbox images' own `airlock.image` labels are
+ * inherited by any container made from them, airlock's or not.
  */
 export function isAirlockContainer(labels: Record<string, string> | null | undefined): boolean {
-  return labels != null && Object.hasOwn(labels, "airlock");
+  return labels != null && Object.hasOwn(labels, LABEL_INSTANCE);
 }
 
-/** Job volumes carry `airlock`; workspaces and their touch markers their own keys (workspaces.ts). */
-const VOLUME_KEYS = ["airlock", "airlock.workspace", "airlock.workspace.touch"];
+/** Job volumes carry `airlock`; workspaces, their touch markers and stop markers their own keys. */
+const VOLUME_KEYS = [LABEL_INSTANCE, LABEL_WORKSPACE, LABEL_TOUCH, LABEL_STOP];
 export function isAirlockVolume(labels: Record<string, string> | null | undefined): boolean {
   return labels != null && VOLUME_KEYS.some((k) => Object.hasOwn(labels, k));
 }
 
-const empty = (what: string) =>
-  z
-    .array(z.unknown())
-    .nullish()
-    .refine((v) => v === undefined || v === null || v.length === 0, `${what} are not allowed`);
-const notHost = (what: string) =>
-  z
-    .string()
-    .nullish()
-    .refine(
-      (v) => v === undefined || v === null || !(v.startsWith("host") || v.startsWith("container:")),
-      `${what} may not share the host's or another container's namespace`,
-    );
+/** What a sandbox may mount at /workspace: a job's volume or a workspace, never a marker. */
+export function isMountableVolume(labels: Record<string, string> | null | undefined): boolean {
+  return labels != null && [LABEL_INSTANCE, LABEL_WORKSPACE].some((k) => Object.hasOwn(labels, k));
+}
 
-const Mount = z.object({
-  Type: z.literal("volume", "only volume mounts are allowed (no bind mounts)"),
+const positive = z.number().int().positive();
+const VOLUME_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
+/** Container names as airlock gives them: `airlock-<job id>`. */
+export const CONTAINER_NAME = /^airlock-[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$/;
+const emptyMap = (message: string) =>
+  z.record(z.string(), z.unknown()).refine((m) => Object.keys(m).length === 0, message);
+
+const Labels = z.record(
+  z.string().regex(/^airlock(\.[a-z][a-z0-9_.-]*)?$/, "label keys must be airlock or airlock.*"),
+  z.string().max(4096),
+);
+const ContainerLabels = Labels.refine(
+  isAirlockContainer,
+  `the container must carry the ${LABEL_INSTANCE} label`,
+);
+
+const Mount = z.strictObject({
+  Type: z.literal("volume", "only volume mounts are allowed (no bind or tmpfs mounts)"),
+  Source: z.string().regex(VOLUME_NAME, "must be a volume name"),
+  Target: z.literal(WORKSPACE_DIR, `the volume must be mounted at ${WORKSPACE_DIR}`),
+  // Only read by the engine when it makes the volume (a job's own, on first mount).
   VolumeOptions: z
-    .object({
-      DriverConfig: z
-        .object({
-          Name: z.literal("local", "only the local volume driver is allowed").optional(),
-          Options: z
-            .record(z.string(), z.unknown())
-            .nullish()
-            .refine(
-              (v) => v == null || Object.keys(v).length === 0,
-              "volume driver options are not allowed (they can mount host paths)",
-            ),
-        })
-        .nullish(),
+    .strictObject({
+      NoCopy: z.boolean(),
+      Labels: ContainerLabels,
+      DriverConfig: z.strictObject({
+        Name: z.literal("local", "only the local volume driver is allowed"),
+        Options: emptyMap("volume driver options are not allowed (o=bind mounts a host path)"),
+      }),
     })
-    .nullish(),
+    .optional(),
 });
+export type Mount = z.infer<typeof Mount>;
 
-/** The parts of a container create body that decide what the container may do to the host. */
-export const ContainerCreateBody = z.object({
-  Labels: z
-    .record(z.string(), z.string())
-    .refine((l) => isAirlockContainer(l), "the container must carry the airlock label"),
-  HostConfig: z.object({
-    Privileged: z.literal(false, "privileged containers are not allowed").optional(),
-    Binds: empty("bind mounts"),
-    Mounts: z.array(Mount).nullish(),
-    VolumesFrom: empty("volumes from other containers"),
-    Devices: empty("devices"),
-    DeviceRequests: empty("device requests"),
-    CapAdd: empty("added capabilities"),
-    CapDrop: z.array(z.string()).refine((c) => c.includes("ALL"), "CapDrop must include ALL"),
+const NO_NEW_PRIVILEGES = "no-new-privileges:true";
+const SECCOMP = "seccomp=";
+
+const HostConfig = z
+  .strictObject({
+    Memory: positive.optional(),
+    MemorySwap: positive.optional(),
+    NanoCpus: positive.optional(),
+    PidsLimit: positive.optional(),
     NetworkMode: z.literal("none", "NetworkMode must be none"),
-    PortBindings: z
-      .record(z.string(), z.unknown())
-      .nullish()
-      .refine((v) => v == null || Object.keys(v).length === 0, "port bindings are not allowed"),
-    PublishAllPorts: z.literal(false, "publishing ports is not allowed").optional(),
-    PidMode: notHost("PidMode"),
-    IpcMode: notHost("IpcMode"),
-    UTSMode: notHost("UTSMode"),
-    UsernsMode: notHost("UsernsMode"),
-    CgroupnsMode: notHost("CgroupnsMode"),
-    Sysctls: z
-      .record(z.string(), z.unknown())
-      .nullish()
-      .refine((v) => v == null || Object.keys(v).length === 0, "sysctls are not allowed"),
     ReadonlyRootfs: z.literal(true, "the root filesystem must be read-only"),
-    Runtime: z.enum(["runc", "runsc"], "Runtime must be runc or runsc").optional(),
-    SecurityOpt: z
-      .array(z.string())
-      .refine((o) => o.includes("no-new-privileges:true"), "no-new-privileges is required")
-      .refine(
-        (o) => !o.some((s) => /unconfined|label[=:]disable/.test(s)),
-        "unconfined security options are not allowed",
-      ),
-  }),
-});
-
-export const VolumeCreateBody = z.object({
-  Labels: z
-    .record(z.string(), z.string())
-    .refine((l) => isAirlockVolume(l), "the volume must carry an airlock label"),
-  Driver: z.literal("local", "only the local volume driver is allowed").optional(),
-  DriverOpts: z
-    .record(z.string(), z.unknown())
-    .nullish()
-    .refine(
-      (v) => v == null || Object.keys(v).length === 0,
-      "driver options are not allowed (they can mount host paths)",
+    Tmpfs: z
+      .strictObject({
+        "/tmp": z
+          .string()
+          .regex(
+            /^rw,nosuid,nodev,size=\d+m,mode=1777$/,
+            "must be rw,nosuid,nodev,size=<n>m,mode=1777",
+          ),
+      })
+      .optional(),
+    ShmSize: positive.optional(),
+    Ulimits: z
+      .array(
+        z.strictObject({
+          Name: z.enum(["nofile", "fsize", "core"], "only nofile, fsize and core are set"),
+          Soft: z.number().int().nonnegative(),
+          Hard: z.number().int().nonnegative(),
+        }),
+      )
+      .max(3)
+      .optional(),
+    CapDrop: z.tuple([z.literal("ALL")], 'CapDrop must be ["ALL"]'),
+    SecurityOpt: z.tuple(
+      [z.literal(NO_NEW_PRIVILEGES), z.string().startsWith(SECCOMP)],
+      `SecurityOpt must be ["${NO_NEW_PRIVILEGES}", "${SECCOMP}<a shipped profile>"]`,
     ),
+    Init: z.literal(true).optional(),
+    Runtime: z.enum(["runc", "runsc"], "Runtime must be runc or runsc").optional(),
+    IpcMode: z.literal("private", "IpcMode must be private").optional(),
+    // Output is streamed through attach; a logging driver would copy it to the engine's disk.
+    LogConfig: z.strictObject({
+      Type: z.literal("none", "the logging driver must be none"),
+      Config: emptyMap("no logging options"),
+    }),
+    Mounts: z.tuple([Mount], `exactly one mount: a volume at ${WORKSPACE_DIR}`),
+  })
+  .refine((h) => h.MemorySwap === h.Memory, "MemorySwap must equal Memory (no swap)");
+
+/** Exactly the fields of a create body airlock sends (container-spec.ts), shaped as it sends them. */
+const ContainerCreateFields = z.strictObject({
+  // dockerode repeats the query's name in the body; the engine ignores it there.
+  name: z.string().regex(CONTAINER_NAME, "must be airlock-<job id>").optional(),
+  Image: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$/, "must be an image reference"),
+  Cmd: z.array(z.string()).min(1),
+  Entrypoint: z.tuple([], "Entrypoint must be empty (the image's own is not run)").optional(),
+  Env: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*=/, "must be NAME=value")).optional(),
+  WorkingDir: z.literal(WORKSPACE_DIR).optional(),
+  // Numeric, so that no name in the image's /etc/passwd can turn out to be root.
+  User: z
+    .string()
+    .regex(/^[1-9]\d*:[1-9]\d*$/, "must be a numeric uid:gid, neither of them 0 (root)"),
+  Hostname: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "must be a host name")
+    .optional(),
+  Labels: ContainerLabels,
+  AttachStdin: z.boolean().optional(),
+  AttachStdout: z.boolean().optional(),
+  AttachStderr: z.boolean().optional(),
+  OpenStdin: z.boolean().optional(),
+  StdinOnce: z.boolean().optional(),
+  Tty: z.literal(false).optional(),
+  NetworkDisabled: z.literal(true, "NetworkDisabled must be true"),
+  HostConfig,
+});
+export type ContainerCreateBody = z.infer<typeof ContainerCreateFields>;
+
+/**
+ * The create-body check for the seccomp profiles the proxy loaded: the body's
+ * profile must equal one of them (for its runtime), and the proxy's own text
+ * of that profile is what goes on to the engine.
+ */
+export function containerCreateBody(shipped: readonly ShippedSeccomp[]) {
+  return ContainerCreateFields.transform((body, ctx) => {
+    const runtime = body.HostConfig.Runtime ?? "runc";
+    const match = matchSeccomp(
+      shipped,
+      runtime,
+      body.HostConfig.SecurityOpt[1].slice(SECCOMP.length),
+    );
+    if (match === undefined) {
+      ctx.issues.push({
+        code: "custom",
+        input: body.HostConfig.SecurityOpt[1],
+        path: ["HostConfig", "SecurityOpt", 1],
+        message: `the seccomp profile is none of the shipped ones (policies/seccomp/*.json) for ${runtime}`,
+      });
+      return z.NEVER;
+    }
+    const SecurityOpt: [typeof NO_NEW_PRIVILEGES, string] = [
+      NO_NEW_PRIVILEGES,
+      `${SECCOMP}${match.text}`,
+    ];
+    return { ...body, HostConfig: { ...body.HostConfig, SecurityOpt } };
+  });
+}
+
+export const VolumeCreateBody = z.strictObject({
+  Name: z.string().regex(VOLUME_NAME, "must be a volume name"),
+  Labels: Labels.refine(isAirlockVolume, "the volume must carry an airlock label"),
 });
 
-/** undefined when the body may go through; otherwise why not. */
-export function checkBody(schema: z.ZodType, raw: Buffer): string | undefined {
+/** A job's limits on a parked container (container-spec.ts limitSettings), and nothing else. */
+export const ContainerUpdateBody = z
+  .strictObject({ Memory: positive, MemorySwap: positive, NanoCpus: positive, PidsLimit: positive })
+  .refine((u) => u.MemorySwap === u.Memory, "MemorySwap must equal Memory (no swap)");
+
+/** Go's encoding/json matches keys by Unicode simple folding ("ſ" is "s", "K" is "k"). */
+const fold = (key: string) => key.toUpperCase().toLowerCase();
+
+/** Two keys of one object that the engine would read as one, or undefined. */
+function caseClash(root: unknown): string | undefined {
+  const stack: [unknown, string][] = [[root, "body"]];
+  for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
+    const [value, where] = next;
+    if (typeof value !== "object" || value === null) continue;
+    if (Array.isArray(value)) {
+      for (const [i, v] of value.entries()) stack.push([v, `${where}.${i}`]);
+      continue;
+    }
+    const seen = new Map<string, string>();
+    for (const [key, v] of Object.entries(value)) {
+      const prior = seen.get(fold(key));
+      if (prior !== undefined) {
+        return `${where}: keys ${JSON.stringify(prior)} and ${JSON.stringify(key)} differ only in case, and the engine reads them as one`;
+      }
+      seen.set(fold(key), key);
+      stack.push([v, where === "body" ? key : `${where}.${key}`]);
+    }
+  }
+  return undefined;
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const where = issue.path.length > 0 ? issue.path.join(".") : "body";
+  if (issue.code === "invalid_key") {
+    return `${where}: ${issue.issues[0]?.message ?? "is not an allowed key"}`;
+  }
+  if (issue.code === "unrecognized_keys") {
+    const keys = issue.keys.map((k) => JSON.stringify(k)).join(", ");
+    return `${where}: ${keys} ${issue.keys.length > 1 ? "are not fields" : "is not a field"} airlock sends`;
+  }
+  return `${where}: ${issue.message}`;
+}
+
+/** The body as the schema parses it (what the proxy forwards), or why it is refused. */
+export function checkBody<T>(
+  schema: z.ZodType<T>,
+  raw: Buffer,
+): { value: T; problem?: undefined } | { problem: string } {
   let json: unknown;
   try {
     json = JSON.parse(raw.toString("utf8"));
   } catch {
-    return "the body is not JSON";
+    return { problem: "the body is not JSON" };
   }
+  const clash = caseClash(json);
+  if (clash !== undefined) return { problem: clash };
   const parsed = schema.safeParse(json);
-  if (parsed.success) return undefined;
-  const issue = parsed.error.issues[0];
-  return `${issue?.path.join(".") ?? "body"}: ${issue?.message ?? "not allowed"}`;
+  if (parsed.success) return { value: parsed.data };
+  // A field airlock never sends says more than a missing one it does (`"user"` for `User`).
+  const { issues } = parsed.error;
+  const issue = issues.find((i) => i.code === "unrecognized_keys") ?? issues[0];
+  return { problem: issue === undefined ? "the body is not allowed" : describeIssue(issue) };
 }

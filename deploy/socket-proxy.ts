@@ -2,7 +2,11 @@
 // socket-proxy deployment (deploy/docker-compose.socket-proxy.yml): the
 // gateway gets DOCKER_HOST=tcp://socket-proxy:2375 instead of the socket, and
 // this process forwards only the calls airlock makes, shaped as airlock makes
-// them (deploy/docker-api-rules.ts), answering 403 to anything else.
+// them (deploy/docker-api-rules.ts), answering 403 to anything else. What it
+// forwards is what it checked: a JSON body re-serialised from its parsed form,
+// a create's query cut down to the container's name, no body at all on calls
+// whose body airlock never relies on (an old API version would read a whole
+// HostConfig from a start body).
 //
 // Hand-written rather than an off-the-shelf socket proxy (tecnativa's
 // docker-socket-proxy and the like) because no image can be pulled where
@@ -11,23 +15,37 @@
 // is the attack that matters. It runs from the gateway's own image (Node, no
 // extra dependency besides zod).
 import { createServer, type IncomingMessage, request, type ServerResponse } from "node:http";
-import { connect } from "node:net";
 import type { Duplex } from "node:stream";
 import { z } from "zod";
+import { relayAttach } from "./attach-relay.ts";
 import {
-  ContainerCreateBody,
+  CONTAINER_NAME,
+  ContainerUpdateBody,
   checkBody,
+  containerCreateBody,
   isAirlockContainer,
   isAirlockVolume,
+  isMountableVolume,
+  type Mount,
   type Rule,
   ruleFor,
   VolumeCreateBody,
 } from "./docker-api-rules.ts";
+import {
+  loadSeccompProfiles,
+  SHIPPED_SECCOMP_DIR,
+  type ShippedSeccomp,
+} from "./seccomp-profiles.ts";
 
 const Env = z.object({
   SOCKET_PROXY_PORT: z.coerce.number().int().min(1).max(65535).default(2375),
   SOCKET_PROXY_HOST: z.string().min(1).default("0.0.0.0"),
   SOCKET_PROXY_UPSTREAM: z.string().min(1).default("/var/run/docker.sock"),
+  /** The operator's own seccomp directories (AIRLOCK_PROFILES_DIR/seccomp), comma-separated. */
+  SOCKET_PROXY_SECCOMP_DIRS: z
+    .string()
+    .default("")
+    .transform((s) => s.split(",").filter((d) => d !== "")),
 });
 
 /** Create bodies carry the seccomp profile (tens of KB); anything far past that is refused. */
@@ -36,16 +54,44 @@ const MAX_BODY = 4 * 1024 * 1024;
 export interface ProxyOptions {
   /** The engine's unix socket. */
   upstream: string;
+  /** The seccomp profiles a container may be created with; by default policies/seccomp/*.json. */
+  seccomp?: readonly ShippedSeccomp[];
   log?: (line: string) => void;
+}
+
+interface Verdict {
+  status: number;
+  message: string;
+}
+/** What goes on to the engine: the path with its query, and the body (or the caller's stream). */
+interface Outgoing {
+  path: string;
+  body: Buffer | "stream";
+}
+
+const refused = (message: string): Verdict => ({ status: 403, message });
+
+/** The create's query as the engine reads it: only `name` (dockerode repeats the whole body there). */
+function createQuery(query: string): string | Verdict {
+  const names = new URLSearchParams(query).getAll("name");
+  if (names.length === 0) return "";
+  const [name] = names;
+  if (names.length > 1 || name === undefined || !CONTAINER_NAME.test(name)) {
+    return refused("name: the container's name must be one airlock-<job id>");
+  }
+  return `?name=${encodeURIComponent(name)}`;
 }
 
 export function createSocketProxy(options: ProxyOptions) {
   const { upstream } = options;
   const log = options.log ?? (() => {});
+  const createBody = containerCreateBody(
+    options.seccomp ?? loadSeccompProfiles([SHIPPED_SECCOMP_DIR]),
+  );
   // Ids known to be airlock's: labels never change, so one inspect per container is enough.
   const known = new Set<string>();
 
-  const ask = (method: string, path: string, body?: Buffer) =>
+  const ask = (method: string, path: string) =>
     new Promise<{ status: number; json: unknown }>((resolve, reject) => {
       const req = request(
         { socketPath: upstream, method, path, headers: { host: "docker" } },
@@ -65,25 +111,25 @@ export function createSocketProxy(options: ProxyOptions) {
         },
       );
       req.on("error", reject);
-      req.end(body);
+      req.end();
     });
 
-  /** undefined when allowed, or the status and message to answer with. */
-  async function judge(rule: Rule): Promise<{ status: number; message: string } | undefined> {
+  /** undefined when the object the call names may be touched, or the answer to give. */
+  async function judge(rule: Rule): Promise<Verdict | undefined> {
     switch (rule.kind) {
       case "allow":
       case "create-container":
       case "create-volume":
         return undefined;
       case "deny":
-        return { status: 403, message: rule.reason };
+        return refused(rule.reason);
       case "container": {
         if (known.has(rule.id)) return undefined;
         const { status, json } = await ask("GET", `/containers/${rule.id}/json`);
         if (status === 404) return { status: 404, message: `No such container: ${rule.id}` };
         const info = json as { Id?: string; Config?: { Labels?: Record<string, string> } };
         if (status !== 200 || !isAirlockContainer(info.Config?.Labels)) {
-          return { status: 403, message: `container ${rule.id} is not airlock's` };
+          return refused(`container ${rule.id} is not airlock's`);
         }
         if (known.size > 100_000) known.clear();
         known.add(rule.id);
@@ -97,16 +143,33 @@ export function createSocketProxy(options: ProxyOptions) {
           status !== 200 ||
           !isAirlockVolume((json as { Labels?: Record<string, string> }).Labels)
         ) {
-          return { status: 403, message: `volume ${rule.name} is not airlock's` };
+          return refused(`volume ${rule.name} is not airlock's`);
         }
         return undefined;
       }
     }
   }
 
-  function refuse(res: ServerResponse, status: number, message: string) {
-    res.writeHead(status, { "content-type": "application/json" });
-    res.end(JSON.stringify({ message: `airlock socket proxy: ${message}` }));
+  /**
+   * Why a create may not mount this volume, or undefined. An existing volume
+   * must be airlock's, local and without options; a missing one is made by the
+   * engine from the mount's own options, which the schema holds to airlock's
+   * label and the plain local driver.
+   */
+  async function mountProblem(mount: Mount): Promise<string | undefined> {
+    const { status, json } = await ask("GET", `/volumes/${encodeURIComponent(mount.Source)}`);
+    if (status === 404) {
+      return mount.VolumeOptions === undefined
+        ? `volume ${mount.Source} does not exist, and this mount would make it without airlock's label`
+        : undefined;
+    }
+    if (status !== 200) return `the engine did not say whose volume ${mount.Source} is (${status})`;
+    const volume = json as { Labels?: Record<string, string>; Driver?: string; Options?: object };
+    if (!isMountableVolume(volume.Labels)) return `volume ${mount.Source} is not airlock's`;
+    if (volume.Driver !== "local" || Object.keys(volume.Options ?? {}).length > 0) {
+      return `volume ${mount.Source} is not a plain local volume`;
+    }
+    return undefined;
   }
 
   async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
@@ -120,38 +183,71 @@ export function createSocketProxy(options: ProxyOptions) {
     return Buffer.concat(chunks);
   }
 
+  /** The request as it goes on to the engine, or why it does not. */
+  async function prepare(
+    rule: Rule,
+    req: IncomingMessage,
+    path: string,
+    query: string,
+  ): Promise<Outgoing | Verdict> {
+    const json = (value: unknown) => Buffer.from(JSON.stringify(value));
+    if (rule.kind === "container" && rule.body === "tar")
+      return { path: path + query, body: "stream" };
+    const wanted =
+      rule.kind === "create-container" ||
+      rule.kind === "create-volume" ||
+      (rule.kind === "container" && rule.body === "update");
+    if (!wanted) {
+      // Dropped unread: airlock sends none that the engine needs (dockerode repeats a kill's options there).
+      req.resume();
+      return { path: path + query, body: Buffer.alloc(0) };
+    }
+    const raw = await readBody(req);
+    if (raw === undefined) return refused(`the body is larger than ${MAX_BODY} bytes`);
+    if (rule.kind !== "create-container") {
+      const checked =
+        rule.kind === "container"
+          ? checkBody(ContainerUpdateBody, raw)
+          : checkBody(VolumeCreateBody, raw);
+      return checked.problem !== undefined
+        ? refused(checked.problem)
+        : { path, body: json(checked.value) };
+    }
+    const checked = checkBody(createBody, raw);
+    if (checked.problem !== undefined) return refused(checked.problem);
+    const name = createQuery(query);
+    if (typeof name !== "string") return name;
+    for (const mount of checked.value.HostConfig.Mounts) {
+      const problem = await mountProblem(mount);
+      if (problem !== undefined) return refused(`HostConfig.Mounts: ${problem}`);
+    }
+    return { path: path + name, body: json(checked.value) };
+  }
+
+  function refuse(res: ServerResponse, status: number, message: string) {
+    res.writeHead(status, { "content-type": "application/json" });
+    res.end(JSON.stringify({ message: `airlock socket proxy: ${message}` }));
+  }
+
   async function onRequest(req: IncomingMessage, res: ServerResponse) {
     const method = req.method ?? "GET";
     const url = req.url ?? "/";
-    const rule = ruleFor(method, url.split("?")[0] ?? "/");
-    const verdict = await judge(rule);
-    if (verdict !== undefined) {
-      log(`refused ${method} ${url}: ${verdict.message}`);
+    const at = url.indexOf("?");
+    const [path, query] = at < 0 ? [url, ""] : [url.slice(0, at), url.slice(at)];
+    const rule = ruleFor(method, path);
+    const verdict = (await judge(rule)) ?? (await prepare(rule, req, path, query));
+    if ("status" in verdict) {
+      log(`refused ${method} ${path}: ${verdict.message}`);
       refuse(res, verdict.status, verdict.message);
       return;
     }
-    let body: Buffer | undefined;
-    if (rule.kind === "create-container" || rule.kind === "create-volume") {
-      body = await readBody(req);
-      const problem =
-        body === undefined
-          ? `the body is larger than ${MAX_BODY} bytes`
-          : checkBody(
-              rule.kind === "create-container" ? ContainerCreateBody : VolumeCreateBody,
-              body,
-            );
-      if (problem !== undefined) {
-        log(`refused ${method} ${url}: ${problem}`);
-        refuse(res, 403, problem);
-        return;
-      }
-    }
     const headers = { ...req.headers };
-    if (body !== undefined) {
+    if (verdict.body !== "stream") {
       delete headers["transfer-encoding"];
-      headers["content-length"] = String(body.length);
+      headers["content-length"] = String(verdict.body.length);
+      if (verdict.body.length > 0) headers["content-type"] = "application/json";
     }
-    const up = request({ socketPath: upstream, method, path: url, headers }, (upRes) => {
+    const up = request({ socketPath: upstream, method, path: verdict.path, headers }, (upRes) => {
       res.writeHead(upRes.statusCode ?? 502, upRes.headers);
       upRes.pipe(res);
     });
@@ -160,62 +256,29 @@ export function createSocketProxy(options: ProxyOptions) {
       else res.destroy(err);
     });
     res.on("close", () => up.destroy());
-    if (body !== undefined) up.end(body);
-    else req.pipe(up);
+    if (verdict.body === "stream") req.pipe(up);
+    else up.end(verdict.body);
   }
 
-  /** attach hijacks the connection: check, then splice the client's socket onto the engine's. */
+  /** attach hijacks the connection: check, then let relayAttach splice it onto the engine's. */
   async function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer) {
     const method = req.method ?? "POST";
     const url = req.url ?? "/";
-    const rule = ruleFor(method, url.split("?")[0] ?? "/");
+    const path = url.split("?")[0] ?? "/";
+    const rule = ruleFor(method, path);
     const verdict =
-      rule.kind === "container"
+      rule.kind === "container" && path.endsWith("/attach")
         ? await judge(rule)
-        : { status: 403, message: "only attach may upgrade" };
+        : refused("only attach may upgrade");
     if (verdict !== undefined) {
-      log(`refused ${method} ${url}: ${verdict.message}`);
+      log(`refused ${method} ${path}: ${verdict.message}`);
       const body = JSON.stringify({ message: `airlock socket proxy: ${verdict.message}` });
       socket.end(
         `HTTP/1.1 ${verdict.status} Refused\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
       );
       return;
     }
-    if (req.headers["transfer-encoding"] !== undefined) {
-      socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
-      return;
-    }
-    // The attach options are in the query; dockerode repeats them as a JSON
-    // body, which the engine never reads: it hijacks the connection at once,
-    // and whatever bytes follow the headers become the container's stdin.
-    // Sent straight to the engine the body rides in the headers' packet and
-    // vanishes in its read buffer; relayed, it could arrive late and reach the
-    // job as input. So the relay drops it, and the engine sees no body at all.
-    let skip = Number(req.headers["content-length"] ?? 0);
-    const engine = connect(upstream);
-    engine.on("error", () => socket.destroy());
-    socket.on("error", () => engine.destroy());
-    const lines = [`${method} ${url} HTTP/1.1`];
-    for (let i = 0; i < req.rawHeaders.length; i += 2) {
-      if (req.rawHeaders[i]?.toLowerCase() === "content-length") continue;
-      lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
-    }
-    engine.write(`${lines.join("\r\n")}\r\n\r\n`);
-    const forward = (chunk: Buffer) => {
-      if (skip > 0) {
-        const n = Math.min(skip, chunk.length);
-        skip -= n;
-        chunk = chunk.subarray(n);
-      }
-      if (chunk.length > 0 && !engine.write(chunk)) {
-        socket.pause();
-        engine.once("drain", () => socket.resume());
-      }
-    };
-    forward(head);
-    socket.on("data", forward);
-    socket.on("end", () => engine.end());
-    engine.pipe(socket);
+    relayAttach(upstream, req, socket, head);
   }
 
   const server = createServer((req, res) => {
@@ -238,13 +301,21 @@ if (import.meta.main) {
     process.exit(1);
   }
   const env = parsed.data;
+  let seccomp: ShippedSeccomp[];
+  try {
+    seccomp = loadSeccompProfiles([SHIPPED_SECCOMP_DIR, ...env.SOCKET_PROXY_SECCOMP_DIRS]);
+  } catch (err) {
+    process.stderr.write(`socket-proxy: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
   const server = createSocketProxy({
     upstream: env.SOCKET_PROXY_UPSTREAM,
+    seccomp,
     log: (line) => process.stderr.write(`socket-proxy: ${line}\n`),
   });
   server.listen(env.SOCKET_PROXY_PORT, env.SOCKET_PROXY_HOST, () => {
     process.stderr.write(
-      `socket-proxy: forwarding airlock's Docker API calls from ${env.SOCKET_PROXY_HOST}:${env.SOCKET_PROXY_PORT} to ${env.SOCKET_PROXY_UPSTREAM}\n`,
+      `socket-proxy: forwarding airlock's Docker API calls from ${env.SOCKET_PROXY_HOST}:${env.SOCKET_PROXY_PORT} to ${env.SOCKET_PROXY_UPSTREAM} (${seccomp.length / 2} seccomp profiles)\n`,
     );
   });
   const stop = () => server.close(() => process.exit(0));

@@ -1,5 +1,6 @@
 // Operations without Docker: the graceful stop, the metering wrappers, the
-// /metrics route and its key, the request log, and the socket proxy's rules.
+// /metrics route and its key and the request log (the socket proxy's rules:
+// socket-proxy.test.ts).
 import { Writable } from "node:stream";
 import { pino } from "pino";
 import { Registry } from "prom-client";
@@ -11,13 +12,6 @@ import { createRequestScope, requestIdMixin } from "../../api/request-log.ts";
 import { AirlockError } from "../../core/errors.ts";
 import type { Job } from "../../core/job.ts";
 import type { ExecResult } from "../../core/schemas.ts";
-import {
-  ContainerCreateBody,
-  checkBody,
-  ruleFor,
-  VolumeCreateBody,
-} from "../../deploy/docker-api-rules.ts";
-import { containerSpec } from "../../executor/container-spec.ts";
 import type { ContainerClient } from "../../executor/docker.ts";
 import type { Executor, ExecutorRunOptions } from "../../executor/executor.ts";
 import { meterClient } from "../../executor/metered-client.ts";
@@ -283,82 +277,6 @@ describe("request log", () => {
       ["from the child", "req-456"],
       ["outside", undefined],
     ]);
-  });
-});
-
-describe("socket proxy rules", () => {
-  it.each([
-    ["GET", "/v1.41/_ping", "allow"],
-    ["GET", "/info", "allow"],
-    ["GET", "/images/airlock/shell:1/json", "allow"],
-    ["POST", "/v1.41/containers/create", "create-container"],
-    ["POST", "/containers/abc123/attach", "container"],
-    ["PUT", "/containers/abc123/archive", "container"],
-    ["HEAD", "/containers/abc123/archive", "container"],
-    ["DELETE", "/containers/abc123", "container"],
-    ["DELETE", "/volumes/airlock-x", "volume"],
-    ["POST", "/containers/abc123/exec", "deny"],
-    ["POST", "/build", "deny"],
-    ["GET", "/images/json", "deny"],
-    ["POST", "/containers/abc123/archive", "deny"],
-    ["GET", "/containers/abc123/logs", "deny"],
-    ["POST", "/images/create", "deny"],
-  ])("%s %s → %s", (method, path, kind) => {
-    expect(ruleFor(method, path).kind).toBe(kind);
-  });
-
-  it("lets airlock's own container spec through, and nothing looser", () => {
-    const profile = profiles.get("python");
-    if (profile === undefined) throw new Error("no python profile");
-    const spec = containerSpec(profile, profile.limits.default, {
-      instanceId: "i",
-      jobId: "j",
-      volume: "v",
-      deadline: 1,
-    });
-    const body = (x: unknown) => Buffer.from(JSON.stringify(x));
-    expect(checkBody(ContainerCreateBody, body(spec))).toBeUndefined();
-    const loosen = (hostConfig: Record<string, unknown>) =>
-      checkBody(
-        ContainerCreateBody,
-        body({ ...spec, HostConfig: { ...spec.HostConfig, ...hostConfig } }),
-      );
-    expect(loosen({ Privileged: true })).toContain("privileged");
-    expect(loosen({ ReadonlyRootfs: false })).toContain("read-only");
-    expect(loosen({ CapDrop: [] })).toContain("CapDrop must include ALL");
-    expect(loosen({ Runtime: "kata" })).toContain("Runtime must be runc or runsc");
-    expect(
-      loosen({
-        Mounts: [
-          {
-            Type: "volume",
-            Source: "v",
-            Target: "/workspace",
-            VolumeOptions: {
-              DriverConfig: { Name: "local", Options: { type: "none", o: "bind", device: "/" } },
-            },
-          },
-        ],
-      }),
-    ).toContain("volume driver options are not allowed");
-    expect(loosen({ Mounts: [{ Type: "bind", Source: "/", Target: "/host" }] })).toContain(
-      "no bind mounts",
-    );
-    expect(checkBody(ContainerCreateBody, Buffer.from("{"))).toBe("the body is not JSON");
-  });
-
-  it("volumes: airlock's labels, the local driver, no options", () => {
-    const body = (x: unknown) => Buffer.from(JSON.stringify(x));
-    expect(
-      checkBody(VolumeCreateBody, body({ Name: "x", Labels: { "airlock.workspace": "ws" } })),
-    ).toBeUndefined();
-    expect(checkBody(VolumeCreateBody, body({ Name: "x", Labels: {} }))).toContain("airlock label");
-    expect(
-      checkBody(
-        VolumeCreateBody,
-        body({ Name: "x", Labels: { airlock: "i" }, DriverOpts: { o: "bind", device: "/" } }),
-      ),
-    ).toContain("driver options are not allowed");
   });
 });
 
