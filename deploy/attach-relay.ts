@@ -2,8 +2,8 @@
 // connection: once the engine has switched protocols, the caller's bytes are
 // the container's stdin and the engine's the container's output, so the two
 // sockets are spliced. Only once it has switched: an engine that answers
-// attach with a plain HTTP error (the container went away since the proxy
-// checked it, say) keeps reading requests on that connection, and a spliced
+// attach with a plain HTTP error (to a malformed query, or an API version it
+// does not speak) keeps reading requests on that connection, and a spliced
 // caller could then send any request it likes past the proxy's rules. So the
 // caller's bytes wait for the engine's `101`, and on any other answer the
 // answer is relayed and both connections are closed.

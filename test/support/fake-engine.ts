@@ -98,7 +98,8 @@ export async function startFakeEngine(): Promise<FakeEngine> {
       socket.pipe(socket);
       return;
     }
-    // As the engine does: a plain error answer, and the connection stays open for more requests.
+    // As the engine does to a malformed attach (a bad query, say): a plain
+    // error answer, and the connection stays open for more requests.
     socket.write(
       'HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: 32\r\n\r\n{"message":"No such container."}',
     );
