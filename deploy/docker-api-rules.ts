@@ -145,6 +145,8 @@ const HostConfig = z
     MemorySwap: positive.optional(),
     NanoCpus: positive.optional(),
     PidsLimit: positive.optional(),
+    // none even where a profile allows a network: behind the proxy, sandboxes
+    // have none for now; opening one (egress) must widen this on purpose.
     NetworkMode: z.literal("none", "NetworkMode must be none"),
     ReadonlyRootfs: z.literal(true, "the root filesystem must be read-only"),
     Tmpfs: z
