@@ -28,9 +28,16 @@ export const SHIPPED_SECCOMP_DIR = join(POLICIES_DIR, "seccomp");
 export function loadSeccompProfiles(dirs: readonly string[]): ShippedSeccomp[] {
   const out: ShippedSeccomp[] = [];
   for (const dir of dirs) {
-    const names = readdirSync(dir)
-      .filter((n) => n.endsWith(".json"))
-      .sort();
+    let names: string[];
+    try {
+      names = readdirSync(dir)
+        .filter((n) => n.endsWith(".json"))
+        .sort();
+    } catch (cause) {
+      throw new Error(`${dir}: seccomp directory cannot be read (${(cause as Error).message})`, {
+        cause,
+      });
+    }
     for (const name of names) {
       const file = join(dir, name);
       let parsed: unknown;

@@ -315,7 +315,7 @@ if (import.meta.main) {
   });
   server.listen(env.SOCKET_PROXY_PORT, env.SOCKET_PROXY_HOST, () => {
     process.stderr.write(
-      `socket-proxy: forwarding airlock's Docker API calls from ${env.SOCKET_PROXY_HOST}:${env.SOCKET_PROXY_PORT} to ${env.SOCKET_PROXY_UPSTREAM} (${seccomp.length / 2} seccomp profiles)\n`,
+      `socket-proxy: forwarding airlock's Docker API calls from ${env.SOCKET_PROXY_HOST}:${env.SOCKET_PROXY_PORT} to ${env.SOCKET_PROXY_UPSTREAM}; seccomp profiles: ${[...new Set(seccomp.map((p) => p.file))].join(", ")}\n`,
     );
   });
   const stop = () => server.close(() => process.exit(0));
