@@ -170,7 +170,7 @@ const HostConfig = z
       )
       .max(3)
       .optional(),
-    CapDrop: z.tuple([z.literal("ALL")], 'CapDrop must be ["ALL"]'),
+    CapDrop: z.tuple([z.literal("ALL", 'CapDrop must be ["ALL"]')], 'CapDrop must be ["ALL"]'),
     SecurityOpt: z.tuple(
       [z.literal(NO_NEW_PRIVILEGES), z.string().startsWith(SECCOMP)],
       `SecurityOpt must be ["${NO_NEW_PRIVILEGES}", "${SECCOMP}<a shipped profile>"]`,
