@@ -1,11 +1,12 @@
 // The layering rule, checked by dependency-cruiser in `npm test` (npm run
 // layers). Bottom to top: core/ (the wire contract, errors, the Job, small
-// shared interfaces) → policies/ and executor/ (siblings: decisions and the
-// engine) → api/ (the HTTP face) → main.ts, bin/, cli/. Nothing reaches up.
+// shared interfaces) → policies/, executor/ and state/ (siblings: decisions,
+// the engine, the state store) → api/ (the HTTP face) → main.ts, bin/, cli/.
+// Nothing reaches up.
 // docs/architecture.md explains each folder's job.
 /** @type {import('dependency-cruiser').IConfiguration} */
 const LAYERS_ABOVE_CORE =
-  "^(api|executor|policies|cli|client|bin|deploy|images|bench|test)/|^(main|doctor|compile-cache)[.]ts$";
+  "^(api|executor|policies|state|cli|client|bin|deploy|images|bench|test)/|^(main|doctor|compile-cache)[.]ts$";
 
 module.exports = {
   forbidden: [
@@ -22,7 +23,7 @@ module.exports = {
       comment: "policies/ decides; it knows the contract (core/), not the engine or the HTTP face.",
       severity: "error",
       from: { path: "^policies/" },
-      to: { path: "^(api|executor|cli|client|bin|deploy|images)/|^(main|doctor)[.]ts$" },
+      to: { path: "^(api|executor|state|cli|client|bin|deploy|images)/|^(main|doctor)[.]ts$" },
     },
     {
       name: "executor-only-on-core",
@@ -30,7 +31,17 @@ module.exports = {
         "executor/ (the engine) runs resolved Jobs; it knows neither the HTTP face nor the policies.",
       severity: "error",
       from: { path: "^executor/" },
-      to: { path: "^(api|policies|cli|client|bin|deploy)/|^(main|doctor)[.]ts$" },
+      to: { path: "^(api|policies|state|cli|client|bin|deploy)/|^(main|doctor)[.]ts$" },
+    },
+    {
+      name: "state-only-on-core",
+      comment:
+        "state/ (the embedded state store) implements core/state.ts: it knows the record types, not who uses them.",
+      severity: "error",
+      from: { path: "^state/" },
+      to: {
+        path: "^(api|executor|policies|cli|client|bin|deploy|images|bench|test)/|^(main|doctor|compile-cache)[.]ts$",
+      },
     },
     {
       name: "api-below-the-entry-points",
@@ -46,7 +57,7 @@ module.exports = {
         "The typed client ships to agents: it may use the wire contract (core/) and nothing of the server.",
       severity: "error",
       from: { path: "^client/" },
-      to: { path: "^(api|executor|policies|cli|bin|deploy|images)/|^(main|doctor)[.]ts$" },
+      to: { path: "^(api|executor|policies|state|cli|bin|deploy|images)/|^(main|doctor)[.]ts$" },
     },
     {
       name: "dockerode-only-in-the-engine-adapter",
@@ -54,7 +65,7 @@ module.exports = {
         "Only executor/docker.ts (and the image builder) speak dockerode; everything else uses ContainerClient.",
       severity: "error",
       from: {
-        path: "^(api|core|policies|executor|cli|client|bin)/|^(main|doctor)[.]ts$",
+        path: "^(api|core|policies|executor|state|cli|client|bin)/|^(main|doctor)[.]ts$",
         pathNot: "^executor/docker[.]ts$",
       },
       to: { path: "node_modules/(dockerode|@types/dockerode)/" },
