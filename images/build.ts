@@ -1,9 +1,9 @@
 // Builds the sandbox images. A tag "airlock/<dir>:<version>" is built from
-// images/<dir>/Dockerfile (plus images/sandbox-user.sh, and for node the Node 24
-// binary) on the Debian base of images/base.ts. Each image carries the digest of
-// what it was built from, so a changed Dockerfile means a rebuild and an
-// unchanged one means nothing to do. Run directly: `node images/build.ts
-// [--force] [name...]`.
+// images/<dir>/Dockerfile (plus the shared images/sandbox-user.sh and
+// images/no-automount.c, and for node the Node 24 binary) on the Debian base
+// of images/base.ts. Each image carries the digest of what it was built from,
+// so a changed Dockerfile means a rebuild and an unchanged one means nothing
+// to do. Run directly: `node images/build.ts [--force] [name...]`.
 import { createHash } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
@@ -15,7 +15,7 @@ import { ensureBase, imageExists, type Log } from "./base.ts";
 
 export type ImageBuildLog = Log;
 export const IMAGES_DIR = import.meta.dirname;
-const SHARED_FILES = ["sandbox-user.sh"];
+const SHARED_FILES = ["sandbox-user.sh", "no-automount.c"];
 const DIGEST_LABEL = "airlock.image.digest";
 
 interface ContextFile {

@@ -135,7 +135,6 @@ describe.each(RUNTIMES)("resources under $runtime", ({ runtime, python, shell })
     const r = await exec({
       profile: shell,
       command: [
-        // wc -c, not stat: the gVisor release here answers coreutils' statx with EINVAL.
         "head -c 300000000 /dev/zero > /workspace/big 2>/dev/null; echo workspace $(wc -c < /workspace/big)",
         "head -c 100000000 /dev/zero > /tmp/big 2>/dev/null; echo tmp $(wc -c < /tmp/big)",
         "head -c 50000000 /dev/zero > /dev/shm/big 2>/dev/null; echo shm $(wc -c < /dev/shm/big)",
