@@ -22,6 +22,7 @@ import { jobHeader, jobLines, parseListingEnd, parseTrailer, type Trailer } from
 import { type Listing, ListingBuffer, listingCap, parseListing } from "./listing.ts";
 import type { ManifestCache } from "./manifest-cache.ts";
 import { CappedBuffer, FrameDemuxer, TrailerScanner } from "./output.ts";
+import { beginOutsideUsage, jobUsage } from "./outside-usage.ts";
 import type { WarmPool } from "./pool.ts";
 import {
   afterFromListings,
@@ -480,6 +481,9 @@ async function execute(
       if (killedFor === "cancelled" || options.signal?.aborted)
         throw new JobCancelledError("the client went away before the job started");
     }
+    // gVisor shows the launcher no cgroup: the job's usage is read from outside.
+    const outside =
+      job.profile.runtime === "runsc" ? await beginOutsideUsage(client, id) : undefined;
     const startedAt = performance.now();
     timer = setTimeout(() => killFor("timeout"), job.limits.timeoutMs);
     const cwd = job.workdir === "" ? WORKSPACE_DIR : `${WORKSPACE_DIR}/${job.workdir}`;
@@ -516,7 +520,7 @@ async function execute(
       killedFor === undefined &&
       !engineMustJudge
     ) {
-      usage = { cpuMs: trailer.cpuMs, memoryPeakBytes: trailer.memoryPeakBytes };
+      usage = await jobUsage(outside, trailer);
       // Two witnesses: a SIGKILL-shaped exit and the cgroup's own OOM kill count.
       const oom = trailer.exitCode === SIGKILL_EXIT && (trailer.oomKills ?? 0) > 0;
       handedOver = true;
@@ -548,9 +552,9 @@ async function execute(
     if (killedFor === "cancelled")
       throw new JobCancelledError("the client went away; the job was killed");
     const code = first === "trailer" && trailer !== undefined ? trailer.exitCode : exitCode;
-    // The launcher's figures, unless it had none and the engine's sample stands.
+    // The meter's or the launcher's figures, unless neither had one and the engine's sample stands.
     if (trailer !== undefined && !engineMustJudge) {
-      usage = { cpuMs: trailer.cpuMs, memoryPeakBytes: trailer.memoryPeakBytes };
+      usage = await jobUsage(outside, trailer, usage);
     }
     const state = killUnconfirmed ? { oomKilled: false } : await client.inspectExit(id);
     // Two witnesses: a SIGKILL-shaped exit, and the engine's OOMKilled flag or a peak at the limit.

@@ -1,10 +1,11 @@
+import { join } from "node:path";
 import { Duplex, Readable } from "node:stream";
 import { pack } from "tar-stream";
 import { describe, expect, it } from "vitest";
-import type { ContainerClient, ContainerSpec } from "../../executor/docker.ts";
+import type { ContainerClient, ContainerSpec, Usage } from "../../executor/docker.ts";
 import { createExecutor } from "../../executor/executor.ts";
 import { runSandbox } from "../../executor/sandbox.ts";
-import { loadProfiles } from "../../policies/load.ts";
+import { loadProfiles, POLICIES_DIR } from "../../policies/load.ts";
 import { resolveJob } from "../../policies/resolve.ts";
 
 /** Records calls; each method can be made to fail. The "container" echoes a fixed output. */
@@ -62,7 +63,7 @@ class FakeClient implements ContainerClient {
     this.step("inspectExit");
     return { exitCode: 0, oomKilled: false };
   }
-  async usage() {
+  async usage(): Promise<Usage> {
     return { cpuMs: null, memoryPeakBytes: null };
   }
   async kill() {
@@ -236,5 +237,96 @@ describe("a kill the engine is slow to carry out", () => {
     await executor.drain();
     expect(executor.running).toBe(0);
     expect(client.calls).toContain("remove");
+  });
+});
+
+/**
+ * A container whose launcher answers as the real one does on the fast path:
+ * once the job's lines are in, its output, the trailer (`cpu` and `memory` as
+ * the launcher writes them: "-" where it sees no cgroup) and /workspace as a tar.
+ */
+class LauncherClient extends FakeClient {
+  usageCalls = 0;
+  private ended: (() => void) | undefined;
+  private readonly gone = new Promise<number>((resolve) => {
+    this.ended = () => resolve(0);
+  });
+  private readonly figures: string;
+  constructor(figures: string) {
+    super();
+    this.figures = figures;
+  }
+  override async attach() {
+    this.calls.push("attach");
+    let stdin = "";
+    const frame = (kind: number, text: string | Buffer) => {
+      const payload = Buffer.from(text);
+      const header = Buffer.alloc(8);
+      header[0] = kind;
+      header.writeUInt32BE(payload.length, 4);
+      return Buffer.concat([header, payload]);
+    };
+    const stream: Duplex = new Duplex({
+      read() {},
+      write: (chunk: Buffer, _enc, done) => {
+        stdin += chunk.toString();
+        const nonce = stdin.slice(0, 32);
+        // The header line, then the job's lines ended by the nonce: the job is whole.
+        if (stdin.split(`${nonce}\n`).length === 2 && stdin.endsWith(`\n${nonce}\n`)) {
+          const tar = pack();
+          tar.entry({ name: "./", type: "directory" });
+          tar.entry({ name: "./out.txt" }, "new\n");
+          tar.finalize();
+          void (async () => {
+            const chunks: Buffer[] = [];
+            for await (const c of tar) chunks.push(c as Buffer);
+            stream.push(frame(1, `hi\n\x1e${nonce} 0 ${this.figures} 0\n`));
+            stream.push(frame(2, `\x1e${nonce}\n`));
+            stream.push(frame(1, Buffer.concat([...chunks, Buffer.from(`\x1e${nonce}\n`)])));
+          })();
+        }
+        done();
+      },
+    });
+    return stream;
+  }
+  override async wait() {
+    this.calls.push("wait");
+    return this.gone;
+  }
+  override async usage() {
+    this.usageCalls++;
+    return { cpuMs: 170, memoryPeakBytes: 15_000_000 };
+  }
+  override async remove() {
+    this.calls.push("remove");
+    this.ended?.();
+  }
+}
+
+describe("usage", () => {
+  const profiles = loadProfiles({ extraDir: join(POLICIES_DIR, "gvisor") });
+
+  it("is the launcher's under runc, with no call to the engine", async () => {
+    const client = new LauncherClient("ns5000000 4096");
+    const result = await runSandbox(
+      deps(client),
+      resolveJob(profiles, { profile: "shell", command: "echo hi" }, "t"),
+    );
+    expect(result).toMatchObject({ status: "ok", stdout: "hi\n" });
+    expect(result.usage).toEqual({ cpuMs: 5, memoryPeakBytes: 4096 });
+    expect(client.usageCalls).toBe(0);
+  });
+
+  it("is read from outside under gVisor, whose launcher sees no cgroup", async () => {
+    const client = new LauncherClient("- -");
+    const result = await runSandbox(
+      deps(client),
+      resolveJob(profiles, { profile: "shell-gvisor", command: "echo hi" }, "t"),
+    );
+    expect(result).toMatchObject({ status: "ok", stdout: "hi\n" });
+    // No container "c1" on this host's cgroup: the engine's figures.
+    expect(result.usage).toEqual({ cpuMs: 170, memoryPeakBytes: 15_000_000 });
+    expect(client.usageCalls).toBe(1);
   });
 });
