@@ -330,3 +330,117 @@ describe("usage", () => {
     expect(client.usageCalls).toBe(1);
   });
 });
+
+function frame(stream: 1 | 2, payload: Buffer | string): Buffer {
+  const body = typeof payload === "string" ? Buffer.from(payload) : payload;
+  const header = Buffer.alloc(8);
+  header[0] = stream;
+  header.writeUInt32BE(body.length, 4);
+  return Buffer.concat([header, body]);
+}
+
+/**
+ * A container whose launcher answers as the real one does: once its stdin
+ * ends, the job's output, both end markers with the trailer, /workspace as a
+ * tar and the tar's end marker. The container stays up (wait never returns).
+ */
+class ReplyingClient extends FakeClient {
+  private readonly report: (nonce: string) => Promise<Buffer[]>;
+  constructor(report: (nonce: string) => Promise<Buffer[]>) {
+    super();
+    this.report = report;
+  }
+  override async attach() {
+    this.calls.push("attach");
+    const stdin: Buffer[] = [];
+    const stream: Duplex = new Duplex({
+      read() {},
+      write: (chunk: Buffer, _enc, done) => {
+        stdin.push(chunk);
+        done();
+      },
+      final: (done) => {
+        const nonce = Buffer.concat(stdin).toString().slice(0, 32);
+        void this.report(nonce).then((frames) => {
+          for (const f of frames) stream.push(f);
+        });
+        done();
+      },
+    });
+    return stream;
+  }
+  override async wait(): Promise<number> {
+    this.calls.push("wait");
+    return new Promise<number>(() => {});
+  }
+}
+
+describe("the launcher's report", () => {
+  const tarOf = async () => {
+    const tar = pack();
+    tar.entry({ name: "./out.txt" }, "new\n");
+    tar.finalize();
+    const chunks: Buffer[] = [];
+    for await (const chunk of Readable.from(tar)) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  };
+
+  it("stands on its own: no exit status, inspect or archive is asked of the engine", async () => {
+    const client = new ReplyingClient(async (nonce) => [
+      frame(1, "hi\n"),
+      frame(2, `\x1e${nonce}\n`),
+      frame(1, `\x1e${nonce} 0 ns2000000 1048576 0\n`),
+      frame(1, await tarOf()),
+      frame(1, `\x1e${nonce}\n`),
+    ]);
+    const result = await runSandbox(deps(client), job);
+    expect(result).toMatchObject({ status: "ok", exitCode: 0, stdout: "hi\n" });
+    expect(result.usage).toEqual({ cpuMs: 2, memoryPeakBytes: 1048576 });
+    expect(result.diff.added.map((e) => e.path)).toEqual(["out.txt"]);
+    expect(client.calls).not.toContain("inspectExit");
+    expect(client.calls).not.toContain("getArchive");
+    expect(client.calls).not.toContain("kill");
+    expect(client.calls.slice(-2)).toEqual(["remove", "removeVolume"]);
+  });
+
+  it("is not believed when its trailer carries another nonce: the job is judged by the engine", async () => {
+    const forged = "f".repeat(32);
+    const client = new ReplyingClient(async () => [
+      frame(2, `\x1e${forged}\n`),
+      frame(1, `\x1e${forged} 0 - - -\n`),
+    ]);
+    const slow = resolveJob(
+      loadProfiles(),
+      { profile: "shell", command: "true", limits: { timeoutMs: 100 } },
+      "t",
+    );
+    const result = await runSandbox(deps(client), slow);
+    expect(result.status).toBe("timeout");
+    expect(result.stdout).toBe(`\x1e${forged} 0 - - -\n`);
+    expect(client.calls).toContain("kill");
+  });
+});
+
+describe("a kill the engine refuses", () => {
+  class RefusingClient extends FakeClient {
+    override async wait(): Promise<number> {
+      this.calls.push("wait");
+      return new Promise<number>(() => {});
+    }
+    override async kill() {
+      this.calls.push("kill");
+      throw Object.assign(new Error("kill failed"), { statusCode: 500 });
+    }
+  }
+
+  it("fails the job with the engine's error, and the container is still removed", async () => {
+    const client = new RefusingClient();
+    const slow = resolveJob(
+      loadProfiles(),
+      { profile: "shell", command: "sleep 600", limits: { timeoutMs: 50 } },
+      "t",
+    );
+    await expect(runSandbox(deps(client), slow)).rejects.toThrow("kill failed");
+    expect(client.calls.slice(-2)).toEqual(["remove", "removeVolume"]);
+  });
+});

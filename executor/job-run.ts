@@ -1,0 +1,269 @@
+// One job's run inside its started (or parked) container, through the
+// launcher (launcher.ts): the job goes in on stdin; its output, the listings
+// and the tar come back through the protocol (job-stream.ts,
+// launcher-stream.ts); a deadline, the output cap or a client that left kills
+// it (kill-switch.ts). The run ends at the launcher's trailer (the container
+// stays up, idle), or when the container exits, or a second after a kill the
+// engine has not confirmed. The launcher's report then stands on its own (the
+// fast path), or the engine is asked how the job ended.
+import { randomBytes } from "node:crypto";
+import type { Duplex, Readable } from "node:stream";
+import { AirlockError } from "../core/errors.ts";
+import type { Job, OutputListener } from "../core/job.ts";
+import type { ContainerClient, Usage } from "./docker.ts";
+import { JobStream } from "./job-stream.ts";
+import { type KillReason, KillSwitch } from "./kill-switch.ts";
+import type { Trailer } from "./launcher.ts";
+import type { RawListing } from "./launcher-stream.ts";
+import type { CappedBuffer } from "./output.ts";
+import { beginOutsideUsage, jobUsage, type OutsideUsage } from "./outside-usage.ts";
+
+export interface RunOptions {
+  signal?: AbortSignal | undefined;
+  onOutput?: OutputListener | undefined;
+  /** Resolves when a consumer that said it was full (onOutput returned false) can take more. */
+  outputDrained?: (() => Promise<void>) | undefined;
+}
+
+export class JobCancelledError extends Error {
+  override name = "JobCancelledError";
+}
+
+/**
+ * A streamed job's output has gone out as events already: its final result
+ * keeps only this much of each stream, so that many large streams at once do
+ * not hold their whole output in the gateway (the cap that kills still counts it all).
+ */
+export const STREAMED_RESULT_BYTES = 64 * 1024;
+
+/** How long to wait for the attach stream to drain once the container has exited. */
+const STREAM_DRAIN_MS = 2000;
+
+const SIGKILL_EXIT = 128 + 9;
+
+export interface RunOutcome {
+  /**
+   * On the fast path: /workspace as the launcher sent it (read it before
+   * release); for a workspace job, only the entries it saw change.
+   */
+  workspaceTar: Readable | undefined;
+  /** A workspace job on the fast path: the launcher's listing after the run, once it is in (undefined if it never is). */
+  afterListing: Promise<RawListing | undefined> | undefined;
+  /** Closes the attach stream; called once the workspace tar has been read. */
+  release: () => void;
+  exitCode: number;
+  killedFor: KillReason | undefined;
+  /** Killed, and the engine had not said the container ended within KILL_CONFIRM_MS. */
+  killUnconfirmed: boolean;
+  oom: boolean;
+  stdout: CappedBuffer;
+  stderr: CappedBuffer;
+  usage: Usage;
+  startedAt: number;
+  endedAt: number;
+}
+
+interface Run {
+  client: ContainerClient;
+  id: string;
+  job: Job;
+  io: JobStream;
+  kill: KillSwitch;
+  exited: Promise<number>;
+  /** gVisor shows the launcher no cgroup: the job's usage is read from outside. */
+  outside?: OutsideUsage | undefined;
+}
+
+type First = "trailer" | "exit" | "gave up";
+
+export async function runJob(
+  client: ContainerClient,
+  id: string,
+  job: Job,
+  options: RunOptions,
+  /** A parked container's stream: attached and started already. */
+  attached?: Duplex,
+  /**
+   * A workspace job: the launcher lists /workspace first, and this runs with
+   * that listing before the rest of the job is sent (so before its code exists).
+   */
+  prepare?: (listing: RawListing) => Promise<void>,
+): Promise<RunOutcome> {
+  const kill = new KillSwitch(client, id);
+  const io = new JobStream(attached ?? (await client.attach(id)), job, {
+    nonce: randomBytes(16).toString("hex"),
+    mode: prepare === undefined ? "tar" : "list",
+    keep: options.onOutput === undefined ? job.limits.outputBytes : STREAMED_RESULT_BYTES,
+    onOutput: options.onOutput,
+    outputDrained: options.outputDrained,
+    overflow: () => kill.kill("output_limit"),
+  });
+  const onAbort = () => kill.kill("cancelled");
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  let handedOver = false;
+  try {
+    if (options.signal?.aborted)
+      throw new JobCancelledError("the client went away before the job started");
+    if (attached === undefined) await client.start(id);
+    const exited = client.wait(id);
+    exited.catch(() => undefined);
+    const run: Run = { client, id, job, io, kill, exited };
+    io.sendHeader();
+    if (prepare !== undefined) await listFirst(run, prepare, options.signal);
+    if (job.profile.runtime === "runsc") run.outside = await beginOutsideUsage(client, id);
+    const startedAt = performance.now();
+    kill.armDeadline(job.limits.timeoutMs);
+    io.sendJob(job);
+    const first: First = await Promise.race([
+      io.trailerIn,
+      exited.then(() => "exit" as const),
+      kill.gaveUp,
+    ]);
+    const times = { startedAt, endedAt: performance.now() };
+    kill.disarmDeadline();
+    const { trailer } = io.launcher;
+    const mustJudge = engineMustJudge(trailer);
+    if (first === "trailer" && trailer !== undefined && kill.reason === undefined && !mustJudge) {
+      // No await for runc's figures: the launcher's are the job's own.
+      const usage =
+        run.outside === undefined ? usageOf(trailer) : await jobUsage(run.outside, trailer);
+      handedOver = true;
+      return launcherOutcome(io, trailer, { usage, killedFor: kill.reason, ...times });
+    }
+    return await engineOutcome(run, first, mustJudge, times);
+  } finally {
+    kill.dispose();
+    options.signal?.removeEventListener("abort", onAbort);
+    if (!handedOver) io.release();
+  }
+}
+
+/**
+ * A workspace job: waits for the launcher's listing of /workspace (it runs
+ * before the job's clock: the time limit is for the job's own code), then
+ * `prepare` reads what it needs and puts the job's files in.
+ */
+async function listFirst(
+  { client, id, job, io, kill, exited }: Run,
+  prepare: (listing: RawListing) => Promise<void>,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  let late: NodeJS.Timeout | undefined;
+  const tooLate = new Promise<"late">((resolve) => {
+    late = setTimeout(() => resolve("late"), job.limits.timeoutMs);
+  });
+  const got = await Promise.race([io.listedBefore, exited.then(() => "exit" as const), tooLate]);
+  clearTimeout(late);
+  if (got === "exit" || got === "late") {
+    await client.kill(id).catch(() => undefined);
+    if (kill.reason === "cancelled")
+      throw new JobCancelledError("the client went away; the job was killed");
+    throw new AirlockError(
+      "internal",
+      got === "late"
+        ? `listing /workspace took longer than the job's time limit (${job.limits.timeoutMs} ms)`
+        : "the sandbox ended before it listed /workspace",
+    );
+  }
+  try {
+    await prepare(got);
+  } catch (err) {
+    if (kill.reason !== "cancelled") throw err;
+  }
+  // The client left while the workspace was read (the container may be killed already).
+  if (kill.reason === "cancelled" || signal?.aborted)
+    throw new JobCancelledError("the client went away before the job started");
+}
+
+/**
+ * Only the engine can tell an OOM kill from a SIGKILL-shaped exit under a
+ * runtime that shows no cgroup inside (gVisor): there the launcher's report
+ * does not stand on its own.
+ */
+function engineMustJudge(trailer: Trailer | undefined): boolean {
+  return trailer?.oomKills === null && trailer.exitCode === SIGKILL_EXIT;
+}
+
+function usageOf(trailer: Trailer): Usage {
+  return { cpuMs: trailer.cpuMs, memoryPeakBytes: trailer.memoryPeakBytes };
+}
+
+/** The fast path: the launcher's trailer says how the job ended; its tar (and listing) are handed on. */
+function launcherOutcome(
+  io: JobStream,
+  trailer: Trailer,
+  rest: Pick<RunOutcome, "usage" | "killedFor" | "startedAt" | "endedAt">,
+): RunOutcome {
+  return {
+    workspaceTar: io.tar,
+    afterListing: io.mode === "list" ? io.listedAfter : undefined,
+    release: () => io.release(),
+    exitCode: trailer.exitCode,
+    killUnconfirmed: false,
+    // Two witnesses: a SIGKILL-shaped exit and the cgroup's own OOM kill count.
+    oom: trailer.exitCode === SIGKILL_EXIT && (trailer.oomKills ?? 0) > 0,
+    stdout: io.output.stdout,
+    stderr: io.output.stderr,
+    ...rest,
+  };
+}
+
+/**
+ * The engine's word: killed, no usable trailer (the launcher itself died), or
+ * a SIGKILL-shaped exit only the engine can judge. The container is ended and
+ * waited for, but after a kill no longer than KILL_CONFIRM_MS; its /workspace
+ * then comes through the engine's archive API.
+ */
+async function engineOutcome(
+  { client, id, job, io, kill, exited, outside }: Run,
+  first: First,
+  /** The trailer came with a SIGKILL-shaped exit and no cgroup figures (engineMustJudge). */
+  mustJudge: boolean,
+  times: { startedAt: number; endedAt: number },
+): Promise<RunOutcome> {
+  io.abandonTar();
+  // gVisor kills inside its own kernel when the sandbox runs out of memory,
+  // and the host's OOMKilled flag never sees it: the sandbox's peak, read
+  // from the engine while it still runs, is the second witness then.
+  const sampled = mustJudge ? await client.usage(id).catch(() => undefined) : undefined;
+  if (first === "trailer") await client.kill(id);
+  const confirmed = await kill.confirmExit(exited);
+  const killUnconfirmed = confirmed === undefined;
+  await kill.sent();
+  // A container the engine has not stopped keeps its stream open: its end is not worth waiting for.
+  if (!killUnconfirmed) await Promise.race([io.ended, sleep(STREAM_DRAIN_MS)]);
+  io.launcher.flush();
+  if (kill.reason === "cancelled")
+    throw new JobCancelledError("the client went away; the job was killed");
+  const { trailer } = io.launcher;
+  // Killed and never confirmed: SIGKILL is what was sent, and what the engine would report.
+  const code =
+    first === "trailer" && trailer !== undefined ? trailer.exitCode : (confirmed ?? SIGKILL_EXIT);
+  const sample = sampled ?? kill.usage ?? { cpuMs: null, memoryPeakBytes: null };
+  // The meter's or the launcher's figures, unless neither had one and the engine's sample stands.
+  const usage =
+    trailer !== undefined && !mustJudge ? await jobUsage(outside, trailer, sample) : sample;
+  const state = killUnconfirmed ? { oomKilled: false } : await client.inspectExit(id);
+  // Two witnesses: a SIGKILL-shaped exit, and the engine's OOMKilled flag or a peak at the limit.
+  // "At the limit" is generous: gVisor kills by its own accounting, measured here
+  // as the sandbox's host-side peak at 80-90% of the limit.
+  const limit = job.limits.memoryMb * 1024 * 1024;
+  const atLimit = (usage.memoryPeakBytes ?? 0) >= limit * 0.75;
+  return {
+    workspaceTar: undefined,
+    afterListing: undefined,
+    release: () => io.release(),
+    exitCode: code,
+    killedFor: kill.reason,
+    killUnconfirmed,
+    oom: kill.reason === undefined && code === SIGKILL_EXIT && (state.oomKilled || atLimit),
+    stdout: io.output.stdout,
+    stderr: io.output.stderr,
+    usage,
+    ...times,
+  };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
