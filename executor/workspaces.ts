@@ -1,10 +1,9 @@
 // Workspaces: a Docker volume per workspace, state that outlives one container.
-// Everything about a workspace lives in Docker, not in gateway memory: the
-// volume's labels say whose it is, which profile it uses and when it was made;
-// small "touch" marker volumes say when it was last used. So a restarted
-// gateway finds every workspace as it was, and collects the expired ones.
-// Every operation, file operations included, runs in its own throwaway
-// container, one at a time per workspace in arrival order.
+// This is the store: create, look up, remove, and run operations on a
+// workspace, each in its own throwaway container, one at a time per workspace
+// in arrival order. How a workspace is labelled is workspace-labels.ts's; when
+// it was last used and the sweep of idle ones, workspace-ttl.ts's; how many a
+// tenant may have, workspace-quota.ts's.
 import { randomBytes } from "node:crypto";
 import type { Readable } from "node:stream";
 import { finished } from "node:stream/promises";
@@ -17,16 +16,29 @@ import { fileContainerSpec } from "./container-spec.ts";
 import type { ContainerClient } from "./docker.ts";
 import type { Executor, ExecutorRunOptions } from "./executor.ts";
 import type { ManifestCache } from "./manifest-cache.ts";
+import {
+  LABEL_CREATED,
+  LABEL_PROFILE,
+  LABEL_TENANT,
+  LABEL_TTL,
+  LABEL_WORKSPACE,
+  ttlOf,
+  volumeOf,
+} from "./workspace-labels.ts";
 import { WorkspaceLocks } from "./workspace-lock.ts";
+import { assertRoomForWorkspace } from "./workspace-quota.ts";
+import { WorkspaceUse } from "./workspace-ttl.ts";
 
-export const LABEL_WORKSPACE = "airlock.workspace";
-export const LABEL_TENANT = "airlock.tenant";
-export const LABEL_PROFILE = "airlock.profile";
-export const LABEL_CREATED = "airlock.created";
-/** Each workspace keeps the idle TTL it was made with, so any gateway on the engine expires it alike. */
-export const LABEL_TTL = "airlock.ttl";
-export const LABEL_TOUCH = "airlock.workspace.touch";
-export const LABEL_TOUCHED = "airlock.touched";
+export {
+  LABEL_CREATED,
+  LABEL_PROFILE,
+  LABEL_TENANT,
+  LABEL_TOUCH,
+  LABEL_TOUCHED,
+  LABEL_TTL,
+  LABEL_WORKSPACE,
+  volumeOf,
+} from "./workspace-labels.ts";
 
 const ID_PATTERN = /^ws_[a-z0-9]{20}$/;
 
@@ -64,18 +76,14 @@ interface Workspace {
   ttlMs: number;
 }
 
-export function volumeOf(id: string): string {
-  return `airlock-ws-${id}`;
-}
-
 export class WorkspaceStore {
   private readonly deps: WorkspaceStoreDeps;
   private readonly locks = new WorkspaceLocks();
-  /** Last use seen by this process, to save a marker write on every call. */
-  private readonly lastMarked = new Map<string, number>();
+  private readonly use: WorkspaceUse;
 
   constructor(deps: WorkspaceStoreDeps) {
     this.deps = deps;
+    this.use = new WorkspaceUse(deps.client, () => this.now());
   }
 
   private now(): number {
@@ -88,18 +96,7 @@ export class WorkspaceStore {
     files: readonly JobFile[],
   ): Promise<WorkspaceInfo> {
     const profile = lookupProfile(this.deps.profiles, profileName);
-    const owned = await this.deps.client.listVolumes(`${LABEL_TENANT}=${tenant}`);
-    const count = owned.filter((v) => v.labels[LABEL_WORKSPACE] !== undefined).length;
-    if (count >= this.deps.maxPerTenant) {
-      throw new AirlockError(
-        "quota_exceeded",
-        `tenant ${tenant} already has ${count} workspaces, the most allowed (${this.deps.maxPerTenant}); delete one first`,
-        {
-          details: { limit: "workspaces per tenant", max: this.deps.maxPerTenant },
-          retryAfterSeconds: 60,
-        },
-      );
-    }
+    await assertRoomForWorkspace(this.deps.client, tenant, this.deps.maxPerTenant);
     const id = `ws_${randomBytes(13).toString("hex").slice(0, 20)}`;
     const createdAt = this.now();
     const ws: Workspace = {
@@ -135,7 +132,7 @@ export class WorkspaceStore {
         .catch((e: unknown) => this.deps.warn("removing a half-made workspace", e));
       throw err;
     }
-    this.lastMarked.set(id, createdAt);
+    this.use.created(id, createdAt);
     return this.info(ws, createdAt);
   }
 
@@ -160,7 +157,7 @@ export class WorkspaceStore {
       profile,
       volume: volumeOf(id),
       createdAt: Number(labels[LABEL_CREATED]),
-      ttlMs: this.ttlOf(labels),
+      ttlMs: ttlOf(labels, this.deps.ttlMs),
     };
   }
 
@@ -174,14 +171,9 @@ export class WorkspaceStore {
     };
   }
 
-  private ttlOf(labels: Record<string, string>): number {
-    const ttl = Number(labels[LABEL_TTL]);
-    return Number.isFinite(ttl) && ttl > 0 ? ttl : this.deps.ttlMs;
-  }
-
   async get(tenant: string, id: string): Promise<WorkspaceInfo> {
     const ws = await this.find(tenant, id);
-    return this.info(ws, await this.lastUsed(ws));
+    return this.info(ws, await this.use.lastUsed(ws.id, ws.createdAt));
   }
 
   async remove(tenant: string, id: string): Promise<void> {
@@ -200,7 +192,9 @@ export class WorkspaceStore {
       try {
         return await op(ws);
       } finally {
-        await this.touch(ws).catch((err: unknown) => this.deps.warn(`recording use of ${id}`, err));
+        await this.use
+          .touch(ws.id, ws.ttlMs)
+          .catch((err: unknown) => this.deps.warn(`recording use of ${id}`, err));
       }
     });
   }
@@ -277,76 +271,19 @@ export class WorkspaceStore {
     }
   }
 
-  private async markers(id?: string) {
-    const all = await this.deps.client.listVolumes(
-      id === undefined ? LABEL_TOUCH : `${LABEL_TOUCH}=${id}`,
-    );
-    return all.map((v) => ({
-      name: v.id,
-      id: v.labels[LABEL_TOUCH] ?? "",
-      at: Number(v.labels[LABEL_TOUCHED]),
-    }));
-  }
-
-  private async lastUsed(ws: Workspace): Promise<number> {
-    const marks = await this.markers(ws.id);
-    return Math.max(
-      ws.createdAt,
-      this.lastMarked.get(ws.id) ?? 0,
-      ...marks.map((m) => m.at).filter(Number.isFinite),
-    );
-  }
-
-  /**
-   * Records a use as a label on a tiny marker volume (volume labels cannot be
-   * changed), at most once per interval, then drops older markers.
-   */
-  private async touch(ws: Workspace): Promise<void> {
-    const now = this.now();
-    const interval = Math.min(60_000, Math.max(1000, ws.ttlMs / 20));
-    if (now - (this.lastMarked.get(ws.id) ?? 0) < interval) return;
-    this.lastMarked.set(ws.id, now);
-    await this.deps.client.createVolume(`airlock-wst-${ws.id}-${now}`, {
-      [LABEL_TOUCH]: ws.id,
-      [LABEL_TOUCHED]: String(now),
-    });
-    for (const m of await this.markers(ws.id)) {
-      if (m.at < now) await this.deps.client.removeVolume(m.name);
-    }
-  }
-
   private async destroy(id: string): Promise<void> {
     await this.deps.client.removeVolume(volumeOf(id));
-    for (const m of await this.markers(id)) await this.deps.client.removeVolume(m.name);
-    this.lastMarked.delete(id);
+    await this.use.forget(id);
     this.deps.manifests?.delete(id);
   }
 
-  /** Removes every workspace idle for longer than the TTL (and stray markers); returns how many. */
-  async collectExpired(): Promise<number> {
-    const now = this.now();
-    const volumes = (await this.deps.client.listVolumes(LABEL_WORKSPACE)).filter(
-      (v) => v.labels[LABEL_WORKSPACE] !== undefined,
-    );
-    const marks = await this.markers();
-    const latest = new Map<string, number>();
-    for (const m of marks) latest.set(m.id, Math.max(latest.get(m.id) ?? 0, m.at));
-    let removed = 0;
-    for (const v of volumes) {
-      const id = v.labels[LABEL_WORKSPACE] ?? "";
-      const last = Math.max(
-        Number(v.labels[LABEL_CREATED]) || 0,
-        latest.get(id) ?? 0,
-        this.lastMarked.get(id) ?? 0,
-      );
-      if (now - last <= this.ttlOf(v.labels) || this.locks.busy(id)) continue;
-      await this.locks.run(id, () => this.destroy(id));
-      removed++;
-    }
-    // Markers whose workspace is gone (deleted by a gateway that died half-way).
-    const live = new Set(volumes.map((v) => v.labels[LABEL_WORKSPACE]));
-    for (const m of marks) if (!live.has(m.id)) await this.deps.client.removeVolume(m.name);
-    return removed;
+  /** Removes every workspace idle for longer than its TTL (and stray markers); returns how many. */
+  collectExpired(): Promise<number> {
+    return this.use.sweep({
+      defaultTtlMs: this.deps.ttlMs,
+      busy: (id) => this.locks.busy(id),
+      remove: (id) => this.locks.run(id, () => this.destroy(id)),
+    });
   }
 }
 

@@ -1,0 +1,105 @@
+// The workspace's use markers, the sweep of idle workspaces and the per-tenant
+// count, over an in-memory engine that holds only labelled volumes.
+import { describe, expect, it } from "vitest";
+import type { ContainerClient, LabelledObject } from "../../executor/docker.ts";
+import {
+  LABEL_CREATED,
+  LABEL_TENANT,
+  LABEL_TTL,
+  LABEL_WORKSPACE,
+  volumeOf,
+} from "../../executor/workspace-labels.ts";
+import { assertRoomForWorkspace, countWorkspaces } from "../../executor/workspace-quota.ts";
+import { WorkspaceUse } from "../../executor/workspace-ttl.ts";
+
+/** Volumes and their labels; a label filter is `key` or `key=value`, as the engine's. */
+function volumes() {
+  const all = new Map<string, Record<string, string>>();
+  const client = {
+    async createVolume(name: string, labels: Record<string, string>) {
+      all.set(name, labels);
+    },
+    async removeVolume(name: string) {
+      all.delete(name);
+    },
+    async listVolumes(filter: string): Promise<LabelledObject[]> {
+      const [key = "", value] = filter.split("=");
+      return [...all]
+        .filter(
+          ([, labels]) =>
+            labels[key] !== undefined && (value === undefined || labels[key] === value),
+        )
+        .map(([id, labels]) => ({ id, labels }));
+    },
+  } as unknown as ContainerClient;
+  const workspace = (id: string, tenant: string, created: number, ttl?: number) =>
+    all.set(volumeOf(id), {
+      [LABEL_WORKSPACE]: id,
+      [LABEL_TENANT]: tenant,
+      [LABEL_CREATED]: String(created),
+      ...(ttl === undefined ? {} : { [LABEL_TTL]: String(ttl) }),
+    });
+  return { all, client, workspace };
+}
+
+describe("WorkspaceUse", () => {
+  it("records a use at most once per interval, keeping only the latest marker", async () => {
+    const { all, client } = volumes();
+    let now = 100_000;
+    const use = new WorkspaceUse(client, () => now);
+    await use.touch("ws_a", 20_000);
+    now += 500;
+    await use.touch("ws_a", 20_000);
+    expect([...all.keys()]).toEqual(["airlock-wst-ws_a-100000"]);
+    now += 1000;
+    await use.touch("ws_a", 20_000);
+    expect([...all.keys()]).toEqual(["airlock-wst-ws_a-101500"]);
+    // Another gateway (no memory of the use) reads it back from the marker.
+    expect(await new WorkspaceUse(client, () => now).lastUsed("ws_a", 5)).toBe(101_500);
+  });
+
+  it("sweeps what is idle past its own TTL, spares what is busy, and drops stray markers", async () => {
+    const { all, client, workspace } = volumes();
+    const now = 1_000_000;
+    workspace("ws_old", "t", now - 10_000);
+    workspace("ws_busy", "t", now - 10_000);
+    workspace("ws_long", "t", now - 10_000, 60_000);
+    workspace("ws_used", "t", now - 10_000);
+    const use = new WorkspaceUse(client, () => now);
+    await new WorkspaceUse(client, () => now - 1000).touch("ws_used", 5000);
+    await new WorkspaceUse(client, () => now - 1000).touch("ws_gone", 5000);
+    const removed: string[] = [];
+    const count = await use.sweep({
+      defaultTtlMs: 5000,
+      busy: (id) => id === "ws_busy",
+      remove: async (id) => {
+        removed.push(id);
+        all.delete(volumeOf(id));
+        await use.forget(id);
+      },
+    });
+    expect(count).toBe(1);
+    expect(removed).toEqual(["ws_old"]);
+    expect([...all.keys()].sort()).toEqual([
+      "airlock-ws-ws_busy",
+      "airlock-ws-ws_long",
+      "airlock-ws-ws_used",
+      `airlock-wst-ws_used-${now - 1000}`,
+    ]);
+  });
+});
+
+describe("the per-tenant workspace count", () => {
+  it("counts the tenant's workspaces only, and refuses one past the limit", async () => {
+    const { client, workspace } = volumes();
+    workspace("ws_1", "t", 1);
+    workspace("ws_2", "t", 1);
+    workspace("ws_3", "u", 1);
+    expect(await countWorkspaces(client, "t")).toBe(2);
+    await assertRoomForWorkspace(client, "t", 3);
+    await expect(assertRoomForWorkspace(client, "t", 2)).rejects.toMatchObject({
+      code: "quota_exceeded",
+      details: { limit: "workspaces per tenant", max: 2 },
+    });
+  });
+});
