@@ -306,6 +306,9 @@ export const ApprovalView = z.object({
   commandDigest: z.string().describe("sha256 of the command: never the command itself"),
   timeoutMs: z.number(),
   workspace: z.string().optional(),
+  scopes: z
+    .array(z.string())
+    .describe("the scopes the held job needed: a key of its tenant reads the approval with them"),
   createdAt: z.string(),
   expiresAt: z.string(),
   decidedAt: z.string().optional(),

@@ -23,6 +23,8 @@ const KEY = {
   agent: `agent-key-${randomUUID()}`,
   netless: `netless-key-${randomUUID()}`,
   gated: `gated-key-${randomUUID()}`,
+  gatedReader: `gated-reader-key-${randomUUID()}`,
+  gatedRunner: `gated-runner-key-${randomUUID()}`,
   spin: `spin-key-${randomUUID()}`,
   admin: `admin-key-${randomUUID()}`,
 };
@@ -51,6 +53,14 @@ const POLICY = {
       requireApproval: { jobsOverSeconds: 20 },
       keys: [
         { id: "gated", hash: keyHash(KEY.gated), scopes: ["exec", "workspaces", "files.read"] },
+        // Same tenant, fewer scopes: what may they read of the gated key's approvals?
+        { id: "gated-reader", hash: keyHash(KEY.gatedReader), scopes: ["files.read"] },
+        {
+          id: "gated-runner",
+          hash: keyHash(KEY.gatedRunner),
+          scopes: ["exec"],
+          rateLimits: { exec: { perMinute: 2 } },
+        },
       ],
     },
     [T.spin]: {
@@ -248,6 +258,56 @@ describe("approvals", () => {
     expect(late.status).toBe("expired");
     await new Promise((r) => setTimeout(r, 500));
     expect(await runs()).toBe(before);
+  });
+});
+
+describe("reading an approval", () => {
+  const held = async (path: string, body: unknown) => {
+    const res = await gw.call(KEY.gated, "POST", path, body);
+    expect(res.status).toBe(202);
+    return (await json<{ approvalId: string }>(res)).approvalId;
+  };
+  const slow = { command: ["true"], limits: { timeoutMs: 30_000 } };
+
+  it("needs the held job's scopes: a key of the same tenant without them gets 403 naming them", async () => {
+    const ws = await json<{ id: string }>(await gw.call(KEY.gated, "POST", "/v1/workspaces", {}));
+    try {
+      const id = await held(`/v1/workspaces/${ws.id}/exec`, slow);
+      const reader = await gw.call(KEY.gatedReader, "GET", `/v1/approvals/${id}`);
+      expect(reader.status).toBe(403);
+      expect(await json(reader)).toMatchObject({
+        error: { code: "forbidden", details: { missingScopes: ["exec", "workspaces"] } },
+      });
+      const runner = await gw.call(KEY.gatedRunner, "GET", `/v1/approvals/${id}`);
+      expect(runner.status).toBe(403);
+      expect(await json(runner)).toMatchObject({
+        error: { message: "this key lacks scope workspaces" },
+      });
+      expect((await gw.call(KEY.gated, "GET", `/v1/approvals/${id}`)).status).toBe(200);
+      expect((await gw.call(KEY.admin, "GET", `/v1/approvals/${id}`)).status).toBe(200);
+      await gw.call(KEY.admin, "POST", `/v1/approvals/${id}/deny`);
+    } finally {
+      await gw.call(KEY.gated, "DELETE", `/v1/workspaces/${ws.id}`);
+    }
+  });
+
+  it("counts against the reading key's rate limit", async () => {
+    const id = await held("/v1/exec", { profile: "shell", ...slow });
+    const read = () => gw.call(KEY.gatedRunner, "GET", `/v1/approvals/${id}`);
+    expect((await read()).status).toBe(200);
+    expect((await read()).status).toBe(200);
+    const limited = await read();
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(await json(limited)).toMatchObject({
+      error: { code: "rate_limited", details: { scope: "exec", window: "perMinute", limit: 2 } },
+    });
+    // The audit trail names the scope a read counted against.
+    const audit = await json<{ records: { op: string; scope: string; keyId: string }[] }>(
+      await gw.call(KEY.admin, "GET", `/v1/audit?tenant=${T.gated}&op=approvals.get&limit=3`),
+    );
+    expect(audit.records[0]).toMatchObject({ keyId: "gated-runner", scope: "exec" });
+    await gw.call(KEY.admin, "POST", `/v1/approvals/${id}/deny`);
   });
 });
 
