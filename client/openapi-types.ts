@@ -2413,7 +2413,7 @@ export interface paths {
         };
         403: {
           content: {
-            "application/json": components["schemas"]["PistonError"];
+            "application/json": components["schemas"]["PistonApprovalPending"] | components["schemas"]["PistonError"];
           };
         };
         413: {
@@ -2482,6 +2482,14 @@ export interface components {
     };
     PistonError: {
       message: string;
+    };
+    PistonApprovalPending: {
+      message: string;
+      /** wait on it with GET /v1/approvals/{approvalId}?wait= (same key) */
+      approvalId: string;
+      status: "pending";
+      expiresAt: string;
+      reasons: string[];
     };
   };
 }

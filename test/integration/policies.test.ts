@@ -7,6 +7,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Dockerode from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  ApprovalEndedError,
+  ApprovalPendingError,
+  createClient,
+  type ExecEvent,
+} from "../../client/index.ts";
 import type { ExecResult } from "../../core/schemas.ts";
 import { LABEL_STOP } from "../../policies/access/stop.ts";
 import { keyHash, startGateway, type TestGateway } from "../support/gateway.ts";
@@ -308,6 +314,44 @@ describe("reading an approval", () => {
     );
     expect(audit.records[0]).toMatchObject({ keyId: "gated-runner", scope: "exec" });
     await gw.call(KEY.admin, "POST", `/v1/approvals/${id}/deny`);
+  });
+});
+
+describe("the typed client and held jobs", () => {
+  const gated = () => createClient({ baseUrl: gw.url, apiKey: KEY.gated });
+  const admin = () => createClient({ baseUrl: gw.url, apiKey: KEY.admin });
+  const slow = { limits: { timeoutMs: 30_000 } };
+
+  it("exec throws ApprovalPendingError; approvals.wait returns the result once approved", async () => {
+    const err = await gated()
+      .exec({ profile: "python", code: "print(6*7)", ...slow })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApprovalPendingError);
+    const { approvalId } = err as ApprovalPendingError;
+    const waiting = gated().approvals.wait(approvalId, { timeoutS: 30 });
+    await admin().approvals.approve(approvalId);
+    expect(await waiting).toMatchObject({ status: "ok", stdout: "42\n" });
+  });
+
+  it("a workspace's execStream yields the approval; denied, approvals.wait throws ApprovalEndedError", async () => {
+    const client = gated();
+    const ws = await client.workspaces.create();
+    try {
+      const events: ExecEvent[] = [];
+      for await (const e of client.workspaces.execStream(ws.id, { command: "touch ran", ...slow }))
+        events.push(e);
+      expect(events).toHaveLength(1);
+      const event = events[0] as Extract<ExecEvent, { type: "approval" }>;
+      expect(event).toMatchObject({ type: "approval", approval: { status: "pending" } });
+      const waiting = client.approvals.wait(event.approval.approvalId).catch((e: unknown) => e);
+      await admin().approvals.deny(event.approval.approvalId);
+      const ended = await waiting;
+      expect(ended).toBeInstanceOf(ApprovalEndedError);
+      expect(ended).toMatchObject({ code: "approval_denied", status: 403 });
+      expect(await client.workspaces.listFiles(ws.id)).toEqual([]);
+    } finally {
+      await client.workspaces.delete(ws.id);
+    }
   });
 });
 
