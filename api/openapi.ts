@@ -4,12 +4,13 @@
 // that are registered. No table of routes lives here: each route declares itself.
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { z } from "zod";
-import { ErrorBodySchema, PistonError } from "../core/schemas.ts";
+import { ErrorBodySchema, PistonApprovalPending, PistonError } from "../core/schemas.ts";
 
 // Named components (zod's own `id` metadata, which zod-to-openapi reads), so every
 // error response is one $ref, and one type in the client.
 export const ErrorBody = ErrorBodySchema.meta({ id: "ErrorBody" });
 export const PistonErrorBody = PistonError.meta({ id: "PistonError" });
+export const PistonHeldBody = PistonApprovalPending.meta({ id: "PistonApprovalPending" });
 
 const ERROR_TEXT: Record<number, string> = {
   400: "invalid_request: the message names the field",

@@ -3,7 +3,14 @@
 import { readFile, stat } from "node:fs/promises";
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
-import { AirlockApiError, createClient, type ExecInput, type ExecResult } from "../client/index.ts";
+import {
+  AirlockApiError,
+  type AirlockClient,
+  type ApprovalPending,
+  createClient,
+  type ExecInput,
+  type ExecResult,
+} from "../client/index.ts";
 
 export const USAGE_EXEC = `usage: airlock exec [options] [--] <command…>
   one argument is run with /bin/sh -c; several are an argv
@@ -17,11 +24,16 @@ export const USAGE_EXEC = `usage: airlock exec [options] [--] <command…>
   --env NAME=VALUE   repeatable
   --stdin            send this process's standard input
   --timeout MS       limits.timeoutMs
+  --no-wait          when the policy holds the job for an admin's approval, print the
+                     approval id on stdout and exit 75 instead of waiting for the decision
 exit code: the sandbox's; timeout 124, oom 137, output_limit 125, workspace_full 123;
-killed by a signal N: 128+N; interrupted (Ctrl-C): 130; airlock's own failure (usage, gateway error): 2`;
+killed by a signal N: 128+N; interrupted (Ctrl-C): 130; held for approval with --no-wait: 75;
+airlock's own failure (usage, gateway error, approval denied or expired): 2`;
 
 /** The documented exit codes of statuses that carry no exit code of their own. */
 export const STATUS_EXIT = { timeout: 124, oom: 137, output_limit: 125, workspace_full: 123 };
+/** `--no-wait` and the job is held for approval: sysexits' EX_TEMPFAIL ("try again later"). */
+export const APPROVAL_PENDING_EXIT = 75;
 const SIGNALS: Record<string, number> = {
   SIGHUP: 1,
   SIGINT: 2,
@@ -91,14 +103,9 @@ export async function runExec(argv: string[], env: NodeJS.ProcessEnv): Promise<n
         ? client.execStream(body, { signal: controller.signal })
         : client.workspaces.execStream(values.workspace, rest, { signal: controller.signal });
     for await (const event of events) {
-      if (event.type === "result") {
-        const r = event.result;
-        if (r.status !== "ok" && r.status !== "error") {
-          process.stderr.write(
-            `airlock: ${r.status}${r.signal === null ? "" : ` (${r.signal})`}\n`,
-          );
-        }
-        return exitCodeOf(r);
+      if (event.type === "result") return finish(event.result);
+      if (event.type === "approval") {
+        return await awaitApproval(client, event.approval, values["no-wait"] === true, interrupted);
       }
       (event.type === "stdout" ? process.stdout : process.stderr).write(event.data);
     }
@@ -116,6 +123,49 @@ export async function runExec(argv: string[], env: NodeJS.ProcessEnv): Promise<n
   }
 }
 
+/** The exit code of a result, after a line on stderr for a status that has none of its own. */
+function finish(r: ExecResult): number {
+  if (r.status !== "ok" && r.status !== "error") {
+    process.stderr.write(`airlock: ${r.status}${r.signal === null ? "" : ` (${r.signal})`}\n`);
+  }
+  return exitCodeOf(r);
+}
+
+/**
+ * A job held for an admin's approval: says so on stderr, then waits for the
+ * decision and prints the job's output as it ran (not live: it ran detached),
+ * or with --no-wait prints the id on stdout and exits APPROVAL_PENDING_EXIT.
+ * Denied or expired: ApprovalEndedError, reported as airlock's own failure.
+ */
+async function awaitApproval(
+  client: AirlockClient,
+  held: ApprovalPending,
+  noWait: boolean,
+  signal: AbortSignal,
+): Promise<number> {
+  const id = held.approvalId;
+  process.stderr.write(
+    `airlock: the policy holds this job for an admin's approval (${held.reasons.join(", ")}): ` +
+      `approval ${id}, pending until ${held.expiresAt}\n`,
+  );
+  if (noWait) {
+    process.stdout.write(`${id}\n`);
+    return APPROVAL_PENDING_EXIT;
+  }
+  process.stderr.write(
+    "airlock: waiting for the decision (Ctrl-C stops waiting; the approval stays pending)\n",
+  );
+  signal.addEventListener(
+    "abort",
+    () => process.stderr.write(`airlock: stopped waiting; approval ${id} is still pending\n`),
+    { once: true },
+  );
+  const r = await client.approvals.wait(id, { signal });
+  process.stdout.write(r.stdout);
+  process.stderr.write(r.stderr);
+  return finish(r);
+}
+
 function parse(argv: string[]) {
   return parseArgs({
     args: argv,
@@ -131,6 +181,7 @@ function parse(argv: string[]) {
       env: { type: "string", multiple: true },
       stdin: { type: "boolean" },
       timeout: { type: "string" },
+      "no-wait": { type: "boolean" },
     },
   });
 }

@@ -6,6 +6,7 @@
 // Pass your own `fetch` to reach an app in-process (the gateway's MCP and Piston
 // adapters do: `app.request`).
 import type { ExecEvent } from "../core/schemas.ts";
+import { type ApprovalPending, approvalMethods, pendingError } from "./approvals.ts";
 import { AirlockApiError } from "./errors.ts";
 import {
   type FetchLike,
@@ -21,6 +22,14 @@ import {
 import { readExecEvents } from "./sse.ts";
 
 export type { ExecEvent } from "../core/schemas.ts";
+export {
+  ApprovalEndedError,
+  type ApprovalPending,
+  ApprovalPendingError,
+  type ApprovalView,
+  approvalOutcome,
+  type WaitOptions,
+} from "./approvals.ts";
 export { AirlockApiError } from "./errors.ts";
 export type { FetchLike, JsonAnswer, JsonBody, Operation, Path } from "./http.ts";
 export type { components, paths } from "./openapi-types.ts";
@@ -33,8 +42,6 @@ export type ExecInput = JsonBody<Op<"/v1/exec", "post">>;
 export type WorkspaceExecInput = JsonBody<Op<"/v1/workspaces/{id}/exec", "post">>;
 export type CreateWorkspaceInput = JsonBody<Op<"/v1/workspaces", "post">>;
 export type ExecResult = Answer<"/v1/exec", "post">;
-/** 202 from an exec route: the policy holds the job for an admin's approval. */
-export type ApprovalPending = JsonAnswer<Op<"/v1/exec", "post">, 202>;
 export type ProfileList = Answer<"/v1/profiles", "get">;
 export type Readiness = Answer<"/readyz", "get">;
 export type WorkspaceInfo = Answer<"/v1/workspaces/{id}", "get">;
@@ -42,7 +49,6 @@ export type FileEntry = Answer<"/v1/workspaces/{id}/files", "get">[number];
 export type WrittenFile = Answer<"/v1/workspaces/{id}/files/content", "put">;
 export type ArchiveImport = Answer<"/v1/workspaces/{id}/archive", "put">;
 export type StopState = Answer<"/v1/admin/stop", "get">;
-export type ApprovalView = Answer<"/v1/approvals/{id}", "get">;
 export type AuditQuery = NonNullable<RequestInit<Op<"/v1/audit", "get">>["query"]>;
 export type PistonExecuteInput = JsonBody<Op<"/api/v2/execute", "post">>;
 
@@ -86,6 +92,12 @@ export function createClient(options: ClientOptions) {
     init: RequestInit<Op<P, M>>,
   ): Promise<Answer<P, M>> => (await (await send(method, path, init)).json()) as Answer<P, M>;
   const bytes = async (res: Promise<Response>) => new Uint8Array(await (await res).arrayBuffer());
+  /** An exec's result; a job held for approval (202) throws ApprovalPendingError with its id. */
+  const execResult = async (res: Promise<Response>): Promise<ExecResult> => {
+    const answer = await res;
+    if (answer.status === 202) throw pendingError((await answer.json()) as ApprovalPending);
+    return (await answer.json()) as ExecResult;
+  };
 
   /** Streams an exec: output events as the process writes, then the result. */
   async function* stream(
@@ -99,6 +111,11 @@ export function createClient(options: ClientOptions) {
     call.signal?.addEventListener("abort", onAbort, { once: true });
     try {
       const res = await open(controller.signal);
+      // Held for approval: nothing runs now, so there is no stream, only the id to wait on.
+      if (res.status === 202) {
+        yield { type: "approval", approval: (await res.json()) as ApprovalPending };
+        return;
+      }
       if (res.body === null) {
         throw new AirlockApiError(502, { code: "internal", message: "empty event stream" });
       }
@@ -112,9 +129,13 @@ export function createClient(options: ClientOptions) {
 
   return {
     request: send,
+    /** The result; throws ApprovalPendingError (with `approvalId`) when the policy holds the job. */
     exec: (body: ExecInput, call: CallOptions = {}) =>
-      json("post", "/v1/exec", { json: body, ...call }),
-    /** `for await (const e of client.execStream(...))`: stdout/stderr events, then `result`. */
+      execResult(send("post", "/v1/exec", { json: body, ...call })),
+    /**
+     * `for await (const e of client.execStream(...))`: stdout/stderr events, then
+     * `result`; or one `approval` event (its `approvalId`) when the policy holds the job.
+     */
     execStream: (body: ExecInput, call?: CallOptions) =>
       stream((signal) => send("post", "/v1/exec", { json: body, accept: events, signal }), call),
     profiles: (call: CallOptions = {}) => json("get", "/v1/profiles", call),
@@ -126,7 +147,7 @@ export function createClient(options: ClientOptions) {
     openapi: (call: CallOptions = {}) => json("get", "/openapi.json", call),
     /** Prometheus' text format (any valid key, unless the gateway made it public). */
     metrics: async (call: CallOptions = {}) => (await send("get", "/metrics", call)).text(),
-    workspaces: workspaceMethods(send, json, bytes, stream),
+    workspaces: workspaceMethods(send, json, bytes, execResult, stream),
     admin: adminMethods(json),
     approvals: approvalMethods(json),
     /** Piston's v2 API, as this gateway answers it (its errors are `{message}`). */
@@ -153,6 +174,7 @@ function workspaceMethods(
   send: Send,
   json: Json,
   bytes: (res: Promise<Response>) => Promise<Uint8Array>,
+  execResult: (res: Promise<Response>) => Promise<ExecResult>,
   stream: (
     open: (signal: AbortSignal) => Promise<Response>,
     call?: CallOptions,
@@ -169,8 +191,9 @@ function workspaceMethods(
     delete: async (id: string, call: CallOptions = {}) => {
       await send("delete", "/v1/workspaces/{id}", { path: { id }, ...call });
     },
+    /** As `exec`: throws ApprovalPendingError when the policy holds the job. */
     exec: (id: string, body: WorkspaceExecInput, call: CallOptions = {}) =>
-      json("post", "/v1/workspaces/{id}/exec", { path: { id }, json: body, ...call }),
+      execResult(send("post", "/v1/workspaces/{id}/exec", { path: { id }, json: body, ...call })),
     execStream: (id: string, body: WorkspaceExecInput, call?: CallOptions) =>
       stream(
         (signal) =>
@@ -226,23 +249,5 @@ function adminMethods(json: Json) {
     /** The audit trail, newest first. */
     audit: (query: AuditQuery = {}, call: CallOptions = {}) =>
       json("get", "/v1/audit", { query, ...call }),
-  };
-}
-
-/** Approval checkpoints: an admin lists and decides; the requesting tenant may read and wait. */
-function approvalMethods(json: Json) {
-  return {
-    list: (call: CallOptions = {}) => json("get", "/v1/approvals", call),
-    /** With `wait` (seconds, at most 60), held until the approval changes. */
-    get: (id: string, wait?: number, call: CallOptions = {}) =>
-      json("get", "/v1/approvals/{id}", {
-        path: { id },
-        query: wait === undefined ? {} : { wait },
-        ...call,
-      }),
-    approve: (id: string, call: CallOptions = {}) =>
-      json("post", "/v1/approvals/{id}/approve", { path: { id }, ...call }),
-    deny: (id: string, call: CallOptions = {}) =>
-      json("post", "/v1/approvals/{id}/deny", { path: { id }, ...call }),
   };
 }

@@ -1681,6 +1681,8 @@ export interface paths {
                 commandDigest: string;
                 timeoutMs: number;
                 workspace?: string | undefined;
+                /** the scopes the held job needed: a key of its tenant reads the approval with them */
+                scopes: string[];
                 createdAt: string;
                 expiresAt: string;
                 decidedAt?: string | undefined;
@@ -1786,7 +1788,7 @@ export interface paths {
     };
   };
   "/v1/approvals/{id}": {
-    /** An approval (the requesting tenant's keys or an admin); with wait, held until it changes */
+    /** An approval (a key of the requesting tenant with the held job's scopes, or an admin; counted against the key's rate limit); with wait, held until it changes */
     get: {
       parameters: { query?: {
           /** seconds (at most 60) to wait while it is pending or running */
@@ -1809,6 +1811,8 @@ export interface paths {
               commandDigest: string;
               timeoutMs: number;
               workspace?: string | undefined;
+              /** the scopes the held job needed: a key of its tenant reads the approval with them */
+              scopes: string[];
               createdAt: string;
               expiresAt: string;
               decidedAt?: string | undefined;
@@ -1933,6 +1937,8 @@ export interface paths {
               commandDigest: string;
               timeoutMs: number;
               workspace?: string | undefined;
+              /** the scopes the held job needed: a key of its tenant reads the approval with them */
+              scopes: string[];
               createdAt: string;
               expiresAt: string;
               decidedAt?: string | undefined;
@@ -2057,6 +2063,8 @@ export interface paths {
               commandDigest: string;
               timeoutMs: number;
               workspace?: string | undefined;
+              /** the scopes the held job needed: a key of its tenant reads the approval with them */
+              scopes: string[];
               createdAt: string;
               expiresAt: string;
               decidedAt?: string | undefined;
@@ -2405,7 +2413,7 @@ export interface paths {
         };
         403: {
           content: {
-            "application/json": components["schemas"]["PistonError"];
+            "application/json": components["schemas"]["PistonApprovalPending"] | components["schemas"]["PistonError"];
           };
         };
         413: {
@@ -2474,6 +2482,14 @@ export interface components {
     };
     PistonError: {
       message: string;
+    };
+    PistonApprovalPending: {
+      message: string;
+      /** wait on it with GET /v1/approvals/{approvalId}?wait= (same key) */
+      approvalId: string;
+      status: "pending";
+      expiresAt: string;
+      reasons: string[];
     };
   };
 }

@@ -208,10 +208,14 @@ export const Readiness = z.object({
 });
 export type Readiness = z.infer<typeof Readiness>;
 
-/** One Server-Sent Event of a streamed exec, as the typed client yields it. */
+/**
+ * One event of a streamed exec, as the typed client yields it; `approval` (the
+ * 202 answer, alone) when the policy holds the job for a human: nothing ran.
+ */
 export type ExecEvent =
   | { type: "stdout" | "stderr"; data: string }
-  | { type: "result"; result: ExecResult };
+  | { type: "result"; result: ExecResult }
+  | { type: "approval"; approval: ApprovalPending };
 
 // Piston's v2 API (engineer-man/piston api/src/api/v2.js), as airlock answers it.
 
@@ -274,6 +278,16 @@ export type PistonRuntime = z.infer<typeof PistonRuntime>;
 /** Piston's error shape: a message and nothing else. */
 export const PistonError = z.object({ message: z.string() });
 
+/** Piston's answer to a job the policy holds for a human: its error shape, plus the approval. */
+export const PistonApprovalPending = PistonError.extend({
+  approvalId: z
+    .string()
+    .describe("wait on it with GET /v1/approvals/{approvalId}?wait= (same key)"),
+  status: z.literal("pending"),
+  expiresAt: z.string(),
+  reasons: z.array(z.string()),
+});
+
 // ---- policies: approvals, the emergency stop, the audit trail, usage ----------------------
 // The shapes the admin and approval routes answer with (api/routes/admin.ts, api/admission/),
 // for the OpenAPI document; policies/access keeps the same fields as TypeScript types.
@@ -295,6 +309,7 @@ export const ApprovalPending = z.object({
   expiresAt: z.string().describe("ISO time after which the approval lapses and the job never runs"),
   reasons: z.array(z.string()).describe('the policy rules that asked for a human ("network", …)'),
 });
+export type ApprovalPending = z.infer<typeof ApprovalPending>;
 
 export const ApprovalView = z.object({
   id: z.string(),
@@ -306,6 +321,9 @@ export const ApprovalView = z.object({
   commandDigest: z.string().describe("sha256 of the command: never the command itself"),
   timeoutMs: z.number(),
   workspace: z.string().optional(),
+  scopes: z
+    .array(z.string())
+    .describe("the scopes the held job needed: a key of its tenant reads the approval with them"),
   createdAt: z.string(),
   expiresAt: z.string(),
   decidedAt: z.string().optional(),

@@ -229,6 +229,11 @@ export interface ApprovalRequest {
   commandDigest: string;
   timeoutMs: number;
   workspace?: string | undefined;
+  /**
+   * The scopes the held job was admitted with: reading the approval (which
+   * carries its result) needs them, or admin (api/routes/admin.ts).
+   */
+  scopes?: string[] | undefined;
 }
 
 export interface ApprovalRecord extends ApprovalRequest {

@@ -2,11 +2,12 @@
 // it may go ahead (the MCP server and the Piston API call these routes
 // in-process, so they are admitted here too). A route describes what it
 // wants as a Plan; admit() checks, in this order, and throws the first refusal:
-//   the emergency stop (423) → the key's scopes (403) → the profile: the
-//   request's, or the workspace's, looked up in the store (404 for another
-//   tenant's) (403) → the key's rate limits (429) → for a new workspace, the
-//   workspace-count quota (429) → for a job, its limits (403), the hourly
-//   budgets (429) and the approval checkpoints (202) (job-policy.ts).
+//   the emergency stop (423; not for a plan that reads during a stop) → the
+//   key's scopes (403) → the profile: the request's, or the workspace's, looked
+//   up in the store (404 for another tenant's) (403) → the key's rate limits
+//   (429) → for a new workspace, the workspace-count quota (429) → for a job,
+//   its limits (403), the hourly budgets (429) and the approval checkpoints
+//   (202) (job-policy.ts).
 // A malformed request is the route's to refuse first (400), whatever the policy.
 import type { Context } from "hono";
 import { AirlockError } from "../../core/errors.ts";
@@ -14,7 +15,7 @@ import { type LoadedProfile, lookupProfile } from "../../core/profile.ts";
 import type { WorkspaceInfo, WorkspaceStore } from "../../executor/workspaces.ts";
 import { commandDigest } from "../../policies/access/audit.ts";
 import type { Scope } from "../../policies/access/schema.ts";
-import { missingScopes, profileRefusal } from "../../policies/access/scopes.ts";
+import { missingScopes, profileRefusal, profileScopes } from "../../policies/access/scopes.ts";
 import type { AuthEnv, Caller } from "../auth.ts";
 import type { Access } from "./access.ts";
 import { note } from "./audit.ts";
@@ -33,6 +34,8 @@ interface PlanBase {
   scopes: Scope[];
   /** It makes a workspace: the tenant's workspace-count quota applies. */
   createsWorkspace?: boolean;
+  /** A read that answers during an emergency stop too (a held job's approval, which the stop cancels). */
+  duringStop?: boolean;
 }
 
 /**
@@ -85,9 +88,11 @@ export class Admission {
       ...(plan.scopes.length === 0 ? {} : { scope: plan.scopes.join(",") }),
       ...(plan.workspace === undefined ? {} : { workspace: plan.workspace }),
     });
-    // The stop halts work; the admin routes (or nobody could resume) and what
-    // needs no scope (the profiles a key may use, its approvals) still answer.
-    if (plan.scopes.some((s) => s !== "admin")) this.access.assertRunning(caller.tenant);
+    // The stop halts work; the admin routes (or nobody could resume), what
+    // needs no scope (the profiles a key may use) and the reads of approvals still answer.
+    if (plan.duringStop !== true && plan.scopes.some((s) => s !== "admin")) {
+      this.access.assertRunning(caller.tenant);
+    }
     const missing = missingScopes(caller.grant, plan.scopes);
     if (missing.length > 0) {
       throw new AirlockError("forbidden", `this key lacks scope ${missing.join(", ")}`, {
@@ -108,7 +113,9 @@ export class Admission {
     const job =
       plan.job === undefined || profile === undefined
         ? undefined
-        : admitJob(c, this.access, profile, plan.workspace, plan.job);
+        : admitJob(c, this.access, profile, plan.workspace, plan.job, [
+            ...new Set([...plan.scopes, ...profileScopes(profile)]),
+          ]);
     return { caller, profile, workspace, job } as Admitted<P>;
   }
 

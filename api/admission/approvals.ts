@@ -7,6 +7,7 @@ import { AirlockError } from "../../core/errors.ts";
 import type { ExecResult } from "../../core/schemas.ts";
 import type { RunOptions } from "../../executor/sandbox.ts";
 import type { ApprovalView } from "../../policies/access/approvals.ts";
+import type { Scope } from "../../policies/access/schema.ts";
 import type { AuditNote, AuthEnv, Caller } from "../auth.ts";
 import type { Access } from "./access.ts";
 import { note, outputBytes } from "./audit.ts";
@@ -18,6 +19,8 @@ export interface HeldJob {
   caller: Caller;
   profile: string;
   workspace: string | undefined;
+  /** The scopes it was admitted with; reading its approval needs them too (or admin). */
+  scopes: Scope[];
   /** The checkpoints it meets: "network", "jobsOverSeconds", … */
   reasons: string[];
   timeoutMs: number;
@@ -46,6 +49,7 @@ export function holdForApproval(c: Ctx, access: Access, job: HeldJob): Response 
       commandDigest: audit.commandDigest ?? "",
       timeoutMs: job.timeoutMs,
       workspace: job.workspace,
+      scopes: job.scopes,
     },
     policy.current().approvalTtlMs,
     (id) => runApproved(access, id, job, audit),

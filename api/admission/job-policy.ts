@@ -13,7 +13,7 @@ import { JobCancelledError, type RunOptions } from "../../executor/sandbox.ts";
 import { LABEL_TENANT, LABEL_WORKSPACE } from "../../executor/workspaces.ts";
 import type { QuotaRefusal } from "../../policies/access/quota.ts";
 import type { JobEntry } from "../../policies/access/running.ts";
-import type { TenantPolicy } from "../../policies/access/schema.ts";
+import type { Scope, TenantPolicy } from "../../policies/access/schema.ts";
 import type { AuthEnv } from "../auth.ts";
 import type { Access } from "./access.ts";
 import { holdForApproval } from "./approvals.ts";
@@ -43,13 +43,18 @@ export type JobTicket =
 
 export const seconds = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
 
-/** Limits, budgets and checkpoints for a job whose caller and profile are admitted. */
+/**
+ * Limits, budgets and checkpoints for a job whose caller and profile are
+ * admitted; `scopes` are those it was admitted with (a held job's approval
+ * is read with them).
+ */
 export function admitJob(
   c: Context<AuthEnv>,
   access: Access,
   profile: LoadedProfile,
   workspace: string | undefined,
   job: JobSpec,
+  scopes: Scope[],
 ): JobTicket {
   const caller = c.get("caller");
   const tenant = access.tenant(caller.tenant);
@@ -79,7 +84,7 @@ export function admitJob(
     timeoutMs,
   );
   if (reasons.length > 0) {
-    const held = { caller, profile: profile.name, workspace, reasons, timeoutMs, run };
+    const held = { caller, profile: profile.name, workspace, scopes, reasons, timeoutMs, run };
     return { status: "pending_approval", response: holdForApproval(c, access, held) };
   }
   return { status: "admitted", run: (options) => audited(c, run(options)) };

@@ -5,7 +5,7 @@
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
-import { AirlockApiError, type AirlockClient } from "../../client/index.ts";
+import { AirlockApiError, type AirlockClient, ApprovalPendingError } from "../../client/index.ts";
 import {
   CreateWorkspaceRequest,
   ExecFields,
@@ -37,6 +37,20 @@ export const ListFilesInput = z.strictObject({
   path: z.string().optional().describe("directory relative to /workspace (default: all)"),
 });
 export const DeleteWorkspaceInput = z.strictObject({ workspace: workspaceId });
+export const WaitApprovalInput = z.strictObject({
+  approvalId: z
+    .string()
+    .min(1)
+    .describe("the approvalId that exec or workspace_exec answered with (apr_…)"),
+  waitSeconds: z
+    .number()
+    .min(0)
+    .max(60)
+    .default(50)
+    .describe(
+      "seconds to wait for the decision (at most 60; 0 looks once); keep it under the MCP client's request timeout",
+    ),
+});
 
 /** Long output is cut for the model's sake; the full text stays in structuredContent. */
 const TEXT_CAP = 20_000;
@@ -84,11 +98,45 @@ export function describeResult(r: ExecResult): string {
 
 const text = (t: string): CallToolResult => ({ content: [{ type: "text", text: t }] });
 
+/**
+ * A job held for a human's approval, as a tool error (the tools' output is a
+ * result, and there is none yet) that tells the model the one thing to do
+ * next; `_meta` carries the approval for programs.
+ */
+function heldAnswer(held: ApprovalPendingError): CallToolResult {
+  const id = held.approvalId;
+  const next = `call wait_approval with approvalId "${id}"`;
+  return {
+    isError: true,
+    content: [
+      {
+        type: "text",
+        text:
+          held.approvalStatus === "running"
+            ? `approval ${id} was approved and its job is still running: ${next} again for its result.`
+            : `awaiting approval: the policy holds this job for a human's approval ` +
+              `(${held.reasons.join(", ")}); it has not run. Approval ${id} is pending until ` +
+              `${held.expiresAt}. Do not send the job again: ${next} to wait for the decision ` +
+              "and get the result.",
+      },
+    ],
+    _meta: {
+      "airlock/approval": {
+        approvalId: id,
+        status: held.approvalStatus,
+        expiresAt: held.expiresAt,
+        reasons: held.reasons,
+      },
+    },
+  };
+}
+
 /** Gateway errors become tool errors the model can read and act on, not protocol faults. */
 async function tool(run: () => Promise<CallToolResult>): Promise<CallToolResult> {
   try {
     return await run();
   } catch (err) {
+    if (err instanceof ApprovalPendingError) return heldAnswer(err);
     if (!(err instanceof AirlockApiError)) throw err;
     return {
       isError: true,
@@ -120,7 +168,8 @@ export function createMcpServer(client: AirlockClient, version: string): McpServ
       description:
         "Runs one operation in a throwaway, network-less container (profile: shell, python, node). " +
         "Give `code` (with optional `language`) or `command`. Answers with the output, the exit " +
-        "status and the files that changed in /workspace.",
+        "status and the files that changed in /workspace. If the policy holds the job for a " +
+        "human's approval, the answer says so with its approvalId: then use wait_approval.",
       inputSchema: ExecRequest,
       outputSchema: ExecResult,
     },
@@ -155,13 +204,34 @@ export function createMcpServer(client: AirlockClient, version: string): McpServ
       title: "Run code or a command in a workspace",
       description:
         "As exec, inside a workspace (its profile): the files written by earlier operations are " +
-        "there, and the changed files are listed against the workspace before this call.",
+        "there, and the changed files are listed against the workspace before this call. A job " +
+        "held for approval answers with its approvalId, for wait_approval.",
       inputSchema: WorkspaceExecToolInput,
       outputSchema: ExecResult,
     },
     ({ workspace, ...body }, extra) =>
       tool(async () =>
         execAnswer(await client.workspaces.exec(workspace, body, { signal: extra.signal })),
+      ),
+  );
+
+  server.registerTool(
+    "wait_approval",
+    {
+      title: "Wait for a job held for approval",
+      description:
+        "For a job that exec or workspace_exec reported as awaiting approval: waits up to " +
+        "waitSeconds for a human's decision and answers, once it is approved and has run, with " +
+        "the job's result as exec would. Still pending: call it again. Denied or expired: the " +
+        "job never ran.",
+      inputSchema: WaitApprovalInput,
+      outputSchema: ExecResult,
+    },
+    ({ approvalId, waitSeconds }, extra) =>
+      tool(async () =>
+        execAnswer(
+          await client.approvals.wait(approvalId, { timeoutS: waitSeconds, signal: extra.signal }),
+        ),
       ),
   );
 

@@ -1,6 +1,7 @@
 // The operator's routes: emergency stop and resume, policy reload, running
-// jobs and the queue, usage against quotas, the audit trail, and approval checkpoints (list, approve, deny; a tenant's own keys may
-// read and wait on their approvals).
+// jobs and the queue, usage against quotas, the audit trail, and approval
+// checkpoints (list, approve, deny; a tenant's keys that hold the held job's
+// scopes may read and wait on its approval).
 import { createRoute } from "@hono/zod-openapi";
 import { z } from "zod";
 import { AirlockError } from "../../core/errors.ts";
@@ -14,6 +15,7 @@ import {
   UsageList,
 } from "../../core/schemas.ts";
 import { TENANT_NAME, tenantPolicy } from "../../policies/access/schema.ts";
+import { approvalReadScopes } from "../../policies/access/scopes.ts";
 import type { Admission } from "../admission/admit.ts";
 import { approvalFor, decide } from "../admission/approvals.ts";
 import { note } from "../admission/audit.ts";
@@ -158,7 +160,7 @@ const routes = {
     ...adminRoute(
       "get",
       "/v1/approvals/{id}",
-      "An approval (the requesting tenant's keys or an admin); with wait, held until it changes",
+      "An approval (a key of the requesting tenant with the held job's scopes, or an admin; counted against the key's rate limit); with wait, held until it changes",
       json(ApprovalView, "the approval, with the result once run"),
     ),
     request: { params: ApprovalId, query: WaitQuery },
@@ -262,10 +264,13 @@ export function adminRoutes(admission: Admission, queue: () => QueueView) {
 
   app.openapi(routes.approval, async (c) => {
     const id = c.req.param("id");
-    // Needs no scope: the tenant's own keys read and wait on their approvals, during a stop too.
-    await admission.admit(c, { op: "approvals.get", scopes: [] });
-    note(c, { approvalId: id });
-    approvalFor(c, access, id);
+    note(c, { op: "approvals.get", approvalId: id });
+    // The held job's scopes (its tenant's keys) or admin, counted against the
+    // key's rate limit like the job itself; answered during a stop too, which
+    // shows it cancelled. Another tenant's approval is a 404 before any of it.
+    const held = approvalFor(c, access, id);
+    const scopes = approvalReadScopes(c.get("caller").grant, held);
+    await admission.admit(c, { op: "approvals.get", scopes, duringStop: true });
     const { wait } = c.req.valid("query");
     const view = await approvals.wait(id, wait * 1000, c.req.raw.signal);
     return c.json(view ?? approvalFor(c, access, id));

@@ -14,7 +14,9 @@ import { z } from "zod";
 import {
   AirlockApiError,
   type AirlockClient,
+  type ApprovalPending,
   createClient,
+  type ExecInput,
   type FetchLike,
 } from "../../client/index.ts";
 import type { LoadedProfile } from "../../core/profile.ts";
@@ -29,7 +31,7 @@ import {
 } from "../../core/schemas.ts";
 import type { KeyGrant } from "../../policies/access/schema.ts";
 import { type AuthEnv, findKey } from "../auth.ts";
-import { errorResponses, json, PISTON_AUTH, PistonErrorBody } from "../openapi.ts";
+import { errorResponses, json, PISTON_AUTH, PistonErrorBody, PistonHeldBody } from "../openapi.ts";
 import { routesApp } from "../validate.ts";
 import { IN_PROCESS_URL } from "./mcp.ts";
 
@@ -67,7 +69,12 @@ const executeRoute = createRoute({
   },
   responses: {
     200: json(PistonExecuteResult, "Piston's result"),
-    ...errorResponses([400, 401, 403, 413, 423, 429, 500, 503], PistonErrorBody),
+    ...errorResponses([400, 401, 413, 423, 429, 500, 503], PistonErrorBody),
+    403: json(
+      z.union([PistonHeldBody, PistonErrorBody]),
+      "forbidden (the key lacks the scope or profile), or the policy holds the job for an " +
+        "admin's approval: then `approvalId` is set and the job has not run",
+    ),
   },
 });
 
@@ -114,10 +121,51 @@ type PistonEnv = { Variables: AuthEnv["Variables"] & { pistonKey: string } };
 
 class PistonError extends Error {
   readonly status: number;
-  constructor(status: number, message: string) {
+  /** More fields beside `message` (a held job's approval). */
+  readonly extra: Record<string, unknown>;
+  constructor(status: number, message: string, extra: Record<string, unknown> = {}) {
     super(message);
     this.status = status;
+    this.extra = extra;
   }
+}
+
+/** The status of a job held for approval: not a 2xx, so no client reads it as a run with no output. */
+export const PISTON_HELD_STATUS = 403;
+
+/**
+ * Piston has no approvals: a job the policy holds for a human is refused the
+ * Piston way ({message}, non-2xx), with the approval's id in the message and
+ * beside it, for GET /v1/approvals/:id?wait= with the same key.
+ */
+function heldForApproval(held: ApprovalPending): PistonError {
+  const { approvalId, expiresAt, reasons } = held;
+  return new PistonError(
+    PISTON_HELD_STATUS,
+    `the policy holds this job for an admin's approval (${reasons.join(", ")}); it has not run. ` +
+      `Approval ${approvalId} is pending until ${expiresAt}: once approved, its result is at ` +
+      `GET /v1/approvals/${approvalId}?wait=60 (the same key, as a Bearer token)`,
+    { approvalId, status: "pending", expiresAt, reasons },
+  );
+}
+
+/**
+ * Runs the job streamed, so `output` keeps stdout and stderr in the order they
+ * were written; a job held for approval throws heldForApproval's error.
+ */
+async function runStreamed(
+  client: AirlockClient,
+  request: ExecInput,
+  signal: AbortSignal,
+): Promise<{ result: ExecResult; out: StreamedOutput }> {
+  const out: StreamedOutput = { stdout: "", stderr: "", output: "" };
+  for await (const event of client.execStream(request, { signal })) {
+    if (event.type === "result") return { result: event.result, out };
+    if (event.type === "approval") throw heldForApproval(event.approval);
+    out[event.type] += event.data;
+    out.output += event.data;
+  }
+  throw new PistonError(500, "the job ended without a result");
 }
 
 /** Bearer <key>, or Basic with the key as password: checked here, forwarded as Bearer. */
@@ -352,10 +400,8 @@ export function pistonRoutes(deps: PistonRouteDeps) {
       { path: spec.file, ...decode(main) },
       ...rest.map((f, i) => ({ path: f.name ?? `file${i + 1}.code`, ...decode(f) })),
     ];
-    // Streamed, so `output` keeps stdout and stderr in the order they were written.
-    const out: StreamedOutput = { stdout: "", stderr: "", output: "" };
-    let result: ExecResult | undefined;
-    for await (const event of client.execStream(
+    const { result, out } = await runStreamed(
+      client,
       {
         profile: rt.profile,
         command: [...spec.command, ...(body.args ?? [])],
@@ -363,25 +409,19 @@ export function pistonRoutes(deps: PistonRouteDeps) {
         ...(body.stdin === undefined ? {} : { stdin: body.stdin }),
         ...(Object.keys(limits).length === 0 ? {} : { limits }),
       },
-      { signal: c.req.raw.signal },
-    )) {
-      if (event.type === "result") result = event.result;
-      else {
-        out[event.type] += event.data;
-        out.output += event.data;
-      }
-    }
-    if (result === undefined) throw new PistonError(500, "the job ended without a result");
-    return c.json({
-      language: rt.language,
-      version: rt.version,
-      run: toPistonStage(result, out),
-    });
+      c.req.raw.signal,
+    );
+    return c.json(
+      { language: rt.language, version: rt.version, run: toPistonStage(result, out) },
+      200,
+    );
   });
 
   // Piston answers every failure as {message}; keep the status (and Retry-After) of the gateway's.
   app.onError((err, c) => {
-    if (err instanceof PistonError) return c.json({ message: err.message }, err.status as 400);
+    if (err instanceof PistonError) {
+      return c.json({ message: err.message, ...err.extra }, err.status as 400);
+    }
     if (err instanceof AirlockApiError) {
       if (err.retryAfterSeconds !== undefined)
         c.header("Retry-After", String(err.retryAfterSeconds));

@@ -3,6 +3,7 @@
 // memory only: pending approvals are lost when the gateway restarts.
 import { randomBytes } from "node:crypto";
 import type { ExecResult } from "../../core/schemas.ts";
+import type { Scope } from "./schema.ts";
 
 export type ApprovalStatus =
   | "pending"
@@ -22,6 +23,8 @@ export interface ApprovalRequest {
   commandDigest: string;
   timeoutMs: number;
   workspace?: string | undefined;
+  /** The scopes the held job needed: a key of its tenant reads the approval with these (or admin). */
+  scopes: Scope[];
 }
 
 export interface ApprovalView extends ApprovalRequest {

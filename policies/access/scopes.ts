@@ -34,3 +34,18 @@ export function profileRefusal(
   }
   return undefined;
 }
+
+/**
+ * The scopes a read of a held job's approval needs and counts against: the
+ * job's own for a key of its tenant that holds them all; else `admin` when
+ * the key holds it (an operator's, of any tenant); else the job's, so that
+ * the refusal names what the key lacks.
+ */
+export function approvalReadScopes(
+  key: Pick<KeyGrant, "scopes" | "tenant">,
+  approval: { tenant: string; scopes: readonly Scope[] },
+): Scope[] {
+  const own = key.tenant === approval.tenant && missingScopes(key, approval.scopes).length === 0;
+  if (own || !key.scopes.has("admin")) return [...approval.scopes];
+  return ["admin"];
+}

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient } from "../../client/index.ts";
+import { type GatedGateway, HELD_TIMEOUT_MS, startGatedGateway } from "../support/gated-gateway.ts";
 import { startGateway, type TestGateway } from "../support/gateway.ts";
 
 const BIN = join(import.meta.dirname, "../../bin/airlock.ts");
@@ -21,10 +22,14 @@ afterAll(async () => {
   expect(await gw.leftovers()).toEqual({ containers: 0, volumes: 0 });
 });
 
-function airlock(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function airlock(
+  args: string[],
+  to: { url: string; key: string } = gw,
+  onStderr: (stderr: string) => void = () => {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
-      env: { ...process.env, AIRLOCK_URL: gw.url, AIRLOCK_KEY: gw.key },
+      env: { ...process.env, AIRLOCK_URL: to.url, AIRLOCK_KEY: to.key },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";
@@ -34,6 +39,7 @@ function airlock(args: string[]): Promise<{ code: number | null; stdout: string;
     });
     child.stderr.on("data", (d: Buffer) => {
       stderr += d.toString();
+      onStderr(stderr);
     });
     child.on("error", reject);
     child.on("close", (code) => resolve({ code, stdout, stderr }));
@@ -95,5 +101,51 @@ describe("airlock exec", () => {
     const bad = await airlock(["exec", "--profile", "nope", "true"]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("not_found (HTTP 404)");
+  });
+});
+
+describe("airlock exec: a job held for an admin's approval", () => {
+  let gated: GatedGateway;
+  beforeAll(async () => {
+    gated = await startGatedGateway();
+  });
+  afterAll(async () => {
+    await gated.gw.close();
+    expect(await gated.gw.leftovers()).toEqual({ containers: 0, volumes: 0 });
+  });
+  const held = ["exec", "--timeout", String(HELD_TIMEOUT_MS)];
+  /** Runs `airlock exec` that waits; `action` is taken on its approval as soon as stderr names it. */
+  const decided = (args: string[], action: "approve" | "deny") => {
+    let seen = false;
+    return airlock([...held, ...args], gated.gw, (stderr) => {
+      const id = /approval (apr_[0-9a-f]+)/.exec(stderr)?.[1];
+      if (seen || id === undefined || !stderr.includes("waiting for the decision")) return;
+      seen = true;
+      void gated.decide(id, action);
+    });
+  };
+
+  it("--no-wait prints the approval id on stdout and exits 75", async () => {
+    const r = await airlock([...held, "--no-wait", "echo never"], gated.gw);
+    expect(r.code).toBe(75);
+    expect(r.stdout).toMatch(/^apr_[0-9a-f]+\n$/);
+    const id = r.stdout.trim();
+    expect(r.stderr).toContain(`approval ${id}, pending until`);
+    expect(await gated.decide(id, "deny")).toBe("denied");
+  });
+
+  it("waits for the approval, then prints the job's output and exits with its code", async () => {
+    const r = await decided(["--", "sh", "-c", "echo ran; echo err >&2; exit 3"], "approve");
+    expect(r.code).toBe(3);
+    expect(r.stdout).toBe("ran\n");
+    expect(r.stderr).toContain("waiting for the decision");
+    expect(r.stderr).toMatch(/err\n$/);
+  });
+
+  it("a denied job exits 2 with the denial on stderr", async () => {
+    const r = await decided(["echo never"], "deny");
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toMatch(/approval_denied \(HTTP 403\): approval apr_\w+ was denied by ops/);
   });
 });

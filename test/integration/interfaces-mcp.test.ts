@@ -6,6 +6,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type GatedGateway, HELD_TIMEOUT_MS, startGatedGateway } from "../support/gated-gateway.ts";
 import { startGateway, type TestGateway } from "../support/gateway.ts";
 
 let gw: TestGateway;
@@ -20,10 +21,10 @@ afterAll(async () => {
   expect(await gw.leftovers()).toEqual({ containers: 0, volumes: 0 });
 });
 
-async function connect(key: string): Promise<Client> {
+async function connect(key: string, url = gw.url): Promise<Client> {
   const c = new Client({ name: "airlock-integration", version: "1" });
   await c.connect(
-    new StreamableHTTPClientTransport(new URL(`${gw.url}/mcp`), {
+    new StreamableHTTPClientTransport(new URL(`${url}/mcp`), {
       requestInit: { headers: { authorization: `Bearer ${key}` } },
     }),
   );
@@ -42,6 +43,7 @@ describe("MCP over Streamable HTTP", () => {
       "exec",
       "list_files",
       "read_file",
+      "wait_approval",
       "workspace_exec",
       "write_file",
     ]);
@@ -167,6 +169,65 @@ describe("airlock mcp (stdio)", () => {
       expect(textOf(r)).toContain("1024");
     } finally {
       await stdio.close();
+    }
+  });
+});
+
+describe("MCP: a job held for an admin's approval", () => {
+  let gated: GatedGateway;
+  let agent: Client;
+  beforeAll(async () => {
+    gated = await startGatedGateway();
+    agent = await connect(gated.agentKey, gated.gw.url);
+  });
+  afterAll(async () => {
+    await agent.close();
+    await gated.gw.close();
+    expect(await gated.gw.leftovers()).toEqual({ containers: 0, volumes: 0 });
+  });
+  const approvalOf = (r: Awaited<ReturnType<Client["callTool"]>>) =>
+    (r._meta?.["airlock/approval"] as { approvalId: string } | undefined)?.approvalId ?? "";
+
+  it("exec says it awaits approval with the id; wait_approval gets the result once approved", async () => {
+    const held = await agent.callTool({
+      name: "exec",
+      arguments: {
+        profile: "python",
+        code: "print(6*7)",
+        limits: { timeoutMs: HELD_TIMEOUT_MS },
+      },
+    });
+    expect(held.isError).toBe(true);
+    const id = approvalOf(held);
+    expect(id).toMatch(/^apr_/);
+    expect(textOf(held)).toContain(`awaiting approval`);
+    expect(textOf(held)).toContain(`call wait_approval with approvalId "${id}"`);
+    const waiting = agent.callTool({ name: "wait_approval", arguments: { approvalId: id } });
+    expect(await gated.decide(id, "approve")).not.toBe("pending");
+    const done = await waiting;
+    expect(done.isError).toBeFalsy();
+    expect(textOf(done)).toContain("status: ok, exit code 0");
+    expect(done.structuredContent).toMatchObject({ status: "ok", stdout: "42\n" });
+  });
+
+  it("workspace_exec held, then denied: wait_approval says the job never ran", async () => {
+    const created = await agent.callTool({ name: "create_workspace", arguments: {} });
+    const workspace = (created.structuredContent as { id: string }).id;
+    try {
+      const held = await agent.callTool({
+        name: "workspace_exec",
+        arguments: { workspace, command: "touch ran", limits: { timeoutMs: HELD_TIMEOUT_MS } },
+      });
+      const id = approvalOf(held);
+      expect(textOf(held)).toContain(id);
+      expect(await gated.decide(id, "deny")).toBe("denied");
+      const denied = await agent.callTool({ name: "wait_approval", arguments: { approvalId: id } });
+      expect(denied.isError).toBe(true);
+      expect(textOf(denied)).toContain(`approval ${id} was denied by ops: the job did not run`);
+      const listed = await agent.callTool({ name: "list_files", arguments: { workspace } });
+      expect(textOf(listed)).toBe("(empty)");
+    } finally {
+      await agent.callTool({ name: "delete_workspace", arguments: { workspace } });
     }
   });
 });

@@ -168,6 +168,19 @@ describe("real responses validate against /openapi.json", () => {
       approvalId: string;
     };
     await raw("POST", `/v1/approvals/${other.approvalId}/deny`, as(ADMIN_KEY));
+    // Piston's answer to a held job: its error shape with the approval.
+    const pistonHeld = await raw("POST", "/api/v2/execute", {
+      headers: pistonAuth,
+      body: JSON.stringify({
+        language: "bash",
+        version: "*",
+        files: [{ content: "true" }],
+        run_timeout: 30_000,
+      }),
+    });
+    expect(pistonHeld.status).toBe(403);
+    const { approvalId: pistonId } = (await pistonHeld.json()) as { approvalId: string };
+    await raw("POST", `/v1/approvals/${pistonId}/deny`, as(ADMIN_KEY));
     await raw("POST", "/v1/approvals/nope/approve", as(ADMIN_KEY));
     await admin.admin.stops();
     await raw("POST", "/v1/admin/stop", as(ADMIN_KEY, { tenant: IDLE_TENANT }));

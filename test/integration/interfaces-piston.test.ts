@@ -2,6 +2,7 @@
 // cannot send headers: the key rides in its server URL as HTTP Basic user-info.
 import piston from "piston-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type GatedGateway, HELD_TIMEOUT_MS, startGatedGateway } from "../support/gated-gateway.ts";
 import { startGateway, type TestGateway } from "../support/gateway.ts";
 
 let gw: TestGateway;
@@ -120,5 +121,55 @@ describe("piston-client against airlock", () => {
     const anonymous = piston({ server: `http://${url.host}` });
     const r = (await anonymous.runtimes()) as { message?: string };
     expect(r.message).toContain("missing credentials");
+  });
+});
+
+describe("piston-client: a job held for an admin's approval", () => {
+  let gated: GatedGateway;
+  let held: ReturnType<typeof piston>;
+  beforeAll(async () => {
+    gated = await startGatedGateway();
+    const url = new URL(gated.gw.url);
+    held = piston({ server: `http://piston:${encodeURIComponent(gated.agentKey)}@${url.host}` });
+  });
+  afterAll(async () => {
+    await gated.gw.close();
+    expect(await gated.gw.leftovers()).toEqual({ containers: 0, volumes: 0 });
+  });
+  type Held = Answer & { approvalId?: string; status?: string; reasons?: string[] };
+
+  it("answers Piston's {message} naming the approval id, and no run; once approved the result is on /v1", async () => {
+    const r = (await held.execute("bash", "echo approved", {
+      runTimeout: HELD_TIMEOUT_MS,
+    })) as Held;
+    // piston-client hands back the body whatever the status: Piston's error shape.
+    expect(r.run).toBeUndefined();
+    expect(r.status).toBe("pending");
+    expect(r.reasons).toEqual(["jobsOverSeconds"]);
+    const id = r.approvalId ?? "";
+    expect(id).toMatch(/^apr_/);
+    expect(r.message).toContain(`Approval ${id} is pending until`);
+    expect(r.message).toContain(`GET /v1/approvals/${id}?wait=60`);
+    expect(await gated.decide(id, "approve")).not.toBe("pending");
+    const view = await gated.gw.call(gated.agentKey, "GET", `/v1/approvals/${id}?wait=30`);
+    expect(await view.json()).toMatchObject({ status: "done", result: { stdout: "approved\n" } });
+  });
+
+  it("answers with a non-2xx status, so fetch and axios clients see a failure, not an empty run", async () => {
+    const res = await fetch(`${gated.gw.url}/api/v2/execute`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${gated.agentKey}` },
+      body: JSON.stringify({
+        language: "python",
+        version: "*",
+        files: [{ content: "print(1)" }],
+        run_timeout: HELD_TIMEOUT_MS,
+      }),
+    });
+    expect(res.status).toBe(403);
+    const body = (await res.json()) as { approvalId: string };
+    expect(await gated.decide(body.approvalId, "deny")).toBe("denied");
+    const view = await gated.gw.call(gated.agentKey, "GET", `/v1/approvals/${body.approvalId}`);
+    expect(await view.json()).toMatchObject({ status: "denied" });
   });
 });

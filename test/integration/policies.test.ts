@@ -7,6 +7,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Dockerode from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  ApprovalEndedError,
+  ApprovalPendingError,
+  createClient,
+  type ExecEvent,
+} from "../../client/index.ts";
 import type { ExecResult } from "../../core/schemas.ts";
 import { LABEL_STOP } from "../../policies/access/stop.ts";
 import { keyHash, startGateway, type TestGateway } from "../support/gateway.ts";
@@ -23,6 +29,8 @@ const KEY = {
   agent: `agent-key-${randomUUID()}`,
   netless: `netless-key-${randomUUID()}`,
   gated: `gated-key-${randomUUID()}`,
+  gatedReader: `gated-reader-key-${randomUUID()}`,
+  gatedRunner: `gated-runner-key-${randomUUID()}`,
   spin: `spin-key-${randomUUID()}`,
   admin: `admin-key-${randomUUID()}`,
 };
@@ -51,6 +59,14 @@ const POLICY = {
       requireApproval: { jobsOverSeconds: 20 },
       keys: [
         { id: "gated", hash: keyHash(KEY.gated), scopes: ["exec", "workspaces", "files.read"] },
+        // Same tenant, fewer scopes: what may they read of the gated key's approvals?
+        { id: "gated-reader", hash: keyHash(KEY.gatedReader), scopes: ["files.read"] },
+        {
+          id: "gated-runner",
+          hash: keyHash(KEY.gatedRunner),
+          scopes: ["exec"],
+          rateLimits: { exec: { perMinute: 2 } },
+        },
       ],
     },
     [T.spin]: {
@@ -248,6 +264,94 @@ describe("approvals", () => {
     expect(late.status).toBe("expired");
     await new Promise((r) => setTimeout(r, 500));
     expect(await runs()).toBe(before);
+  });
+});
+
+describe("reading an approval", () => {
+  const held = async (path: string, body: unknown) => {
+    const res = await gw.call(KEY.gated, "POST", path, body);
+    expect(res.status).toBe(202);
+    return (await json<{ approvalId: string }>(res)).approvalId;
+  };
+  const slow = { command: ["true"], limits: { timeoutMs: 30_000 } };
+
+  it("needs the held job's scopes: a key of the same tenant without them gets 403 naming them", async () => {
+    const ws = await json<{ id: string }>(await gw.call(KEY.gated, "POST", "/v1/workspaces", {}));
+    try {
+      const id = await held(`/v1/workspaces/${ws.id}/exec`, slow);
+      const reader = await gw.call(KEY.gatedReader, "GET", `/v1/approvals/${id}`);
+      expect(reader.status).toBe(403);
+      expect(await json(reader)).toMatchObject({
+        error: { code: "forbidden", details: { missingScopes: ["exec", "workspaces"] } },
+      });
+      const runner = await gw.call(KEY.gatedRunner, "GET", `/v1/approvals/${id}`);
+      expect(runner.status).toBe(403);
+      expect(await json(runner)).toMatchObject({
+        error: { message: "this key lacks scope workspaces" },
+      });
+      expect((await gw.call(KEY.gated, "GET", `/v1/approvals/${id}`)).status).toBe(200);
+      expect((await gw.call(KEY.admin, "GET", `/v1/approvals/${id}`)).status).toBe(200);
+      await gw.call(KEY.admin, "POST", `/v1/approvals/${id}/deny`);
+    } finally {
+      await gw.call(KEY.gated, "DELETE", `/v1/workspaces/${ws.id}`);
+    }
+  });
+
+  it("counts against the reading key's rate limit", async () => {
+    const id = await held("/v1/exec", { profile: "shell", ...slow });
+    const read = () => gw.call(KEY.gatedRunner, "GET", `/v1/approvals/${id}`);
+    expect((await read()).status).toBe(200);
+    expect((await read()).status).toBe(200);
+    const limited = await read();
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(await json(limited)).toMatchObject({
+      error: { code: "rate_limited", details: { scope: "exec", window: "perMinute", limit: 2 } },
+    });
+    // The audit trail names the scope a read counted against.
+    const audit = await json<{ records: { op: string; scope: string; keyId: string }[] }>(
+      await gw.call(KEY.admin, "GET", `/v1/audit?tenant=${T.gated}&op=approvals.get&limit=3`),
+    );
+    expect(audit.records[0]).toMatchObject({ keyId: "gated-runner", scope: "exec" });
+    await gw.call(KEY.admin, "POST", `/v1/approvals/${id}/deny`);
+  });
+});
+
+describe("the typed client and held jobs", () => {
+  const gated = () => createClient({ baseUrl: gw.url, apiKey: KEY.gated });
+  const admin = () => createClient({ baseUrl: gw.url, apiKey: KEY.admin });
+  const slow = { limits: { timeoutMs: 30_000 } };
+
+  it("exec throws ApprovalPendingError; approvals.wait returns the result once approved", async () => {
+    const err = await gated()
+      .exec({ profile: "python", code: "print(6*7)", ...slow })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApprovalPendingError);
+    const { approvalId } = err as ApprovalPendingError;
+    const waiting = gated().approvals.wait(approvalId, { timeoutS: 30 });
+    await admin().approvals.approve(approvalId);
+    expect(await waiting).toMatchObject({ status: "ok", stdout: "42\n" });
+  });
+
+  it("a workspace's execStream yields the approval; denied, approvals.wait throws ApprovalEndedError", async () => {
+    const client = gated();
+    const ws = await client.workspaces.create();
+    try {
+      const events: ExecEvent[] = [];
+      for await (const e of client.workspaces.execStream(ws.id, { command: "touch ran", ...slow }))
+        events.push(e);
+      expect(events).toHaveLength(1);
+      const event = events[0] as Extract<ExecEvent, { type: "approval" }>;
+      expect(event).toMatchObject({ type: "approval", approval: { status: "pending" } });
+      const waiting = client.approvals.wait(event.approval.approvalId).catch((e: unknown) => e);
+      await admin().approvals.deny(event.approval.approvalId);
+      const ended = await waiting;
+      expect(ended).toBeInstanceOf(ApprovalEndedError);
+      expect(ended).toMatchObject({ code: "approval_denied", status: 403 });
+      expect(await client.workspaces.listFiles(ws.id)).toEqual([]);
+    } finally {
+      await client.workspaces.delete(ws.id);
+    }
   });
 });
 

@@ -15,6 +15,7 @@ import type { WorkspaceFiles } from "../../executor/workspace-files.ts";
 import type { WorkspaceStore } from "../../executor/workspaces.ts";
 import { PolicyHolder, parsePolicy } from "../../policies/access/load.ts";
 import { loadProfiles } from "../../policies/load.ts";
+import { FAKE_WORKSPACE, GATED_KEYS, gatedApp } from "../support/fake-app.ts";
 import { FakeExecutor, okResult } from "../support/fake-executor.ts";
 
 const KEYS = {
@@ -531,5 +532,93 @@ describe("admission through the routes", () => {
     setPolicy(JSON.stringify({ tenants: { ops: POLICY.tenants.ops } }));
     expect((await call(KEYS.admin, "POST", "/v1/admin/policy/reload")).status).toBe(200);
     expect((await call(KEYS.agent, "POST", "/v1/exec", EXEC)).status).toBe(401);
+  });
+});
+
+describe("reading an approval (GET /v1/approvals/:id)", () => {
+  const SLOW = { command: ["sleep", "1"], limits: { timeoutMs: 9000 } };
+  function gated(rateLimits: unknown = {}) {
+    const { app, access } = gatedApp({ rateLimits });
+    const call = (key: string, method: string, path: string, body?: unknown) =>
+      app.request(path, {
+        method,
+        headers: {
+          authorization: `Bearer ${key}`,
+          ...(body === undefined ? {} : { "content-type": "application/json" }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+    const hold = async (path: string, body: unknown) => {
+      const r = await call(GATED_KEYS.agent, "POST", path, body);
+      expect(r.status).toBe(202);
+      return ((await r.json()) as { approvalId: string }).approvalId;
+    };
+    return { call, hold, access };
+  }
+
+  it("needs the scopes the held job needed, or admin: 403 names what a key of the same tenant lacks", async () => {
+    const { call, hold } = gated();
+    const exec = await hold("/v1/exec", { profile: "shell", ...SLOW });
+    const ws = await hold(`/v1/workspaces/${FAKE_WORKSPACE}/exec`, SLOW);
+    const read = (key: string, id: string) => call(key, "GET", `/v1/approvals/${id}`);
+
+    const reader = await read(GATED_KEYS.reader, exec);
+    expect(reader.status).toBe(403);
+    expect(await reader.json()).toMatchObject({
+      error: {
+        code: "forbidden",
+        message: "this key lacks scope exec",
+        details: { missingScopes: ["exec"] },
+      },
+    });
+    // exec alone reads a plain exec's approval, not a workspace exec's.
+    expect((await read(GATED_KEYS.runner, exec)).status).toBe(200);
+    const runner = await read(GATED_KEYS.runner, ws);
+    expect(runner.status).toBe(403);
+    expect(await runner.json()).toMatchObject({
+      error: {
+        message: "this key lacks scope workspaces",
+        details: { missingScopes: ["workspaces"] },
+      },
+    });
+    const view = (await (await read(GATED_KEYS.agent, ws)).json()) as Record<string, unknown>;
+    expect(view).toMatchObject({ status: "pending", scopes: ["exec", "workspaces"] });
+    // An admin of another tenant reads any.
+    expect((await read(GATED_KEYS.admin, ws)).status).toBe(200);
+  });
+
+  it("counts against the key's rate limit of those scopes (429 with Retry-After), an admin's against admin", async () => {
+    const { call, hold } = gated({ exec: { perMinute: 3 } });
+    const id = await hold("/v1/exec", { profile: "shell", ...SLOW });
+    const read = (key: string) => call(key, "GET", `/v1/approvals/${id}`);
+    expect((await read(GATED_KEYS.agent)).status).toBe(200);
+    expect((await read(GATED_KEYS.agent)).status).toBe(200);
+    const limited = await read(GATED_KEYS.agent);
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(await limited.json()).toMatchObject({
+      error: { code: "rate_limited", details: { scope: "exec", window: "perMinute", limit: 3 } },
+    });
+    // The key's exec budget is the same one its jobs use.
+    const exec = await call(GATED_KEYS.agent, "POST", "/v1/exec", {
+      profile: "shell",
+      command: "x",
+    });
+    expect(exec.status).toBe(429);
+    // Another key of the tenant has its own count; the admin's reads count against admin.
+    expect((await read(GATED_KEYS.runner)).status).toBe(200);
+    expect((await read(GATED_KEYS.admin)).status).toBe(200);
+  });
+
+  it("answers during an emergency stop, showing the approval cancelled", async () => {
+    const { call, hold } = gated();
+    const id = await hold("/v1/exec", { profile: "shell", ...SLOW });
+    expect((await call(GATED_KEYS.admin, "POST", "/v1/admin/stop", { tenant: "a" })).status).toBe(
+      200,
+    );
+    const r = await call(GATED_KEYS.agent, "GET", `/v1/approvals/${id}`);
+    expect(r.status).toBe(200);
+    expect(await r.json()).toMatchObject({ status: "cancelled" });
+    await call(GATED_KEYS.admin, "POST", "/v1/admin/resume");
   });
 });

@@ -14,6 +14,7 @@ const REQUEST = {
   reasons: ["network"],
   commandDigest: "sha256:x",
   timeoutMs: 1000,
+  scopes: ["exec" as const],
 };
 
 function clock() {

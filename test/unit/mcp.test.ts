@@ -3,11 +3,14 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { ExecRequest } from "../../core/schemas.ts";
-import { FAKE_KEY, fakeApp } from "../support/fake-app.ts";
+import { FAKE_KEY, FAKE_WORKSPACE, fakeApp, GATED_KEYS, gatedApp } from "../support/fake-app.ts";
 import { okResult } from "../support/fake-executor.ts";
 
-async function connect(key = FAKE_KEY) {
-  const { app, executor } = fakeApp();
+async function connect(
+  key = FAKE_KEY,
+  made: Pick<ReturnType<typeof fakeApp>, "app" | "executor"> = fakeApp(),
+) {
+  const { app, executor } = made;
   const transport = new StreamableHTTPClientTransport(new URL("http://airlock.test/mcp"), {
     requestInit: { headers: { authorization: `Bearer ${key}` } },
     fetch: async (input, init) => app.fetch(new Request(input, init)),
@@ -27,6 +30,7 @@ describe("MCP over Streamable HTTP", () => {
       "exec",
       "list_files",
       "read_file",
+      "wait_approval",
       "workspace_exec",
       "write_file",
     ]);
@@ -134,5 +138,74 @@ describe("MCP client disconnect", () => {
     controller.abort();
     await Promise.resolve(call).catch(() => {});
     expect(cancelled).toBe(true);
+  });
+});
+
+describe("MCP: jobs held for approval", () => {
+  const textOf = (r: Awaited<ReturnType<Client["callTool"]>>) =>
+    (r.content as { type: string; text: string }[]).map((c) => c.text).join("\n");
+  const SLOW = { command: "x", limits: { timeoutMs: 9000 } };
+  async function held(client: Client, name: string, args: Record<string, unknown>) {
+    const r = await client.callTool({ name, arguments: args });
+    const approval = r._meta?.["airlock/approval"] as { approvalId: string; status: string };
+    expect(approval).toMatchObject({
+      approvalId: expect.stringMatching(/^apr_/),
+      status: "pending",
+    });
+    return { r, id: approval.approvalId };
+  }
+  const approve = (app: ReturnType<typeof gatedApp>["app"], id: string, action = "approve") =>
+    app.request(`/v1/approvals/${id}/${action}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${GATED_KEYS.admin}` },
+    });
+
+  it("exec and workspace_exec say the job awaits approval, with its id and what to do next", async () => {
+    const made = gatedApp();
+    const { client, executor } = await connect(GATED_KEYS.agent, made);
+    const { r, id } = await held(client, "exec", { profile: "shell", ...SLOW });
+    // A tool error, since there is no result yet; never a protocol fault.
+    expect(r.isError).toBe(true);
+    expect(textOf(r)).toContain(`awaiting approval`);
+    expect(textOf(r)).toContain(`call wait_approval with approvalId "${id}"`);
+    expect(textOf(r)).toContain("jobsOverSeconds");
+    const ws = await held(client, "workspace_exec", { workspace: FAKE_WORKSPACE, ...SLOW });
+    expect(ws.r.isError).toBe(true);
+    expect(textOf(ws.r)).toContain(ws.id);
+    expect(executor.jobs).toHaveLength(0);
+    await client.close();
+  });
+
+  it("wait_approval answers the job's result once approved; still pending or denied, a tool error saying so", async () => {
+    const made = gatedApp();
+    const { client, executor } = await connect(GATED_KEYS.agent, made);
+    const { id } = await held(client, "exec", { profile: "shell", ...SLOW });
+    const pending = await client.callTool({
+      name: "wait_approval",
+      arguments: { approvalId: id, waitSeconds: 0 },
+    });
+    expect(pending.isError).toBe(true);
+    expect(textOf(pending)).toContain(`Approval ${id} is pending`);
+    const waiting = client.callTool({ name: "wait_approval", arguments: { approvalId: id } });
+    await new Promise((r) => setTimeout(r, 50));
+    expect((await approve(made.app, id)).status).toBe(200);
+    const done = await waiting;
+    expect(done.isError).toBeFalsy();
+    expect(textOf(done)).toContain("status: ok, exit code 0");
+    expect(done.structuredContent).toMatchObject({ status: "ok", stdout: "hi\n" });
+    expect(executor.jobs).toHaveLength(1);
+
+    const second = await held(client, "workspace_exec", { workspace: FAKE_WORKSPACE, ...SLOW });
+    await approve(made.app, second.id, "deny");
+    const denied = await client.callTool({
+      name: "wait_approval",
+      arguments: { approvalId: second.id },
+    });
+    expect(denied.isError).toBe(true);
+    expect(textOf(denied)).toMatch(
+      new RegExp(`^approval_denied \\(HTTP 403\\): approval ${second.id} was denied by root`),
+    );
+    expect(executor.jobs).toHaveLength(1);
+    await client.close();
   });
 });

@@ -1,11 +1,15 @@
 import { describe, expect, it } from "vitest";
-import { toPistonStage } from "../../api/routes/piston.ts";
-import { FAKE_KEY, fakeApp } from "../support/fake-app.ts";
+import { PISTON_HELD_STATUS, toPistonStage } from "../../api/routes/piston.ts";
+import { FAKE_KEY, fakeApp, GATED_KEYS, gatedApp } from "../support/fake-app.ts";
 import { okResult } from "../support/fake-executor.ts";
 
 const basic = (key: string) => `Basic ${Buffer.from(`piston:${key}`).toString("base64")}`;
 
-function post(app: ReturnType<typeof fakeApp>["app"], body: unknown, auth = basic(FAKE_KEY)) {
+function post(
+  app: { request: ReturnType<typeof fakeApp>["app"]["request"] },
+  body: unknown,
+  auth = basic(FAKE_KEY),
+) {
   // As piston-client sends it: JSON with node-fetch's text/plain content type.
   return app.request("/api/v2/execute", {
     method: "POST",
@@ -118,5 +122,45 @@ describe("Piston adapter", () => {
     expect(
       toPistonStage({ ...base, status: "output_limit", stderrTruncated: true }, out),
     ).toMatchObject({ status: "EL", signal: "SIGKILL" });
+  });
+});
+
+describe("Piston adapter: a job held for approval", () => {
+  const SLOW = {
+    language: "bash",
+    version: "*",
+    files: [{ content: "echo hi" }],
+    run_timeout: 9000,
+  };
+
+  it("answers Piston's {message} with a non-2xx status, the approval id in it and beside it", async () => {
+    const { app, executor } = gatedApp();
+    const res = await post(app, SLOW);
+    expect(res.status).toBe(PISTON_HELD_STATUS);
+    expect(PISTON_HELD_STATUS).toBe(403);
+    const body = (await res.json()) as Record<string, unknown>;
+    expect(body).toEqual({
+      message: expect.stringContaining("the policy holds this job for an admin's approval"),
+      approvalId: expect.stringMatching(/^apr_/),
+      status: "pending",
+      expiresAt: expect.any(String),
+      reasons: ["jobsOverSeconds"],
+    });
+    expect(body["message"]).toContain(`GET /v1/approvals/${body["approvalId"]}?wait=60`);
+    expect(body).not.toHaveProperty("run");
+    expect(executor.jobs).toHaveLength(0);
+
+    // Approved, the job runs once; its result is read with the same key on /v1.
+    const id = body["approvalId"] as string;
+    const approve = await app.request(`/v1/approvals/${id}/approve`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${GATED_KEYS.admin}` },
+    });
+    expect(approve.status).toBe(200);
+    const view = await app.request(`/v1/approvals/${id}?wait=5`, {
+      headers: { authorization: `Bearer ${GATED_KEYS.agent}` },
+    });
+    expect(await view.json()).toMatchObject({ status: "done", result: { stdout: "hi\n" } });
+    expect(executor.jobs.map((j) => j.argv)).toEqual([["bash", "main.sh"]]);
   });
 });
