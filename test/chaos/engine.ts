@@ -4,7 +4,16 @@
 // its volumes and kill gateways on it without touching the engine that other
 // test runs share. Started and removed by global-setup.ts; restarted by tests.
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Dockerode from "dockerode";
@@ -114,6 +123,7 @@ export async function startEngine(): Promise<void> {
     // Its own session: it outlives the test worker that restarts it; the teardown stops it.
     { detached: true, stdio: ["ignore", log, log] },
   );
+  closeSync(log);
   let exited: number | null | undefined;
   child.once("exit", (code) => {
     exited = code;
@@ -142,13 +152,18 @@ function logTail(): string {
  */
 export async function stopEngine(): Promise<void> {
   const pid = enginePid();
-  if (pid === undefined) return;
+  if (pid === undefined) {
+    killStragglers();
+    return;
+  }
   process.kill(pid, "SIGTERM");
   const deadline = Date.now() + 30_000;
   while (alive(pid) && Date.now() < deadline) await sleep(100);
   if (alive(pid)) {
     process.kill(pid, "SIGKILL");
     while (alive(pid)) await sleep(100);
+    // A pid file left behind would name a pid that may be reused by then.
+    rmSync(ENGINE_DIRS.pidFile, { force: true });
   }
   killStragglers();
 }
@@ -161,25 +176,62 @@ export async function restartEngine(downMs: number): Promise<void> {
 }
 
 /**
- * After a dockerd that had to be SIGKILLed: its containerd and shims outlive
- * it. They are found by the exec root in their command line (no other process
- * names that directory) and killed by pid.
+ * After a dockerd that had to be SIGKILLed (or died): its containerd, the
+ * shims of its containers and the containers' processes outlive it. They are
+ * found precisely — containerd processes whose command line names this
+ * engine's exec root, processes in the cgroup of one of this engine's
+ * containers — and killed by pid.
  */
 function killStragglers(): void {
-  for (const entry of execFileSync("ps", ["-eo", "pid=,args="], { encoding: "utf8" }).split("\n")) {
-    const match = /^\s*(\d+)\s+(.*)$/.exec(entry);
-    if (match === null || !(match[2] ?? "").includes(ENGINE_DIRS.exec)) continue;
+  for (const pid of [...containerdProcesses(), ...containerProcesses()]) {
     try {
-      process.kill(Number(match[1]), "SIGKILL");
+      process.kill(pid, "SIGKILL");
     } catch {
       // Already gone.
     }
   }
 }
 
+function containerdProcesses(): number[] {
+  const table = execFileSync("ps", ["-eo", "pid=,args="], { encoding: "utf8" });
+  const pids: number[] = [];
+  for (const entry of table.split("\n")) {
+    const match = /^\s*(\d+)\s+(\S+)(.*)$/.exec(entry);
+    if (match === null) continue;
+    const [, pid, command = "", args = ""] = match;
+    if (/(^|\/)containerd(-shim\S*)?$/.test(command) && args.includes(ENGINE_DIRS.exec)) {
+      pids.push(Number(pid));
+    }
+  }
+  return pids;
+}
+
+function containerProcesses(): number[] {
+  let ids: string[];
+  try {
+    ids = readdirSync(join(ENGINE_DIRS.data, "containers"));
+  } catch {
+    return [];
+  }
+  if (ids.length === 0) return [];
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
+    let cgroups: string;
+    try {
+      cgroups = readFileSync(`/proc/${entry}/cgroup`, "utf8");
+    } catch {
+      continue;
+    }
+    if (ids.some((id) => cgroups.includes(`/${id}`))) pids.push(Number(entry));
+  }
+  return pids;
+}
+
 /** Unmounts whatever an engine left mounted under the base directory, then removes it. */
 export function removeEngineDirs(): void {
   if (!existsSync(ENGINE_DIRS.base)) return;
+  // A containerd of a crashed run would hold its mounts and recreate its files.
+  killStragglers();
   const mounts = readFileSync("/proc/self/mounts", "utf8")
     .split("\n")
     .map((line) => line.split(" ")[1] ?? "")

@@ -72,20 +72,23 @@ async function writeUntilDead(gw: MainProcess, id: string): Promise<Map<string, 
   throw new Error("the gateway was still alive after 500 writes");
 }
 
-it("SIGKILL mid-work: the next start with the same instance id reaps every leftover; workspaces stay intact and usable", async () => {
-  const first = await start();
-  const logged = await newWorkspace(first, [{ path: "notes.txt", content: "before the kill\n" }]);
-  const written = await newWorkspace(first);
-
-  // Work under way at the moment of the kill: two one-shot jobs, a workspace
-  // job appending to a file (streamed, to know it has written), a stream of
-  // file writes and archive exports.
+/**
+ * Starts what is under way at the moment of the kill: two one-shot jobs, a
+ * workspace job appending to a file (streamed, to know it has written), a
+ * stream of file writes and archive exports. Resolves once all of it runs,
+ * with what settles after the kill: the writes the gateway acknowledged.
+ */
+async function startWork(
+  gw: MainProcess,
+  logged: string,
+  written: string,
+): Promise<() => Promise<Map<string, string>>> {
   const inFlight = [
-    call(first, "POST", "/v1/exec", { profile: "shell", command: "sleep 60" }),
-    call(first, "POST", "/v1/exec", { profile: "shell", command: "sleep 60" }),
+    call(gw, "POST", "/v1/exec", { profile: "shell", command: "sleep 60" }),
+    call(gw, "POST", "/v1/exec", { profile: "shell", command: "sleep 60" }),
   ].map((p) => p.catch((err: unknown) => err));
   const appending = await call(
-    first,
+    gw,
     "POST",
     `/v1/workspaces/${logged}/exec`,
     {
@@ -95,24 +98,68 @@ it("SIGKILL mid-work: the next start with the same instance id reaps every lefto
     { headers: { accept: "text/event-stream" } },
   );
   const appended = firstOutput(appending);
-  const writes = writeUntilDead(first, written);
+  const writes = writeUntilDead(gw, written);
   const exports = (async () => {
-    while (first.child.signalCode === null) {
-      const res = await call(first, "GET", `/v1/workspaces/${written}/archive`).catch(() => null);
+    while (gw.child.signalCode === null) {
+      const res = await call(gw, "GET", `/v1/workspaces/${written}/archive`).catch(() => null);
       await res?.arrayBuffer().catch(() => null);
     }
   })();
   await appended;
   await until(
     "three jobs running",
-    () => jobsRunning(first),
+    () => jobsRunning(gw),
     (n) => n >= 3,
   );
+  return async () => {
+    await Promise.all([...inFlight, exports]);
+    return writes;
+  };
+}
+
+/** Both workspaces through the new process: every acknowledged write, whole; usable. */
+async function expectIntact(
+  gw: MainProcess,
+  logged: string,
+  written: string,
+  acknowledged: Map<string, string>,
+): Promise<void> {
+  const read = (path: string) =>
+    call(gw, "GET", `/v1/workspaces/${written}/files/content?path=${path}`);
+  for (const [path, content] of acknowledged) {
+    const res = await read(path);
+    expect({ path, status: res.status, content: await res.text() }).toEqual({
+      path,
+      status: 200,
+      content,
+    });
+  }
+  // A write cut by the kill either landed whole or not at all.
+  for (const extra of (await listing(gw, written)).filter((p) => !acknowledged.has(p))) {
+    expect(await (await read(extra)).text()).toMatch(new RegExp(`^${extra} [0-9a-f]{1024}\\n$`));
+  }
+  expect(await listing(gw, logged)).toEqual(["log.txt", "notes.txt"]);
+  const used = await call(gw, "POST", `/v1/workspaces/${logged}/exec`, {
+    command: "cat notes.txt; head -n 1 log.txt; echo after the kill >> notes.txt",
+  });
+  expect(await used.json()).toMatchObject({
+    status: "ok",
+    stdout: "before the kill\nline 1\n",
+  });
+  const exported = await call(gw, "GET", `/v1/workspaces/${written}/archive`);
+  expect(exported.status).toBe(200);
+  expect((await exported.arrayBuffer()).byteLength).toBeGreaterThan(acknowledged.size * 1024);
+}
+
+it("SIGKILL mid-work: the next start with the same instance id reaps every leftover; workspaces stay intact and usable", async () => {
+  const first = await start();
+  const logged = await newWorkspace(first, [{ path: "notes.txt", content: "before the kill\n" }]);
+  const written = await newWorkspace(first);
+  const settle = await startWork(first, logged, written);
 
   first.child.kill("SIGKILL");
   await first.exited;
-  const acknowledged = await writes;
-  await Promise.all([...inFlight, exports]);
+  const acknowledged = await settle();
   expect(acknowledged.size).toBeGreaterThan(0);
   const orphaned = (await airlockObjects()).containers.filter((c) => c.instance === INSTANCE);
   // The jobs' containers at least (else this test proved nothing).
@@ -121,38 +168,11 @@ it("SIGKILL mid-work: the next start with the same instance id reaps every lefto
   // Same instance id: its start-up reap removes every one of them before it serves.
   const second = await start();
   const now = await airlockObjects();
-  const survivors = now.containers.filter((c) => orphaned.some((o) => o.id === c.id));
-  expect(survivors).toEqual([]);
-  const oldJobs = new Set(orphaned.map((c) => `airlock-${c.job}`));
-  expect(now.volumes.filter((v) => oldJobs.has(v))).toEqual([]);
+  expect(now.containers.filter((c) => orphaned.some((o) => o.id === c.id))).toEqual([]);
+  const oldVolumes = new Set(orphaned.map((c) => `airlock-${c.job}`));
+  expect(now.volumes.filter((v) => oldVolumes.has(v))).toEqual([]);
 
-  // Every workspace is there, with every acknowledged write, and works.
-  for (const [path, content] of acknowledged) {
-    const res = await call(second, "GET", `/v1/workspaces/${written}/files/content?path=${path}`);
-    expect({ path, status: res.status, content: await res.text() }).toEqual({
-      path,
-      status: 200,
-      content,
-    });
-  }
-  const files = await listing(second, written);
-  // A write cut by the kill either landed whole or not at all.
-  for (const extra of files.filter((p) => !acknowledged.has(p))) {
-    const res = await call(second, "GET", `/v1/workspaces/${written}/files/content?path=${extra}`);
-    expect(await res.text()).toMatch(new RegExp(`^${extra} [0-9a-f]{1024}\\n$`));
-  }
-  expect(await listing(second, logged)).toEqual(["log.txt", "notes.txt"]);
-  const used = await call(second, "POST", `/v1/workspaces/${logged}/exec`, {
-    command: "cat notes.txt; head -n 1 log.txt; echo after the kill >> notes.txt",
-  });
-  expect(await used.json()).toMatchObject({
-    status: "ok",
-    stdout: "before the kill\nline 1\n",
-  });
-  const exported = await call(second, "GET", `/v1/workspaces/${written}/archive`);
-  expect(exported.status).toBe(200);
-  expect((await exported.arrayBuffer()).byteLength).toBeGreaterThan(acknowledged.size * 1024);
-
+  await expectIntact(second, logged, written, acknowledged);
   for (const id of [logged, written]) {
     expect((await call(second, "DELETE", `/v1/workspaces/${id}`)).status).toBe(204);
   }
