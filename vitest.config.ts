@@ -1,7 +1,8 @@
-// Three projects: `unit` (no Docker, seconds), `integration` (a real engine;
-// its global setup builds any missing sandbox image first) and `disruptive`
-// (restarts the engine, so it runs alone, last). No retries: a flaky
-// container test is a bug to fix, not to hide.
+// Four projects: `unit` (no Docker, seconds), `integration` (a real engine;
+// its global setup builds any missing sandbox image first), `chaos` (engine
+// restarts, killed gateways, full disks and cut connections, on a private
+// engine of its own) and `disruptive` (restarts the machine's engine, so it
+// runs alone, last). No retries: a flaky container test is a bug to fix, not to hide.
 import { defineConfig } from "vitest/config";
 
 // The disruptive project stops the Docker daemon under everyone's feet, so it
@@ -15,6 +16,22 @@ const DISRUPTIVE = {
     globalSetup: ["test/integration/global-setup.ts"],
     testTimeout: 120_000,
     hookTimeout: 120_000,
+    maxWorkers: 1,
+  },
+};
+
+// The chaos project starts a second dockerd (as root) for itself and takes a
+// few minutes: only when asked for (npm test does, after integration).
+const chaos = process.env["AIRLOCK_CHAOS"] === "1";
+const CHAOS = {
+  test: {
+    name: "chaos",
+    include: ["test/chaos/**/*.test.ts"],
+    environment: "node",
+    globalSetup: ["test/chaos/global-setup.ts"],
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+    // One file at a time: a file restarts the engine the others would use.
     maxWorkers: 1,
   },
 };
@@ -51,6 +68,7 @@ export default defineConfig({
           maxWorkers: 2,
         },
       },
+      ...(chaos ? [CHAOS] : []),
       // Stops and restarts the Docker daemon: only when asked for (npm test does, last, alone).
       ...(disruptive ? [DISRUPTIVE] : []),
     ],

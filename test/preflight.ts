@@ -99,6 +99,13 @@ async function check(): Promise<Missing[]> {
       install: "apt-get install -y docker.io, then start dockerd (or set DOCKER_HOST)",
     });
   }
+  if (!onPath("dockerd") || process.getuid?.() !== 0) {
+    missing.push({
+      part: "dockerd on PATH, and root to start it",
+      why: "the chaos tests start a private Docker engine of their own, beside the machine's",
+      install: "apt-get install -y docker.io, and run npm test as root",
+    });
+  }
   if (!runs(["docker", "compose", "version"]) && !onPath("docker-compose")) {
     missing.push({
       part: "docker compose (v2 plugin) or docker-compose (v1)",
@@ -128,4 +135,4 @@ if (missing.length > 0) {
   );
   process.exit(1);
 }
-process.stdout.write("npm test: preflight passed (engine, gVisor, compose, chromium)\n");
+process.stdout.write("npm test: preflight passed (engine, gVisor, dockerd, compose, chromium)\n");

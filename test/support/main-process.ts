@@ -35,24 +35,34 @@ export interface MainOptions {
   env?: Record<string, string>;
   /** How to ask "are you up?": http by default. */
   ready?: (port: number) => Promise<boolean>;
+  /** Another engine's socket: the child's DOCKER_HOST, and where leftovers() looks. */
+  socketPath?: string;
+  /** Start as an earlier process did: its instance id (so its leftovers are its own) and key. */
+  instanceId?: string;
+  key?: string;
+  /** More tenants beside "main": tenant → key. */
+  keys?: Record<string, string>;
 }
 
 /** Spawns main.ts; resolves once it answers /healthz, rejects if it exits first. */
 export async function spawnMain(options: MainOptions = {}): Promise<MainProcess> {
   const port = await freePort();
-  const key = `main-key-${randomUUID()}`;
-  const instanceId = `main-${randomUUID().slice(0, 8)}`;
+  const key = options.key ?? `main-key-${randomUUID()}`;
+  const instanceId = options.instanceId ?? `main-${randomUUID().slice(0, 8)}`;
+  const { socketPath } = options;
+  const keys = Object.entries({ main: key, ...options.keys }).map(([t, k]) => `${t}:${k}`);
   const { child, output } = startChild({
     AIRLOCK_PORT: String(port),
-    AIRLOCK_API_KEYS: `main:${key}`,
+    AIRLOCK_API_KEYS: keys.join(","),
     AIRLOCK_INSTANCE_ID: instanceId,
     AIRLOCK_LOG_LEVEL: "info",
+    ...(socketPath === undefined ? {} : { DOCKER_HOST: `unix://${socketPath}` }),
     ...options.env,
   });
   const exited = new Promise<number | null>((resolve) =>
     child.once("exit", (code) => resolve(code)),
   );
-  const docker = new Dockerode();
+  const docker = socketPath === undefined ? new Dockerode() : new Dockerode({ socketPath });
   const proc: MainProcess = {
     child,
     port,
