@@ -105,8 +105,28 @@ export function prepareEngineDirs(): void {
   writeFileSync(ENGINE_DIRS.config, "{}\n");
 }
 
+/** The private engine's default bridge: made here, with no address and no route anywhere. */
+const BRIDGE = "airlock-chaos0";
+
+function ensureBridge(): void {
+  try {
+    execFileSync("ip", ["link", "show", BRIDGE], { stdio: "ignore" });
+  } catch {
+    execFileSync("ip", ["link", "add", BRIDGE, "type", "bridge"], { stdio: "ignore" });
+  }
+}
+
+export function removeBridge(): void {
+  try {
+    execFileSync("ip", ["link", "delete", BRIDGE], { stdio: "ignore" });
+  } catch {
+    // Not there: nothing to remove.
+  }
+}
+
 /** Starts the private dockerd (same data root every time) and waits until it answers. */
 export async function startEngine(): Promise<void> {
+  ensureBridge();
   const log = openSync(ENGINE_DIRS.log, "a");
   const child = spawn(
     "dockerd",
@@ -116,7 +136,10 @@ export async function startEngine(): Promise<void> {
       `--exec-root=${ENGINE_DIRS.exec}`,
       `--pidfile=${ENGINE_DIRS.pidFile}`,
       `--config-file=${ENGINE_DIRS.config}`,
-      "--bridge=none",
+      // Its own empty bridge, never --bridge=none: a dockerd started with
+      // --bridge=none deletes the host's docker0, which the machine's engine
+      // (image builds, compose) needs.
+      `--bridge=${BRIDGE}`,
       "--iptables=false",
       "--ip-masq=false",
     ],
@@ -246,6 +269,7 @@ export function removeEngineDirs(): void {
   }
   rmSync(ENGINE_DIRS.base, { recursive: true, force: true });
   rmSync(SOCKET, { force: true });
+  removeBridge();
 }
 
 /** Copies images from the machine's engine into the private one (`docker save | docker load`). */
