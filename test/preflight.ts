@@ -99,11 +99,11 @@ async function check(): Promise<Missing[]> {
       install: "apt-get install -y docker.io, then start dockerd (or set DOCKER_HOST)",
     });
   }
-  if (!onPath("dockerd") || process.getuid?.() !== 0) {
+  if (!onPath("dockerd") || !onPath("ip") || process.getuid?.() !== 0) {
     missing.push({
-      part: "dockerd on PATH, and root to start it",
-      why: "the chaos tests start a private Docker engine of their own, beside the machine's",
-      install: "apt-get install -y docker.io, and run npm test as root",
+      part: "dockerd and ip on PATH, and root to start them",
+      why: "the chaos tests start a private Docker engine of their own, on a bridge of its own",
+      install: "apt-get install -y docker.io iproute2, and run npm test as root",
     });
   }
   if (!runs(["docker", "compose", "version"]) && !onPath("docker-compose")) {
