@@ -141,7 +141,9 @@ export function createApp(deps: AppDeps) {
   });
 
   app.onError(async (err, c) => {
-    if (err instanceof JobCancelledError) {
+    // A client that went away (a job it left, an upload it cut off) is no
+    // fault of the gateway's: nobody reads the answer, and it is not internal.
+    if (err instanceof JobCancelledError || c.req.raw.signal.aborted) {
       c.set("errorCode", "cancelled");
       deps.metrics?.errors.inc({ code: "cancelled" });
       return c.body(null, CLIENT_CLOSED as 200);
