@@ -158,6 +158,10 @@ async function listFirst(
     await client.kill(id).catch(() => undefined);
     if (kill.reason === "cancelled")
       throw new JobCancelledError("the client went away; the job was killed");
+    // A stopping engine kills its containers: ask it, so that an engine that
+    // went away answers docker_unavailable (through the client's decorator),
+    // not an internal fault of airlock's.
+    if (got === "exit") await client.ping();
     throw new AirlockError(
       "internal",
       got === "late"

@@ -2,6 +2,7 @@ import { join } from "node:path";
 import { Duplex, Readable } from "node:stream";
 import { pack } from "tar-stream";
 import { describe, expect, it } from "vitest";
+import { AirlockError } from "../../core/errors.ts";
 import type { ContainerClient, ContainerSpec, Usage } from "../../executor/docker.ts";
 import { createExecutor } from "../../executor/executor.ts";
 import { runSandbox } from "../../executor/sandbox.ts";
@@ -442,5 +443,31 @@ describe("a kill the engine refuses", () => {
     );
     await expect(runSandbox(deps(client), slow)).rejects.toThrow("kill failed");
     expect(client.calls.slice(-2)).toEqual(["remove", "removeVolume"]);
+  });
+});
+
+describe("a workspace job whose container ends before the launcher lists /workspace", () => {
+  const inWorkspace = resolveJob(loadProfiles(), { profile: "shell", command: "true" }, "t", {
+    id: "ws1",
+    volume: "airlock-ws-ws1",
+    sizeCapBytes: 1 << 20,
+  });
+
+  it("is the engine's failure when the engine no longer answers (it stopped and killed it)", async () => {
+    class GoneEngine extends FakeClient {
+      override async ping() {
+        throw new AirlockError("docker_unavailable", "the Docker engine failed; retry shortly");
+      }
+    }
+    await expect(runSandbox(deps(new GoneEngine()), inWorkspace)).rejects.toMatchObject({
+      code: "docker_unavailable",
+    });
+  });
+
+  it("is airlock's own fault while the engine answers", async () => {
+    await expect(runSandbox(deps(new FakeClient()), inWorkspace)).rejects.toMatchObject({
+      code: "internal",
+      message: "the sandbox ended before it listed /workspace",
+    });
   });
 });
