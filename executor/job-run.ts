@@ -139,6 +139,22 @@ export async function runJob(
 }
 
 /**
+ * The container ended before its launcher listed /workspace, so before any of
+ * the job's code ran: the engine stopped or restarted under it (start-up
+ * checks prove the images' launchers work). An engine still away answers with
+ * its own failure (the client's decorator); one already back is told as the
+ * same retryable docker_unavailable, never as a fault of airlock's.
+ */
+async function sandboxLost(client: Run["client"]): Promise<never> {
+  await client.ping();
+  throw new AirlockError(
+    "docker_unavailable",
+    "the sandbox's container ended before its job started (the Docker engine stopped or restarted it); retry shortly",
+    { retryAfterSeconds: 5 },
+  );
+}
+
+/**
  * A workspace job: waits for the launcher's listing of /workspace (it runs
  * before the job's clock: the time limit is for the job's own code), then
  * `prepare` reads what it needs and puts the job's files in.
@@ -158,15 +174,10 @@ async function listFirst(
     await client.kill(id).catch(() => undefined);
     if (kill.reason === "cancelled")
       throw new JobCancelledError("the client went away; the job was killed");
-    // A stopping engine kills its containers: ask it, so that an engine that
-    // went away answers docker_unavailable (through the client's decorator),
-    // not an internal fault of airlock's.
-    if (got === "exit") await client.ping();
+    if (got === "exit") await sandboxLost(client);
     throw new AirlockError(
       "internal",
-      got === "late"
-        ? `listing /workspace took longer than the job's time limit (${job.limits.timeoutMs} ms)`
-        : "the sandbox ended before it listed /workspace",
+      `listing /workspace took longer than the job's time limit (${job.limits.timeoutMs} ms)`,
     );
   }
   try {

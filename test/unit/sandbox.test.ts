@@ -464,10 +464,11 @@ describe("a workspace job whose container ends before the launcher lists /worksp
     });
   });
 
-  it("is airlock's own fault while the engine answers", async () => {
+  it("is still the engine's failure when the engine is already back: no job code ran, retry", async () => {
     await expect(runSandbox(deps(new FakeClient()), inWorkspace)).rejects.toMatchObject({
-      code: "internal",
-      message: "the sandbox ended before it listed /workspace",
+      code: "docker_unavailable",
+      message: expect.stringContaining("ended before its job started"),
+      retryAfterSeconds: 5,
     });
   });
 });
