@@ -3,13 +3,20 @@
 // request path skips create and start — the slow part of a container's life.
 // A parked container has exactly the spec of a cold one for its profile's
 // default limits (container-spec.ts); a job with other limits gets them by
-// `docker update` before it starts. Each container serves one job and is then
+// `docker update` before it starts — except under gVisor, whose runsc cannot
+// change a started container's limits: there such a job starts cold, with its
+// own. (Parking per limit set was weighed: under runsc a cold job takes ~1.3 s
+// here against ~0.5 s warm, but the pool sizes itself by the last 10 s of
+// demand, so a set gets a parked container only after a miss and keeps it only
+// while jobs with it come within seconds of each other; otherwise each such
+// job would add a container lifecycle nobody uses, on an engine that churns
+// ~5 a second.) Each container serves one job and is then
 // removed, never reused. Parked containers carry the instance label and a
 // deadline like any other, so a crashed gateway's pool is reaped too.
 import { randomBytes } from "node:crypto";
 import type { Duplex } from "node:stream";
-import type { LoadedProfile } from "../core/profile.ts";
-import { containerSpec } from "./container-spec.ts";
+import type { Limits, LoadedProfile } from "../core/profile.ts";
+import { containerSpec, limitsUpdatable, sameContainerLimits } from "./container-spec.ts";
 import type { ContainerClient } from "./docker.ts";
 
 export interface Parked {
@@ -64,9 +71,19 @@ export class WarmPool {
     this.timer.unref();
   }
 
-  /** A parked container for `profile`, or undefined (the caller starts one cold). */
-  take(profile: string): Parked | undefined {
+  /**
+   * A parked container that can serve a job of `loaded` with `limits`, or
+   * undefined (the caller starts one cold). Under a runtime that cannot change
+   * a started container's limits, a job with other limits than the profile's
+   * defaults gets none, and is no demand for containers it could not use.
+   */
+  take(loaded: LoadedProfile, limits: Limits): Parked | undefined {
     if (this.closed) return undefined;
+    if (!limitsUpdatable(loaded.runtime) && !sameContainerLimits(limits, loaded.limits.default)) {
+      this.misses++;
+      return undefined;
+    }
+    const profile = loaded.name;
     const now = Date.now();
     const times = (this.takes.get(profile) ?? []).filter((t) => now - t < DEMAND_WINDOW_MS);
     times.push(now);
