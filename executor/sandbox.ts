@@ -74,7 +74,12 @@ export async function runSandbox(
     const scan = await workspace.readAfter(run);
     return resultOf(job, run, workspace.before, scan);
   } finally {
-    const cleanup = removeAll(deps, containerId, job.workspace === undefined ? volume : undefined);
+    // A parked container goes back to its pool to be removed: a removal the
+    // engine refuses (it is restarting) is retried there, not left to the reaper.
+    const cleanup =
+      parked !== undefined && deps.pool !== undefined
+        ? deps.pool.dispose(parked)
+        : removeAll(deps, containerId, job.workspace === undefined ? volume : undefined);
     // With a background hook a one-shot answer does not wait for the engine's
     // removal; a workspace job waits, so its volume is free when its lock is released.
     if (deps.background === undefined || job.workspace !== undefined) await cleanup;

@@ -159,6 +159,62 @@ it("runs jobs cold when the pool is empty, and with the same result", async () =
   expect(gw.pool?.stats().misses).toBeGreaterThan(0);
 });
 
+/** Waits until `check` holds, polling; throws naming `what` past `ms`. */
+async function eventually(what: string, check: () => Promise<boolean>, ms = 15_000) {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** The parked containers of `g` on the engine (its instance id, a park- job label), whatever their state. */
+async function parkedOn(g: TestGateway) {
+  const all = await g.docker.listContainers({
+    all: true,
+    filters: { label: [`airlock=${g.instanceId}`] },
+  });
+  return all.filter((c) => c.Labels["airlock.job"]?.startsWith("park-"));
+}
+
+describe("when the engine kills the parked containers, as its restart does", () => {
+  it("removes them at once, hands none out, refills, and leaves a sibling gateway's alone", async () => {
+    const sibling = await startGateway({ poolMin: 1, poolMax: 1 });
+    try {
+      await parkedFor(sibling, "shell", 1);
+      await parkedFor(gw, "shell", 2);
+      const theirs = (await parkedOn(sibling)).filter((c) => c.State === "running");
+      const killed = (await parkedOn(gw)).filter((c) => c.State === "running").map((c) => c.Id);
+      const diedBefore = gw.pool?.stats().died ?? 0;
+      // What a restart of the engine does to them (the shared engine itself is not restarted).
+      await Promise.all(killed.map((id) => gw.docker.getContainer(id).kill()));
+      await eventually("the pool to see them die", async () => {
+        return (gw.pool?.stats().died ?? 0) >= diedBefore + killed.length;
+      });
+      // Not counted, not handed out: the next job gets a live container.
+      expect(gw.pool?.stats().parked["shell"] ?? 0).toBeLessThan(2);
+      const r = await exec({ profile: "shell", command: ["echo", "after"] });
+      expect(r).toMatchObject({ status: "ok", stdout: "after\n" });
+      // Gone from the engine within seconds, not at their deadline (~10 minutes).
+      await eventually("the killed containers to be removed", async () => {
+        const ids = new Set((await parkedOn(gw)).map((c) => c.Id));
+        return killed.every((id) => !ids.has(id));
+      });
+      await parkedFor(gw, "shell", 2);
+      // Nothing dead is left (a container being parked right now is "created").
+      const states = (await parkedOn(gw)).map((c) => c.State);
+      expect(states.filter((state) => state !== "running" && state !== "created")).toEqual([]);
+      // A sibling's parked containers: untouched by this gateway's pool, and by its reaper.
+      await gw.executor.reap(false);
+      const after = new Map((await parkedOn(sibling)).map((c) => [c.Id, c.State]));
+      expect(theirs.length).toBeGreaterThan(0);
+      expect(theirs.map((c) => after.get(c.Id))).toEqual(theirs.map(() => "running"));
+    } finally {
+      await sibling.close();
+    }
+  });
+});
+
 describe("under gVisor (runsc), which cannot change a started container's limits", () => {
   let g: TestGateway;
   const PROFILE = "python-gvisor";
