@@ -35,8 +35,9 @@ export interface Parked {
   parkedAt: number;
 }
 
-/** A container (once created) and its volume to remove; the stream, if any, is closed first. */
+/** A container and its volume to remove; the stream, if any, is closed first. */
 interface Leftover {
+  /** Its id, or its name until the engine gave one (none for a cold job's spec without a name). */
   id: string | undefined;
   volume: string;
   stream?: Duplex | undefined;
@@ -252,7 +253,9 @@ export class WarmPool {
       volume,
       deadline,
     });
-    const made: Leftover = { id: undefined, volume };
+    // Named until the engine gives an id: a create that a stopping engine failed
+    // half-way (or answered on a socket that then broke) can leave a container by that name.
+    const made: Leftover = { id: spec.name, volume };
     try {
       made.id = await client.create(spec);
       const stream = await client.attach(made.id);

@@ -23,7 +23,7 @@ class FakeEngine {
   up = true;
   /** Makes the engine go down as this call is made (a restart mid-way through a park). */
   downAt: string | undefined;
-  readonly containers = new Map<string, { stream: Duplex; running: boolean }>();
+  readonly containers = new Map<string, { name: string; stream: Duplex; running: boolean }>();
   readonly volumes = new Set<string>();
   private next = 0;
 
@@ -43,8 +43,10 @@ class FakeEngine {
       this.call("create");
       const id = `c${this.next++}`;
       const stream = new Duplex({ read() {}, write: (_c, _e, done) => done() });
-      this.containers.set(id, { stream, running: false });
+      this.containers.set(id, { name: spec.name ?? "", stream, running: false });
       this.volumes.add(spec.HostConfig?.Mounts?.[0]?.Source ?? "");
+      // A stopping engine can fail a create after it has registered the container.
+      this.call("created");
       return id;
     },
     attach: async (id: string) => {
@@ -56,9 +58,12 @@ class FakeEngine {
       const c = this.containers.get(id);
       if (c !== undefined) c.running = true;
     },
-    remove: async (id: string) => {
+    /** By id or by name, as the engine's API takes either; an unknown one is no error (404 is ignored). */
+    remove: async (idOrName: string) => {
       this.call("remove");
-      this.containers.delete(id);
+      for (const [id, c] of this.containers) {
+        if (id === idOrName || c.name === idOrName) this.containers.delete(id);
+      }
     },
     removeVolume: async (name: string) => {
       this.call("removeVolume");
@@ -161,6 +166,19 @@ describe("WarmPool when its parked containers die", () => {
     await until("parked", () => pool.stats().parked["shell"] === 1);
     await until("the half-made one removed", () => engine.containers.size === 1);
     expect(engine.running()).toHaveLength(1);
+    expect(engine.volumes.size).toBe(1);
+  });
+
+  it("removes, by its name, a container a stopping engine registered but failed to create", async () => {
+    const engine = new FakeEngine();
+    engine.downAt = "created";
+    const { pool } = startPool(engine, ["shell"], 1);
+    await until("the park to fail", () => pool.stats().unremoved > 0);
+    const [orphan] = engine.containers.keys();
+    engine.up = true;
+    await until("parked", () => pool.stats().parked["shell"] === 1);
+    await until("the orphan removed", () => !engine.containers.has(orphan ?? ""));
+    expect(engine.containers.size).toBe(1);
     expect(engine.volumes.size).toBe(1);
   });
 
