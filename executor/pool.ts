@@ -37,7 +37,7 @@ export interface Parked {
 
 /** A container and its volume to remove; the stream, if any, is closed first. */
 interface Leftover {
-  /** Its id, or its name until the engine gave one (none for a cold job's spec without a name). */
+  /** Its id, or its name until the engine gave one. */
   id: string | undefined;
   volume: string;
   stream?: Duplex | undefined;

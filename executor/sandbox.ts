@@ -1,10 +1,10 @@
 // One job's container lifecycle, in order, in one place:
 // create → attach → start (or take a parked container from the warm pool, and
-// set this job's limits on it where the runtime can) → [a workspace job: the launcher lists
-// /workspace, the gateway reads what its manifest cache cannot vouch for] →
-// copy files in → feed the job on stdin → stream output under caps and a
-// wall-clock deadline → wait → inspect (OOM?) → copy /workspace out (a
-// workspace job: only what changed) → diff → remove container and volume,
+// set this job's limits on it where the runtime can) → [a workspace job: the
+// launcher lists /workspace, the gateway reads what its manifest cache cannot
+// vouch for] → copy files in → feed the job on stdin → stream output under
+// caps and a wall-clock deadline → wait → inspect (OOM?) → copy /workspace out
+// (a workspace job: only what changed) → diff → remove container and volume,
 // always, in `finally`. The steps live beside it: the run through the launcher
 // in job-run.ts, the reading of /workspace before and after in job-workspace.ts.
 import { constants } from "node:os";
