@@ -118,6 +118,16 @@ export function fileContainerSpec(profile: LoadedProfile, ctx: SpecContext): Con
   };
 }
 
+/** Whether a started container under `runtime` can take other limits (docker update): runsc cannot. */
+export function limitsUpdatable(runtime: LoadedProfile["runtime"]): boolean {
+  return runtime === "runc";
+}
+
+/** Whether two limit sets give the same container (time and output limits are the gateway's own). */
+export function sameContainerLimits(a: Limits, b: Limits): boolean {
+  return a.memoryMb === b.memoryMb && a.cpus === b.cpus && a.pids === b.pids;
+}
+
 /** The limits a job may change on a started container (docker update), as the engine names them. */
 export function limitSettings(limits: Limits) {
   const memory = limits.memoryMb * MB;

@@ -3,13 +3,28 @@
 // request path skips create and start — the slow part of a container's life.
 // A parked container has exactly the spec of a cold one for its profile's
 // default limits (container-spec.ts); a job with other limits gets them by
-// `docker update` before it starts. Each container serves one job and is then
+// `docker update` before it starts — except under gVisor, whose runsc cannot
+// change a started container's limits: there such a job starts cold, with its
+// own. (Parking per limit set was weighed: under runsc a cold job takes ~1.3 s
+// here against ~0.5 s warm, but the pool sizes itself by the last 10 s of
+// demand, so a set gets a parked container only after a miss and keeps it only
+// while jobs with it come within seconds of each other; otherwise each such
+// job would add a container lifecycle nobody uses, on an engine that churns
+// ~5 a second.) Each container serves one job and is then
 // removed, never reused. Parked containers carry the instance label and a
 // deadline like any other, so a crashed gateway's pool is reaped too.
+// A parked container can die while it waits: a restart of the engine kills
+// them all. Its attach stream then ends (the engine's own notice, and the same
+// socket the job would have used), so the pool drops it at once — never handed
+// out nor counted — and removes it. A removal the engine refuses (it is still
+// down) is retried at each maintenance tick, so what the restart killed is gone
+// within a tick of the engine's return, not at its deadline (~10 min); so is a
+// container the pool handed out whose job could not remove it. Only this
+// pool's own containers, by id: a sibling gateway's are never touched.
 import { randomBytes } from "node:crypto";
 import type { Duplex } from "node:stream";
-import type { LoadedProfile } from "../core/profile.ts";
-import { containerSpec } from "./container-spec.ts";
+import type { Limits, LoadedProfile } from "../core/profile.ts";
+import { containerSpec, limitsUpdatable, sameContainerLimits } from "./container-spec.ts";
 import type { ContainerClient } from "./docker.ts";
 
 export interface Parked {
@@ -18,6 +33,14 @@ export interface Parked {
   /** Attached before start; the job's stdin goes in, its output comes out. */
   stream: Duplex;
   parkedAt: number;
+}
+
+/** A container and its volume to remove; the stream, if any, is closed first. */
+interface Leftover {
+  /** Its id, or its name until the engine gave one. */
+  id: string | undefined;
+  volume: string;
+  stream?: Duplex | undefined;
 }
 
 export interface PoolOptions {
@@ -29,18 +52,30 @@ export interface PoolOptions {
   max: number;
   /** A parked container older than this is replaced (its deadline label must stay honest). */
   maxParkMs: number;
+  /** How often the pool is kept (stale and dead ones replaced, refused removals retried); by default min(5 s, maxParkMs / 4). */
+  tickMs?: number | undefined;
   orphanGraceMs: number;
   warn: (message: string, err: unknown) => void;
 }
 
 export interface PoolStats {
+  /** Live parked containers per profile. */
   parked: Record<string, number>;
   hits: number;
   misses: number;
+  /** Parked containers found dead (their container ended while parked). */
+  died: number;
+  /** Removals the engine refused, waiting for the next tick. */
+  unremoved: number;
 }
 
 /** Demand is counted over this window to size each profile's pool. */
 const DEMAND_WINDOW_MS = 10_000;
+
+/** A parked container whose attach stream has ended or failed: its container is gone or unusable. */
+function isDead(entry: Parked): boolean {
+  return entry.stream.destroyed || entry.stream.readableEnded;
+}
 
 export class WarmPool {
   private readonly o: PoolOptions;
@@ -48,10 +83,13 @@ export class WarmPool {
   private readonly filling = new Map<string, number>();
   private readonly takes = new Map<string, number[]>();
   private readonly inFlight = new Set<Promise<unknown>>();
+  /** Removals the engine refused (it was down, say): retried at every tick. */
+  private readonly leftovers = new Set<Leftover>();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private hits = 0;
   private misses = 0;
+  private died = 0;
 
   constructor(options: PoolOptions) {
     this.o = options;
@@ -60,20 +98,32 @@ export class WarmPool {
   /** Starts filling every profile's pool, and keeps it fresh. */
   start(): void {
     for (const name of this.o.profiles.keys()) this.refill(name);
-    this.timer = setInterval(() => this.maintain(), Math.min(5000, this.o.maxParkMs / 4));
+    const tick = this.o.tickMs ?? Math.min(5000, this.o.maxParkMs / 4);
+    this.timer = setInterval(() => this.maintain(), tick);
     this.timer.unref();
   }
 
-  /** A parked container for `profile`, or undefined (the caller starts one cold). */
-  take(profile: string): Parked | undefined {
+  /**
+   * A parked container that can serve a job of `loaded` with `limits`, or
+   * undefined (the caller starts one cold). Under a runtime that cannot change
+   * a started container's limits, a job with other limits than the profile's
+   * defaults gets none, and is no demand for containers it could not use.
+   */
+  take(loaded: LoadedProfile, limits: Limits): Parked | undefined {
     if (this.closed) return undefined;
+    if (!limitsUpdatable(loaded.runtime) && !sameContainerLimits(limits, loaded.limits.default)) {
+      this.misses++;
+      return undefined;
+    }
+    const profile = loaded.name;
     const now = Date.now();
     const times = (this.takes.get(profile) ?? []).filter((t) => now - t < DEMAND_WINDOW_MS);
     times.push(now);
     this.takes.set(profile, times);
     const list = this.parked.get(profile) ?? [];
     let entry = list.shift();
-    while (entry !== undefined && now - entry.parkedAt > this.o.maxParkMs) {
+    while (entry !== undefined && (now - entry.parkedAt > this.o.maxParkMs || isDead(entry))) {
+      if (isDead(entry)) this.died++;
       this.discard(entry);
       entry = list.shift();
     }
@@ -83,10 +133,20 @@ export class WarmPool {
     return entry;
   }
 
+  /**
+   * Removes a container the pool handed out, once its job is over. A removal
+   * the engine refuses is retried with the pool's own, so that it is not left
+   * until its parked container's long deadline.
+   */
+  dispose(entry: Parked): Promise<void> {
+    return this.removeOrRetry({ id: entry.id, volume: entry.volume });
+  }
+
   stats(): PoolStats {
     const parked: Record<string, number> = {};
-    for (const [name, list] of this.parked) parked[name] = list.length;
-    return { parked, hits: this.hits, misses: this.misses };
+    for (const [name, list] of this.parked) parked[name] = list.filter((p) => !isDead(p)).length;
+    const { hits, misses, died } = this;
+    return { parked, hits, misses, died, unremoved: this.leftovers.size };
   }
 
   /** Stops refilling and removes every parked container; waits for fills under way. */
@@ -94,8 +154,11 @@ export class WarmPool {
     this.closed = true;
     clearInterval(this.timer);
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
-    const all = [...this.parked.values()].flat();
+    const all: Leftover[] = [...this.parked.values()].flat();
+    all.push(...this.leftovers);
     this.parked.clear();
+    this.leftovers.clear();
+    // What the engine still refuses now is the reaper's (the executor reaps its own at shutdown).
     await Promise.allSettled(all.map((p) => this.remove(p)));
   }
 
@@ -113,8 +176,9 @@ export class WarmPool {
       this.filling.set(profile, (this.filling.get(profile) ?? 0) + 1);
       const work = this.park(profile)
         .then(async (entry) => {
-          if (this.closed) {
-            await this.remove(entry);
+          if (this.closed || isDead(entry)) {
+            if (!this.closed) this.died++;
+            await this.removeOrRetry(entry);
             return;
           }
           const list = this.parked.get(profile) ?? [];
@@ -130,11 +194,25 @@ export class WarmPool {
     }
   }
 
+  /**
+   * Every tick: retries refused removals, drops parked containers that are
+   * stale or dead, shrinks towards demand and refills. A dead container is
+   * dropped as soon as its stream ends (watch); this is the backstop.
+   */
   private maintain(): void {
+    for (const leftover of this.leftovers) {
+      this.leftovers.delete(leftover);
+      this.track(this.removeOrRetry(leftover, true));
+    }
     const now = Date.now();
-    for (const [name, list] of this.parked) {
-      const fresh = list.filter((p) => now - p.parkedAt <= this.o.maxParkMs);
-      for (const stale of list.filter((p) => !fresh.includes(p))) this.discard(stale);
+    // Every profile, not only those with a list: a pool whose first parks failed (the engine was down) fills too.
+    for (const name of this.o.profiles.keys()) {
+      const list = this.parked.get(name) ?? [];
+      const fresh = list.filter((p) => now - p.parkedAt <= this.o.maxParkMs && !isDead(p));
+      for (const gone of list.filter((p) => !fresh.includes(p))) {
+        if (isDead(gone)) this.died++;
+        this.discard(gone);
+      }
       // Shrink towards the current demand, oldest first.
       while (fresh.length > this.target(name)) {
         const extra = fresh.shift();
@@ -143,6 +221,22 @@ export class WarmPool {
       this.parked.set(name, fresh);
       this.refill(name);
     }
+  }
+
+  /** Drops `entry` the moment its stream ends or fails, if it is still parked (not taken, not dropped). */
+  private watch(profile: string, entry: Parked): void {
+    const ended = () => {
+      const list = this.parked.get(profile);
+      const at = list?.indexOf(entry) ?? -1;
+      if (list === undefined || at < 0) return;
+      list.splice(at, 1);
+      this.died++;
+      this.discard(entry);
+    };
+    entry.stream.once("end", ended);
+    entry.stream.once("close", ended);
+    // Also keeps a failed socket (the engine went away) from being an uncaught error.
+    entry.stream.on("error", ended);
   }
 
   private async park(name: string): Promise<Parked> {
@@ -159,29 +253,49 @@ export class WarmPool {
       volume,
       deadline,
     });
-    let id: string | undefined;
+    // Named until the engine gives an id: a create that a stopping engine failed
+    // half-way (or answered on a socket that then broke) can leave a container by that name.
+    const made: Leftover = { id: spec.name, volume };
     try {
-      id = await client.create(spec);
-      const stream = await client.attach(id);
-      await client.start(id);
-      return { id, volume, stream, parkedAt: Date.now() };
+      made.id = await client.create(spec);
+      const stream = await client.attach(made.id);
+      made.stream = stream;
+      const entry = { id: made.id, volume, stream, parkedAt: 0 };
+      this.watch(name, entry);
+      await client.start(made.id);
+      entry.parkedAt = Date.now();
+      return entry;
     } catch (err) {
-      if (id !== undefined) await client.remove(id).catch(() => undefined);
-      await client.removeVolume(volume).catch(() => undefined);
+      // The engine may have gone mid-way: what it made is removed once it is back.
+      await this.removeOrRetry(made, true);
       throw err;
     }
   }
 
   private discard(entry: Parked): void {
-    const work = this.remove(entry)
-      .catch((err: unknown) => this.o.warn(`removing parked container ${entry.id}`, err))
-      .finally(() => this.inFlight.delete(work));
-    this.inFlight.add(work);
+    this.track(this.removeOrRetry(entry));
   }
 
-  private async remove(entry: Parked): Promise<void> {
-    entry.stream.destroy();
-    await this.o.client.remove(entry.id);
-    await this.o.client.removeVolume(entry.volume);
+  private track(work: Promise<void>): void {
+    this.inFlight.add(work);
+    void work.finally(() => this.inFlight.delete(work));
+  }
+
+  /** Removes `leftover`; if the engine refuses, keeps it for the next tick (and says so, unless `quiet`). */
+  private async removeOrRetry(leftover: Leftover, quiet = false): Promise<void> {
+    try {
+      await this.remove(leftover);
+    } catch (err) {
+      if (this.closed) return;
+      this.leftovers.add(leftover);
+      if (!quiet)
+        this.o.warn(`removing container ${leftover.id ?? leftover.volume} (retried)`, err);
+    }
+  }
+
+  private async remove(leftover: Leftover): Promise<void> {
+    leftover.stream?.destroy();
+    if (leftover.id !== undefined) await this.o.client.remove(leftover.id);
+    await this.o.client.removeVolume(leftover.volume);
   }
 }

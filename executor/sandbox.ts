@@ -1,18 +1,17 @@
 // One job's container lifecycle, in order, in one place:
 // create → attach → start (or take a parked container from the warm pool, and
-// set this job's limits on it) → [a workspace job: the launcher lists
-// /workspace, the gateway reads what its manifest cache cannot vouch for] →
-// copy files in → feed the job on stdin → stream output under caps and a
-// wall-clock deadline → wait → inspect (OOM?) → copy /workspace out (a
-// workspace job: only what changed) → diff → remove container and volume,
+// set this job's limits on it where the runtime can) → [a workspace job: the
+// launcher lists /workspace, the gateway reads what its manifest cache cannot
+// vouch for] → copy files in → feed the job on stdin → stream output under
+// caps and a wall-clock deadline → wait → inspect (OOM?) → copy /workspace out
+// (a workspace job: only what changed) → diff → remove container and volume,
 // always, in `finally`. The steps live beside it: the run through the launcher
 // in job-run.ts, the reading of /workspace before and after in job-workspace.ts.
 import { constants } from "node:os";
 import type { Job } from "../core/job.ts";
-import type { Limits } from "../core/profile.ts";
 import type { ExecResult, ExecStatus } from "../core/schemas.ts";
 import type { ScanResult } from "./archive.ts";
-import { containerSpec, limitSettings } from "./container-spec.ts";
+import { containerSpec, limitSettings, sameContainerLimits } from "./container-spec.ts";
 import { type BeforeEntry, computeDiff } from "./diff.ts";
 import type { ContainerClient } from "./docker.ts";
 import { type RunOptions, type RunOutcome, runJob } from "./job-run.ts";
@@ -54,7 +53,7 @@ export async function runSandbox(
 ): Promise<ExecResult> {
   // One-shot jobs take a parked container when there is one; a workspace job
   // needs its own volume mounted, so it always starts cold.
-  const parked = job.workspace === undefined ? deps.pool?.take(job.profile.name) : undefined;
+  const parked = job.workspace === undefined ? deps.pool?.take(job.profile, job.limits) : undefined;
   // A workspace's volume outlives the container; a one-shot job's volume is its own.
   const volume = parked?.volume ?? job.workspace?.volume ?? `airlock-${job.id}`;
   let containerId: string | undefined = parked?.id;
@@ -75,7 +74,12 @@ export async function runSandbox(
     const scan = await workspace.readAfter(run);
     return resultOf(job, run, workspace.before, scan);
   } finally {
-    const cleanup = removeAll(deps, containerId, job.workspace === undefined ? volume : undefined);
+    // A parked container goes back to its pool to be removed: a removal the
+    // engine refuses (it is restarting) is retried there, not left to the reaper.
+    const cleanup =
+      parked !== undefined && deps.pool !== undefined
+        ? deps.pool.dispose(parked)
+        : removeAll(deps, containerId, job.workspace === undefined ? volume : undefined);
     // With a background hook a one-shot answer does not wait for the engine's
     // removal; a workspace job waits, so its volume is free when its lock is released.
     if (deps.background === undefined || job.workspace !== undefined) await cleanup;
@@ -102,8 +106,9 @@ async function readyContainer(
       }),
     );
   }
-  if (!sameLimits(job.limits, job.profile.limits.default)) {
-    // Parked with the profile's defaults: this job's limits are set before its code exists.
+  if (!sameContainerLimits(job.limits, job.profile.limits.default)) {
+    // Parked with the profile's defaults: this job's limits are set before its code
+    // exists (the pool hands out none whose runtime cannot take them).
     await deps.client.update(parked.id, limitSettings(job.limits));
   }
   return parked.id;
@@ -169,8 +174,4 @@ function statusOf(job: Job, run: RunOutcome, scan: ScanResult): ExecStatus {
 function signalOf(exitCode: number): string | null {
   if (exitCode <= 128 || exitCode > 128 + 64) return null;
   return SIGNAL_NAMES.get(exitCode - 128) ?? null;
-}
-
-function sameLimits(a: Limits, b: Limits): boolean {
-  return a.memoryMb === b.memoryMb && a.cpus === b.cpus && a.pids === b.pids;
 }

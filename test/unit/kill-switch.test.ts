@@ -1,17 +1,25 @@
 // The kill controller against engines that answer, hang or fail.
 import { describe, expect, it } from "vitest";
 import type { ContainerClient, Usage } from "../../executor/docker.ts";
-import { KillSwitch } from "../../executor/kill-switch.ts";
+import { KillSwitch, USAGE_SAMPLE_MS } from "../../executor/kill-switch.ts";
 
 const CONFIRM_MS = 30;
+const SAMPLE_MS = 20;
 const never = new Promise<never>(() => {});
 
 /** Only what the kill switch calls: usage and kill, each answering, hanging or failing. */
-function engine(behaviour: { usage?: "ok" | "fail" | "hang"; kill?: "ok" | "fail" | "hang" }) {
+function engine(behaviour: {
+  usage?: "ok" | "fail" | "hang";
+  kill?: "ok" | "fail" | "hang";
+  /** The usage sample answers this late. */
+  usageDelayMs?: number;
+}) {
   const calls: string[] = [];
   const answer = async <T>(how: string | undefined, name: string, value: T): Promise<T> => {
     calls.push(name);
     if (how === "hang") return never;
+    if (name === "usage" && behaviour.usageDelayMs !== undefined)
+      await new Promise((resolve) => setTimeout(resolve, behaviour.usageDelayMs));
     if (how === "fail") throw Object.assign(new Error(`${name} failed`), { statusCode: 500 });
     return value;
   };
@@ -95,13 +103,32 @@ describe("KillSwitch", () => {
     kill.dispose();
   });
 
-  it("gives up on an engine whose usage sample hangs, without ever killing", async () => {
+  it("kills promptly when the engine's usage sample hangs, and reports no figure", async () => {
     const { client, calls } = engine({ usage: "hang" });
-    const kill = new KillSwitch(client, "c1", CONFIRM_MS);
+    const kill = new KillSwitch(client, "c1");
+    const t0 = performance.now();
     kill.kill("timeout");
     await kill.sent();
-    expect(calls).toEqual(["usage"]);
+    expect(calls).toEqual(["usage", "kill"]);
+    expect(performance.now() - t0).toBeLessThan(USAGE_SAMPLE_MS + 250);
+    expect(kill.usage).toBeUndefined();
     kill.dispose();
+  });
+
+  it("keeps a figure that comes in time, and drops one that comes after the kill", async () => {
+    for (const [delayMs, kept] of [
+      [5, true],
+      [SAMPLE_MS * 3, false],
+    ] as const) {
+      const { client, calls } = engine({ usage: "ok", usageDelayMs: delayMs });
+      const kill = new KillSwitch(client, "c1", CONFIRM_MS, SAMPLE_MS);
+      kill.kill("timeout");
+      await kill.sent();
+      expect(calls).toEqual(["usage", "kill"]);
+      await new Promise((resolve) => setTimeout(resolve, SAMPLE_MS * 4));
+      expect(kill.usage !== undefined).toBe(kept);
+      kill.dispose();
+    }
   });
 
   it("reports a failed kill to whoever waits for it, and to nobody else", async () => {
