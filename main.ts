@@ -1,4 +1,5 @@
-// Composition root: env → config → policy → profiles → Docker client → images →
+// Composition root: env → config → policy → profiles → state store (what this
+// instance left running before is marked lost) → Docker client → images →
 // hardening checks → access (the policy's machinery) → executor (metered, with
 // a graceful stop) → reaper → app → serve (HTTP or HTTPS). SIGHUP reloads the
 // policy. SIGTERM/SIGINT stop accepting, let running jobs
@@ -13,8 +14,10 @@ import { Registry } from "prom-client";
 import { createAccess } from "./api/admission/access.ts";
 import { createApp } from "./api/app.ts";
 import { ConfigError, hashKey, loadConfig } from "./api/config.ts";
+import { recoverState } from "./api/executions/executions.ts";
 import { createMetrics } from "./api/metrics.ts";
 import { createRequestScope, requestIdMixin } from "./api/request-log.ts";
+import { StoreUnavailableError, StoreVersionError } from "./core/state.ts";
 import { connectEngine } from "./executor/docker.ts";
 import { createGatewayCore } from "./executor/gateway.ts";
 import { engineChecks, failures, formatChecks, sandboxChecks } from "./executor/hardening.ts";
@@ -23,6 +26,7 @@ import { ensureImages } from "./images/build.ts";
 import { PolicyError, PolicyHolder } from "./policies/access/load.ts";
 import { environmentPolicy } from "./policies/access/schema.ts";
 import { loadProfiles, ProfileError } from "./policies/load.ts";
+import { defaultDataDir, openSqliteState } from "./state/sqlite.ts";
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
@@ -45,6 +49,14 @@ async function main(): Promise<void> {
     mkdir: true,
     sync: false,
   });
+  const dataDir = config.dataDir ?? defaultDataDir();
+  const state = await openSqliteState({
+    dataDir,
+    onError: (err) => logger.error({ err }, "writing execution output to the state store failed"),
+  });
+  // Jobs this instance ran when it died cannot be running now: they end `lost`.
+  const recovered = await recoverState(state, config.instanceId);
+  logger.info({ dataDir, ...recovered }, "state store open");
   const engine = connectEngine();
   const docker = engine.docker;
   const client = meterClient(engine.client, metrics);
@@ -117,6 +129,13 @@ async function main(): Promise<void> {
     await executor.reap(false);
     const expired = await store.collectExpired();
     if (expired > 0) logger.info({ expired }, "removed idle workspaces past their TTL");
+    const purged = await state.purge({
+      executionsMs: config.executionRetentionMs,
+      auditMs: config.executionRetentionMs,
+    });
+    if (purged.executions + purged.idempotency + purged.approvals > 0) {
+      logger.info(purged, "removed executions, idempotency entries and approvals past retention");
+    }
   };
   await housekeeping();
   // After the start-up reap, which removes this instance's leftovers, parked ones included.
@@ -140,6 +159,8 @@ async function main(): Promise<void> {
     metrics,
     metricsPublic: config.metricsPublic,
     requestScope,
+    state,
+    instanceId: config.instanceId,
   });
   const tls = config.tls;
   const scheme = tls === undefined ? "http" : "https";
@@ -191,6 +212,9 @@ async function main(): Promise<void> {
         const idle = server as { closeIdleConnections?: () => void };
         idle.closeIdleConnections?.();
         await Promise.race([closed, new Promise((r) => setTimeout(r, 5000).unref())]);
+        await state
+          .close()
+          .catch((err: unknown) => logger.error({ err }, "closing the state store"));
         logger.info(report, "stopped cleanly");
         try {
           audit.flushSync();
@@ -218,7 +242,13 @@ async function main(): Promise<void> {
 // Only as the entry point: compile-cache.ts imports this module to fill the cache.
 if (import.meta.main)
   main().catch((err: unknown) => {
-    if (err instanceof ConfigError || err instanceof ProfileError || err instanceof PolicyError) {
+    if (
+      err instanceof ConfigError ||
+      err instanceof ProfileError ||
+      err instanceof PolicyError ||
+      err instanceof StoreUnavailableError ||
+      err instanceof StoreVersionError
+    ) {
       process.stderr.write(`airlock: ${err.message}\n`);
     } else {
       process.stderr.write(`airlock: failed to start: ${(err as Error).stack ?? String(err)}\n`);

@@ -6,6 +6,7 @@ import { requestId } from "hono/request-id";
 import type { Logger } from "pino";
 import { AirlockError } from "../core/errors.ts";
 import type { LoadedProfile } from "../core/profile.ts";
+import { type StateStore, StoreUnavailableError } from "../core/state.ts";
 import type { ContainerClient } from "../executor/docker.ts";
 import type { Executor } from "../executor/executor.ts";
 import type { Check } from "../executor/hardening.ts";
@@ -18,6 +19,7 @@ import { Admission } from "./admission/admit.ts";
 import { auditTrail } from "./admission/audit.ts";
 import { type AuthEnv, bearerAuth } from "./auth.ts";
 import type { ApiKey } from "./config.ts";
+import { Executions, stateUnavailable } from "./executions/executions.ts";
 import type { Metrics } from "./metrics.ts";
 import { type OpenApiDocument, openApiDocument } from "./openapi.ts";
 import { type LogEnv, type RequestScope, requestLog } from "./request-log.ts";
@@ -25,6 +27,7 @@ import { adminRoutes } from "./routes/admin.ts";
 import { dashboardRoutes } from "./routes/dashboard.ts";
 import { docsRoutes } from "./routes/docs.ts";
 import { execRoutes } from "./routes/exec.ts";
+import { executionRoutes } from "./routes/executions.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { mcpRoutes } from "./routes/mcp.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
@@ -52,6 +55,10 @@ export interface AppDeps {
   metricsPublic?: boolean | undefined;
   /** Carries the request id into lines logged by the root logger (api/request-log.ts). */
   requestScope?: RequestScope | undefined;
+  /** Executions, their output, idempotency entries: state that outlives a request (core/state.ts). */
+  state: StateStore;
+  /** This gateway's instance id, written on the executions it runs. */
+  instanceId: string;
 }
 
 /** 499: nginx's "client closed request"; the client is gone and never sees it. */
@@ -64,11 +71,17 @@ export function createApp(deps: AppDeps) {
       policy: new PolicyHolder(environmentPolicy(deps.keys ?? [])),
       client: deps.client,
     });
+  const executions = new Executions({
+    state: deps.state,
+    instanceId: deps.instanceId,
+    warn: (message, err) => deps.logger.warn({ err }, message),
+  });
   // Every /v1 route asks this one admission whether it may go ahead (api/admission/admit.ts).
   const admission = new Admission({
     access,
     profiles: deps.profiles,
     workspaces: deps.workspaces.store,
+    executions,
   });
   const app = new OpenAPIHono<AuthEnv & LogEnv>({ defaultHook: validationHook });
   app.use(requestId());
@@ -105,8 +118,15 @@ export function createApp(deps: AppDeps) {
   app.use("/v1/*", bearerAuth(keys));
   app.use("/mcp", bearerAuth(keys));
   app.route("/", profileRoutes(admission));
-  app.route("/", execRoutes({ executor: deps.executor, profiles: deps.profiles, admission }));
-  app.route("/", workspaceRoutes({ ...deps.workspaces, admission, profiles: deps.profiles }));
+  app.route(
+    "/",
+    execRoutes({ executor: deps.executor, profiles: deps.profiles, admission, executions }),
+  );
+  app.route(
+    "/",
+    workspaceRoutes({ ...deps.workspaces, admission, profiles: deps.profiles, executions }),
+  );
+  app.route("/", executionRoutes(admission, executions));
   app.route(
     "/",
     adminRoutes(admission, () => ({
@@ -151,8 +171,10 @@ export function createApp(deps: AppDeps) {
     const known =
       err instanceof AirlockError
         ? err
-        : ((await fromValidatorError(err, c)) ??
-          new AirlockError("internal", "airlock failed to handle the request", { cause: err }));
+        : err instanceof StoreUnavailableError
+          ? stateUnavailable(err)
+          : ((await fromValidatorError(err, c)) ??
+            new AirlockError("internal", "airlock failed to handle the request", { cause: err }));
     c.set("errorCode", known.code);
     deps.metrics?.errors.inc({ code: known.code });
     const log = c.get("log") ?? deps.logger.child({ requestId: c.get("requestId") });

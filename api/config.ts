@@ -8,6 +8,25 @@ import { loadTls, TlsError, type TlsFiles } from "./tls.ts";
 
 const intFrom = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
+const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** "7d", "12h", "30m", "3600s", "500ms" → milliseconds, between min and max. */
+const duration = (minMs: number, maxMs: number) =>
+  z
+    .string()
+    .regex(/^\d+(ms|s|m|h|d)$/, "must be a duration such as 7d, 12h, 30m or 3600s")
+    .transform((v) => {
+      const [, n, unit] = /^(\d+)(ms|s|m|h|d)$/.exec(v) as unknown as [
+        string,
+        string,
+        keyof typeof UNIT_MS,
+      ];
+      return Number(n) * UNIT_MS[unit];
+    })
+    .refine((ms) => ms >= minMs && ms <= maxMs, {
+      message: `must be between ${minMs / 1000} seconds and ${maxMs / 86_400_000} days`,
+    });
+
 const EnvSchema = z.object({
   AIRLOCK_PORT: intFrom(0, 65535).default(8080),
   AIRLOCK_HOST: z.string().min(1).optional(),
@@ -38,6 +57,8 @@ const EnvSchema = z.object({
   AIRLOCK_TLS_CERT: z.string().min(1).optional(),
   AIRLOCK_TLS_KEY: z.string().min(1).optional(),
   AIRLOCK_SHUTDOWN_GRACE_MS: intFrom(0, 3600 * 1000).default(30_000),
+  AIRLOCK_DATA_DIR: z.string().min(1).optional(),
+  AIRLOCK_EXECUTION_RETENTION: duration(60_000, 365 * 86_400_000).default(7 * 86_400_000),
   AIRLOCK_LOG_LEVEL: z
     .enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"])
     .default("info"),
@@ -90,6 +111,10 @@ export interface Config {
   tls: TlsFiles | undefined;
   /** On SIGTERM, how long running jobs may go on before they are killed. */
   shutdownGraceMs: number;
+  /** Where the state store lives (executions, idempotency, approvals); default: state/sqlite.ts defaultDataDir(). */
+  dataDir: string | undefined;
+  /** Ended executions, settled approvals and idempotency entries are kept this long. */
+  executionRetentionMs: number;
 }
 
 export class ConfigError extends Error {
@@ -216,6 +241,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     metricsPublic: e.AIRLOCK_METRICS_PUBLIC === "true",
     tls: tlsFrom(e.AIRLOCK_TLS_CERT, e.AIRLOCK_TLS_KEY),
     shutdownGraceMs: e.AIRLOCK_SHUTDOWN_GRACE_MS,
+    dataDir: e.AIRLOCK_DATA_DIR,
+    executionRetentionMs: e.AIRLOCK_EXECUTION_RETENTION,
   };
 }
 

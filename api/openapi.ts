@@ -17,11 +17,13 @@ const ERROR_TEXT: Record<number, string> = {
   401: "unauthorized: missing or wrong key",
   403: "forbidden: the key lacks the scope or profile",
   404: "not_found",
+  409: "conflict: the resource's state forbids it",
   413: "payload_too_large",
+  422: "idempotency_key_reused: the Idempotency-Key came with another request",
   423: "stopped: an operator's emergency stop is in force",
   429: "busy, rate_limited or quota_exceeded (Retry-After header)",
   500: "internal",
-  503: "docker_unavailable",
+  503: "docker_unavailable, state_unavailable or shutting_down (Retry-After)",
 };
 
 /** The errors any authenticated /v1 route may answer with. */
@@ -68,8 +70,10 @@ export const EXEC_EVENTS = {
       type: "string" as const,
       description:
         "With Accept: text/event-stream: `stdout` and `stderr` events (data: a JSON string, one " +
-        "chunk of output as written), then one `result` event (data: the ExecResult JSON) or " +
-        "one `error` event (data: the error body).",
+        "chunk of output as written; id: its number in the execution, for Last-Event-ID on " +
+        "GET /v1/executions/{id}/events), then one `result` event (data: the ExecResult JSON), " +
+        "one `error` event (data: the error body) or one `end` event (data: {id, status}: " +
+        "cancelled). A client that disconnects leaves the job running.",
     },
   },
 };

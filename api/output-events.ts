@@ -107,87 +107,148 @@ export class FrameRing implements FrameSource {
   }
 }
 
-/** The SSE events of one output stream (`stdout` or `stderr`), chunk by chunk. */
-export class OutputEventEncoder {
-  private readonly prefix: Buffer;
-  private readonly frames: FrameSource;
+/**
+ * The room an event leaves for its escaped output: MAX_EVENT_BYTES less the
+ * `event: stdout\ndata: "` before it and the longest `"\nid: <seq>\n\n` after.
+ */
+const PIECE_ROOM =
+  MAX_EVENT_BYTES - prefixOf("stdout").length - idSuffix(Number.MAX_SAFE_INTEGER).length;
+
+function prefixOf(event: "stdout" | "stderr"): Buffer {
+  return Buffer.from(`event: ${event}\ndata: "`, "latin1");
+}
+
+function idSuffix(id: number): Buffer {
+  return Buffer.from(`"\nid: ${id}\n\n`, "latin1");
+}
+
+/**
+ * Cuts one output stream, chunk by chunk, into pieces that each make exactly
+ * one event: whole characters only (a character split between two chunks
+ * goes whole with the later one; invalid UTF-8 becomes U+FFFD), and never more
+ * than one event's room once escaped. A piece is also what an execution keeps
+ * for replay (one piece, one event id), so a replay sends exactly the events
+ * the live stream did.
+ */
+export class OutputPieces {
   /** The start of a character whose remaining bytes are still to come. */
   private carry: Buffer | undefined;
 
+  /** Passes the pieces of `chunk` to `emit` (with their escaped size): none when it holds only part of a character. */
+  write(chunk: Buffer, emit: (piece: Buffer, size: number) => void): void {
+    const data = this.carry === undefined ? chunk : Buffer.concat([this.carry, chunk]);
+    const held = incompleteTail(data);
+    this.carry = held === 0 ? undefined : Buffer.from(data.subarray(data.length - held));
+    cut(data.subarray(0, data.length - held), emit);
+  }
+
+  /** The last piece, when the output ended in the middle of a character (sent as U+FFFD). */
+  end(emit: (piece: Buffer, size: number) => void): void {
+    const rest = this.carry;
+    this.carry = undefined;
+    if (rest !== undefined) cut(rest, emit);
+  }
+}
+
+/** Whole characters → pieces that fit one event each, with their escaped sizes. */
+function cut(bytes: Buffer, emit: (piece: Buffer, size: number) => void): void {
+  if (bytes.length === 0) return;
+  // Invalid UTF-8 (binary output) is rare: decoding it is what replaces each bad sequence.
+  const text = isUtf8(bytes) ? bytes : Buffer.from(bytes.toString("utf8"), "utf8");
+  for (let from = 0; from < text.length; ) {
+    // As many bytes as fit once escaped, cut before a character's first byte.
+    let to = from;
+    let size = 0;
+    for (; to < text.length; to++) {
+      const cost = 1 + (EXTRA[text[to] as number] as number);
+      if (size + cost > PIECE_ROOM) break;
+      size += cost;
+    }
+    // Only bytes below 0x80 are escaped, so backing off over continuation bytes costs 1 each.
+    while (to < text.length && ((text[to] as number) & 0xc0) === 0x80) {
+      to--;
+      size--;
+    }
+    emit(text.subarray(from, to), size);
+    from = to;
+  }
+}
+
+/** The escaped size of whole characters (a stored piece, read back for a replay). */
+export function escapedSize(piece: Uint8Array): number {
+  let size = piece.length;
+  for (const b of piece) size += EXTRA[b] as number;
+  return size;
+}
+
+/**
+ * One `stdout`/`stderr` event for a piece (OutputPieces) that takes `size`
+ * bytes once escaped, with `id: <id>` when given, in memory from `frames`.
+ */
+export function encodeEvent(
+  event: "stdout" | "stderr",
+  piece: Uint8Array,
+  size: number,
+  frames: FrameSource,
+  id?: number,
+): Buffer {
+  const prefix = event === "stdout" ? STDOUT_PREFIX : STDERR_PREFIX;
+  const suffix = id === undefined ? SUFFIX : idSuffix(id);
+  const start = prefix.length;
+  const frame = frames.alloc(start + size + suffix.length);
+  prefix.copy(frame, 0);
+  let at = start;
+  if (size === piece.length)
+    at += Buffer.from(piece.buffer, piece.byteOffset, piece.length).copy(frame, at);
+  else {
+    for (let i = 0; i < piece.length; i++) {
+      const b = piece[i] as number;
+      if (EXTRA[b] === 0) {
+        frame[at++] = b;
+        continue;
+      }
+      frame[at++] = BACKSLASH;
+      const letter = SHORT[b] as number;
+      if (letter !== 0) {
+        frame[at++] = letter;
+        continue;
+      }
+      // u00XX, lower-case as JSON.stringify writes it.
+      frame[at++] = 0x75;
+      frame[at++] = 0x30;
+      frame[at++] = 0x30;
+      frame[at++] = HEX[b >> 4] as number;
+      frame[at++] = HEX[b & 0xf] as number;
+    }
+  }
+  suffix.copy(frame, at);
+  return frame;
+}
+
+const STDOUT_PREFIX = prefixOf("stdout");
+const STDERR_PREFIX = prefixOf("stderr");
+
+/** The SSE events of one output stream (`stdout` or `stderr`), chunk by chunk, without ids. */
+export class OutputEventEncoder {
+  private readonly event: "stdout" | "stderr";
+  private readonly frames: FrameSource;
+  private readonly pieces = new OutputPieces();
+
   constructor(event: "stdout" | "stderr", frames: FrameSource = freshFrames) {
-    this.prefix = Buffer.from(`event: ${event}\ndata: "`, "latin1");
+    this.event = event;
     this.frames = frames;
   }
 
   /** Passes the events for `chunk` to `emit`: none when it holds only part of a character. */
   write(chunk: Buffer, emit: (event: Buffer) => void): void {
-    const data = this.carry === undefined ? chunk : Buffer.concat([this.carry, chunk]);
-    const held = incompleteTail(data);
-    this.carry = held === 0 ? undefined : Buffer.from(data.subarray(data.length - held));
-    this.events(data.subarray(0, data.length - held), emit);
+    this.pieces.write(chunk, (piece, size) =>
+      emit(encodeEvent(this.event, piece, size, this.frames)),
+    );
   }
 
   /** The last event, when the output ended in the middle of a character (sent as U+FFFD). */
   end(emit: (event: Buffer) => void): void {
-    const rest = this.carry;
-    this.carry = undefined;
-    if (rest !== undefined) this.events(rest, emit);
-  }
-
-  private events(bytes: Buffer, emit: (event: Buffer) => void): void {
-    if (bytes.length === 0) return;
-    // Invalid UTF-8 (binary output) is rare: decoding it is what replaces each bad sequence.
-    const text = isUtf8(bytes) ? bytes : Buffer.from(bytes.toString("utf8"), "utf8");
-    const room = MAX_EVENT_BYTES - this.prefix.length - SUFFIX.length;
-    for (let from = 0; from < text.length; ) {
-      // As many bytes as fit once escaped, cut before a character's first byte.
-      let to = from;
-      let size = 0;
-      for (; to < text.length; to++) {
-        const cost = 1 + (EXTRA[text[to] as number] as number);
-        if (size + cost > room) break;
-        size += cost;
-      }
-      // Only bytes below 0x80 are escaped, so backing off over continuation bytes costs 1 each.
-      while (to < text.length && ((text[to] as number) & 0xc0) === 0x80) {
-        to--;
-        size--;
-      }
-      emit(this.event(text.subarray(from, to), size));
-      from = to;
-    }
-  }
-
-  /** One event for `text`, which takes `size` bytes once escaped. */
-  private event(text: Buffer, size: number): Buffer {
-    const start = this.prefix.length;
-    const frame = this.frames.alloc(start + size + SUFFIX.length);
-    this.prefix.copy(frame, 0);
-    let at = start;
-    if (size === text.length) at += text.copy(frame, at);
-    else {
-      for (let i = 0; i < text.length; i++) {
-        const b = text[i] as number;
-        if (EXTRA[b] === 0) {
-          frame[at++] = b;
-          continue;
-        }
-        frame[at++] = BACKSLASH;
-        const letter = SHORT[b] as number;
-        if (letter !== 0) {
-          frame[at++] = letter;
-          continue;
-        }
-        // u00XX, lower-case as JSON.stringify writes it.
-        frame[at++] = 0x75;
-        frame[at++] = 0x30;
-        frame[at++] = 0x30;
-        frame[at++] = HEX[b >> 4] as number;
-        frame[at++] = HEX[b & 0xf] as number;
-      }
-    }
-    SUFFIX.copy(frame, at);
-    return frame;
+    this.pieces.end((piece, size) => emit(encodeEvent(this.event, piece, size, this.frames)));
   }
 }
 

@@ -4,9 +4,10 @@
 // wait/remove). Prints a table and writes bench/results/<time>.json. Every loop
 // is bounded in count; all traffic stays on loopback and the local engine.
 import { execFileSync, spawn } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import Dockerode from "dockerode";
@@ -17,6 +18,7 @@ import { DockerodeClient } from "../executor/docker.ts";
 import { translateEngineErrors } from "../executor/engine-errors.ts";
 import { createGatewayCore } from "../executor/gateway.ts";
 import { loadProfiles, POLICIES_DIR } from "../policies/load.ts";
+import { openSqliteState, STATE_FILE } from "../state/sqlite.ts";
 
 const ROUNDS = Number(process.env["BENCH_ROUNDS"] ?? 20);
 // More jobs than the pool holds, so throughput is sustained, not a burst out of parked containers.
@@ -83,6 +85,9 @@ async function startGateway(concurrency: number) {
     warn: () => {},
   });
   core.pool?.start();
+  // Its own state store, as main.ts opens one: every job is recorded (and its output kept).
+  const dataDir = mkdtempSync(join(tmpdir(), "airlock-bench-"));
+  const state = await openSqliteState({ dataDir });
   // Let the pool park its first containers before anything is timed.
   await new Promise((r) => setTimeout(r, 3000));
   const app = createApp({
@@ -93,6 +98,8 @@ async function startGateway(concurrency: number) {
     maxBodyBytes: 64 * 1024 * 1024,
     logger: pino({ level: "silent" }),
     workspaces: { store: core.store, files: core.files, defaultProfile: "shell" },
+    state,
+    instanceId: `bench-${process.pid}`,
   });
   const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
     const s = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, () => resolve(s));
@@ -107,11 +114,24 @@ async function startGateway(concurrency: number) {
     if (res.status >= 300) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
     return res;
   };
+  /** The store's files (the database and its write-ahead log), in bytes. */
+  const storeBytes = () =>
+    ["", "-wal"]
+      .map((suffix) => {
+        try {
+          return statSync(join(dataDir, `${STATE_FILE}${suffix}`)).size;
+        } catch {
+          return 0;
+        }
+      })
+      .reduce((a, b) => a + b, 0);
   const close = async () => {
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await core.executor.drain();
+    await state.close();
+    rmSync(dataDir, { recursive: true, force: true });
   };
-  return { url, post, close, core };
+  return { url, post, close, core, state, storeBytes };
 }
 
 // ---- gateway memory under 16 large streams ---------------------------------------------------
@@ -140,6 +160,7 @@ async function freePort(): Promise<number> {
  */
 async function measureStreamingRss() {
   const port = await freePort();
+  const dataDir = mkdtempSync(join(tmpdir(), "airlock-bench-rss-"));
   const root = join(import.meta.dirname, "..");
   // Exactly what `npm start` runs (its prestart, environment and node flags), without npm in between.
   const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as {
@@ -168,6 +189,7 @@ async function measureStreamingRss() {
       AIRLOCK_BUILD_IMAGES: "never",
       AIRLOCK_CONCURRENCY: "16",
       AIRLOCK_LOG_LEVEL: "warn",
+      AIRLOCK_DATA_DIR: dataDir,
     },
   });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
@@ -232,6 +254,7 @@ async function measureStreamingRss() {
     child.kill("SIGTERM");
     await Promise.race([exited, new Promise((r) => setTimeout(r, 30_000))]);
     if (child.exitCode === null) child.kill("SIGKILL");
+    rmSync(dataDir, { recursive: true, force: true });
   }
 }
 
@@ -463,6 +486,17 @@ async function gatewayPhases(results: Record<string, unknown>, rows: string[][])
         method: "DELETE",
         headers: { authorization: `Bearer ${KEY}` },
       });
+    // What recording every job cost on disk: each execution, its result and output.
+    await gw.state.output.flush();
+    const recorded = (await gw.state.executions.list("bench", { limit: 100_000 })).length;
+    const bytes = gw.storeBytes();
+    results["store"] = { executions: recorded, bytes };
+    rows.push([
+      "state store after the runs",
+      `${(bytes / 1024 / 1024).toFixed(1)} MB for ${recorded} executions`,
+      "",
+      `${Math.round(bytes / Math.max(1, recorded))} bytes each`,
+    ]);
   } finally {
     await gw.close();
     for (const c of await docker.listContainers({

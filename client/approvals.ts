@@ -17,8 +17,11 @@ type Json = <P extends Path, M extends MethodOf<P>>(
 
 export type ApprovalView = Answer<"/v1/approvals/{id}", "get">;
 export type ApprovalExecResult = NonNullable<ApprovalView["result"]>;
-/** 202 from an exec route: the policy holds the job for an admin's approval. */
-export type ApprovalPending = JsonAnswer<Operation<"/v1/exec", "post">, 202>;
+/** 202 from an exec route: the policy holds the job for an admin's approval (not respond-async's {id, status}). */
+export type ApprovalPending = Extract<
+  JsonAnswer<Operation<"/v1/exec", "post">, 202>,
+  { approvalId: string }
+>;
 
 /** The longest wait one GET /v1/approvals/:id may ask for. */
 const MAX_WAIT_S = 60;

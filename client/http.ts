@@ -42,6 +42,13 @@ export type RequestInit<O> = (IsNever<PathParameters<O>> extends true
   body?: Uint8Array | string;
   type?: string;
   accept?: string;
+  /** Extra headers of this request (Prefer, Last-Event-ID, …). */
+  headers?: Record<string, string> | undefined;
+  /**
+   * Sent as `Idempotency-Key`: a retry with the same key (and the same
+   * request) gets the first answer again instead of running it twice.
+   */
+  idempotencyKey?: string | undefined;
   signal?: AbortSignal | undefined;
   /** Statuses that are answers to read, not errors (GET /readyz's 503). */
   answers?: readonly number[];
@@ -84,6 +91,8 @@ export async function request<P extends Path, M extends MethodOf<P>>(
     body = typeof init.body === "string" ? init.body : new Uint8Array(init.body);
   }
   if (init.accept !== undefined) headers.set("accept", init.accept);
+  for (const [name, value] of Object.entries(init.headers ?? {})) headers.set(name, value);
+  if (init.idempotencyKey !== undefined) headers.set("idempotency-key", init.idempotencyKey);
   const req = new Request(url(transport.baseUrl, path, init.path, init.query), {
     method: method.toUpperCase(),
     headers,

@@ -8,6 +8,7 @@
 import type { ExecEvent } from "../core/schemas.ts";
 import { type ApprovalPending, approvalMethods, pendingError } from "./approvals.ts";
 import { AirlockApiError } from "./errors.ts";
+import { executionMethods } from "./executions.ts";
 import {
   type FetchLike,
   type JsonAnswer,
@@ -31,6 +32,15 @@ export {
   type WaitOptions,
 } from "./approvals.ts";
 export { AirlockApiError } from "./errors.ts";
+export type {
+  ExecAccepted,
+  ExecutionCallOptions,
+  ExecutionEvent,
+  ExecutionList,
+  ExecutionQuery,
+  ExecutionView,
+  ExecutionWaitOptions,
+} from "./executions.ts";
 export type { FetchLike, JsonAnswer, JsonBody, Operation, Path } from "./http.ts";
 export type { components, paths } from "./openapi-types.ts";
 
@@ -65,6 +75,8 @@ export interface ClientOptions {
 export interface CallOptions {
   /** Aborting it ends the request; for a running exec the gateway then kills the job. */
   signal?: AbortSignal;
+  /** Sent as Idempotency-Key on a POST or PUT: a retry with the same key runs nothing twice. */
+  idempotencyKey?: string;
 }
 
 export type AirlockClient = ReturnType<typeof createClient>;
@@ -128,6 +140,7 @@ export function createClient(options: ClientOptions) {
   const events = "text/event-stream";
 
   return {
+    ...executionMethods(transport),
     request: send,
     /** The result; throws ApprovalPendingError (with `approvalId`) when the policy holds the job. */
     exec: (body: ExecInput, call: CallOptions = {}) =>

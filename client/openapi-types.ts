@@ -274,13 +274,18 @@ export interface paths {
               filesOmitted: string[];
               workspaceBytes?: number | undefined;
             };
-            /** With Accept: text/event-stream: `stdout` and `stderr` events (data: a JSON string, one chunk of output as written), then one `result` event (data: the ExecResult JSON) or one `error` event (data: the error body). */
+            /** With Accept: text/event-stream: `stdout` and `stderr` events (data: a JSON string, one chunk of output as written; id: its number in the execution, for Last-Event-ID on GET /v1/executions/{id}/events), then one `result` event (data: the ExecResult JSON), one `error` event (data: the error body) or one `end` event (data: {id, status}: cancelled). A client that disconnects leaves the job running. */
             "text/event-stream": string;
           };
         };
         202: {
           content: {
             "application/json": {
+              /** the execution: GET /v1/executions/{id} (also the Location header) */
+              id: string;
+              /** queued → running → done (it ran: see result) | failed (a service fault: see error) | cancelled (DELETE, its client left, or an emergency stop) | lost (the gateway running it died) */
+              status: "queued" | "running" | "done" | "failed" | "cancelled" | "lost";
+            } | {
               approvalId: string;
               status: "pending" | "running" | "done" | "failed" | "denied" | "expired" | "cancelled";
               /** ISO time after which the approval lapses and the job never runs */
@@ -636,13 +641,18 @@ export interface paths {
               filesOmitted: string[];
               workspaceBytes?: number | undefined;
             };
-            /** With Accept: text/event-stream: `stdout` and `stderr` events (data: a JSON string, one chunk of output as written), then one `result` event (data: the ExecResult JSON) or one `error` event (data: the error body). */
+            /** With Accept: text/event-stream: `stdout` and `stderr` events (data: a JSON string, one chunk of output as written; id: its number in the execution, for Last-Event-ID on GET /v1/executions/{id}/events), then one `result` event (data: the ExecResult JSON), one `error` event (data: the error body) or one `end` event (data: {id, status}: cancelled). A client that disconnects leaves the job running. */
             "text/event-stream": string;
           };
         };
         202: {
           content: {
             "application/json": {
+              /** the execution: GET /v1/executions/{id} (also the Location header) */
+              id: string;
+              /** queued → running → done (it ran: see result) | failed (a service fault: see error) | cancelled (DELETE, its client left, or an emergency stop) | lost (the gateway running it died) */
+              status: "queued" | "running" | "done" | "failed" | "cancelled" | "lost";
+            } | {
               approvalId: string;
               status: "pending" | "running" | "done" | "failed" | "denied" | "expired" | "cancelled";
               /** ISO time after which the approval lapses and the job never runs */
@@ -1055,6 +1065,430 @@ export interface paths {
               entries: number;
               bytes: number;
             };
+          };
+        };
+        400: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        401: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        403: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        404: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        413: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        423: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        429: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        500: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        503: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+      };
+    };
+  };
+  "/v1/executions/{id}": {
+    /** An execution: its status, and its result once done; with wait, held until it ends */
+    get: {
+      parameters: { query?: {
+          /** seconds (at most 60) to hold while it is queued or running */
+          wait?: number | null | undefined;
+        }; path: {
+          /** the execution id (an exec result's id) */
+          id: string;
+        } };
+      requestBody?: never;
+      responses: {
+        200: {
+          content: {
+            "application/json": {
+              /** the execution's id, also its result's id */
+              id: string;
+              /** queued → running → done (it ran: see result) | failed (a service fault: see error) | cancelled (DELETE, its client left, or an emergency stop) | lost (the gateway running it died) */
+              status: "queued" | "running" | "done" | "failed" | "cancelled" | "lost";
+              profile: string;
+              /** set for a workspace exec */
+              workspace?: string | undefined;
+              /** ISO 8601 */
+              createdAt: string;
+              /** ISO 8601: when it left the queue for its sandbox */
+              startedAt?: string | undefined;
+              /** ISO 8601 */
+              endedAt?: string | undefined;
+              /** what ended it, when it did not run to a result */
+              error?: {
+                code: string;
+                message: string;
+                details?: unknown | undefined;
+              } | undefined;
+              /** output bytes kept for replay (GET …/events) */
+              outputBytes: number;
+              /** output bytes past the replay bound: streamed live, not kept */
+              outputDroppedBytes: number;
+              /** once done: the job's result, as its request answered */
+              result?: {
+                id: string;
+                status: "ok" | "error" | "timeout" | "oom" | "output_limit" | "workspace_full";
+                exitCode: number | null;
+                signal: string | null;
+                stdout: string;
+                stderr: string;
+                stdoutTruncated: boolean;
+                stderrTruncated: boolean;
+                durationMs: number;
+                usage: {
+                  cpuMs: number | null;
+                  memoryPeakBytes: number | null;
+                };
+                diff: {
+                  added: {
+                    path: string;
+                    type: "file" | "symlink";
+                    size: number;
+                    sha256: string;
+                    patch?: string | undefined;
+                  }[];
+                  modified: {
+                    path: string;
+                    type: "file" | "symlink";
+                    size: number;
+                    sha256: string;
+                    patch?: string | undefined;
+                  }[];
+                  deleted: {
+                    path: string;
+                  }[];
+                  truncated: boolean;
+                };
+                files: {
+                  path: string;
+                  encoding: "utf8" | "base64";
+                  content: string;
+                }[];
+                filesOmitted: string[];
+                workspaceBytes?: number | undefined;
+              } | undefined;
+              /** set when the result was too large to keep (then result is absent) */
+              resultDroppedBytes?: number | undefined;
+            };
+          };
+        };
+        400: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        401: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        403: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        404: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        413: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        423: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        429: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        500: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        503: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+      };
+    };
+    /** Cancel it: a queued job never starts, a running one is killed */
+    delete: {
+      parameters: { query?: never; path: {
+          /** the execution id (an exec result's id) */
+          id: string;
+        } };
+      requestBody?: never;
+      responses: {
+        200: {
+          content: {
+            "application/json": {
+              /** the execution's id, also its result's id */
+              id: string;
+              /** queued → running → done (it ran: see result) | failed (a service fault: see error) | cancelled (DELETE, its client left, or an emergency stop) | lost (the gateway running it died) */
+              status: "queued" | "running" | "done" | "failed" | "cancelled" | "lost";
+              profile: string;
+              /** set for a workspace exec */
+              workspace?: string | undefined;
+              /** ISO 8601 */
+              createdAt: string;
+              /** ISO 8601: when it left the queue for its sandbox */
+              startedAt?: string | undefined;
+              /** ISO 8601 */
+              endedAt?: string | undefined;
+              /** what ended it, when it did not run to a result */
+              error?: {
+                code: string;
+                message: string;
+                details?: unknown | undefined;
+              } | undefined;
+              /** output bytes kept for replay (GET …/events) */
+              outputBytes: number;
+              /** output bytes past the replay bound: streamed live, not kept */
+              outputDroppedBytes: number;
+              /** once done: the job's result, as its request answered */
+              result?: {
+                id: string;
+                status: "ok" | "error" | "timeout" | "oom" | "output_limit" | "workspace_full";
+                exitCode: number | null;
+                signal: string | null;
+                stdout: string;
+                stderr: string;
+                stdoutTruncated: boolean;
+                stderrTruncated: boolean;
+                durationMs: number;
+                usage: {
+                  cpuMs: number | null;
+                  memoryPeakBytes: number | null;
+                };
+                diff: {
+                  added: {
+                    path: string;
+                    type: "file" | "symlink";
+                    size: number;
+                    sha256: string;
+                    patch?: string | undefined;
+                  }[];
+                  modified: {
+                    path: string;
+                    type: "file" | "symlink";
+                    size: number;
+                    sha256: string;
+                    patch?: string | undefined;
+                  }[];
+                  deleted: {
+                    path: string;
+                  }[];
+                  truncated: boolean;
+                };
+                files: {
+                  path: string;
+                  encoding: "utf8" | "base64";
+                  content: string;
+                }[];
+                filesOmitted: string[];
+                workspaceBytes?: number | undefined;
+              } | undefined;
+              /** set when the result was too large to keep (then result is absent) */
+              resultDroppedBytes?: number | undefined;
+            };
+          };
+        };
+        400: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        401: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        403: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        404: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        409: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        413: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        423: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        429: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        500: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        503: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+      };
+    };
+  };
+  "/v1/executions": {
+    /** The caller's tenant's executions, newest first (without results) */
+    get: {
+      parameters: { query?: {
+          /** only executions in this status */
+          status?: "queued" | "running" | "done" | "failed" | "cancelled" | "lost" | undefined;
+          /** only this workspace's executions */
+          workspace?: string | undefined;
+          /** at most this many (1-1000, default 50) */
+          limit?: number | undefined;
+        }; path?: never };
+      requestBody?: never;
+      responses: {
+        200: {
+          content: {
+            "application/json": {
+              /** newest first, without results */
+              executions: {
+                /** the execution's id, also its result's id */
+                id: string;
+                /** queued → running → done (it ran: see result) | failed (a service fault: see error) | cancelled (DELETE, its client left, or an emergency stop) | lost (the gateway running it died) */
+                status: "queued" | "running" | "done" | "failed" | "cancelled" | "lost";
+                profile: string;
+                /** set for a workspace exec */
+                workspace?: string | undefined;
+                /** ISO 8601 */
+                createdAt: string;
+                /** ISO 8601: when it left the queue for its sandbox */
+                startedAt?: string | undefined;
+                /** ISO 8601 */
+                endedAt?: string | undefined;
+                /** what ended it, when it did not run to a result */
+                error?: {
+                  code: string;
+                  message: string;
+                  details?: unknown | undefined;
+                } | undefined;
+                /** output bytes kept for replay (GET …/events) */
+                outputBytes: number;
+                /** output bytes past the replay bound: streamed live, not kept */
+                outputDroppedBytes: number;
+              }[];
+            };
+          };
+        };
+        400: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        401: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        403: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        404: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        413: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        423: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        429: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        500: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        503: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+      };
+    };
+  };
+  "/v1/executions/{id}/events": {
+    /** Its output as Server-Sent Events: replayed from the start (or after Last-Event-ID), then live, then how it ended */
+    get: {
+      parameters: { query?: never; path: {
+          /** the execution id (an exec result's id) */
+          id: string;
+        } };
+      requestBody?: never;
+      responses: {
+        200: {
+          content: {
+            /** `stdout` and `stderr` events (data: a JSON string; id: the event's number), a `dropped` event ({storedBytes, droppedBytes, message}) when output past the replay bound was not kept, then `result` (data: the ExecResult) when it is done, `error` (data: the error body) when it failed, or `end` (data: {id, status, error?}) when it was cancelled or lost. */
+            "text/event-stream": string;
           };
         };
         400: {

@@ -12,7 +12,13 @@ export const ERROR_STATUS = {
   rate_limited: 429,
   quota_exceeded: 429,
   stopped: 423,
+  /** The resource is in a state that forbids it (e.g. cancelling an execution that has ended). */
+  conflict: 409,
+  /** The same Idempotency-Key came with a different request (method, path or body). */
+  idempotency_key_reused: 422,
   docker_unavailable: 503,
+  /** The state store (executions, idempotency, approvals) cannot be read or written now. */
+  state_unavailable: 503,
   /** The gateway is stopping (SIGTERM): the job was not run, or killed after the grace period. */
   shutting_down: 503,
   internal: 500,

@@ -434,3 +434,52 @@ export const JobsView = z.object({
       .describe("admitted jobs of each tenant not yet in a sandbox"),
   }),
 });
+
+// Executions (DESIGN.md "Executions"): every job is one, readable after its
+// request has gone, with its output kept for replay.
+
+export const ExecutionStatus = z
+  .enum(["queued", "running", "done", "failed", "cancelled", "lost"])
+  .describe(
+    "queued → running → done (it ran: see result) | failed (a service fault: see error) | " +
+      "cancelled (DELETE, its client left, or an emergency stop) | lost (the gateway running it died)",
+  );
+export type ExecutionStatus = z.infer<typeof ExecutionStatus>;
+
+const ExecutionFields = {
+  id: z.string().describe("the execution's id, also its result's id"),
+  status: ExecutionStatus,
+  profile: z.string(),
+  workspace: z.string().optional().describe("set for a workspace exec"),
+  createdAt: z.string().describe("ISO 8601"),
+  startedAt: z.string().optional().describe("ISO 8601: when it left the queue for its sandbox"),
+  endedAt: z.string().optional().describe("ISO 8601"),
+  error: z
+    .object({ code: z.string(), message: z.string(), details: z.unknown().optional() })
+    .optional()
+    .describe("what ended it, when it did not run to a result"),
+  outputBytes: z.number().describe("output bytes kept for replay (GET …/events)"),
+  outputDroppedBytes: z
+    .number()
+    .describe("output bytes past the replay bound: streamed live, not kept"),
+};
+
+export const ExecutionView = z.object({
+  ...ExecutionFields,
+  result: ExecResult.optional().describe("once done: the job's result, as its request answered"),
+  resultDroppedBytes: z
+    .number()
+    .optional()
+    .describe("set when the result was too large to keep (then result is absent)"),
+});
+export type ExecutionView = z.infer<typeof ExecutionView>;
+
+export const ExecutionList = z.object({
+  executions: z.array(z.object(ExecutionFields)).describe("newest first, without results"),
+});
+
+/** 202 from an exec route asked with `Prefer: respond-async`. */
+export const ExecutionAccepted = z.object({
+  id: z.string().describe("the execution: GET /v1/executions/{id} (also the Location header)"),
+  status: ExecutionStatus,
+});

@@ -23,6 +23,12 @@ export interface RunOptions {
   onOutput?: OutputListener | undefined;
   /** Resolves when a consumer that said it was full (onOutput returned false) can take more. */
   outputDrained?: (() => Promise<void>) | undefined;
+  /**
+   * Whether the result keeps all of each stream within the cap even though
+   * onOutput is set (a listener that records the output rather than streams
+   * it to the caller). By default a streamed result keeps STREAMED_RESULT_BYTES.
+   */
+  fullResult?: boolean | undefined;
 }
 
 export class JobCancelledError extends Error {
@@ -93,7 +99,10 @@ export async function runJob(
   const io = new JobStream(attached ?? (await client.attach(id)), job, {
     nonce: randomBytes(16).toString("hex"),
     mode: prepare === undefined ? "tar" : "list",
-    keep: options.onOutput === undefined ? job.limits.outputBytes : STREAMED_RESULT_BYTES,
+    keep:
+      options.onOutput === undefined || options.fullResult === true
+        ? job.limits.outputBytes
+        : STREAMED_RESULT_BYTES,
     onOutput: options.onOutput,
     outputDrained: options.outputDrained,
     overflow: () => kill.kill("output_limit"),

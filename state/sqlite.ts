@@ -138,6 +138,14 @@ function createError(file: string, err: unknown): StoreUnavailableError {
 
 /** Opens (creating and migrating) the store in `dataDir`. */
 export async function openSqliteState(options: SqliteStateOptions = {}): Promise<StateStore> {
+  return openSqliteStateSync(options);
+}
+
+/**
+ * openSqliteState for a caller that cannot await (a test's app builder):
+ * node:sqlite opens synchronously anyway.
+ */
+export function openSqliteStateSync(options: SqliteStateOptions = {}): StateStore {
   const dir = options.dataDir ?? defaultDataDir();
   const file = join(dir, STATE_FILE);
   try {

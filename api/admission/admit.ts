@@ -17,6 +17,7 @@ import { commandDigest } from "../../policies/access/audit.ts";
 import type { Scope } from "../../policies/access/schema.ts";
 import { missingScopes, profileRefusal, profileScopes } from "../../policies/access/scopes.ts";
 import type { AuthEnv, Caller } from "../auth.ts";
+import type { Executions } from "../executions/executions.ts";
 import type { Access } from "./access.ts";
 import { note } from "./audit.ts";
 import {
@@ -66,6 +67,8 @@ export interface AdmissionDeps {
   profiles: ReadonlyMap<string, LoadedProfile>;
   /** Finds the caller's workspace (not_found for another tenant's) and names its profile. */
   workspaces: Pick<WorkspaceStore, "get">;
+  /** Where an approved job is recorded and run (an admitted one is started by its route). */
+  executions: Executions;
 }
 
 type Ctx = Context<AuthEnv>;
@@ -113,7 +116,7 @@ export class Admission {
     const job =
       plan.job === undefined || profile === undefined
         ? undefined
-        : admitJob(c, this.access, profile, plan.workspace, plan.job, [
+        : admitJob(c, this.access, this.deps.executions, profile, plan.workspace, plan.job, [
             ...new Set([...plan.scopes, ...profileScopes(profile)]),
           ]);
     return { caller, profile, workspace, job } as Admitted<P>;

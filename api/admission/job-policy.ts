@@ -2,19 +2,23 @@
 // the tenant's maximums (403 above one), the hourly budgets (429), then the
 // approval checkpoints (202, approvals.ts) or the go-ahead. The go-ahead runs
 // with a job slot of the concurrency quota, listed among the running jobs, on
-// the tenant's stop signal, and records its usage. Also the workspace-count
-// quota, before a workspace is made.
+// the tenant's stop signal, and records its usage. Every go-ahead is an
+// execution (api/executions/): its id is the Job's, fixed here at admission,
+// so a job held for approval runs under the id its request was told of. Also
+// the workspace-count quota, before a workspace is made.
+import { randomUUID } from "node:crypto";
 import type { Context } from "hono";
 import { AirlockError } from "../../core/errors.ts";
 import type { LoadedProfile } from "../../core/profile.ts";
 import type { ExecResult } from "../../core/schemas.ts";
 import type { ExecutorRunOptions } from "../../executor/executor.ts";
-import { JobCancelledError, type RunOptions } from "../../executor/sandbox.ts";
+import { JobCancelledError } from "../../executor/sandbox.ts";
 import { LABEL_TENANT, LABEL_WORKSPACE } from "../../executor/workspaces.ts";
 import type { QuotaRefusal } from "../../policies/access/quota.ts";
 import type { JobEntry } from "../../policies/access/running.ts";
 import type { Scope, TenantPolicy } from "../../policies/access/schema.ts";
 import type { AuthEnv } from "../auth.ts";
+import type { ExecutionMeta, Executions, JobRunner } from "../executions/executions.ts";
 import type { Access } from "./access.ts";
 import { holdForApproval } from "./approvals.ts";
 import { endedHow, note, outputBytes } from "./audit.ts";
@@ -32,14 +36,24 @@ export interface JobRequest {
 /** The job a route wants to run. */
 export interface JobSpec {
   request: JobRequest;
-  /** Runs the job with the limits the policy allows (timeoutMs possibly lowered to maxJobSeconds). */
-  run: (limits: { timeoutMs: number }, options: ExecutorRunOptions) => Promise<ExecResult>;
+  /**
+   * Runs the job as execution `id` (the Job's id) with the limits the policy
+   * allows (timeoutMs possibly lowered to maxJobSeconds).
+   */
+  run: (
+    limits: { timeoutMs: number },
+    options: ExecutorRunOptions,
+    id: string,
+  ) => Promise<ExecResult>;
 }
 
-/** A job's outcome of admission: held for a human (its 202 answer), or free to run. */
+/**
+ * A job's outcome of admission: held for a human (its 202 answer), or free to
+ * run as the execution it names (the route records and starts it: api/executions/).
+ */
 export type JobTicket =
   | { status: "pending_approval"; response: Response }
-  | { status: "admitted"; run: (options: RunOptions) => Promise<ExecResult> };
+  | { status: "admitted"; execution: ExecutionMeta; run: JobRunner };
 
 export const seconds = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
 
@@ -51,6 +65,7 @@ export const seconds = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
 export function admitJob(
   c: Context<AuthEnv>,
   access: Access,
+  executions: Executions,
   profile: LoadedProfile,
   workspace: string | undefined,
   job: JobSpec,
@@ -68,12 +83,18 @@ export function admitJob(
     profile: profile.name,
     workspace,
   };
-  const run = (options: RunOptions, approvalId?: string) =>
+  const execution: ExecutionMeta = {
+    id: randomUUID(),
+    tenant: caller.tenant,
+    profile: profile.name,
+    workspace,
+  };
+  const run = (options: ExecutorRunOptions, approvalId?: string) =>
     accounted(
       access,
       { ...entry, approvalId },
       limits.timeoutMs,
-      (o) => job.run(limits, o),
+      (o) => job.run(limits, o, execution.id),
       options,
     );
   const { timeoutMs } = limits;
@@ -84,10 +105,21 @@ export function admitJob(
     timeoutMs,
   );
   if (reasons.length > 0) {
-    const held = { caller, profile: profile.name, workspace, scopes, reasons, timeoutMs, run };
+    // Approved, it is recorded and runs as an execution like any other, with no client.
+    const runHeld = async (_options: unknown, approvalId: string) =>
+      (await executions.start(execution, (o) => run(o, approvalId))).result;
+    const held = {
+      caller,
+      profile: profile.name,
+      workspace,
+      scopes,
+      reasons,
+      timeoutMs,
+      run: runHeld,
+    };
     return { status: "pending_approval", response: holdForApproval(c, access, held) };
   }
-  return { status: "admitted", run: (options) => audited(c, run(options)) };
+  return { status: "admitted", execution, run: (options) => audited(c, run(options)) };
 }
 
 /** Notes how the job ended on the request's audit line, written when it ends (SSE included). */
@@ -122,7 +154,7 @@ async function accounted(
   entry: JobEntry,
   timeoutMs: number,
   run: (options: ExecutorRunOptions) => Promise<ExecResult>,
-  options: RunOptions,
+  options: ExecutorRunOptions,
 ): Promise<ExecResult> {
   const { tenant } = entry;
   const { quotas, jobs, stop, now } = access.deps;
@@ -138,7 +170,10 @@ async function accounted(
     result = await run({
       ...options,
       signal,
-      onStart: (job) => tracked.started(job.id, job.limits),
+      onStart: (job) => {
+        tracked.started(job.id, job.limits);
+        options.onStart?.(job);
+      },
     });
     return result;
   } catch (err) {

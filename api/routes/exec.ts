@@ -1,29 +1,45 @@
 // POST /v1/exec: validate → resolve against the profile → run in a throwaway
-// container → the result (JSON), or live output then the result (SSE).
+// container as an execution (api/executions/) → the result (JSON), live
+// output then the result (SSE), or at once 202 {id, status} (Prefer:
+// respond-async) while it runs with no client.
 import { createRoute } from "@hono/zod-openapi";
 import type { Context } from "hono";
+import { z } from "zod";
 import type { LoadedProfile } from "../../core/profile.ts";
-import { ApprovalPending, ExecRequest, ExecResult } from "../../core/schemas.ts";
+import { ApprovalPending, ExecRequest, ExecResult, ExecutionAccepted } from "../../core/schemas.ts";
 import type { Executor } from "../../executor/executor.ts";
 import { resolveJob } from "../../policies/resolve.ts";
 import type { Admission } from "../admission/admit.ts";
 import type { JobTicket } from "../admission/job-policy.ts";
 import type { AuthEnv } from "../auth.ts";
-import { BEARER, EXEC_EVENTS, errorResponses, json, V1_ERRORS } from "../openapi.ts";
+import type { Executions } from "../executions/executions.ts";
+import { BEARER, EXEC_EVENTS, errorResponses, V1_ERRORS } from "../openapi.ts";
 import { streamJob } from "../stream-job.ts";
 import { jsonBody, routesApp } from "../validate.ts";
+
+const LOCATION = {
+  Location: {
+    description: "/v1/executions/{id}: the execution, readable (and its output replayable) later",
+    schema: { type: "string" as const },
+  },
+};
 
 /** The answers of both exec routes (this one and a workspace's). */
 export const EXEC_RESPONSES = {
   200: {
     description: "the result; a non-zero exit, timeout or OOM is a result, not an error",
+    headers: LOCATION,
     content: { "application/json": { schema: ExecResult }, ...EXEC_EVENTS },
   },
-  202: json(
-    ApprovalPending,
-    "the policy holds this job for a human: poll or wait on GET /v1/approvals/{approvalId}, " +
-      "which carries the result once an admin approves and the job has run (exactly once)",
-  ),
+  202: {
+    description:
+      "With Prefer: respond-async, {id, status}: the job runs with no client; read it at " +
+      "Location, follow its output at Location/events. Or the policy holds this job for a " +
+      "human, {approvalId, …}: poll or wait on GET /v1/approvals/{approvalId}, which carries " +
+      "the result once an admin approves and the job has run (exactly once).",
+    headers: LOCATION,
+    content: { "application/json": { schema: z.union([ExecutionAccepted, ApprovalPending]) } },
+  },
   ...errorResponses(V1_ERRORS),
 };
 
@@ -42,6 +58,7 @@ export interface ExecRouteDeps {
   executor: Executor;
   profiles: ReadonlyMap<string, LoadedProfile>;
   admission: Admission;
+  executions: Executions;
 }
 
 export function execRoutes(deps: ExecRouteDeps) {
@@ -57,33 +74,54 @@ export function execRoutes(deps: ExecRouteDeps) {
       profile,
       job: {
         request: body,
-        run: (limits, options) => {
+        run: (limits, options, id) => {
           const job = resolveJob(
             deps.profiles,
             { ...body, limits: { ...body.limits, ...limits } },
             c.get("caller").tenant,
           );
-          return deps.executor.run(job, options);
+          return deps.executor.run({ ...job, id }, options);
         },
       },
     });
-    return answerExec(c, admitted.job);
+    return answerExec(c, admitted.job, deps.executions);
   });
   return app;
 }
 
 /**
- * Answers an admitted job: its 202 while it waits for approval, else runs it:
- * JSON result, or SSE when the client asks for an event stream.
+ * Answers an admitted job: its 202 while it waits for approval, else records
+ * and runs it as an execution: at once 202 {id, status} with Prefer:
+ * respond-async (it runs on with no client), SSE when the client asks for an
+ * event stream (it runs on if the client leaves), else the JSON result (a
+ * client that leaves cancels it, as it always did).
  */
-export async function answerExec(c: Context<AuthEnv>, job: JobTicket) {
+export async function answerExec(c: Context<AuthEnv>, job: JobTicket, executions: Executions) {
   if (job.status === "pending_approval") return job.response;
-  const { run } = job;
-  const signal = c.req.raw.signal;
-  if (wantsEventStream(c.req.header("accept"))) return streamJob(c, run, signal);
-  return c.json(await run({ signal }));
+  const { execution, run } = job;
+  if (prefersAsync(c.req.header("prefer"))) {
+    const started = await executions.start(execution, run);
+    c.header("Location", `/v1/executions/${started.id}`);
+    c.header("Preference-Applied", "respond-async");
+    return c.json({ id: started.id, status: "queued" as const }, 202);
+  }
+  if (wantsEventStream(c.req.header("accept"))) {
+    return streamJob(c, (sink) => executions.start(execution, run, { sink }));
+  }
+  const started = await executions.start(execution, run, { signal: c.req.raw.signal });
+  c.header("Location", `/v1/executions/${started.id}`);
+  return c.json(await started.result);
 }
 
 function wantsEventStream(accept: string | undefined): boolean {
   return accept?.split(",").some((part) => part.trim().startsWith("text/event-stream")) ?? false;
+}
+
+/** RFC 7240: `Prefer: respond-async` (among other preferences, in any case). */
+export function prefersAsync(prefer: string | undefined): boolean {
+  return (
+    prefer
+      ?.split(",")
+      .some((part) => part.split(";")[0]?.trim().toLowerCase() === "respond-async") ?? false
+  );
 }

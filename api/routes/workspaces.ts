@@ -20,6 +20,7 @@ import { decodeFiles, resolveJob } from "../../policies/resolve.ts";
 import type { Admission } from "../admission/admit.ts";
 import { note } from "../admission/audit.ts";
 import type { AuthEnv } from "../auth.ts";
+import type { Executions } from "../executions/executions.ts";
 import { BEARER, errorResponses, json, raw, V1_ERRORS } from "../openapi.ts";
 import { jsonBody, optionalJsonBody, routesApp } from "../validate.ts";
 import { answerExec, EXEC_RESPONSES } from "./exec.ts";
@@ -33,6 +34,7 @@ export interface WorkspaceRouteDeps {
 export interface WorkspaceRoutesOptions extends WorkspaceRouteDeps {
   admission: Admission;
   profiles: ReadonlyMap<string, LoadedProfile>;
+  executions: Executions;
 }
 
 const ws = "/v1/workspaces/{id}";
@@ -218,22 +220,24 @@ export function workspaceRoutes(deps: WorkspaceRoutesOptions) {
       workspace: id,
       job: {
         request: body,
-        run: (limits, options) =>
+        run: (limits, options, executionId) =>
           store.exec(
             tenant(c),
             id,
-            (ref, wsProfile) =>
-              resolveJob(
+            (ref, wsProfile) => ({
+              ...resolveJob(
                 deps.profiles,
                 { ...body, profile: wsProfile.name, limits: { ...body.limits, ...limits } },
                 tenant(c),
                 ref,
               ),
+              id: executionId,
+            }),
             options,
           ),
       },
     });
-    return answerExec(c, admitted.job);
+    return answerExec(c, admitted.job, deps.executions);
   });
 
   app.openapi(listFiles, async (c) => {

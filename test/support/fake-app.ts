@@ -11,12 +11,14 @@ import { hashKey } from "../../api/config.ts";
 import { createMetrics } from "../../api/metrics.ts";
 import { AirlockError } from "../../core/errors.ts";
 import type { LoadedProfile } from "../../core/profile.ts";
+import type { StateStore } from "../../core/state.ts";
 import type { ContainerClient } from "../../executor/docker.ts";
 import type { WorkspaceFiles } from "../../executor/workspace-files.ts";
 import type { WorkspaceStore } from "../../executor/workspaces.ts";
 import { PolicyHolder, parsePolicy } from "../../policies/access/load.ts";
 import { loadProfiles } from "../../policies/load.ts";
 import { FakeExecutor } from "./fake-executor.ts";
+import { tempState } from "./temp-state.ts";
 
 export const FAKE_KEY = "key-for-tenant-a-0123456789";
 /** gatedApp's keys: tenant a's with every scope but admin and network, with exec only, with files.read only; an admin's. */
@@ -37,13 +39,25 @@ const fakeEngine = () =>
     removeVolume: async () => {},
   }) as unknown as ContainerClient;
 
-export function fakeApp() {
+/** Tenant b's key, for the "another tenant's" cases. */
+export const FAKE_KEY_B = "key-for-tenant-b-0123456789";
+
+export interface FakeAppOptions {
+  /** The state store (default: a fresh one in a temporary directory). */
+  state?: StateStore;
+}
+
+export function fakeApp(options: FakeAppOptions = {}) {
   const executor = new FakeExecutor();
+  const state = options.state ?? tempState().state;
   const app = createApp({
     executor,
     client: fakeEngine(),
     profiles: loadProfiles(),
-    keys: [{ tenant: "a", hash: hashKey(FAKE_KEY) }],
+    keys: [
+      { tenant: "a", hash: hashKey(FAKE_KEY) },
+      { tenant: "b", hash: hashKey(FAKE_KEY_B) },
+    ],
     maxBodyBytes: 64 * 1024,
     // As in production (main.ts), so /metrics is registered and documented.
     metrics: createMetrics(new Registry()),
@@ -53,8 +67,10 @@ export function fakeApp() {
       files: {} as WorkspaceFiles,
       defaultProfile: "shell",
     },
+    state,
+    instanceId: "fake",
   });
-  return { app, executor };
+  return { app, executor, state };
 }
 
 /**
@@ -62,7 +78,9 @@ export function fakeApp() {
  * admin's approval (`requireApproval` in `extra` replaces that rule; `rateLimits`
  * are tenant a's).
  */
-export function gatedApp(extra: { requireApproval?: unknown; rateLimits?: unknown } = {}) {
+export function gatedApp(
+  extra: { requireApproval?: unknown; rateLimits?: unknown; state?: StateStore } = {},
+) {
   const h = (key: string) => `sha256:${hashKey(key).toString("hex")}`;
   const policy = {
     tenants: {
@@ -89,6 +107,7 @@ export function gatedApp(extra: { requireApproval?: unknown; rateLimits?: unknow
   });
   const executor = new FakeExecutor();
   const profiles = loadProfiles();
+  const state = extra.state ?? tempState().state;
   const app = createApp({
     executor,
     client,
@@ -101,8 +120,10 @@ export function gatedApp(extra: { requireApproval?: unknown; rateLimits?: unknow
       files: {} as WorkspaceFiles,
       defaultProfile: "shell",
     },
+    state,
+    instanceId: "gated",
   });
-  return { app, executor, access };
+  return { app, executor, access, state };
 }
 
 /** Tenant a's one workspace: looked up by admission, its jobs run on the fake executor. */

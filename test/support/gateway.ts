@@ -1,9 +1,12 @@
 // Starts a real gateway in-process for integration tests: real Docker client,
 // real executor, real HTTP server on a loopback port. Each gateway has its own
-// instance id, so a test can prove it left no container or volume behind.
+// instance id, so a test can prove it left no container or volume behind, and
+// its own state store in a temporary data directory, removed on close.
 import { randomUUID } from "node:crypto";
-import { appendFileSync } from "node:fs";
+import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import Dockerode from "dockerode";
 import { pino } from "pino";
@@ -11,7 +14,9 @@ import { Registry } from "prom-client";
 import { type Access, createAccess } from "../../api/admission/access.ts";
 import { createApp } from "../../api/app.ts";
 import { hashKey } from "../../api/config.ts";
+import { recoverState } from "../../api/executions/executions.ts";
 import { createMetrics, type Metrics } from "../../api/metrics.ts";
+import type { StateStore } from "../../core/state.ts";
 import { LABEL_INSTANCE } from "../../executor/container-spec.ts";
 import { DockerodeClient } from "../../executor/docker.ts";
 import { translateEngineErrors } from "../../executor/engine-errors.ts";
@@ -24,6 +29,7 @@ import type { WorkspaceStore } from "../../executor/workspaces.ts";
 import { PolicyHolder, parsePolicy } from "../../policies/access/load.ts";
 import { environmentPolicy } from "../../policies/access/schema.ts";
 import { loadProfiles } from "../../policies/load.ts";
+import { openSqliteState } from "../../state/sqlite.ts";
 
 /** The policy file's form of a key: "sha256:<hex>". */
 export function keyHash(key: string): string {
@@ -45,6 +51,9 @@ export interface TestGateway {
   app: ReturnType<typeof createApp>;
   /** The gateway's manifest cache (tests empty it to act as a gateway that never saw a workspace). */
   manifests: ManifestCache;
+  /** Its state store, in `dataDir`. */
+  state: StateStore;
+  dataDir: string;
   /** POST a JSON body with the gateway's key. */
   post(path: string, body: unknown, headers?: Record<string, string>): Promise<Response>;
   /** Any request with `key` (default: the gateway's key); a `json` body is sent as JSON. */
@@ -90,6 +99,8 @@ export interface GatewayOptions {
   policy?: unknown;
   /** Audit lines are appended to this file (they are always kept in memory too). */
   auditFile?: string;
+  /** The state store's directory (kept on close), to act as the same gateway after a restart. */
+  dataDir?: string;
 }
 
 export async function startGateway(options: GatewayOptions = {}): Promise<TestGateway> {
@@ -118,6 +129,9 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
     ...(auditFile === undefined ? {} : { auditWrite: (line) => appendFileSync(auditFile, line) }),
   });
   await access.deps.stop.refresh();
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "airlock-gateway-"));
+  const state = await openSqliteState({ dataDir });
+  await recoverState(state, instanceId);
   const { executor, pool, store, files, manifests } = createGatewayCore({
     client,
     profiles,
@@ -147,6 +161,8 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
     logger: pino({ level: "silent" }),
     workspaces: { store, files, defaultProfile: "shell" },
     metrics,
+    state,
+    instanceId,
   });
   pool?.start();
   const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
@@ -176,6 +192,8 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
         ...(json === undefined ? {} : { body: JSON.stringify(json) }),
       }),
     manifests,
+    state,
+    dataDir,
     post: (path, body, headers = {}) =>
       fetch(`${url}${path}`, {
         method: "POST",
@@ -191,6 +209,8 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await executor.drain();
+      await state.close();
+      if (options.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

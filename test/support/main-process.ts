@@ -1,9 +1,13 @@
 // Runs the real entry point, main.ts, as a child process (as an operator
 // would), waits until it answers, and lists what it left on the engine by its
-// instance label. For tests of signals, TLS and start-up refusals.
+// instance label. For tests of signals, TLS, start-up refusals and restarts.
+// Each child gets its own state store in a temporary data directory (removed
+// by kill()) unless the test names one, to restart "the same" gateway.
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Dockerode from "dockerode";
 
@@ -22,17 +26,21 @@ export interface MainProcess {
   port: number;
   key: string;
   instanceId: string;
+  /** Its AIRLOCK_DATA_DIR. */
+  dataDir: string;
   /** Everything written to stderr and stdout so far (pino logs go to stdout). */
   output(): string;
   exited: Promise<number | null>;
   /** Containers and volumes with this instance's label. */
   leftovers(): Promise<{ containers: string[]; volumes: string[] }>;
-  /** After a failed test: SIGKILL if still running, then remove what it left. */
+  /** SIGKILL if still running, then remove what it left (and its data directory, unless a test named it). */
   kill(): Promise<void>;
 }
 
 export interface MainOptions {
   env?: Record<string, string>;
+  /** Start on this state store (kept by kill()): with instanceId and key, the same gateway again. */
+  dataDir?: string;
   /** How to ask "are you up?": http by default. */
   ready?: (port: number) => Promise<boolean>;
   /** Another engine's socket: the child's DOCKER_HOST, and where leftovers() looks. */
@@ -51,12 +59,14 @@ export async function spawnMain(options: MainOptions = {}): Promise<MainProcess>
   const instanceId = options.instanceId ?? `main-${randomUUID().slice(0, 8)}`;
   const { socketPath } = options;
   const keys = Object.entries({ main: key, ...options.keys }).map(([t, k]) => `${t}:${k}`);
+  const dataDir = options.dataDir ?? tempDataDir();
   const { child, output } = startChild({
     AIRLOCK_PORT: String(port),
     AIRLOCK_API_KEYS: keys.join(","),
     AIRLOCK_INSTANCE_ID: instanceId,
     AIRLOCK_LOG_LEVEL: "info",
     ...(socketPath === undefined ? {} : { DOCKER_HOST: `unix://${socketPath}` }),
+    AIRLOCK_DATA_DIR: dataDir,
     ...options.env,
   });
   const exited = new Promise<number | null>((resolve) =>
@@ -68,6 +78,7 @@ export async function spawnMain(options: MainOptions = {}): Promise<MainProcess>
     port,
     key,
     instanceId,
+    dataDir,
     output,
     exited,
     async leftovers() {
@@ -94,6 +105,7 @@ export async function spawnMain(options: MainOptions = {}): Promise<MainProcess>
           .remove({ force: true })
           .catch(() => undefined);
       }
+      if (options.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });
     },
   };
   const ready =
@@ -117,16 +129,24 @@ export async function spawnMain(options: MainOptions = {}): Promise<MainProcess>
 export async function mainRefuses(
   env: Record<string, string>,
 ): Promise<{ code: number | null; output: string }> {
+  const dataDir = tempDataDir();
   const { child, output } = startChild({
     AIRLOCK_PORT: String(await freePort()),
     AIRLOCK_API_KEYS: "main:refuse-test-key-0123456789",
     AIRLOCK_INSTANCE_ID: `refuse-${randomUUID().slice(0, 8)}`,
+    AIRLOCK_DATA_DIR: dataDir,
     ...env,
   });
   const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
   const code = await new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
   clearTimeout(timer);
+  rmSync(dataDir, { recursive: true, force: true });
   return { code, output: output() };
+}
+
+/** A fresh data directory for one child's state store. */
+export function tempDataDir(): string {
+  return mkdtempSync(join(tmpdir(), "airlock-main-"));
 }
 
 /** main.ts as a child on loopback with only the given settings; its stdout and stderr gathered. */

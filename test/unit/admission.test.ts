@@ -17,6 +17,7 @@ import { PolicyHolder, parsePolicy } from "../../policies/access/load.ts";
 import { loadProfiles } from "../../policies/load.ts";
 import { FAKE_WORKSPACE, GATED_KEYS, gatedApp } from "../support/fake-app.ts";
 import { FakeExecutor, okResult } from "../support/fake-executor.ts";
+import { tempState } from "../support/temp-state.ts";
 
 const KEYS = {
   agent: "agent-key-0123456789",
@@ -117,6 +118,8 @@ function setup(policy: unknown = POLICY) {
       files: {} as WorkspaceFiles,
       defaultProfile: "shell",
     },
+    state: tempState().state,
+    instanceId: "unit",
   });
   const call = (key: string, method: string, path: string, body?: unknown) =>
     app.request(path, {

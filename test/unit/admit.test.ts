@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import { createAccess } from "../../api/admission/access.ts";
 import { Admission, type Plan } from "../../api/admission/admit.ts";
 import type { AuditNote, AuthEnv } from "../../api/auth.ts";
+import { Executions } from "../../api/executions/executions.ts";
 import { AirlockError } from "../../core/errors.ts";
 import type { LoadedProfile } from "../../core/profile.ts";
 import type { ExecResult } from "../../core/schemas.ts";
@@ -13,6 +14,7 @@ import type { WorkspaceInfo } from "../../executor/workspaces.ts";
 import { PolicyHolder, parsePolicy } from "../../policies/access/load.ts";
 import { loadProfiles } from "../../policies/load.ts";
 import { okResult } from "../support/fake-executor.ts";
+import { tempState } from "../support/temp-state.ts";
 
 const hash = (n: number) => `sha256:${n.toString(16).padStart(64, "0")}`;
 
@@ -81,7 +83,12 @@ function setup() {
       return { id, profile: ws.profile, createdAt: at, lastUsedAt: at, expiresAt: at };
     },
   };
-  const admission = new Admission({ access, profiles, workspaces: store });
+  const executions = new Executions({
+    state: tempState().state,
+    instanceId: "unit",
+    warn: () => {},
+  });
+  const admission = new Admission({ access, profiles, workspaces: store, executions });
 
   /** Admits `plan` for key `keyId` in a real request context; the outcome, the error and the audit note. */
   async function admit(keyId: string, plan: Plan) {

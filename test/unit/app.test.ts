@@ -8,6 +8,7 @@ import type { WorkspaceFiles } from "../../executor/workspace-files.ts";
 import type { WorkspaceStore } from "../../executor/workspaces.ts";
 import { loadProfiles } from "../../policies/load.ts";
 import { FakeExecutor } from "../support/fake-executor.ts";
+import { tempState } from "../support/temp-state.ts";
 
 const KEY_A = "key-for-tenant-a-0123456789";
 const KEY_B = "key-for-tenant-b-0123456789";
@@ -34,6 +35,8 @@ function setup(options: { maxBodyBytes?: number; ping?: () => Promise<void> } = 
       files: {} as WorkspaceFiles,
       defaultProfile: "shell",
     },
+    state: tempState().state,
+    instanceId: "unit",
   });
   const post = (body: unknown, headers: Record<string, string> = {}) =>
     app.request("/v1/exec", {

@@ -7,6 +7,7 @@ import {
   type ExecEvent,
 } from "../../client/index.ts";
 import { AirlockError } from "../../core/errors.ts";
+import { JobCancelledError } from "../../executor/sandbox.ts";
 import { FAKE_KEY, FAKE_WORKSPACE, fakeApp, GATED_KEYS, gatedApp } from "../support/fake-app.ts";
 import { okResult } from "../support/fake-executor.ts";
 
@@ -82,21 +83,35 @@ describe("typed client", () => {
     expect(err).toMatchObject({ status: 500, code: "internal" });
   });
 
-  it("aborts the request when the consumer stops iterating", async () => {
+  it("closes the stream when the consumer stops iterating; the job runs on until cancelled", async () => {
     const { client, executor } = setup();
-    let aborted: Promise<void> | undefined;
+    let aborted = false;
+    let id = "";
     executor.behaviour = (job, options) => {
-      aborted = new Promise((resolve) =>
-        options.signal?.addEventListener("abort", () => resolve()),
-      );
+      id = job.id;
+      options.onStart?.(job);
       options.onOutput?.("stdout", Buffer.from("tick\n"));
-      return aborted.then(() => okResult(job.id));
+      // As the sandbox does: killed, it throws.
+      return new Promise((_resolve, reject) =>
+        options.signal?.addEventListener("abort", () => {
+          aborted = true;
+          reject(new JobCancelledError("killed"));
+        }),
+      );
     };
     for await (const e of client.execStream({ profile: "shell", command: "x" })) {
       expect(e).toEqual({ type: "stdout", data: "tick\n" });
       break;
     }
-    await expect(aborted).resolves.toBeUndefined();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(aborted).toBe(false);
+    expect(await client.getExecution(id)).toMatchObject({ id, status: "running" });
+    // Its output is there to replay, with the same event id the stream gave it.
+    const replayed = client.executionEvents(id);
+    expect((await replayed.next()).value).toEqual({ type: "stdout", data: "tick\n", id: 1 });
+    await replayed.return();
+    expect(await client.cancelExecution(id)).toMatchObject({ id, status: "cancelled" });
+    expect(aborted).toBe(true);
   });
 });
 

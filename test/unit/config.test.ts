@@ -32,8 +32,24 @@ describe("loadConfig", () => {
     [{ AIRLOCK_API_KEYS: "nokey" }, "AIRLOCK_API_KEYS entry 1"],
     [{ AIRLOCK_API_KEYS: "a:short" }, "at least 16 characters"],
     [{ DOCKER_HOST: "/var/run/docker.sock" }, "DOCKER_HOST"],
+    [{ AIRLOCK_EXECUTION_RETENTION: "7" }, "AIRLOCK_EXECUTION_RETENTION"],
+    [{ AIRLOCK_EXECUTION_RETENTION: "1s" }, "between 60 seconds and 365 days"],
+    [{ AIRLOCK_DATA_DIR: "" }, "AIRLOCK_DATA_DIR"],
   ])("names the bad variable in %j", (env, name) => {
     expect(() => loadConfig(env)).toThrow(name);
+  });
+
+  it("reads the data directory and the execution retention (a duration)", () => {
+    expect(loadConfig({})).toMatchObject({
+      dataDir: undefined,
+      executionRetentionMs: 7 * 24 * 3600_000,
+    });
+    const config = loadConfig({
+      AIRLOCK_DATA_DIR: "/srv/airlock",
+      AIRLOCK_EXECUTION_RETENTION: "36h",
+    });
+    expect(config).toMatchObject({ dataDir: "/srv/airlock", executionRetentionMs: 36 * 3600_000 });
+    expect(loadConfig({ AIRLOCK_EXECUTION_RETENTION: "90m" }).executionRetentionMs).toBe(5_400_000);
   });
 
   it("compares against every stored key in constant time, wherever the match is", () => {

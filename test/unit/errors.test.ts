@@ -13,7 +13,10 @@ describe("error table", () => {
       rate_limited: 429,
       quota_exceeded: 429,
       stopped: 423,
+      conflict: 409,
+      idempotency_key_reused: 422,
       docker_unavailable: 503,
+      state_unavailable: 503,
       shutting_down: 503,
       internal: 500,
     });

@@ -148,6 +148,14 @@ describe("the typed client", () => {
       client.approvals.deny("a"),
       client.piston.runtimes(),
       client.piston.execute({ language: "bash", version: "*", files: [{ content: "" }] }),
+      client.getExecution("e"),
+      client.listExecutions(),
+      client.cancelExecution("e"),
+      // Not an event stream here: it fails after the request, which is all this counts.
+      client
+        .executionEvents("e")
+        .next()
+        .catch(() => undefined),
     ]);
     // Pages for people, and MCP (an MCP client speaks it), go through client.request().
     expect(operations(doc).filter((op) => !called.has(op))).toEqual([

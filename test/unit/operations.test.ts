@@ -23,6 +23,7 @@ import type { WorkspaceStore } from "../../executor/workspaces.ts";
 import { loadProfiles } from "../../policies/load.ts";
 import { resolveJob } from "../../policies/resolve.ts";
 import { FakeExecutor, okResult } from "../support/fake-executor.ts";
+import { tempState } from "../support/temp-state.ts";
 
 const profiles = loadProfiles();
 const job = (tenant = "a"): Job =>
@@ -169,6 +170,8 @@ function app(
       files: {} as WorkspaceFiles,
       defaultProfile: "shell",
     },
+    state: tempState().state,
+    instanceId: "unit",
     metrics,
     metricsPublic: options.metricsPublic,
   });
