@@ -161,6 +161,7 @@ async function main(): Promise<void> {
     requestScope,
     state,
     instanceId: config.instanceId,
+    retentionMs: config.executionRetentionMs,
   });
   const tls = config.tls;
   const scheme = tls === undefined ? "http" : "https";

@@ -20,6 +20,7 @@ import { auditTrail } from "./admission/audit.ts";
 import { type AuthEnv, bearerAuth } from "./auth.ts";
 import type { ApiKey } from "./config.ts";
 import { Executions, stateUnavailable } from "./executions/executions.ts";
+import { idempotency } from "./idempotency.ts";
 import type { Metrics } from "./metrics.ts";
 import { type OpenApiDocument, openApiDocument } from "./openapi.ts";
 import { type LogEnv, type RequestScope, requestLog } from "./request-log.ts";
@@ -59,6 +60,8 @@ export interface AppDeps {
   state: StateStore;
   /** This gateway's instance id, written on the executions it runs. */
   instanceId: string;
+  /** How long an Idempotency-Key's answer is kept (default 7 days: AIRLOCK_EXECUTION_RETENTION). */
+  retentionMs?: number | undefined;
 }
 
 /** 499: nginx's "client closed request"; the client is gone and never sees it. */
@@ -117,6 +120,17 @@ export function createApp(deps: AppDeps) {
   const keys = () => access.deps.policy.current().keys;
   app.use("/v1/*", bearerAuth(keys));
   app.use("/mcp", bearerAuth(keys));
+  // After authentication: keys belong to the caller's tenant.
+  app.use(
+    "/v1/*",
+    idempotency({
+      state: deps.state,
+      executions,
+      instanceId: deps.instanceId,
+      ttlMs: deps.retentionMs ?? 7 * 24 * 3600_000,
+      warn: (message, err) => deps.logger.warn({ err }, message),
+    }),
+  );
   app.route("/", profileRoutes(admission));
   app.route(
     "/",

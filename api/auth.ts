@@ -40,6 +40,8 @@ export type AuthEnv = {
     errorCode: string;
     /** Settles when the request's job has ended: a streamed job outlives its handler. */
     jobEnded: Promise<void>;
+    /** Set by an exec route whose answer is an event stream: the execution it streams (api/idempotency.ts). */
+    streamedExecution: string;
   };
 };
 

@@ -109,14 +109,49 @@ export function openApiDocument(app: OpenAPIHono, version: string) {
   });
   // Stable names for generated clients and the docs page: `post /v1/exec` → postV1Exec.
   for (const [path, item] of Object.entries(document.paths ?? {})) {
-    for (const [method, op] of Object.entries(item as Record<string, { operationId?: string }>)) {
+    for (const [method, op] of Object.entries(item as Record<string, Operation>)) {
       op.operationId ??= `${method}${path.replace(/[^A-Za-z0-9]+(.)?/g, (_, c: string | undefined) => (c ?? "").toUpperCase())}`;
+      if (path.startsWith("/v1/") && (method === "post" || method === "put")) idempotent(op);
     }
   }
   return document;
 }
 
 export type OpenApiDocument = ReturnType<typeof openApiDocument>;
+
+interface Operation {
+  operationId?: string;
+  parameters?: unknown[];
+  responses?: Record<string, unknown>;
+}
+
+/**
+ * Every POST and PUT under /v1 takes Idempotency-Key (api/idempotency.ts, a
+ * middleware, not a route's own parameter): said once here for all of them.
+ */
+function idempotent(op: Operation): void {
+  op.parameters = [
+    ...(op.parameters ?? []),
+    {
+      name: "Idempotency-Key",
+      in: "header",
+      required: false,
+      description:
+        "1-255 visible ASCII characters, chosen by the client for this request: a retry with the " +
+        "same key and the same request (method, path, body) gets the first answer again (header " +
+        "Idempotent-Replayed: true) and runs nothing twice; one while the first still runs waits " +
+        "for it; the same key with another request is 422 idempotency_key_reused.",
+      schema: { type: "string", minLength: 1, maxLength: 255 },
+    },
+  ];
+  op.responses = {
+    ...op.responses,
+    422: {
+      description: ERROR_TEXT[422],
+      content: { "application/json": { schema: { $ref: "#/components/schemas/ErrorBody" } } },
+    },
+  };
+}
 
 /** `/v1/workspaces/:id` → `/v1/workspaces/{id}`. */
 export function openApiPath(honoPath: string): string {

@@ -54,6 +54,7 @@ export async function streamJob(
 ): Promise<Response> {
   const stream = new EventStream(c);
   const started = await begin(stream.queue);
+  c.set("streamedExecution", started.id);
   let settled = false;
   const ended = () => {
     settled = true;

@@ -320,6 +320,11 @@ export interface paths {
             "application/json": components["schemas"]["ErrorBody"];
           };
         };
+        422: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
         423: {
           content: {
             "application/json": components["schemas"]["ErrorBody"];
@@ -397,6 +402,11 @@ export interface paths {
           };
         };
         413: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        422: {
           content: {
             "application/json": components["schemas"]["ErrorBody"];
           };
@@ -687,6 +697,11 @@ export interface paths {
             "application/json": components["schemas"]["ErrorBody"];
           };
         };
+        422: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
         423: {
           content: {
             "application/json": components["schemas"]["ErrorBody"];
@@ -961,6 +976,11 @@ export interface paths {
             "application/json": components["schemas"]["ErrorBody"];
           };
         };
+        422: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
         423: {
           content: {
             "application/json": components["schemas"]["ErrorBody"];
@@ -1088,6 +1108,11 @@ export interface paths {
           };
         };
         413: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        422: {
           content: {
             "application/json": components["schemas"]["ErrorBody"];
           };
@@ -1661,6 +1686,11 @@ export interface paths {
             "application/json": components["schemas"]["ErrorBody"];
           };
         };
+        422: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
         423: {
           content: {
             "application/json": components["schemas"]["ErrorBody"];
@@ -1738,6 +1768,11 @@ export interface paths {
             "application/json": components["schemas"]["ErrorBody"];
           };
         };
+        422: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
         423: {
           content: {
             "application/json": components["schemas"]["ErrorBody"];
@@ -1798,6 +1833,11 @@ export interface paths {
           };
         };
         413: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        422: {
           content: {
             "application/json": components["schemas"]["ErrorBody"];
           };
@@ -2453,6 +2493,11 @@ export interface paths {
             "application/json": components["schemas"]["ErrorBody"];
           };
         };
+        422: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
         423: {
           content: {
             "application/json": components["schemas"]["ErrorBody"];
@@ -2575,6 +2620,11 @@ export interface paths {
           };
         };
         413: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        422: {
           content: {
             "application/json": components["schemas"]["ErrorBody"];
           };

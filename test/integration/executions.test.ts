@@ -175,6 +175,62 @@ describe("async executions", () => {
   });
 });
 
+describe("Idempotency-Key", () => {
+  /** A workspace exec that counts its own runs in a file: the proof of how often it ran. */
+  const COUNT_RUNS = { command: "echo run >> runs; wc -l < runs" };
+  const run = (ws: string, key: string, body: unknown = COUNT_RUNS) =>
+    fetch(`${gw.url}/v1/workspaces/${ws}/exec`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${gw.key}`,
+        "content-type": "application/json",
+        "idempotency-key": key,
+      },
+      body: JSON.stringify(body),
+    });
+
+  it("two identical POSTs with one key, one after the other or at once, run once", async () => {
+    const ws = await client.workspaces.create({ profile: "shell" });
+    try {
+      const first = await run(ws.id, "seq-1");
+      const again = await run(ws.id, "seq-1");
+      expect([first.status, again.status]).toEqual([200, 200]);
+      expect(again.headers.get("idempotent-replayed")).toBe("true");
+      const a = (await first.json()) as ExecResult;
+      expect(await again.json()).toEqual(a);
+      expect(a.stdout).toBe("1\n");
+
+      // At once: one runs, the other waits for it and gets its answer.
+      const both = await Promise.all([run(ws.id, "conc-1"), run(ws.id, "conc-1")]);
+      const results = (await Promise.all(both.map((r) => r.json()))) as ExecResult[];
+      expect(results[0]).toEqual(results[1]);
+      expect(results[0]?.stdout).toBe("2\n");
+      expect(both.map((r) => r.headers.get("idempotent-replayed")).sort()).toEqual(
+        ["true", null].sort(),
+      );
+      expect(await client.workspaces.readText(ws.id, "runs")).toBe("run\nrun\n");
+      const { executions } = await client.listExecutions({ workspace: ws.id });
+      expect(executions).toHaveLength(2);
+
+      // The same key with another body is refused, and runs nothing.
+      const other = await run(ws.id, "seq-1", { command: "echo other >> runs" });
+      expect(other.status).toBe(422);
+      expect(await other.json()).toMatchObject({ error: { code: "idempotency_key_reused" } });
+      expect(await client.workspaces.readText(ws.id, "runs")).toBe("run\nrun\n");
+    } finally {
+      await client.workspaces.delete(ws.id);
+    }
+  });
+
+  it("through the typed client: exec with idempotencyKey returns the same result", async () => {
+    const body = { profile: "shell", command: "cat /proc/sys/kernel/random/uuid" };
+    const a = await client.exec(body, { idempotencyKey: "client-1" });
+    const b = await client.exec(body, { idempotencyKey: "client-1" });
+    expect(b).toEqual(a);
+    expect((await client.getExecution(a.id)).status).toBe("done");
+  });
+});
+
 describe("a gateway killed with -9", () => {
   const children: MainProcess[] = [];
   const dataDir = tempDataDir();
