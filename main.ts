@@ -84,6 +84,8 @@ async function main(): Promise<void> {
   const access = createAccess({
     policy,
     client,
+    approvals: state.approvals,
+    instanceId: config.instanceId,
     auditWrite: (line) => audit.write(line),
     auditRingSize: config.auditMemory,
   });

@@ -27,14 +27,14 @@ import { type LogEnv, type RequestScope, requestLog } from "./request-log.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { dashboardRoutes } from "./routes/dashboard.ts";
 import { docsRoutes } from "./routes/docs.ts";
-import { execRoutes } from "./routes/exec.ts";
+import { execJob, execRoutes } from "./routes/exec.ts";
 import { executionRoutes } from "./routes/executions.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { mcpRoutes } from "./routes/mcp.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { pistonRoutes } from "./routes/piston.ts";
 import { profileRoutes } from "./routes/profiles.ts";
-import { type WorkspaceRouteDeps, workspaceRoutes } from "./routes/workspaces.ts";
+import { type WorkspaceRouteDeps, workspaceExecJob, workspaceRoutes } from "./routes/workspaces.ts";
 import { fromValidatorError, validationHook } from "./validate.ts";
 
 export interface AppDeps {
@@ -73,6 +73,8 @@ export function createApp(deps: AppDeps) {
     createAccess({
       policy: new PolicyHolder(environmentPolicy(deps.keys ?? [])),
       client: deps.client,
+      approvals: deps.state.approvals,
+      instanceId: deps.instanceId,
     });
   const executions = new Executions({
     state: deps.state,
@@ -85,6 +87,10 @@ export function createApp(deps: AppDeps) {
     profiles: deps.profiles,
     workspaces: deps.workspaces.store,
     executions,
+    jobs: {
+      exec: execJob(deps),
+      "workspace.exec": workspaceExecJob({ ...deps.workspaces, profiles: deps.profiles }),
+    },
   });
   const app = new OpenAPIHono<AuthEnv & LogEnv>({ defaultHook: validationHook });
   app.use(requestId());

@@ -1,9 +1,11 @@
-// The policy machinery of one gateway: the policy in force and the in-memory
-// state that enforces it (rate-limit logs, quota ledger, approvals, approval
-// checkpoints, the emergency stop, the audit log, the running jobs). Made once
-// by main.ts (createAccess); the admission (admit.ts) and the admin routes use it.
+// The policy machinery of one gateway: the policy in force and the state that
+// enforces it (rate-limit logs, quota ledger, approval checkpoints, the
+// emergency stop, the audit log, the running jobs in memory; approvals in the
+// state store, so they survive a restart). Made once by main.ts
+// (createAccess); the admission (admit.ts) and the admin routes use it.
 import { AirlockError } from "../../core/errors.ts";
 import type { LoadedProfile } from "../../core/profile.ts";
+import type { ApprovalRecords } from "../../core/state.ts";
 import type { ContainerClient } from "../../executor/docker.ts";
 import { ApprovalStore } from "../../policies/access/approvals.ts";
 import { AuditLog } from "../../policies/access/audit.ts";
@@ -71,6 +73,10 @@ export class Access {
 
 export interface CreateAccessOptions {
   policy: PolicyHolder;
+  /** Where approvals are kept: the state store's (core/state.ts). */
+  approvals: ApprovalRecords;
+  /** This gateway's instance id: an approved job runs on the gateway that approved it. */
+  instanceId: string;
   client: Pick<ContainerClient, "listVolumes" | "createVolume" | "removeVolume">;
   /** Where audit lines go; default: nowhere (the in-memory ring only). */
   auditWrite?: (line: string) => void;
@@ -85,7 +91,7 @@ export function createAccess(o: CreateAccessOptions): Access {
     policy: o.policy,
     limiter: new RateLimiter(now),
     quotas: new QuotaLedger(now),
-    approvals: new ApprovalStore({ now }),
+    approvals: new ApprovalStore({ records: o.approvals, instanceId: o.instanceId, now }),
     checkpoints: new Checkpoints(),
     stop: new StopSwitch(o.client, now),
     audit: new AuditLog(o.auditWrite ?? (() => {}), o.auditRingSize ?? 10_000),

@@ -19,7 +19,9 @@ import { missingScopes, profileRefusal, profileScopes } from "../../policies/acc
 import type { AuthEnv, Caller } from "../auth.ts";
 import type { Executions } from "../executions/executions.ts";
 import type { Access } from "./access.ts";
+import { decide } from "./approvals.ts";
 import { note } from "./audit.ts";
+import { type JobBuilders, runHeld } from "./held-jobs.ts";
 import {
   admitJob,
   admitNewWorkspace,
@@ -69,6 +71,8 @@ export interface AdmissionDeps {
   workspaces: Pick<WorkspaceStore, "get">;
   /** Where an approved job is recorded and run (an admitted one is started by its route). */
   executions: Executions;
+  /** How each kind of job runs (held-jobs.ts): a route's job now, or a held one once approved. */
+  jobs: JobBuilders;
 }
 
 type Ctx = Context<AuthEnv>;
@@ -116,10 +120,19 @@ export class Admission {
     const job =
       plan.job === undefined || profile === undefined
         ? undefined
-        : admitJob(c, this.access, this.deps.executions, profile, plan.workspace, plan.job, [
+        : await admitJob(c, this.access, this.deps.jobs, profile, plan.workspace, plan.job, [
             ...new Set([...plan.scopes, ...profileScopes(profile)]),
           ]);
     return { caller, profile, workspace, job } as Admitted<P>;
+  }
+
+  /**
+   * An admin's decision on an approval: approved, its held job runs once,
+   * here, as the execution its request was told of (after a restart too).
+   */
+  decide(c: Ctx, id: string, action: "approve" | "deny") {
+    const deps = { access: this.access, executions: this.deps.executions, jobs: this.deps.jobs };
+    return decide(c, this.access, id, action, (job, approvalId) => runHeld(deps, job, approvalId));
   }
 
   /** The profiles this caller may use (GET /v1/profiles lists only those). */

@@ -1,59 +1,43 @@
 // The approval runner at the HTTP layer: a job that meets one of its tenant's
-// checkpoints is held (202 pending) in the ApprovalStore (policies/access);
-// approved, it runs exactly once on the tenant's stop signal, with its own
-// audit line; denied or expired, never. Also who may read or decide one.
+// checkpoints is held (202 pending) in the ApprovalStore (policies/access, on
+// the state store) as the HeldJob it was asked as; approved, it runs exactly
+// once, with its own audit line, even when the gateway restarted while it
+// waited; denied or expired, never. Also who may read or decide one.
 import type { Context } from "hono";
 import { AirlockError } from "../../core/errors.ts";
 import type { ExecResult } from "../../core/schemas.ts";
-import type { RunOptions } from "../../executor/sandbox.ts";
 import type { ApprovalView } from "../../policies/access/approvals.ts";
-import type { Scope } from "../../policies/access/schema.ts";
-import type { AuditNote, AuthEnv, Caller } from "../auth.ts";
+import type { AuthEnv } from "../auth.ts";
 import type { Access } from "./access.ts";
 import { note, outputBytes } from "./audit.ts";
+import type { HeldJob } from "./held-jobs.ts";
 
 type Ctx = Context<AuthEnv>;
 
-/** A job admitted but for a human's approval. */
-export interface HeldJob {
-  caller: Caller;
-  profile: string;
-  workspace: string | undefined;
-  /** The scopes it was admitted with; reading its approval needs them too (or admin). */
-  scopes: Scope[];
-  /** The checkpoints it meets: "network", "jobsOverSeconds", … */
-  reasons: string[];
-  timeoutMs: number;
-  /** Runs it with a job slot of its tenant, listed under its approval. */
-  run: (options: RunOptions, approvalId: string) => Promise<ExecResult>;
-}
-
 /** Holds the job for approval and answers 202 {approvalId, status, expiresAt, reasons}. */
-export function holdForApproval(c: Ctx, access: Access, job: HeldJob): Response {
+export async function holdForApproval(c: Ctx, access: Access, job: HeldJob): Promise<Response> {
   const { approvals, policy } = access.deps;
-  const { tenant, keyId } = job.caller;
-  if (approvals.pendingCount(tenant) >= approvals.maxPendingPerTenant) {
-    throw new AirlockError(
-      "quota_exceeded",
-      `tenant ${tenant} already has ${approvals.maxPendingPerTenant} approvals pending`,
-      { details: { limit: "pendingApprovals" }, retryAfterSeconds: 60 },
-    );
-  }
-  const audit = c.get("audit");
-  const view = approvals.create(
+  const view = await approvals.create(
     {
-      tenant,
-      keyId,
+      tenant: job.tenant,
+      keyId: job.keyId,
       profile: job.profile,
       reasons: job.reasons,
-      commandDigest: audit.commandDigest ?? "",
+      commandDigest: job.audit.commandDigest ?? "",
       timeoutMs: job.timeoutMs,
       workspace: job.workspace,
       scopes: job.scopes,
     },
     policy.current().approvalTtlMs,
-    (id) => runApproved(access, id, job, audit),
+    job,
   );
+  if (view === undefined) {
+    throw new AirlockError(
+      "quota_exceeded",
+      `tenant ${job.tenant} already has ${approvals.maxPendingPerTenant} approvals pending`,
+      { details: { limit: "pendingApprovals" }, retryAfterSeconds: 60 },
+    );
+  }
   note(c, { status: "pending_approval", approvalId: view.id });
   return c.json(
     { approvalId: view.id, status: view.status, expiresAt: view.expiresAt, reasons: job.reasons },
@@ -61,16 +45,18 @@ export function holdForApproval(c: Ctx, access: Access, job: HeldJob): Response 
   );
 }
 
-/** An approved job: runs on the tenant's stop signal only (its request is long gone), audited. */
-async function runApproved(
+/**
+ * An approved job, run by `run` (it won the approval): audited, refused while
+ * its tenant is stopped, and its outcome written on the approval.
+ */
+export async function runApproved(
   access: Access,
   id: string,
   job: HeldJob,
-  audit: AuditNote,
-): Promise<ExecResult> {
-  const { caller, profile } = job;
-  const { now } = access.deps;
-  access.deps.checkpoints.approved(caller.keyId, profile);
+  run: () => Promise<ExecResult>,
+): Promise<void> {
+  const { now, approvals } = access.deps;
+  access.deps.checkpoints.approved(job.keyId, job.profile);
   const started = now();
   const record = (status: string, httpStatus: number, result?: ExecResult) =>
     access.deps.audit.record({
@@ -79,12 +65,12 @@ async function runApproved(
       op: "approval.run",
       method: "-",
       path: `/v1/approvals/${id}`,
-      tenant: caller.tenant,
-      keyId: caller.keyId,
-      scope: audit.scope ?? null,
-      profile,
-      workspace: audit.workspace ?? null,
-      commandDigest: audit.commandDigest ?? null,
+      tenant: job.tenant,
+      keyId: job.keyId,
+      scope: job.audit.scope,
+      profile: job.profile,
+      workspace: job.workspace ?? null,
+      commandDigest: job.audit.commandDigest,
       status,
       httpStatus,
       exitCode: result?.exitCode ?? null,
@@ -94,21 +80,27 @@ async function runApproved(
       approvalId: id,
     });
   try {
-    access.assertRunning(caller.tenant);
-    const result = await job.run({}, id);
+    access.assertRunning(job.tenant);
+    const result = await run();
     record(result.status, 200, result);
-    return result;
+    await approvals.finish(id, { result });
   } catch (err) {
     const known = err instanceof AirlockError ? err : undefined;
     record(known?.code ?? "internal", known?.status ?? 500);
-    throw err;
+    const code = (err as { code?: unknown }).code;
+    await approvals.finish(id, {
+      error: {
+        code: typeof code === "string" ? code : "internal",
+        message: (err as Error).message ?? String(err),
+      },
+    });
   }
 }
 
 /** The approval, if this caller may see it: its own tenant's, or any for an admin. */
-export function approvalFor(c: Ctx, access: Access, id: string): ApprovalView {
+export async function approvalFor(c: Ctx, access: Access, id: string): Promise<ApprovalView> {
   const caller = c.get("caller");
-  const view = access.deps.approvals.get(id);
+  const view = await access.deps.approvals.get(id);
   // Another tenant's approval does not exist for this caller.
   if (view === undefined || (view.tenant !== caller.tenant && !caller.grant.scopes.has("admin"))) {
     throw new AirlockError("not_found", `approval ${JSON.stringify(id)} does not exist`);
@@ -116,19 +108,35 @@ export function approvalFor(c: Ctx, access: Access, id: string): ApprovalView {
   return view;
 }
 
-/** An admin's decision; approving is refused (423) while the job's tenant is stopped. */
-export function decide(
+/**
+ * An admin's decision; approving is refused (423) while the job's tenant is
+ * stopped. The call that wins an approval starts its job with `run` (it goes
+ * on after the answer) and answers `running`.
+ */
+export async function decide(
   c: Ctx,
   access: Access,
   id: string,
   action: "approve" | "deny",
-): ApprovalView {
+  run: (job: HeldJob, approvalId: string) => Promise<ExecResult>,
+): Promise<ApprovalView> {
   const { approvals } = access.deps;
   const by = c.get("caller").keyId;
-  if (action === "approve") access.assertRunning(approvalFor(c, access, id).tenant);
-  const view = action === "approve" ? approvals.approve(id, by) : approvals.deny(id, by);
-  if (view === undefined) {
-    throw new AirlockError("not_found", `approval ${JSON.stringify(id)} does not exist`);
+  if (action === "deny") {
+    const view = await approvals.deny(id, by);
+    if (view === undefined) throw notFound(id);
+    return view;
   }
-  return view;
+  access.assertRunning((await approvalFor(c, access, id)).tenant);
+  const outcome = await approvals.approve(id, by);
+  if (outcome === undefined) throw notFound(id);
+  if (outcome.job !== undefined) {
+    const job = outcome.job as HeldJob;
+    void runApproved(access, id, job, () => run(job, id)).catch(() => {});
+  }
+  return outcome.view;
+}
+
+function notFound(id: string): AirlockError {
+  return new AirlockError("not_found", `approval ${JSON.stringify(id)} does not exist`);
 }

@@ -4,8 +4,10 @@
 // with a job slot of the concurrency quota, listed among the running jobs, on
 // the tenant's stop signal, and records its usage. Every go-ahead is an
 // execution (api/executions/): its id is the Job's, fixed here at admission,
-// so a job held for approval runs under the id its request was told of. Also
-// the workspace-count quota, before a workspace is made.
+// so a job held for approval runs under the id its request was told of. A
+// route describes its job as data (its kind and request), which the kind's
+// builder runs, so a held job survives a restart as it was asked for
+// (held-jobs.ts). Also the workspace-count quota, before a workspace is made.
 import { randomUUID } from "node:crypto";
 import type { Context } from "hono";
 import { AirlockError } from "../../core/errors.ts";
@@ -18,10 +20,11 @@ import type { QuotaRefusal } from "../../policies/access/quota.ts";
 import type { JobEntry } from "../../policies/access/running.ts";
 import type { Scope, TenantPolicy } from "../../policies/access/schema.ts";
 import type { AuthEnv } from "../auth.ts";
-import type { ExecutionMeta, Executions, JobRunner } from "../executions/executions.ts";
+import type { ExecutionMeta, JobRunner } from "../executions/executions.ts";
 import type { Access } from "./access.ts";
 import { holdForApproval } from "./approvals.ts";
 import { endedHow, note, outputBytes } from "./audit.ts";
+import type { HeldJob, JobBuilders, JobKind } from "./held-jobs.ts";
 
 /** The parts of an exec request the policy looks at. */
 export interface JobRequest {
@@ -33,18 +36,14 @@ export interface JobRequest {
     | undefined;
 }
 
-/** The job a route wants to run. */
+/**
+ * The job a route wants to run, as data: its kind's builder (JobBuilders)
+ * runs it, now or, held for approval, once approved (after a restart too).
+ */
 export interface JobSpec {
+  kind: JobKind;
+  /** The request as the route validated it (JSON); the policy reads the JobRequest parts. */
   request: JobRequest;
-  /**
-   * Runs the job as execution `id` (the Job's id) with the limits the policy
-   * allows (timeoutMs possibly lowered to maxJobSeconds).
-   */
-  run: (
-    limits: { timeoutMs: number },
-    options: ExecutorRunOptions,
-    id: string,
-  ) => Promise<ExecResult>;
 }
 
 /**
@@ -62,15 +61,15 @@ export const seconds = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
  * admitted; `scopes` are those it was admitted with (a held job's approval
  * is read with them).
  */
-export function admitJob(
+export async function admitJob(
   c: Context<AuthEnv>,
   access: Access,
-  executions: Executions,
+  jobs: JobBuilders,
   profile: LoadedProfile,
   workspace: string | undefined,
   job: JobSpec,
   scopes: Scope[],
-): JobTicket {
+): Promise<JobTicket> {
   const caller = c.get("caller");
   const tenant = access.tenant(caller.tenant);
   const limits = jobLimits(tenant, profile, job.request);
@@ -89,12 +88,12 @@ export function admitJob(
     profile: profile.name,
     workspace,
   };
-  const run = (options: ExecutorRunOptions, approvalId?: string) =>
+  const run = (options: ExecutorRunOptions) =>
     accounted(
       access,
-      { ...entry, approvalId },
+      entry,
       limits.timeoutMs,
-      (o) => job.run(limits, o, execution.id),
+      (o) => jobs[job.kind]({ ...execution, request: job.request, limits }, o),
       options,
     );
   const { timeoutMs } = limits;
@@ -105,19 +104,22 @@ export function admitJob(
     timeoutMs,
   );
   if (reasons.length > 0) {
-    // Approved, it is recorded and runs as an execution like any other, with no client.
-    const runHeld = async (_options: unknown, approvalId: string) =>
-      (await executions.start(execution, (o) => run(o, approvalId))).result;
-    const held = {
-      caller,
+    // What it takes to run it once approved, as JSON: it waits in the state store.
+    const audit = c.get("audit") ?? {};
+    const held: HeldJob = {
+      kind: job.kind,
+      request: job.request,
+      executionId: execution.id,
+      tenant: caller.tenant,
+      keyId: caller.keyId,
       profile: profile.name,
-      workspace,
+      ...(workspace === undefined ? {} : { workspace }),
+      timeoutMs,
       scopes,
       reasons,
-      timeoutMs,
-      run: runHeld,
+      audit: { scope: audit.scope ?? null, commandDigest: audit.commandDigest ?? null },
     };
-    return { status: "pending_approval", response: holdForApproval(c, access, held) };
+    return { status: "pending_approval", response: await holdForApproval(c, access, held) };
   }
   return { status: "admitted", execution, run: (options) => audited(c, run(options)) };
 }
@@ -149,7 +151,7 @@ function audited(c: Context<AuthEnv>, running: Promise<ExecResult>): Promise<Exe
  * Runs with a job slot of the tenant's concurrency quota, listed among the
  * running jobs while it holds it, records its usage, and turns a stop into 423.
  */
-async function accounted(
+export async function accounted(
   access: Access,
   entry: JobEntry,
   timeoutMs: number,

@@ -17,7 +17,7 @@ import {
 import { TENANT_NAME, tenantPolicy } from "../../policies/access/schema.ts";
 import { approvalReadScopes } from "../../policies/access/scopes.ts";
 import type { Admission } from "../admission/admit.ts";
-import { approvalFor, decide } from "../admission/approvals.ts";
+import { approvalFor } from "../admission/approvals.ts";
 import { note } from "../admission/audit.ts";
 import type { AuthEnv } from "../auth.ts";
 import { BEARER, errorResponses, json, V1_ERRORS } from "../openapi.ts";
@@ -207,7 +207,7 @@ export function adminRoutes(admission: Admission, queue: () => QueueView) {
     await admission.admit(c, { op: "admin.stop", scopes: ["admin"] });
     const { tenant } = c.req.valid("json");
     const state = await stop.stop(tenant);
-    const cancelled = approvals.cancelPending(tenant, c.get("caller").keyId);
+    const cancelled = await approvals.cancelPending(tenant, c.get("caller").keyId);
     return c.json({ ...state, cancelledApprovals: cancelled });
   });
 
@@ -259,7 +259,7 @@ export function adminRoutes(admission: Admission, queue: () => QueueView) {
 
   app.openapi(routes.approvals, async (c) => {
     await admission.admit(c, { op: "approvals.list", scopes: ["admin"] });
-    return c.json({ approvals: approvals.list("pending") });
+    return c.json({ approvals: await approvals.list("pending") });
   });
 
   app.openapi(routes.approval, async (c) => {
@@ -268,12 +268,12 @@ export function adminRoutes(admission: Admission, queue: () => QueueView) {
     // The held job's scopes (its tenant's keys) or admin, counted against the
     // key's rate limit like the job itself; answered during a stop too, which
     // shows it cancelled. Another tenant's approval is a 404 before any of it.
-    const held = approvalFor(c, access, id);
+    const held = await approvalFor(c, access, id);
     const scopes = approvalReadScopes(c.get("caller").grant, held);
     await admission.admit(c, { op: "approvals.get", scopes, duringStop: true });
     const { wait } = c.req.valid("query");
     const view = await approvals.wait(id, wait * 1000, c.req.raw.signal);
-    return c.json(view ?? approvalFor(c, access, id));
+    return c.json(view ?? (await approvalFor(c, access, id)));
   });
 
   for (const action of ["approve", "deny"] as const) {
@@ -281,7 +281,7 @@ export function adminRoutes(admission: Admission, queue: () => QueueView) {
       const id = c.req.param("id");
       await admission.admit(c, { op: `approvals.${action}`, scopes: ["admin"] });
       note(c, { approvalId: id });
-      return c.json(decide(c, access, id, action));
+      return c.json(await admission.decide(c, id, action));
     });
   }
 

@@ -10,6 +10,7 @@ import { ApprovalPending, ExecRequest, ExecResult, ExecutionAccepted } from "../
 import type { Executor } from "../../executor/executor.ts";
 import { resolveJob } from "../../policies/resolve.ts";
 import type { Admission } from "../admission/admit.ts";
+import type { JobBuilder } from "../admission/held-jobs.ts";
 import type { JobTicket } from "../admission/job-policy.ts";
 import type { AuthEnv } from "../auth.ts";
 import type { Executions } from "../executions/executions.ts";
@@ -72,21 +73,24 @@ export function execRoutes(deps: ExecRouteDeps) {
       op: "exec",
       scopes: ["exec"],
       profile,
-      job: {
-        request: body,
-        run: (limits, options, id) => {
-          const job = resolveJob(
-            deps.profiles,
-            { ...body, limits: { ...body.limits, ...limits } },
-            c.get("caller").tenant,
-          );
-          return deps.executor.run({ ...job, id }, options);
-        },
-      },
+      job: { kind: "exec" as const, request: body },
     });
     return answerExec(c, admitted.job, deps.executions);
   });
   return app;
+}
+
+/** How an exec runs (admission runs it now, or once approved: held-jobs.ts). */
+export function execJob(deps: Pick<ExecRouteDeps, "executor" | "profiles">): JobBuilder {
+  return ({ request, tenant, id, limits }, options) => {
+    const body = request as ExecRequest;
+    const job = resolveJob(
+      deps.profiles,
+      { ...body, limits: { ...body.limits, ...limits } },
+      tenant,
+    );
+    return deps.executor.run({ ...job, id }, options);
+  };
 }
 
 /**

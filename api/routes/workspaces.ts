@@ -19,6 +19,7 @@ import type { Scope } from "../../policies/access/schema.ts";
 import { decodeFiles, resolveJob } from "../../policies/resolve.ts";
 import type { Admission } from "../admission/admit.ts";
 import { note } from "../admission/audit.ts";
+import type { JobBuilder } from "../admission/held-jobs.ts";
 import type { AuthEnv } from "../auth.ts";
 import type { Executions } from "../executions/executions.ts";
 import { BEARER, errorResponses, json, raw, V1_ERRORS } from "../openapi.ts";
@@ -218,24 +219,7 @@ export function workspaceRoutes(deps: WorkspaceRoutesOptions) {
       op: "workspace.exec",
       scopes: ["exec", "workspaces"],
       workspace: id,
-      job: {
-        request: body,
-        run: (limits, options, executionId) =>
-          store.exec(
-            tenant(c),
-            id,
-            (ref, wsProfile) => ({
-              ...resolveJob(
-                deps.profiles,
-                { ...body, profile: wsProfile.name, limits: { ...body.limits, ...limits } },
-                tenant(c),
-                ref,
-              ),
-              id: executionId,
-            }),
-            options,
-          ),
-      },
+      job: { kind: "workspace.exec" as const, request: body },
     });
     return answerExec(c, admitted.job, deps.executions);
   });
@@ -282,4 +266,27 @@ export function workspaceRoutes(deps: WorkspaceRoutesOptions) {
   });
 
   return app;
+}
+
+/** How a workspace exec runs (admission runs it now, or once approved: held-jobs.ts). */
+export function workspaceExecJob(
+  deps: Pick<WorkspaceRoutesOptions, "store" | "profiles">,
+): JobBuilder {
+  return ({ request, tenant, workspace, id, limits }, options) => {
+    const body = request as WorkspaceExecRequest;
+    return deps.store.exec(
+      tenant,
+      workspace ?? "",
+      (ref, wsProfile) => ({
+        ...resolveJob(
+          deps.profiles,
+          { ...body, profile: wsProfile.name, limits: { ...body.limits, ...limits } },
+          tenant,
+          ref,
+        ),
+        id,
+      }),
+      options,
+    );
+  };
 }

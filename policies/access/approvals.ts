@@ -1,18 +1,20 @@
 // Human checkpoints: a gated job waits here as a pending approval until an
 // admin approves (it then runs, exactly once), denies, or it expires. Kept in
-// memory only: pending approvals are lost when the gateway restarts.
-import { randomBytes } from "node:crypto";
+// the state store (core/state.ts ApprovalRecords) with what to run once
+// approved, so a pending approval is still there after a restart, and every
+// decision is one compare-and-set of the store: however many admins press
+// approve, on however many gateways, one call wins and gets the job to run.
+// What only this process does: wake the requests waiting on an approval.
 import type { ExecResult } from "../../core/schemas.ts";
+import type {
+  ApprovalRecord,
+  ApprovalRecords,
+  ApprovalStatus,
+  StoredError,
+} from "../../core/state.ts";
 import type { Scope } from "./schema.ts";
 
-export type ApprovalStatus =
-  | "pending"
-  | "running"
-  | "done"
-  | "failed"
-  | "denied"
-  | "expired"
-  | "cancelled";
+export type { ApprovalStatus } from "../../core/state.ts";
 
 export interface ApprovalRequest {
   tenant: string;
@@ -38,123 +40,121 @@ export interface ApprovalView extends ApprovalRequest {
   error?: { code: string; message: string };
 }
 
-interface Entry {
-  view: ApprovalView;
-  expiresAtMs: number;
-  run: ((id: string) => Promise<ExecResult>) | undefined;
-  waiters: Set<() => void>;
-}
-
 export interface ApprovalStoreOptions {
-  now?: () => number;
-  /** Finished approvals are kept this long for pollers, then forgotten. */
-  retainMs?: number;
+  records: ApprovalRecords;
+  /** This gateway: an approved job runs here, and is failed if it dies meanwhile. */
+  instanceId: string;
   /** Pending approvals allowed at once per tenant. */
   maxPendingPerTenant?: number;
+  /** The store's clock (to wake a waiter at expiry); default Date.now. */
+  now?: () => number;
+}
+
+/** How often a waiter looks again at an approval another gateway may decide. */
+const POLL_MS = 1000;
+
+function viewOf(r: ApprovalRecord): ApprovalView {
+  const view: ApprovalView = {
+    id: r.id,
+    status: r.status,
+    tenant: r.tenant,
+    keyId: r.keyId,
+    profile: r.profile,
+    reasons: r.reasons,
+    commandDigest: r.commandDigest,
+    timeoutMs: r.timeoutMs,
+    // Written by this file's create(): the request always carries its scopes.
+    scopes: (r as ApprovalRecord & { scopes?: Scope[] }).scopes ?? [],
+    createdAt: r.createdAt,
+    expiresAt: r.expiresAt,
+  };
+  if (r.workspace !== undefined) view.workspace = r.workspace;
+  if (r.decidedAt !== undefined) view.decidedAt = r.decidedAt;
+  if (r.decidedBy !== undefined) view.decidedBy = r.decidedBy;
+  if (r.result !== undefined) view.result = r.result as ExecResult;
+  if (r.error !== undefined) view.error = { code: r.error.code, message: r.error.message };
+  return view;
 }
 
 export class ApprovalStore {
-  private readonly entries = new Map<string, Entry>();
-  private readonly now: () => number;
-  private readonly retainMs: number;
   readonly maxPendingPerTenant: number;
+  private readonly records: ApprovalRecords;
+  private readonly instanceId: string;
+  private readonly now: () => number;
+  private readonly waiters = new Map<string, Set<() => void>>();
 
-  constructor(options: ApprovalStoreOptions = {}) {
+  constructor(options: ApprovalStoreOptions) {
+    this.records = options.records;
+    this.instanceId = options.instanceId;
     this.now = options.now ?? Date.now;
-    this.retainMs = options.retainMs ?? 3600_000;
     this.maxPendingPerTenant = options.maxPendingPerTenant ?? 20;
   }
 
-  pendingCount(tenant: string): number {
-    this.sweep();
-    let n = 0;
-    for (const e of this.entries.values()) {
-      if (e.view.tenant === tenant && e.view.status === "pending") n++;
-    }
-    return n;
-  }
-
-  /** A pending approval whose job `run` performs once approved. */
-  create(
+  /**
+   * A pending approval for `job` (what to run once approved, as JSON), or
+   * undefined when the tenant has maxPendingPerTenant pending already
+   * (checked and created in one step).
+   */
+  async create(
     request: ApprovalRequest,
     ttlMs: number,
-    run: (id: string) => Promise<ExecResult>,
-  ): ApprovalView {
-    this.sweep();
-    const now = this.now();
-    const id = `apr_${randomBytes(12).toString("hex")}`;
-    const view: ApprovalView = {
-      ...request,
-      id,
-      status: "pending",
-      createdAt: new Date(now).toISOString(),
-      expiresAt: new Date(now + ttlMs).toISOString(),
-    };
-    this.entries.set(id, { view, expiresAtMs: now + ttlMs, run, waiters: new Set() });
-    return { ...view };
+    job: unknown,
+  ): Promise<ApprovalView | undefined> {
+    const created = await this.records.create({
+      request,
+      ttlMs,
+      maxPendingPerTenant: this.maxPendingPerTenant,
+      job,
+    });
+    return created.created ? viewOf(created.approval) : undefined;
   }
 
-  get(id: string): ApprovalView | undefined {
-    this.sweep();
-    const e = this.entries.get(id);
-    return e === undefined ? undefined : { ...e.view };
+  async get(id: string): Promise<ApprovalView | undefined> {
+    const r = await this.records.get(id);
+    return r === undefined ? undefined : viewOf(r);
   }
 
-  list(status: ApprovalStatus | undefined = "pending"): ApprovalView[] {
-    this.sweep();
-    return [...this.entries.values()]
-      .filter((e) => status === undefined || e.view.status === status)
-      .map((e) => ({ ...e.view }));
+  /** Oldest first. */
+  async list(status: ApprovalStatus = "pending"): Promise<ApprovalView[]> {
+    return (await this.records.list({ status })).map(viewOf);
   }
 
   /**
-   * Approves and starts the job. Only a pending, unexpired approval can be
-   * approved, so however many admins approve and pollers wait, the job runs once.
+   * pending (and unexpired) → running, exactly once: only the call that
+   * changed it gets `job`, and must run it, then finish().
    */
-  approve(id: string, by: string): ApprovalView | undefined {
-    const e = this.entry(id);
-    if (e === undefined) return undefined;
-    if (e.view.status !== "pending" || e.run === undefined) return { ...e.view };
-    const run = e.run;
-    e.run = undefined;
-    this.settle(e, "running", by);
-    run(id).then(
-      (result) => {
-        e.view.result = result;
-        this.settle(e, "done");
-      },
-      (err: unknown) => {
-        const code = (err as { code?: unknown }).code;
-        e.view.error = {
-          code: typeof code === "string" ? code : "internal",
-          message: (err as Error).message ?? String(err),
-        };
-        this.settle(e, "failed");
-      },
-    );
-    return { ...e.view };
+  async approve(
+    id: string,
+    by: string,
+  ): Promise<{ view: ApprovalView; job?: unknown } | undefined> {
+    const outcome = await this.records.approve(id, by, this.instanceId);
+    if (outcome === undefined) return undefined;
+    this.wake(id);
+    const view = viewOf(outcome.record);
+    return outcome.changed ? { view, job: outcome.job } : { view };
   }
 
-  deny(id: string, by: string): ApprovalView | undefined {
-    const e = this.entry(id);
-    if (e === undefined) return undefined;
-    if (e.view.status === "pending") {
-      e.run = undefined;
-      this.settle(e, "denied", by);
-    }
-    return { ...e.view };
+  async deny(id: string, by: string): Promise<ApprovalView | undefined> {
+    const outcome = await this.records.deny(id, by);
+    this.wake(id);
+    return outcome === undefined ? undefined : viewOf(outcome.record);
+  }
+
+  /** The approved job has ended: done with its result, or failed with the error that ended it. */
+  async finish(
+    id: string,
+    outcome: { result: ExecResult } | { error: StoredError },
+  ): Promise<void> {
+    await ("result" in outcome
+      ? this.records.finish(id, "done", { result: outcome.result })
+      : this.records.finish(id, "failed", { error: outcome.error }));
+    this.wake(id);
   }
 
   /** Cancels the pending approvals of a tenant (or all), e.g. on an emergency stop. */
-  cancelPending(tenant: string | undefined, by: string): number {
-    let n = 0;
-    for (const e of this.entries.values()) {
-      if (e.view.status !== "pending" || (tenant !== undefined && e.view.tenant !== tenant))
-        continue;
-      e.run = undefined;
-      this.settle(e, "cancelled", by);
-      n++;
-    }
+  async cancelPending(tenant: string | undefined, by: string): Promise<number> {
+    const n = await this.records.cancelPending(tenant, by);
+    for (const id of this.waiters.keys()) this.wake(id);
     return n;
   }
 
@@ -163,56 +163,36 @@ export class ApprovalStore {
     // Real time for the wait itself (the store's clock may be a test's fake one).
     const end = performance.now() + ms;
     for (;;) {
-      const e = this.entry(id);
-      if (e === undefined) return undefined;
+      const view = await this.get(id);
+      if (view === undefined) return undefined;
       const left = end - performance.now();
-      if (!this.open(e) || left <= 0 || signal?.aborted) return { ...e.view };
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          clearTimeout(timer);
-          e.waiters.delete(done);
-          signal?.removeEventListener("abort", done);
-          resolve();
-        };
-        // Also wake at expiry, so a waiter sees "expired" as soon as it is true.
-        const timer = setTimeout(done, Math.min(left, Math.max(0, e.expiresAtMs - this.now()) + 1));
-        e.waiters.add(done);
-        signal?.addEventListener("abort", done, { once: true });
-      });
+      const open = view.status === "pending" || view.status === "running";
+      if (!open || left <= 0 || signal?.aborted === true) return view;
+      // Also wake at expiry, so a waiter sees "expired" as soon as it is true.
+      const untilExpiry = Math.max(0, Date.parse(view.expiresAt) - this.now()) + 1;
+      const nap = Math.min(left, POLL_MS, view.status === "pending" ? untilExpiry : POLL_MS);
+      await this.changed(id, nap, signal);
     }
   }
 
-  private open(e: Entry): boolean {
-    return e.view.status === "pending" || e.view.status === "running";
+  private changed(id: string, ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const set = this.waiters.get(id) ?? new Set();
+      this.waiters.set(id, set);
+      const done = () => {
+        clearTimeout(timer);
+        set.delete(done);
+        if (set.size === 0 && this.waiters.get(id) === set) this.waiters.delete(id);
+        signal?.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      set.add(done);
+      signal?.addEventListener("abort", done, { once: true });
+    });
   }
 
-  private entry(id: string): Entry | undefined {
-    this.sweep();
-    return this.entries.get(id);
-  }
-
-  private settle(e: Entry, status: ApprovalStatus, by?: string): void {
-    e.view.status = status;
-    if (by !== undefined) {
-      e.view.decidedBy = by;
-      e.view.decidedAt = new Date(this.now()).toISOString();
-    }
-    // Finished approvals stay readable for retainMs from now.
-    if (!this.open(e)) e.expiresAtMs = this.now() + this.retainMs;
-    for (const wake of [...e.waiters]) wake();
-  }
-
-  /** Pending approvals past their expiry become "expired"; old finished ones are forgotten. */
-  private sweep(): void {
-    const now = this.now();
-    for (const [id, e] of this.entries) {
-      if (now < e.expiresAtMs) continue;
-      if (e.view.status === "pending") {
-        e.run = undefined;
-        this.settle(e, "expired");
-      } else if (e.view.status !== "running") {
-        this.entries.delete(id);
-      }
-    }
+  private wake(id: string): void {
+    for (const done of [...(this.waiters.get(id) ?? [])]) done();
   }
 }

@@ -2,11 +2,18 @@
 // goes away mid-run leaves its job running and reads the result later; a
 // client reattaches to the output from the last event id it saw; an async
 // job runs with no client and DELETE kills it; a gateway killed with -9 finds
-// its running jobs `lost` when it starts again on the same store.
+// its running jobs `lost` when it starts again on the same store; an approval
+// pending when the gateway restarts is back and runs once when approved;
+// Idempotency-Key runs a request once.
 import { rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type AirlockClient, createClient, type ExecResult } from "../../client/index.ts";
-import { startGateway, type TestGateway } from "../support/gateway.ts";
+import {
+  type AirlockClient,
+  ApprovalPendingError,
+  createClient,
+  type ExecResult,
+} from "../../client/index.ts";
+import { keyHash, startGateway, type TestGateway } from "../support/gateway.ts";
 import { type MainProcess, spawnMain, tempDataDir } from "../support/main-process.ts";
 
 let gw: TestGateway;
@@ -228,6 +235,57 @@ describe("Idempotency-Key", () => {
     const b = await client.exec(body, { idempotencyKey: "client-1" });
     expect(b).toEqual(a);
     expect((await client.getExecution(a.id)).status).toBe("done");
+  });
+});
+
+describe("an approval across a restart", () => {
+  const agentKey = `held-agent-${Math.random().toString(36).slice(2)}-key`;
+  const adminKey = `held-admin-${Math.random().toString(36).slice(2)}-key`;
+  const policy = {
+    tenants: {
+      held: {
+        requireApproval: { jobsOverSeconds: 5 },
+        keys: [{ id: "agent", hash: keyHash(agentKey), scopes: ["exec"] }],
+      },
+      ops: { keys: [{ id: "root", hash: keyHash(adminKey), scopes: ["admin"] }] },
+    },
+  };
+  const dataDir = tempDataDir();
+  const instanceId = `held-${Math.random().toString(36).slice(2, 10)}`;
+  let second: TestGateway | undefined;
+  afterAll(async () => {
+    await second?.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("a pending approval is back after the gateway restarts, and runs once when approved", async () => {
+    const first = await startGateway({ policy, dataDir, instanceId });
+    const as = (gw: TestGateway, key: string) => createClient({ baseUrl: gw.url, apiKey: key });
+    const held = await as(first, agentKey)
+      .exec({ profile: "shell", command: "echo approved", limits: { timeoutMs: 10_000 } })
+      .then(
+        () => expect.unreachable("the job ran without approval"),
+        (err: unknown) => err as ApprovalPendingError,
+      );
+    expect(held).toBeInstanceOf(ApprovalPendingError);
+    await first.close();
+
+    second = await startGateway({ policy, dataDir, instanceId });
+    const admin = as(second, adminKey);
+    expect((await admin.approvals.list()).approvals.map((a) => a.id)).toEqual([held.approvalId]);
+    // Two admins approve at once: one run.
+    const decided = await Promise.all([
+      admin.approvals.approve(held.approvalId),
+      admin.approvals.approve(held.approvalId),
+    ]);
+    expect(decided.map((a) => a.status)).toEqual(["running", "running"]);
+    const done = await as(second, agentKey).approvals.get(held.approvalId, 30);
+    expect(done).toMatchObject({ status: "done", result: { status: "ok", stdout: "approved\n" } });
+    const id = done.result?.id ?? "";
+    const agent = as(second, agentKey);
+    expect(await agent.getExecution(id)).toMatchObject({ id, status: "done" });
+    expect((await agent.listExecutions()).executions.map((e) => e.id)).toEqual([id]);
+    expect((await admin.approvals.approve(held.approvalId)).status).toBe("done");
   });
 });
 

@@ -101,13 +101,15 @@ export function gatedApp(
     },
   };
   const client = fakeEngine();
+  const state = extra.state ?? tempState().state;
   const access = createAccess({
     policy: new PolicyHolder(parsePolicy("test-policy.json", JSON.stringify(policy))),
     client,
+    approvals: state.approvals,
+    instanceId: "gated",
   });
   const executor = new FakeExecutor();
   const profiles = loadProfiles();
-  const state = extra.state ?? tempState().state;
   const app = createApp({
     executor,
     client,

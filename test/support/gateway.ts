@@ -123,15 +123,17 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
         ? PolicyHolder.fromFile(policyFile)
         : new PolicyHolder(parsePolicy("test-policy.json", JSON.stringify(policyFile)));
   const auditFile = options.auditFile;
-  const access = createAccess({
-    policy,
-    client,
-    ...(auditFile === undefined ? {} : { auditWrite: (line) => appendFileSync(auditFile, line) }),
-  });
-  await access.deps.stop.refresh();
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "airlock-gateway-"));
   const state = await openSqliteState({ dataDir });
   await recoverState(state, instanceId);
+  const access = createAccess({
+    policy,
+    client,
+    approvals: state.approvals,
+    instanceId,
+    ...(auditFile === undefined ? {} : { auditWrite: (line) => appendFileSync(auditFile, line) }),
+  });
+  await access.deps.stop.refresh();
   const { executor, pool, store, files, manifests } = createGatewayCore({
     client,
     profiles,

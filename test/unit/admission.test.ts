@@ -103,7 +103,14 @@ function setup(policy: unknown = POLICY) {
   let text = JSON.stringify(policy);
   const holder = new PolicyHolder(parsePolicy("p.json", text), () => parsePolicy("p.json", text));
   const lines: string[] = [];
-  const access = createAccess({ policy: holder, client, auditWrite: (l) => lines.push(l) });
+  const state = tempState().state;
+  const access = createAccess({
+    policy: holder,
+    client,
+    approvals: state.approvals,
+    instanceId: "unit",
+    auditWrite: (l) => lines.push(l),
+  });
   const executor = new FakeExecutor();
   const workspaces = fakeWorkspaces();
   const app = createApp({
@@ -118,7 +125,7 @@ function setup(policy: unknown = POLICY) {
       files: {} as WorkspaceFiles,
       defaultProfile: "shell",
     },
-    state: tempState().state,
+    state,
     instanceId: "unit",
   });
   const call = (key: string, method: string, path: string, body?: unknown) =>

@@ -68,7 +68,13 @@ function setup() {
     },
   };
   const policy = new PolicyHolder(parsePolicy("p.json", JSON.stringify(POLICY)));
-  const access = createAccess({ policy, client: engine });
+  const state = tempState().state;
+  const access = createAccess({
+    policy,
+    client: engine,
+    approvals: state.approvals,
+    instanceId: "unit",
+  });
   const owned = new Map<string, { tenant: string; profile: string }>([
     ["ws_shell", { tenant: "acme", profile: "shell" }],
     ["ws_python", { tenant: "acme", profile: "python" }],
@@ -84,11 +90,17 @@ function setup() {
     },
   };
   const executions = new Executions({
-    state: tempState().state,
+    state,
     instanceId: "unit",
     warn: () => {},
   });
-  const admission = new Admission({ access, profiles, workspaces: store, executions });
+  const admission = new Admission({
+    access,
+    profiles,
+    workspaces: store,
+    executions,
+    jobs: BUILDERS,
+  });
 
   /** Admits `plan` for key `keyId` in a real request context; the outcome, the error and the audit note. */
   async function admit(keyId: string, plan: Plan) {
@@ -119,10 +131,15 @@ function setup() {
 }
 
 const ran: { timeoutMs: number }[] = [];
-const JOB = {
-  request: { command: ["true"] },
-  run: async (limits: { timeoutMs: number }): Promise<ExecResult> => {
-    ran.push(limits);
+const JOB = { kind: "exec" as const, request: { command: ["true"] } };
+/** Both kinds of job: each run records the limits it was given. */
+const BUILDERS = {
+  exec: async (job: { limits: { timeoutMs: number } }): Promise<ExecResult> => {
+    ran.push(job.limits);
+    return okResult("job");
+  },
+  "workspace.exec": async (job: { limits: { timeoutMs: number } }): Promise<ExecResult> => {
+    ran.push(job.limits);
     return okResult("job");
   },
 };

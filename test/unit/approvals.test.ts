@@ -6,6 +6,7 @@ import { ApprovalStore } from "../../policies/access/approvals.ts";
 import { Checkpoints } from "../../policies/access/checkpoints.ts";
 import { StopSwitch } from "../../policies/access/stop.ts";
 import { okResult } from "../support/fake-executor.ts";
+import { tempState } from "../support/temp-state.ts";
 
 const REQUEST = {
   tenant: "t",
@@ -16,85 +17,99 @@ const REQUEST = {
   timeoutMs: 1000,
   scopes: ["exec" as const],
 };
+const JOB = { kind: "exec", request: { command: "true" } };
 
 function clock() {
   let t = 5_000_000;
   return { now: () => t, advance: (ms: number) => (t += ms) };
 }
 
+/** An approval store on a real state store (a temporary SQLite file), on the clock `c`. */
+function approvals(c = clock(), maxPendingPerTenant?: number) {
+  const { state, dataDir } = tempState({ now: c.now });
+  const store = new ApprovalStore({
+    records: state.approvals,
+    instanceId: "gw-1",
+    now: c.now,
+    ...(maxPendingPerTenant === undefined ? {} : { maxPendingPerTenant }),
+  });
+  return { store, state, dataDir, c };
+}
+
 describe("approvals", () => {
-  it("runs an approved job exactly once, however many approve it", async () => {
-    const c = clock();
-    const store = new ApprovalStore({ now: c.now });
-    let runs = 0;
-    const view = store.create(REQUEST, 60_000, async (id) => {
-      runs++;
-      return okResult(id, "ran");
-    });
-    expect(view.status).toBe("pending");
-    expect(store.list().map((v) => v.id)).toEqual([view.id]);
-    expect(store.approve(view.id, "admin")?.status).toBe("running");
-    expect(store.approve(view.id, "admin")?.status).toBe("running");
-    const done = await store.wait(view.id, 5000);
+  it("hands the held job to exactly one approve, however many approve it", async () => {
+    const { store } = approvals();
+    const view = await store.create(REQUEST, 60_000, JOB);
+    expect(view).toMatchObject({ status: "pending", scopes: ["exec"], reasons: ["network"] });
+    const id = view?.id ?? "";
+    expect((await store.list()).map((v) => v.id)).toEqual([id]);
+    const both = await Promise.all([store.approve(id, "admin"), store.approve(id, "other")]);
+    expect(both.map((o) => o?.view.status)).toEqual(["running", "running"]);
+    expect(both.filter((o) => o?.job !== undefined).map((o) => o?.job)).toEqual([JOB]);
+    const waiting = store.wait(id, 5000);
+    await store.finish(id, { result: okResult("exec-1", "ran") });
+    const done = await waiting;
     expect(done?.status).toBe("done");
     expect(done?.result?.stdout).toBe("ran");
-    expect(store.approve(view.id, "admin")?.status).toBe("done");
-    expect(store.deny(view.id, "admin")?.status).toBe("done");
-    expect(runs).toBe(1);
-    expect(store.list()).toEqual([]);
+    expect((await store.approve(id, "admin"))?.job).toBeUndefined();
+    expect((await store.deny(id, "admin"))?.status).toBe("done");
+    expect(await store.list()).toEqual([]);
   });
 
-  it("never runs a denied or expired job", async () => {
-    const c = clock();
-    const store = new ApprovalStore({ now: c.now });
-    let runs = 0;
-    const run = async (id: string) => {
-      runs++;
-      return okResult(id);
-    };
-    const denied = store.create(REQUEST, 60_000, run);
-    expect(store.deny(denied.id, "admin")?.status).toBe("denied");
-    expect(store.approve(denied.id, "admin")?.status).toBe("denied");
-    const expiring = store.create(REQUEST, 60_000, run);
+  it("never hands out a denied or expired job", async () => {
+    const { store, c } = approvals();
+    const denied = (await store.create(REQUEST, 60_000, JOB))?.id ?? "";
+    expect((await store.deny(denied, "admin"))?.status).toBe("denied");
+    expect(await store.approve(denied, "admin")).toMatchObject({ view: { status: "denied" } });
+    expect((await store.approve(denied, "admin"))?.job).toBeUndefined();
+    const expiring = (await store.create(REQUEST, 60_000, JOB))?.id ?? "";
     c.advance(60_000);
-    expect(store.get(expiring.id)?.status).toBe("expired");
-    expect(store.approve(expiring.id, "admin")?.status).toBe("expired");
-    expect(runs).toBe(0);
+    expect((await store.get(expiring))?.status).toBe("expired");
+    expect((await store.approve(expiring, "admin"))?.job).toBeUndefined();
   });
 
-  it("a waiter wakes when the approval is decided", async () => {
-    const store = new ApprovalStore();
-    const view = store.create(REQUEST, 60_000, async (id) => okResult(id));
-    const waiting = store.wait(view.id, 10_000);
-    store.deny(view.id, "admin");
+  it("a waiter wakes when the approval is decided; a short wait answers pending", async () => {
+    const { store } = approvals();
+    const id = (await store.create(REQUEST, 60_000, JOB))?.id ?? "";
+    const waiting = store.wait(id, 10_000);
+    const t0 = performance.now();
+    await store.deny(id, "admin");
     expect((await waiting)?.status).toBe("denied");
-    // A short wait on a pending approval answers "pending" when it runs out.
-    const other = store.create(REQUEST, 60_000, async (id) => okResult(id));
-    expect((await store.wait(other.id, 10))?.status).toBe("pending");
+    expect(performance.now() - t0).toBeLessThan(500);
+    const other = (await store.create(REQUEST, 60_000, JOB))?.id ?? "";
+    expect((await store.wait(other, 10))?.status).toBe("pending");
   });
 
-  it("a failed job reports its error code; finished approvals are forgotten after retainMs", async () => {
-    const c = clock();
-    const store = new ApprovalStore({ now: c.now, retainMs: 1000 });
-    const view = store.create(REQUEST, 60_000, async () => {
-      throw Object.assign(new Error("stopped by operator"), { code: "stopped" });
-    });
-    store.approve(view.id, "admin");
-    const failed = await store.wait(view.id, 5000);
+  it("a failed job keeps its error code", async () => {
+    const { store } = approvals();
+    const id = (await store.create(REQUEST, 60_000, JOB))?.id ?? "";
+    await store.approve(id, "admin");
+    await store.finish(id, { error: { code: "stopped", message: "stopped by operator" } });
+    const failed = await store.get(id);
     expect(failed?.status).toBe("failed");
     expect(failed?.error).toEqual({ code: "stopped", message: "stopped by operator" });
-    c.advance(1000);
-    expect(store.get(view.id)).toBeUndefined();
   });
 
-  it("cancels a tenant's pending approvals", () => {
-    const store = new ApprovalStore();
-    const a = store.create(REQUEST, 60_000, async (id) => okResult(id));
-    const b = store.create({ ...REQUEST, tenant: "u" }, 60_000, async (id) => okResult(id));
-    expect(store.cancelPending("t", "admin")).toBe(1);
-    expect(store.get(a.id)?.status).toBe("cancelled");
-    expect(store.get(b.id)?.status).toBe("pending");
-    expect(store.pendingCount("u")).toBe(1);
+  it("cancels a tenant's pending approvals; refuses past the pending limit", async () => {
+    const { store } = approvals(clock(), 2);
+    const a = (await store.create(REQUEST, 60_000, JOB))?.id ?? "";
+    const b = (await store.create({ ...REQUEST, tenant: "u" }, 60_000, JOB))?.id ?? "";
+    expect(await store.create(REQUEST, 60_000, JOB)).toBeDefined();
+    expect(await store.create(REQUEST, 60_000, JOB)).toBeUndefined();
+    expect(await store.cancelPending("t", "admin")).toBe(2);
+    expect((await store.get(a))?.status).toBe("cancelled");
+    expect((await store.get(b))?.status).toBe("pending");
+  });
+
+  it("a pending approval, and its job, are there again after a restart", async () => {
+    const c = clock();
+    const first = approvals(c);
+    const id = (await first.store.create(REQUEST, 60_000, JOB))?.id ?? "";
+    await first.state.close();
+    const { state } = tempState({ dataDir: first.dataDir, now: c.now });
+    const again = new ApprovalStore({ records: state.approvals, instanceId: "gw-1" });
+    expect(await again.get(id)).toMatchObject({ id, status: "pending", scopes: ["exec"] });
+    expect((await again.approve(id, "admin"))?.job).toEqual(JOB);
   });
 });
 
