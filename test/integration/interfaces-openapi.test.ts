@@ -60,7 +60,20 @@ describe("real responses validate against /openapi.json", () => {
     await raw("GET", "/docs");
     await raw("GET", "/docs/scalar.js");
     await client.profiles();
-    await client.exec({ profile: "shell", command: "echo hi > out.txt; echo done" });
+    const ran = await client.exec({ profile: "shell", command: "echo hi > out.txt; echo done" });
+    // Executions: read, listed, replayed; an async one started and cancelled; an ended one is 409.
+    await client.getExecution(ran.id);
+    await raw("GET", `/v1/executions/${ran.id}?wait=1`, {
+      headers: { authorization: `Bearer ${gw.key}` },
+    });
+    await client.listExecutions({ status: "done", limit: 5 });
+    for await (const _ of client.executionEvents(ran.id)) {
+      // drained: the checker saw the stream
+    }
+    const slow = await client.execAsync({ profile: "shell", command: "sleep 30" });
+    await client.cancelExecution(slow.id);
+    await client.cancelExecution(ran.id).catch(() => {});
+    await client.getExecution("nope").catch(() => {});
     const events: ExecEvent[] = [];
     for await (const e of client.execStream({ profile: "python", code: "print(1)" }))
       events.push(e);

@@ -1,10 +1,14 @@
 import { isUtf8 } from "node:buffer";
 import { describe, expect, it } from "vitest";
 import {
+  encodeEvent,
+  escapedSize,
   FrameRing,
+  freshFrames,
   incompleteTail,
   MAX_EVENT_BYTES,
   OutputEventEncoder,
+  OutputPieces,
 } from "../../api/output-events.ts";
 
 /** The data of each event, JSON-decoded, after checking the event is exactly what JSON.stringify makes. */
@@ -129,6 +133,45 @@ describe("OutputEventEncoder", () => {
       expect(whole(Buffer.from(text))).toBe(text);
     }
     expect(Math.max(...sizes)).toBeLessThanOrEqual(MAX_EVENT_BYTES);
+  });
+});
+
+describe("OutputPieces and encodeEvent (what an execution keeps, and its replay)", () => {
+  it("each piece makes exactly one event, with its id, within the bound; a replay re-encodes it the same", () => {
+    const next = random(7);
+    const pieces = new OutputPieces();
+    const kept: { piece: Buffer; size: number; seq: number }[] = [];
+    let seq = 0;
+    const keep = (piece: Buffer, size: number) =>
+      kept.push({ piece: Buffer.from(piece), size, seq: ++seq });
+    const parts: Buffer[] = [Buffer.alloc(200_000, 1), Buffer.from("é€😀".repeat(20_000))];
+    for (let n = 0; n < 500; n++) {
+      parts.push(
+        next(5) === 0
+          ? (INVALID[next(INVALID.length)] as Buffer)
+          : (PIECES[next(PIECES.length)] as Buffer),
+      );
+    }
+    const bytes = Buffer.concat(parts);
+    for (let at = 0; at < bytes.length; ) {
+      const size = 1 + next(70_000);
+      pieces.write(bytes.subarray(at, at + size), keep);
+      at += size;
+    }
+    pieces.end(keep);
+    const events = kept.map((k) => encodeEvent("stderr", k.piece, k.size, freshFrames, k.seq));
+    const texts: string[] = [];
+    events.forEach((event, i) => {
+      expect(event.length).toBeLessThanOrEqual(MAX_EVENT_BYTES);
+      const match = /^event: stderr\ndata: (.*)\nid: (\d+)\n\n$/s.exec(event.toString("utf8"));
+      expect(Number(match?.[2])).toBe(i + 1);
+      texts.push(JSON.parse(match?.[1] ?? "") as string);
+      // Read back from the store, a piece is encoded again from its bytes alone: the same event.
+      const piece = kept[i]?.piece as Buffer;
+      expect(escapedSize(piece)).toBe(kept[i]?.size);
+      expect(encodeEvent("stderr", piece, escapedSize(piece), freshFrames, i + 1)).toEqual(event);
+    });
+    expect(texts.join("")).toBe(bytes.toString("utf8"));
   });
 });
 
