@@ -183,10 +183,14 @@ function answerAgain(c: Context<AuthEnv>, answer: StoredAnswer, executions: Exec
   if (streamed !== undefined) {
     const stream = new EventStream(c);
     const { tenant } = c.get("caller");
-    return stream.respond(replay(executions, tenant, streamed, 0, stream.queue, c.req.raw.signal), {
-      location: `/v1/executions/${streamed}`,
-      "idempotent-replayed": "true",
-    });
+    const from = { after: 0, follow: true };
+    return stream.respond(
+      replay(executions, tenant, streamed, from, stream.queue, c.req.raw.signal),
+      {
+        location: `/v1/executions/${streamed}`,
+        "idempotent-replayed": "true",
+      },
+    );
   }
   const headers = new Headers(answer.headers);
   headers.set("idempotent-replayed", "true");

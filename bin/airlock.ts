@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `airlock` command: serve, exec, mcp, images build, doctor. Node runs this
+// The `airlock` command: serve, exec, logs, mcp, images build, doctor. Node runs this
 // .ts file directly, which it refuses to do under node_modules: use it from the
 // repository (npx airlock, npm link), not from an installed package.
 import { spawn } from "node:child_process";
@@ -9,6 +9,7 @@ const ROOT = join(import.meta.dirname, "..");
 const USAGE = `usage: airlock <command>
   serve               run the gateway (as npm start; configured by AIRLOCK_* variables)
   exec [options] CMD  run one operation against a gateway, streaming its output (airlock exec --help)
+  logs [-f] ID        an execution's output, replayed (and followed with -f) (airlock logs --help)
   mcp [--url --key]   an MCP server on stdio that forwards to a gateway (for desktop agent hosts)
   images build [--force] [name…]   build the sandbox images
   doctor              check the hardening airlock promises, as a table`;
@@ -34,6 +35,15 @@ switch (command) {
       break;
     }
     process.exitCode = await runExec(rest, process.env);
+    break;
+  }
+  case "logs": {
+    const { runLogs, USAGE_LOGS } = await import("../cli/logs.ts");
+    if (rest.includes("--help") || rest.includes("-h")) {
+      process.stdout.write(`${USAGE_LOGS}\n`);
+      break;
+    }
+    process.exitCode = await runLogs(rest, process.env);
     break;
   }
   case "mcp": {

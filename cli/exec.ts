@@ -7,6 +7,7 @@ import {
   AirlockApiError,
   type AirlockClient,
   type ApprovalPending,
+  ApprovalPendingError,
   createClient,
   type ExecInput,
   type ExecResult,
@@ -26,8 +27,10 @@ export const USAGE_EXEC = `usage: airlock exec [options] [--] <command…>
   --timeout MS       limits.timeoutMs
   --no-wait          when the policy holds the job for an admin's approval, print the
                      approval id on stdout and exit 75 instead of waiting for the decision
+  --detach           start the job and print its execution id on stdout (exit 0): it runs
+                     with no client; read it with \`airlock logs ID -f\`
 exit code: the sandbox's; timeout 124, oom 137, output_limit 125, workspace_full 123;
-killed by a signal N: 128+N; interrupted (Ctrl-C): 130; held for approval with --no-wait: 75;
+killed by a signal N: 128+N; interrupted (Ctrl-C): 130; held for approval with --no-wait or --detach: 75;
 airlock's own failure (usage, gateway error, approval denied or expired): 2`;
 
 /** The documented exit codes of statuses that carry no exit code of their own. */
@@ -87,6 +90,7 @@ export async function runExec(argv: string[], env: NodeJS.ProcessEnv): Promise<n
   }
   const controller = new AbortController();
   const interrupted = controller.signal;
+  let interruptedAt: number | undefined;
   try {
     const body = await buildBody(values, positionals);
     const client = createClient({
@@ -95,13 +99,27 @@ export async function runExec(argv: string[], env: NodeJS.ProcessEnv): Promise<n
         ? { apiKey: (values.key ?? env["AIRLOCK_KEY"]) as string }
         : {}),
     });
-    // Ctrl-C ends the request, and the gateway kills the job.
-    process.once("SIGINT", () => controller.abort());
     const { profile: _, ...rest } = body;
+    if (values.detach === true) return await detach(client, values.workspace, body);
+    // A streamed job outlives its connection: Ctrl-C cancels it, then ends the request.
+    let execution: string | undefined;
+    process.once("SIGINT", () => {
+      interruptedAt = Date.now();
+      const cancelled = execution === undefined ? undefined : client.cancelExecution(execution);
+      void Promise.resolve(cancelled)
+        .catch(() => undefined)
+        .finally(() => controller.abort());
+    });
+    const call = {
+      signal: controller.signal,
+      onExecution: (id: string) => {
+        execution = id;
+      },
+    };
     const events =
       values.workspace === undefined
-        ? client.execStream(body, { signal: controller.signal })
-        : client.workspaces.execStream(values.workspace, rest, { signal: controller.signal });
+        ? client.execStream(body, call)
+        : client.workspaces.execStream(values.workspace, rest, call);
     for await (const event of events) {
       if (event.type === "result") return finish(event.result);
       if (event.type === "approval") {
@@ -111,7 +129,8 @@ export async function runExec(argv: string[], env: NodeJS.ProcessEnv): Promise<n
     }
     return 2;
   } catch (err) {
-    if (interrupted.aborted) return 130; // as a shell reports Ctrl-C
+    // As a shell reports Ctrl-C (the stream may end, cancelled, before the request is aborted).
+    if (interrupted.aborted || interruptedAt !== undefined) return 130;
     if (err instanceof UsageError) {
       process.stderr.write(`airlock exec: ${err.message}\n${USAGE_EXEC}\n`);
     } else if (err instanceof AirlockApiError) {
@@ -123,8 +142,33 @@ export async function runExec(argv: string[], env: NodeJS.ProcessEnv): Promise<n
   }
 }
 
+/** --detach: starts the job with no client and prints its execution id (or a held job's approval id, exit 75). */
+async function detach(
+  client: AirlockClient,
+  workspace: string | undefined,
+  body: ExecInput,
+): Promise<number> {
+  const { profile: _, ...rest } = body;
+  try {
+    const started =
+      workspace === undefined
+        ? await client.execAsync(body)
+        : await client.workspaceExecAsync(workspace, rest);
+    process.stdout.write(`${started.id}\n`);
+    return 0;
+  } catch (err) {
+    if (!(err instanceof ApprovalPendingError)) throw err;
+    process.stderr.write(
+      `airlock: the policy holds this job for an admin's approval (${err.reasons.join(", ")}): ` +
+        `approval ${err.approvalId}, pending until ${err.expiresAt}\n`,
+    );
+    process.stdout.write(`${err.approvalId}\n`);
+    return APPROVAL_PENDING_EXIT;
+  }
+}
+
 /** The exit code of a result, after a line on stderr for a status that has none of its own. */
-function finish(r: ExecResult): number {
+export function finish(r: ExecResult): number {
   if (r.status !== "ok" && r.status !== "error") {
     process.stderr.write(`airlock: ${r.status}${r.signal === null ? "" : ` (${r.signal})`}\n`);
   }
@@ -182,6 +226,7 @@ function parse(argv: string[]) {
       stdin: { type: "boolean" },
       timeout: { type: "string" },
       "no-wait": { type: "boolean" },
+      detach: { type: "boolean" },
     },
   });
 }

@@ -118,22 +118,23 @@ export function executionMethods(transport: Transport) {
     /**
      * Its output as events, replayed from the start (or after `lastEventId`),
      * then live, then `result` or `end`; a failed execution throws its error.
-     * Stopping the iteration closes the stream; the job runs on.
+     * With `follow: false`, only what is kept so far (and how it ended, if it
+     * has). Stopping the iteration closes the stream; the job runs on.
      */
     executionEvents: (
       id: string,
-      options: { lastEventId?: number; signal?: AbortSignal } = {},
-    ): AsyncGenerator<ExecutionEvent, void, undefined> =>
-      readExecution(transport, id, options.lastEventId, options.signal),
+      options: { lastEventId?: number; follow?: boolean; signal?: AbortSignal } = {},
+    ): AsyncGenerator<ExecutionEvent, void, undefined> => readExecution(transport, id, options),
   };
 }
 
 async function* readExecution(
   transport: Transport,
   id: string,
-  lastEventId: number | undefined,
-  signal: AbortSignal | undefined,
+  options: { lastEventId?: number; follow?: boolean; signal?: AbortSignal },
 ): AsyncGenerator<ExecutionEvent, void, undefined> {
+  const { lastEventId, signal } = options;
+  const follow = options.follow ?? true;
   // Our own controller, so a consumer that stops iterating closes the stream.
   const controller = new AbortController();
   const onAbort = () => controller.abort(signal?.reason);
@@ -141,6 +142,7 @@ async function* readExecution(
   try {
     const res = await request(transport, "get", "/v1/executions/{id}/events", {
       path: { id },
+      query: { follow: follow ? "true" : "false" },
       accept: "text/event-stream",
       headers: lastEventId === undefined ? {} : { "last-event-id": String(lastEventId) },
       signal: controller.signal,
@@ -166,10 +168,13 @@ async function* readExecution(
         throw errorFromEvent(e.data);
       }
     }
-    throw new AirlockApiError(502, {
-      code: "internal",
-      message: "the event stream ended before the execution did",
-    });
+    // Not following, a running execution's stream ends after what is kept so far.
+    if (follow) {
+      throw new AirlockApiError(502, {
+        code: "internal",
+        message: "the event stream ended before the execution did",
+      });
+    }
   } finally {
     signal?.removeEventListener("abort", onAbort);
     controller.abort();

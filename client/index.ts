@@ -73,10 +73,19 @@ export interface ClientOptions {
 }
 
 export interface CallOptions {
-  /** Aborting it ends the request; for a running exec the gateway then kills the job. */
+  /**
+   * Aborting it ends the request; for a running exec answered as JSON the
+   * gateway then kills the job (a streamed one runs on: cancelExecution).
+   */
   signal?: AbortSignal;
   /** Sent as Idempotency-Key on a POST or PUT: a retry with the same key runs nothing twice. */
   idempotencyKey?: string;
+  /**
+   * A stream's execution id, as soon as the stream opens: closing the stream
+   * leaves the job running, so this is how to cancel it (cancelExecution) or
+   * follow it again (executionEvents).
+   */
+  onExecution?: (id: string) => void;
 }
 
 export type AirlockClient = ReturnType<typeof createClient>;
@@ -117,12 +126,14 @@ export function createClient(options: ClientOptions) {
     call: CallOptions = {},
   ): AsyncGenerator<ExecEvent, void, undefined> {
     // Our own controller, so a consumer that stops iterating closes the stream
-    // (and the gateway kills the job) even when it passed no signal.
+    // even when it passed no signal (the job runs on: see onExecution).
     const controller = new AbortController();
     const onAbort = () => controller.abort(call.signal?.reason);
     call.signal?.addEventListener("abort", onAbort, { once: true });
     try {
       const res = await open(controller.signal);
+      const location = res.headers.get("location");
+      if (location !== null) call.onExecution?.(location.slice(location.lastIndexOf("/") + 1));
       // Held for approval: nothing runs now, so there is no stream, only the id to wait on.
       if (res.status === 202) {
         yield { type: "approval", approval: (await res.json()) as ApprovalPending };

@@ -1504,7 +1504,10 @@ export interface paths {
   "/v1/executions/{id}/events": {
     /** Its output as Server-Sent Events: replayed from the start (or after Last-Event-ID), then live, then how it ended */
     get: {
-      parameters: { query?: never; path: {
+      parameters: { query?: {
+          /** false: send what is kept so far and end (with how it ended, if it has) */
+          follow?: "true" | "false" | undefined;
+        }; path: {
           /** the execution id (an exec result's id) */
           id: string;
         } };

@@ -48,20 +48,21 @@ export function endEvent(e: Execution): string {
 }
 
 /**
- * Writes the execution's events after `afterSeq` into `queue`, following it
- * until it ends; resolves with the last event (undefined when the client
- * left). A failure of the store once the stream is open becomes an `error` event.
+ * Writes the execution's events after `from.after` into `queue`, following
+ * it until it ends (unless `from.follow` is false: then what is kept so far);
+ * resolves with the last event (undefined when the client left). A failure of
+ * the store once the stream is open becomes an `error` event.
  */
 export async function replay(
   executions: Executions,
   tenant: string,
   id: string,
-  afterSeq: number,
+  from: { after: number; follow: boolean },
   queue: EventQueue,
   signal: AbortSignal,
 ): Promise<string | undefined> {
   try {
-    return await follow(executions, tenant, id, afterSeq, queue, signal);
+    return await follow(executions, tenant, id, from, queue, signal);
   } catch (err) {
     const error =
       err instanceof AirlockError
@@ -75,12 +76,12 @@ async function follow(
   executions: Executions,
   tenant: string,
   id: string,
-  afterSeq: number,
+  from: { after: number; follow: boolean },
   queue: EventQueue,
   signal: AbortSignal,
 ): Promise<string | undefined> {
   const max = executions.state.limits.maxOutputBytes;
-  let after = afterSeq;
+  let { after } = from;
   let toldDropped = 0;
   let quietSince = performance.now();
   for (;;) {
@@ -116,6 +117,11 @@ async function follow(
     if (isFinalExecutionStatus(execution.status)) {
       change.cancel();
       return (bounds.droppedBytes > 0 ? dropped(bounds, max) : "") + endEvent(execution);
+    }
+    // Not following: what is kept so far, and the stream ends without an end.
+    if (!from.follow) {
+      change.cancel();
+      return bounds.droppedBytes > 0 ? dropped(bounds, max) : undefined;
     }
     if (bounds.droppedBytes > 0 && toldDropped === 0) {
       queue.push(Buffer.from(dropped(bounds, max)));

@@ -17,10 +17,41 @@ import {
 
 const workspaceId = z.string().min(1).describe("the workspace id from create_workspace (ws_…)");
 
-/** workspace_exec's input: the workspace exec body plus which workspace. */
-export const WorkspaceExecToolInput = z
-  .strictObject({ workspace: workspaceId, ...ExecFields })
+/** `async` on exec and workspace_exec: start the job and answer with its execution at once. */
+const asyncField = {
+  async: z
+    .boolean()
+    .optional()
+    .describe(
+      "true: start the job and answer at once with its execution id, then wait for its result " +
+        "with get_execution (for a job longer than this client's request timeout)",
+    ),
+};
+
+/** exec's input: the exec body, and `async`. */
+export const ExecToolInput = z
+  .strictObject({ profile: ExecRequest.shape.profile, ...ExecFields, ...asyncField })
   .superRefine(oneOfCommandOrCode);
+
+/** workspace_exec's input: the workspace exec body plus which workspace, and `async`. */
+export const WorkspaceExecToolInput = z
+  .strictObject({ workspace: workspaceId, ...ExecFields, ...asyncField })
+  .superRefine(oneOfCommandOrCode);
+
+export const GetExecutionInput = z.strictObject({
+  id: z
+    .string()
+    .min(1)
+    .describe("the execution id that exec (async) answered with, or a result's id"),
+  waitSeconds: z
+    .number()
+    .min(0)
+    .max(60)
+    .default(50)
+    .describe(
+      "seconds to wait for it to end (at most 60; 0 looks once); keep it under the MCP client's request timeout",
+    ),
+});
 
 export const ReadFileInput = z.strictObject({
   workspace: workspaceId,
@@ -149,6 +180,29 @@ function execAnswer(result: ExecResult): CallToolResult {
   return { ...text(describeResult(result)), structuredContent: result };
 }
 
+/**
+ * An execution that has no result (yet): as a held job's answer, a tool error
+ * (the tools' output is the result) that tells the model what to do next;
+ * `_meta` carries the execution for programs.
+ */
+function noResultAnswer(e: {
+  id: string;
+  status: string;
+  error?: { message: string } | undefined;
+}) {
+  const next = `call get_execution with id "${e.id}"`;
+  const said =
+    e.status === "queued" || e.status === "running"
+      ? `execution ${e.id} is ${e.status} (not failed: it has no result yet). Do not send the job ` +
+        `again: ${next} to wait for its result.`
+      : `execution ${e.id} ended ${e.status} without a result${e.error === undefined ? "" : `: ${e.error.message}`}.`;
+  return {
+    isError: true,
+    content: [{ type: "text" as const, text: said }],
+    _meta: { "airlock/execution": { id: e.id, status: e.status } },
+  };
+}
+
 function isUtf8(bytes: Uint8Array): boolean {
   try {
     new TextDecoder("utf-8", { fatal: true }).decode(bytes);
@@ -169,12 +223,17 @@ export function createMcpServer(client: AirlockClient, version: string): McpServ
         "Runs one operation in a throwaway, network-less container (profile: shell, python, node). " +
         "Give `code` (with optional `language`) or `command`. Answers with the output, the exit " +
         "status and the files that changed in /workspace. If the policy holds the job for a " +
-        "human's approval, the answer says so with its approvalId: then use wait_approval.",
-      inputSchema: ExecRequest,
+        "human's approval, the answer says so with its approvalId: then use wait_approval. " +
+        "With async: true it answers at once with the job's execution id: then use get_execution.",
+      inputSchema: ExecToolInput,
       outputSchema: ExecResult,
     },
-    (args, extra) =>
-      tool(async () => execAnswer(await client.exec(args, { signal: extra.signal }))),
+    ({ async, ...args }, extra) =>
+      tool(async () =>
+        async === true
+          ? noResultAnswer(await client.execAsync(args, { signal: extra.signal }))
+          : execAnswer(await client.exec(args, { signal: extra.signal })),
+      ),
   );
 
   server.registerTool(
@@ -209,10 +268,37 @@ export function createMcpServer(client: AirlockClient, version: string): McpServ
       inputSchema: WorkspaceExecToolInput,
       outputSchema: ExecResult,
     },
-    ({ workspace, ...body }, extra) =>
+    ({ workspace, async, ...body }, extra) =>
       tool(async () =>
-        execAnswer(await client.workspaces.exec(workspace, body, { signal: extra.signal })),
+        async === true
+          ? noResultAnswer(
+              await client.workspaceExecAsync(workspace, body, { signal: extra.signal }),
+            )
+          : execAnswer(await client.workspaces.exec(workspace, body, { signal: extra.signal })),
       ),
+  );
+
+  server.registerTool(
+    "get_execution",
+    {
+      title: "Wait for a job's result",
+      description:
+        "For a job that exec or workspace_exec started with async: true (or any result's id): " +
+        "waits up to waitSeconds for it to end and answers with its result as exec would. " +
+        "Still running: call it again. Failed, cancelled or lost: says why there is no result.",
+      inputSchema: GetExecutionInput,
+      outputSchema: ExecResult,
+    },
+    ({ id, waitSeconds }, extra) =>
+      tool(async () => {
+        const e = await client.waitExecution(id, {
+          timeoutSeconds: waitSeconds,
+          signal: extra.signal,
+        });
+        return e.status === "done" && e.result !== undefined
+          ? execAnswer(e.result)
+          : noResultAnswer(e);
+      }),
   );
 
   server.registerTool(

@@ -75,6 +75,12 @@ const events = createRoute({
   security: BEARER,
   request: {
     params,
+    query: z.strictObject({
+      follow: z
+        .enum(["true", "false"])
+        .default("true")
+        .describe("false: send what is kept so far and end (with how it ended, if it has)"),
+    }),
     headers: z.object({
       "last-event-id": z
         .string()
@@ -163,9 +169,12 @@ export function executionRoutes(admission: Admission, executions: Executions) {
   app.openapi(events, async (c) => {
     const execution = await admitOn(c, "executions.events");
     const after = Number(c.req.valid("header")["last-event-id"] ?? 0);
+    const follow = c.req.valid("query").follow === "true";
     const stream = new EventStream(c);
     const signal = c.req.raw.signal;
-    return stream.respond(replay(executions, tenant(c), execution.id, after, stream.queue, signal));
+    return stream.respond(
+      replay(executions, tenant(c), execution.id, { after, follow }, stream.queue, signal),
+    );
   });
 
   app.openapi(cancel, async (c) => {

@@ -1,5 +1,6 @@
 // The `airlock` bin, spawned as a user would run it, against a real gateway:
-// its exit code is the sandbox's, output is streamed, --file and --workspace work.
+// its exit code is the sandbox's, output is streamed, --file and --workspace work;
+// --detach starts a job that `airlock logs -f` follows; Ctrl-C cancels a streamed job.
 import { spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -101,6 +102,54 @@ describe("airlock exec", () => {
     const bad = await airlock(["exec", "--profile", "nope", "true"]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("not_found (HTTP 404)");
+  });
+});
+
+describe("airlock exec --detach, airlock logs", () => {
+  it("--detach prints the execution id at once; logs -f follows it and exits with its code", async () => {
+    const detached = await airlock([
+      "exec",
+      "--detach",
+      "--",
+      "sh",
+      "-c",
+      "echo one; echo err >&2; sleep 1; echo two; exit 4",
+    ]);
+    expect(detached.code).toBe(0);
+    const id = detached.stdout.trim();
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    const followed = await airlock(["logs", "-f", id]);
+    expect(followed).toMatchObject({ code: 4, stdout: "one\ntwo\n", stderr: "err\n" });
+    // Ended: without -f it is the same.
+    expect(await airlock(["logs", id])).toMatchObject({ code: 4, stdout: "one\ntwo\n" });
+    const unknown = await airlock(["logs", "00000000-0000-0000-0000-000000000000"]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("not_found (HTTP 404)");
+  });
+
+  it("Ctrl-C on a streamed exec cancels its job (it would outlive the connection)", async () => {
+    const args = [BIN, "exec", "--", "sh", "-c", "echo started; sleep 60"];
+    const child = spawn(process.execPath, args, {
+      env: { ...process.env, AIRLOCK_URL: gw.url, AIRLOCK_KEY: gw.key },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
+    await new Promise<void>((resolve) =>
+      child.stdout.on("data", (d: Buffer) => {
+        if (d.toString().includes("started")) resolve();
+      }),
+    );
+    const started = performance.now();
+    child.kill("SIGINT");
+    expect(await exited).toBe(130);
+    const client = createClient({ baseUrl: gw.url, apiKey: gw.key });
+    const [latest] = (await client.listExecutions({ limit: 1 })).executions;
+    expect(latest?.status).toBe("cancelled");
+    for (;;) {
+      if ((await gw.leftovers()).containers === 0) break;
+      expect(performance.now() - started).toBeLessThan(30_000);
+      await new Promise((r) => setTimeout(r, 200));
+    }
   });
 });
 

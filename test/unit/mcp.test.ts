@@ -28,6 +28,7 @@ describe("MCP over Streamable HTTP", () => {
       "create_workspace",
       "delete_workspace",
       "exec",
+      "get_execution",
       "list_files",
       "read_file",
       "wait_approval",
@@ -38,8 +39,9 @@ describe("MCP over Streamable HTTP", () => {
     const fromZod = z.toJSONSchema(ExecRequest, { io: "input" }) as {
       properties: Record<string, unknown>;
     };
+    // The HTTP API's exec body, plus `async`.
     expect(Object.keys(exec?.inputSchema.properties ?? {}).sort()).toEqual(
-      Object.keys(fromZod.properties).sort(),
+      [...Object.keys(fromZod.properties), "async"].sort(),
     );
     expect(exec?.inputSchema.required).toEqual(["profile"]);
     const ws = tools.find((t) => t.name === "workspace_exec");
@@ -69,6 +71,39 @@ describe("MCP over Streamable HTTP", () => {
     expect(text).toContain("added out.txt (3 bytes)");
     expect(r.structuredContent).toMatchObject({ status: "ok", stdout: "42\n" });
     expect(executor.jobs[0]?.tenant).toBe("a");
+    await client.close();
+  });
+
+  it("exec with async: true answers with the execution at once; get_execution waits for its result", async () => {
+    const { client, executor } = await connect();
+    let finish: (() => void) | undefined;
+    executor.behaviour = (job, options) => {
+      options.onStart?.(job);
+      return new Promise((resolve) => {
+        finish = () => resolve(okResult(job.id, "late\n"));
+      });
+    };
+    const started = await client.callTool({
+      name: "exec",
+      arguments: { profile: "shell", command: "sleep 1", async: true },
+    });
+    const meta = started._meta?.["airlock/execution"] as { id: string; status: string };
+    expect(meta.status).toBe("queued");
+    const said = (started.content as { text: string }[])[0]?.text ?? "";
+    expect(said).toContain(`call get_execution with id "${meta.id}"`);
+    const running = await client.callTool({
+      name: "get_execution",
+      arguments: { id: meta.id, waitSeconds: 0 },
+    });
+    expect(running._meta?.["airlock/execution"]).toEqual({ id: meta.id, status: "running" });
+    setTimeout(() => finish?.(), 50);
+    const done = await client.callTool({
+      name: "get_execution",
+      arguments: { id: meta.id, waitSeconds: 10 },
+    });
+    expect(done.isError).toBeFalsy();
+    expect(done.structuredContent).toMatchObject({ id: meta.id, status: "ok", stdout: "late\n" });
+    expect(executor.jobs).toHaveLength(1);
     await client.close();
   });
 
