@@ -27,7 +27,6 @@ COPY api/ api/
 COPY state/ state/
 COPY executor/ executor/
 COPY policies/ policies/
-COPY state/ state/
 COPY images/ images/
 # The typed client: the MCP route calls the gateway through it.
 COPY client/ client/

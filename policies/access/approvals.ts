@@ -64,7 +64,7 @@ function viewOf(r: ApprovalRecord): ApprovalView {
     commandDigest: r.commandDigest,
     timeoutMs: r.timeoutMs,
     // Written by this file's create(): the request always carries its scopes.
-    scopes: (r as ApprovalRecord & { scopes?: Scope[] }).scopes ?? [],
+    scopes: (r.scopes ?? []) as Scope[],
     createdAt: r.createdAt,
     expiresAt: r.expiresAt,
   };
