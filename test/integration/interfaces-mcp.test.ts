@@ -41,12 +41,29 @@ describe("MCP over Streamable HTTP", () => {
       "create_workspace",
       "delete_workspace",
       "exec",
+      "get_execution",
       "list_files",
       "read_file",
       "wait_approval",
       "workspace_exec",
       "write_file",
     ]);
+  });
+
+  it("starts a long job with async: true and reads its result with get_execution", async () => {
+    const started = await client.callTool({
+      name: "exec",
+      arguments: { profile: "shell", command: "sleep 1; echo slow", async: true },
+    });
+    const execution = started._meta?.["airlock/execution"] as { id: string } | undefined;
+    const id = execution?.id ?? "";
+    expect(textOf(started)).toContain(`call get_execution with id "${id}"`);
+    const done = await client.callTool({
+      name: "get_execution",
+      arguments: { id, waitSeconds: 30 },
+    });
+    expect(done.isError).toBeFalsy();
+    expect(done.structuredContent).toMatchObject({ id, status: "ok", stdout: "slow\n" });
   });
 
   it("runs code in a sandbox and reports output, status and changed files", async () => {
