@@ -54,7 +54,6 @@ export async function streamJob(
 ): Promise<Response> {
   const stream = new EventStream(c);
   const started = await begin(stream.queue);
-  c.set("streamedExecution", started.id);
   let settled = false;
   const ended = () => {
     settled = true;
@@ -66,6 +65,8 @@ export async function streamJob(
       if (err instanceof AirlockError) throw err;
     });
   }
+  // The stream opens: an Idempotency-Key now stands for this execution (api/idempotency.ts).
+  c.set("streamedExecution", started.id);
   return stream.respond(lastEvent(started), { location: `/v1/executions/${started.id}` });
 }
 

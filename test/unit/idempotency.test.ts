@@ -182,6 +182,25 @@ describe("Idempotency-Key", () => {
     expect(executor.jobs).toHaveLength(1);
   });
 
+  it("a stream refused before it opened (429) is not kept: a retry runs", async () => {
+    const { app, executor } = fakeApp();
+    let refuse = true;
+    executor.behaviour = async (job) => {
+      if (refuse) {
+        refuse = false;
+        throw new AirlockError("busy", "the queue is full", { retryAfterSeconds: 1 });
+      }
+      return okResult(job.id, "ran\n");
+    };
+    const headers = withKey("stream-busy", { accept: "text/event-stream" });
+    expect((await post(app, EXEC, headers)).status).toBe(429);
+    const again = await post(app, EXEC, headers);
+    expect(again.status).toBe(200);
+    expect(again.headers.get("idempotent-replayed")).toBeNull();
+    expect(await again.text()).toContain("event: result");
+    expect(executor.jobs).toHaveLength(2);
+  });
+
   it("ignores the header on GET", async () => {
     const { app } = fakeApp();
     const res = await app.request("/v1/profiles", {
