@@ -19,6 +19,7 @@ import type { Scope } from "../../policies/access/schema.ts";
 import { decodeFiles, resolveJob } from "../../policies/resolve.ts";
 import type { Admission } from "../admission/admit.ts";
 import { note } from "../admission/audit.ts";
+import { workspaceLimits } from "../admission/job-policy.ts";
 import type { AuthEnv } from "../auth.ts";
 import { BEARER, errorResponses, json, raw, V1_ERRORS } from "../openapi.ts";
 import { jsonBody, optionalJsonBody, routesApp } from "../validate.ts";
@@ -184,10 +185,12 @@ export function workspaceRoutes(deps: WorkspaceRoutesOptions) {
       profile,
       createsWorkspace: true,
     });
+    // The policy's count quota is counted again as the volume is made (admission's count is not a reservation).
     const info = await store.create(
       tenant(c),
       body.profile ?? deps.defaultProfile,
       decodeFiles(body.files),
+      workspaceLimits(admission.access, tenant(c)),
     );
     return c.json(info, 201);
   });

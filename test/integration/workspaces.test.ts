@@ -535,6 +535,43 @@ describe("tenancy and limits", () => {
   });
 });
 
+describe("the workspace count under concurrency", () => {
+  it("ten concurrent creates with a limit of 2 make exactly 2; the other 8 are 429 quota_exceeded naming the limit", async () => {
+    const key = `race-tenant-key-${Date.now()}`;
+    const small = await startGateway({ workspacesPerTenant: 2, keys: { race: key } });
+    const call = (method: string, path: string, body?: unknown) =>
+      fetch(`${small.url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+    const made: string[] = [];
+    try {
+      const answers = await Promise.all(
+        Array.from({ length: 10 }, async () => {
+          const res = await call("POST", "/v1/workspaces", { profile: "shell" });
+          const body = (await res.json()) as { id?: string; error?: { message: string } };
+          if (body.id !== undefined) made.push(body.id);
+          return { status: res.status, body };
+        }),
+      );
+      const refused = answers.filter((a) => a.status === 429);
+      expect(made).toHaveLength(2);
+      expect(refused).toHaveLength(8);
+      for (const { body } of refused) {
+        expect(body).toMatchObject({
+          error: { code: "quota_exceeded", details: { limit: "workspaces per tenant", max: 2 } },
+        });
+        expect(body.error?.message).toContain("2 of 2 workspaces");
+      }
+    } finally {
+      for (const id of made)
+        expect((await call("DELETE", `/v1/workspaces/${id}`)).status).toBe(204);
+      await small.close();
+    }
+  });
+});
+
 describe("lifetime", () => {
   it("removes a workspace and its volume once idle past the TTL", async () => {
     const ttl = 4000;
