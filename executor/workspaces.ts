@@ -32,6 +32,7 @@ import {
   type WorkspaceLimit,
   type WorkspaceReservations,
 } from "./workspace-quota.ts";
+import { type SizeCap, sizeCapOf } from "./workspace-size.ts";
 import { WorkspaceUse } from "./workspace-ttl.ts";
 
 export {
@@ -236,10 +237,13 @@ export class WorkspaceStore {
     });
   }
 
+  /** The tenant's workspace size cap: the gateway's, or the tenant's own when smaller. */
+  sizeCap(tenant: string): SizeCap {
+    return sizeCapOf(this.deps.sizeCapBytes, this.deps.sizeCapFor?.(tenant));
+  }
+
   ref(ws: Workspace): WorkspaceRef {
-    const own = this.deps.sizeCapFor?.(ws.tenant);
-    const sizeCapBytes = Math.min(this.deps.sizeCapBytes, own ?? this.deps.sizeCapBytes);
-    return { id: ws.id, volume: ws.volume, sizeCapBytes };
+    return { id: ws.id, volume: ws.volume, sizeCapBytes: this.sizeCap(ws.tenant).bytes };
   }
 
   /** Runs the job that `build` resolves for the workspace, under its lock. */
@@ -285,6 +289,11 @@ export class WorkspaceStore {
         .remove(id)
         .catch((err: unknown) => this.deps.warn(`removing file container ${id}`, err));
     }
+  }
+
+  /** Logs a failure that leaves the answer as it is. */
+  warn(message: string, err: unknown): void {
+    this.deps.warn(message, err);
   }
 
   private async destroy(id: string): Promise<void> {

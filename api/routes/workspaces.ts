@@ -1,6 +1,7 @@
 // The workspace endpoints of DESIGN.md. A workspace belongs to the tenant whose
 // key made it; for any other key every endpoint answers 404.
 import { Readable } from "node:stream";
+import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import { createRoute } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { z } from "zod";
@@ -276,7 +277,9 @@ export function workspaceRoutes(deps: WorkspaceRoutesOptions) {
 
   app.openapi(importArchive, async (c) => {
     await admitOn(c, "archive.write", ["files.write"]);
-    const tar = Buffer.from(await c.req.arrayBuffer());
+    // Streamed: checked entry by entry as it arrives, never held whole (workspace-files.ts).
+    const body = c.req.raw.body;
+    const tar = body === null ? Readable.from([]) : Readable.fromWeb(body as NodeReadableStream);
     return c.json(await files.importTar(tenant(c), c.req.param("id"), tar));
   });
 
