@@ -1,7 +1,6 @@
 // createApp(deps): the whole HTTP surface. Request id, body limit, bearer auth,
 // routes, and the one place errors become responses.
 import { OpenAPIHono } from "@hono/zod-openapi";
-import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
 import type { Logger } from "pino";
 import { AirlockError } from "../core/errors.ts";
@@ -18,6 +17,7 @@ import { type Access, createAccess } from "./admission/access.ts";
 import { Admission } from "./admission/admit.ts";
 import { auditTrail } from "./admission/audit.ts";
 import { type AuthEnv, bearerAuth } from "./auth.ts";
+import { limitBodies } from "./body-limit.ts";
 import type { ApiKey } from "./config.ts";
 import { Executions, stateUnavailable } from "./executions/executions.ts";
 import { idempotency } from "./idempotency.ts";
@@ -107,18 +107,7 @@ export function createApp(deps: AppDeps) {
   );
   app.route("/", dashboardRoutes());
 
-  const limitBody = bodyLimit({
-    maxSize: deps.maxBodyBytes,
-    onError: () => {
-      throw new AirlockError(
-        "payload_too_large",
-        `the body is larger than ${deps.maxBodyBytes} bytes`,
-        {
-          details: { maxBytes: deps.maxBodyBytes },
-        },
-      );
-    },
-  });
+  const limitBody = limitBodies(deps.maxBodyBytes);
   for (const path of ["/v1/*", "/mcp", "/api/v2/*"]) app.use(path, limitBody);
   // Before authentication, so refused keys are audited too.
   app.use("/v1/*", auditTrail(access.deps.audit));

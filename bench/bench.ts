@@ -4,14 +4,17 @@
 // wait/remove). Prints a table and writes bench/results/<time>.json. Every loop
 // is bounded in count; all traffic stays on loopback and the local engine.
 import { execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Readable } from "node:stream";
 import { serve } from "@hono/node-server";
 import Dockerode from "dockerode";
 import { pino } from "pino";
+import { pack } from "tar-stream";
 import { createApp } from "../api/app.ts";
 import { hashKey } from "../api/config.ts";
 import { DockerodeClient } from "../executor/docker.ts";
@@ -24,10 +27,11 @@ const ROUNDS = Number(process.env["BENCH_ROUNDS"] ?? 20);
 // More jobs than the pool holds, so throughput is sustained, not a burst out of parked containers.
 const THROUGHPUT_JOBS = Number(process.env["BENCH_JOBS"] ?? 64);
 // BENCH_ONLY=diff runs the diff phase alone (it needs no baseline and loads the machine least);
-// BENCH_ONLY=rss runs the gateway-memory phase alone.
+// BENCH_ONLY=rss runs the gateway-memory phase alone; BENCH_ONLY=import the archive-import memory phase.
 const ONLY = process.env["BENCH_ONLY"];
 const KEY = "bench-key-0123456789abcdef";
 const docker = new Dockerode();
+const MIB = 1024 * 1024;
 const profiles = loadProfiles({ extraDir: join(import.meta.dirname, "profiles") });
 
 function percentile(sorted: number[], p: number): number {
@@ -152,17 +156,11 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/**
- * Starts the real gateway (node main.ts) with room for 16 jobs at once, streams
- * 100 MB from each of 16 jobs over SSE, and reads the gateway's peak RSS. The
- * warm pool is on, as by default: with it the 16 jobs stream at the same time
- * (cold starts spread them out, which flattered the figure by 20-40 MB).
- */
-async function measureStreamingRss() {
+/** The real gateway, as `npm start` runs it (its prestart, environment and node flags), without npm in between. */
+async function startMainGateway(env: Record<string, string>) {
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), "airlock-bench-rss-"));
   const root = join(import.meta.dirname, "..");
-  // Exactly what `npm start` runs (its prestart, environment and node flags), without npm in between.
   const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as {
     scripts: { start: string; prestart?: string };
   };
@@ -185,15 +183,20 @@ async function measureStreamingRss() {
       AIRLOCK_HOST: "127.0.0.1",
       AIRLOCK_API_KEYS: `bench:${KEY}`,
       AIRLOCK_PROFILES_DIR: join(import.meta.dirname, "profiles"),
-      AIRLOCK_INSTANCE_ID: `bench-rss-${process.pid}`,
       AIRLOCK_BUILD_IMAGES: "never",
-      AIRLOCK_CONCURRENCY: "16",
       AIRLOCK_LOG_LEVEL: "warn",
       AIRLOCK_DATA_DIR: dataDir,
+      ...env,
     },
   });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const url = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    child.kill("SIGTERM");
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 30_000))]);
+    if (child.exitCode === null) child.kill("SIGKILL");
+    rmSync(dataDir, { recursive: true, force: true });
+  };
   try {
     const until = Date.now() + 120_000;
     for (;;) {
@@ -206,55 +209,126 @@ async function measureStreamingRss() {
       if (Date.now() > until) throw new Error("the gateway under test did not start in 120 s");
       await new Promise((r) => setTimeout(r, 250));
     }
-    const pid = child.pid as number;
-    const atStart = memoryOf(pid);
-    let sampledPeak = atStart.rssMb;
-    const sampler = setInterval(() => {
-      sampledPeak = Math.max(sampledPeak, memoryOf(pid).rssMb);
-    }, 20);
-    const streamed = await Promise.all(
-      Array.from({ length: 16 }, async () => {
-        const res = await fetch(`${url}/v1/exec`, {
-          method: "POST",
-          headers: {
-            authorization: `Bearer ${KEY}`,
-            "content-type": "application/json",
-            accept: "text/event-stream",
-          },
-          body: JSON.stringify({
-            profile: "shell-bench",
-            command: "head -c 100000000 /dev/zero | tr '\\0' x",
-            limits: { outputBytes: 120_000_000, timeoutMs: 120_000 },
-          }),
-        });
-        if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
-        let bytes = 0;
-        const reader = (res.body as ReadableStream<Uint8Array>).getReader();
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) break;
-          bytes += value.length;
-        }
-        return bytes;
-      }),
-    );
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { url, pid: child.pid as number, stop };
+}
+
+/** Runs `work` while sampling the process's RSS; its peak (VmHWM included, so no peak between samples is missed) and idle RSS. */
+async function peakRssDuring<T>(pid: number, work: () => Promise<T>) {
+  const atStart = memoryOf(pid);
+  let sampledPeak = atStart.rssMb;
+  const sampler = setInterval(() => {
+    sampledPeak = Math.max(sampledPeak, memoryOf(pid).rssMb);
+  }, 20);
+  try {
+    const value = await work();
+    return { value, peakMb: Math.max(memoryOf(pid).peakMb, sampledPeak), startMb: atStart.rssMb };
+  } finally {
     clearInterval(sampler);
+  }
+}
+
+/**
+ * Starts the real gateway (node main.ts) with room for 16 jobs at once, streams
+ * 100 MB from each of 16 jobs over SSE, and reads the gateway's peak RSS. The
+ * warm pool is on, as by default: with it the 16 jobs stream at the same time
+ * (cold starts spread them out, which flattered the figure by 20-40 MB).
+ */
+async function measureStreamingRss() {
+  const gw = await startMainGateway({
+    AIRLOCK_INSTANCE_ID: `bench-rss-${process.pid}`,
+    AIRLOCK_CONCURRENCY: "16",
+  });
+  try {
+    const { value: streamed, ...rss } = await peakRssDuring(gw.pid, () =>
+      Promise.all(
+        Array.from({ length: 16 }, async () => {
+          const res = await fetch(`${gw.url}/v1/exec`, {
+            method: "POST",
+            headers: {
+              authorization: `Bearer ${KEY}`,
+              "content-type": "application/json",
+              accept: "text/event-stream",
+            },
+            body: JSON.stringify({
+              profile: "shell-bench",
+              command: "head -c 100000000 /dev/zero | tr '\\0' x",
+              limits: { outputBytes: 120_000_000, timeoutMs: 120_000 },
+            }),
+          });
+          if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
+          let bytes = 0;
+          const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+          for (;;) {
+            const { done, value } = await reader.read();
+            if (done) break;
+            bytes += value.length;
+          }
+          return bytes;
+        }),
+      ),
+    );
     // Each stream's events carry its 100 MB of output (and their framing): none was cut short.
     if (Math.min(...streamed) < 100_000_000) {
       throw new Error(`a stream ended early: ${Math.min(...streamed)} bytes of events`);
     }
-    const end = memoryOf(pid);
-    return {
-      // VmHWM: the kernel's own high-water mark, so no peak between samples is missed.
-      peakMb: Math.max(end.peakMb, sampledPeak),
-      startMb: atStart.rssMb,
-      sseBytesPerJob: Math.min(...streamed),
-    };
+    return { ...rss, sseBytesPerJob: Math.min(...streamed) };
   } finally {
-    child.kill("SIGTERM");
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 30_000))]);
-    if (child.exitCode === null) child.kill("SIGKILL");
-    rmSync(dataDir, { recursive: true, force: true });
+    await gw.stop();
+  }
+}
+
+/** A 30 MiB tar: 30 files of 1 MiB of random bytes. */
+async function thirtyMibTar(): Promise<Buffer> {
+  const tar = pack();
+  for (let i = 0; i < 30; i++) tar.entry({ name: `part-${i}.bin`, mode: 0o644 }, randomBytes(MIB));
+  tar.finalize();
+  const chunks: Buffer[] = [];
+  for await (const chunk of Readable.from(tar)) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/**
+ * Four concurrent `PUT /v1/workspaces/:id/archive` of 30 MiB each, into four
+ * workspaces, on a gateway of its own (node main.ts): its peak RSS.
+ */
+async function measureImportRss() {
+  const gw = await startMainGateway({ AIRLOCK_INSTANCE_ID: `bench-import-${process.pid}` });
+  const auth = { authorization: `Bearer ${KEY}` };
+  const ids: string[] = [];
+  try {
+    for (let i = 0; i < 4; i++) {
+      const res = await fetch(`${gw.url}/v1/workspaces`, {
+        method: "POST",
+        headers: { ...auth, "content-type": "application/json" },
+        body: JSON.stringify({ profile: "shell-bench" }),
+      });
+      ids.push(((await res.json()) as { id: string }).id);
+    }
+    const tar = await thirtyMibTar();
+    const { value: seconds, ...rss } = await peakRssDuring(gw.pid, async () => {
+      const t0 = performance.now();
+      await Promise.all(
+        ids.map(async (id) => {
+          const res = await fetch(`${gw.url}/v1/workspaces/${id}/archive`, {
+            method: "PUT",
+            headers: { ...auth, "content-type": "application/x-tar" },
+            body: tar,
+          });
+          if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
+          await res.arrayBuffer();
+        }),
+      );
+      return (performance.now() - t0) / 1000;
+    });
+    return { ...rss, tarMb: +(tar.length / MIB).toFixed(1), seconds: +seconds.toFixed(2) };
+  } finally {
+    for (const id of ids)
+      await fetch(`${gw.url}/v1/workspaces/${id}`, { method: "DELETE", headers: auth });
+    await gw.stop();
   }
 }
 
@@ -402,6 +476,7 @@ async function comparePhases(
   results["throughput"] = tp;
 
   await rssPhase(results, rows);
+  await importRssPhase(results, rows);
 }
 
 /**
@@ -419,10 +494,23 @@ async function rssPhase(results: Record<string, unknown>, rows: string[][]) {
   ]);
 }
 
+/** Gateway RSS during four concurrent 30 MiB archive imports, on a gateway of its own. */
+async function importRssPhase(results: Record<string, unknown>, rows: string[][]) {
+  const rss = await measureImportRss();
+  results["importRss"] = rss;
+  rows.push([
+    "gateway RSS, 4 x 30 MiB PUT archive",
+    `peak ${rss.peakMb} MB (idle ${rss.startMb} MB)`,
+    "",
+    `+${rss.peakMb - rss.startMb} MB over idle, ${rss.seconds} s`,
+  ]);
+}
+
 async function main() {
   const results: Record<string, unknown> = { when: new Date().toISOString(), rounds: ROUNDS };
   const rows: string[][] = [];
   if (ONLY === "rss") await rssPhase(results, rows);
+  else if (ONLY === "import") await importRssPhase(results, rows);
   else await gatewayPhases(results, rows);
   report(results, rows);
 }

@@ -10,7 +10,7 @@ import { DEFAULT_MANIFEST_CACHE_BYTES, ManifestCache } from "./manifest-cache.ts
 import { meterExecutor } from "./metered-executor.ts";
 import { WarmPool } from "./pool.ts";
 import { type StopReport, stoppable } from "./shutdown.ts";
-import { WorkspaceFiles } from "./workspace-files.ts";
+import { type ImportBounds, WorkspaceFiles } from "./workspace-files.ts";
 import { WorkspaceStore } from "./workspaces.ts";
 
 export interface GatewayCoreOptions {
@@ -32,6 +32,8 @@ export interface GatewayCoreOptions {
   workspaceSizeCapFor?: (tenant: string) => number | undefined;
   /** Entries allowed in one uploaded archive. */
   uploadMaxEntries?: number;
+  /** Archive imports streaming at once, and waiting (past that, 429 busy); default DEFAULT_IMPORT_BOUNDS. */
+  importBounds?: ImportBounds;
   /** Bound on the memory of the workspaces' manifest cache (estimated bytes); 0 turns it off. */
   manifestCacheBytes?: number;
   warn: (message: string, err: unknown) => void;
@@ -96,9 +98,11 @@ export function createGatewayCore(o: GatewayCoreOptions): GatewayCore {
     warn: o.warn,
     manifests,
   });
-  const files = new WorkspaceFiles(store, o.client, {
-    maxEntries: o.uploadMaxEntries ?? 100_000,
-    maxBytes: o.maxBodyBytes,
-  });
+  const files = new WorkspaceFiles(
+    store,
+    o.client,
+    { maxEntries: o.uploadMaxEntries ?? 100_000, maxBytes: o.maxBodyBytes },
+    o.importBounds,
+  );
   return { executor, stop: (graceMs) => graceful.stop(graceMs), pool, store, files, manifests };
 }

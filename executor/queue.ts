@@ -9,18 +9,22 @@ import { AirlockError } from "../core/errors.ts";
 export interface JobQueueOptions {
   concurrency: number;
   maxQueue: number;
+  /** What it queues, as the busy answer names it (default "job"). */
+  name?: string;
 }
 
 export class JobQueue {
   private readonly queue: PQueue;
   private readonly maxQueue: number;
   private readonly concurrency: number;
+  private readonly name: string;
   private averageMs = 1000;
 
   constructor(options: JobQueueOptions) {
     this.queue = new PQueue({ concurrency: options.concurrency });
     this.maxQueue = options.maxQueue;
     this.concurrency = options.concurrency;
+    this.name = options.name ?? "job";
   }
 
   get running(): number {
@@ -44,7 +48,7 @@ export class JobQueue {
       );
       throw new AirlockError(
         "busy",
-        `the job queue is full (${this.queue.size} waiting, limit ${this.maxQueue}); retry in about ${seconds} s`,
+        `the ${this.name} queue is full (${this.queue.size} waiting, limit ${this.maxQueue}); retry in about ${seconds} s`,
         {
           retryAfterSeconds: seconds,
           details: { waiting: this.queue.size, maxQueue: this.maxQueue },

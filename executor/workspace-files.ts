@@ -3,14 +3,16 @@
 // checked before use, and every directory on the way to it is checked not to be
 // a symlink, so no read or write follows a link out of /workspace. These run
 // under the workspace's lock, so nothing changes the tree between check and use.
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { PassThrough, Readable } from "node:stream";
 import { extract, pack } from "tar-stream";
 import { AirlockError } from "../core/errors.ts";
 import { parentDirs, safeRelativePath, WORKSPACE_DIR } from "../core/paths.ts";
 import { packFiles, parseOwner } from "./archive.ts";
 import { type ContainerClient, MODE_DIR, MODE_SYMLINK, type PathStat } from "./docker.ts";
-import { checkUpload, repack, type UploadLimits } from "./upload.ts";
+import { JobQueue } from "./queue.ts";
+import { type CheckedUpload, cleanTar, type UploadLimits } from "./upload.ts";
+import { assertWithinCap } from "./workspace-size.ts";
 import type { FileContent, Workspace, WorkspaceStore } from "./workspaces.ts";
 
 export interface FileEntry {
@@ -59,15 +61,33 @@ function notFound(path: string): AirlockError {
   });
 }
 
+/** How many archive imports stream at once, and how many more may wait (past that, 429 busy). */
+export interface ImportBounds {
+  concurrency: number;
+  maxQueue: number;
+}
+
+export const DEFAULT_IMPORT_BOUNDS: ImportBounds = { concurrency: 4, maxQueue: 16 };
+
 export class WorkspaceFiles {
   private readonly store: WorkspaceStore;
   private readonly client: ContainerClient;
   private readonly uploadLimits: UploadLimits;
+  private readonly imports: JobQueue;
 
-  constructor(store: WorkspaceStore, client: ContainerClient, uploadLimits: UploadLimits) {
+  constructor(
+    store: WorkspaceStore,
+    client: ContainerClient,
+    uploadLimits: UploadLimits,
+    importBounds: ImportBounds | undefined = DEFAULT_IMPORT_BOUNDS,
+  ) {
     this.store = store;
     this.client = client;
     this.uploadLimits = uploadLimits;
+    this.imports = new JobQueue({
+      ...(importBounds ?? DEFAULT_IMPORT_BOUNDS),
+      name: "archive import",
+    });
   }
 
   /** Everything under `dir` (the whole workspace when empty), symlinks reported as symlinks. */
@@ -170,46 +190,96 @@ export class WorkspaceFiles {
   }
 
   /**
-   * Replaces the workspace's contents with a checked archive: unpacked into a
-   * staging directory first, and swapped in only once the whole archive is
-   * out, so a failure leaves the workspace as it was.
+   * Replaces the workspace's contents with a checked archive, streamed: the
+   * upload is checked entry by entry as it arrives (upload.ts) and goes, clean,
+   * through the engine's archive API into a staging directory inside the
+   * workspace; only once the whole archive is in and checked is the staging
+   * directory swapped in. A refusal or a failure on the way drops the staging
+   * directory, so the workspace is as it was. The upload is read under the
+   * workspace's lock (a slow upload holds the workspace's other operations),
+   * and at most ImportBounds.concurrency imports stream at once.
    */
-  async importTar(
+  importTar(
     tenant: string,
     id: string,
-    tar: Buffer,
+    body: Readable,
   ): Promise<{ entries: number; bytes: number }> {
-    const upload = await checkUpload(tar, this.uploadLimits);
-    return this.store.operate(tenant, id, async (ws: Workspace) => {
-      const clean = await streamToBuffer(repack(upload, parseOwner(ws.profile.user)));
-      const result = await this.store.runSystem(ws, ["/bin/sh", "-c", REPLACE_SCRIPT], clean);
-      if (result.status !== "ok") {
-        throw new AirlockError(
-          "internal",
-          `the archive could not be unpacked; the workspace is unchanged: ${result.stderr.trim()}`,
-        );
-      }
-      return { entries: upload.entries.length, bytes: upload.bytes };
+    return this.imports.run(() =>
+      this.store.operate(tenant, id, async (ws: Workspace) => {
+        const stage = `.airlock-import-${randomBytes(8).toString("hex")}`;
+        const upload = await this.stageUpload(ws, body, stage);
+        const argv = ["/bin/sh", "-c", SWAP_SCRIPT, "sh", stage];
+        const result = await this.store.runSystem(ws, argv);
+        if (result.status !== "ok") {
+          throw new AirlockError(
+            "internal",
+            `swapping the imported archive in failed, and the workspace may hold part of each: ${result.stderr.trim()}`,
+          );
+        }
+        return { entries: upload.entries, bytes: upload.bytes };
+      }),
+    );
+  }
+
+  /** Streams the checked upload into /workspace/<stage>; on any failure, removes what got there and rethrows. */
+  private async stageUpload(ws: Workspace, body: Readable, stage: string): Promise<CheckedUpload> {
+    const cap = this.store.sizeCap(ws.tenant);
+    const clean = cleanTar(body, {
+      limits: this.uploadLimits,
+      owner: parseOwner(ws.profile.user),
+      under: stage,
+      // The archive replaces everything: its own bytes are what the workspace will hold.
+      checkHeld: (held) => assertWithinCap(ws.id, cap, 0, held),
     });
+    try {
+      return await this.store.withFileContainer(ws, async (cid) => {
+        // Whichever side failed first is the answer: a refused upload fails the
+        // put (its tar ends in an error), and an engine that stops reading stops the check.
+        let first: "upload" | "engine" | undefined;
+        const checked = clean.checked.catch((err: unknown) => {
+          first ??= "upload";
+          throw err;
+        });
+        const put = this.client.putArchive(cid, WORKSPACE_DIR, clean.tar).catch((err: unknown) => {
+          first ??= "engine";
+          clean.abort(err instanceof Error ? err : new Error(String(err)));
+          throw err;
+        });
+        const [upload, sent] = await Promise.allSettled([checked, put]);
+        if (upload.status === "fulfilled" && sent.status === "fulfilled") return upload.value;
+        throw first === "engine" || upload.status === "fulfilled"
+          ? (sent as PromiseRejectedResult).reason
+          : upload.reason;
+      });
+    } catch (err) {
+      if (clean.started()) await this.dropStage(ws, stage);
+      throw err;
+    }
+  }
+
+  private async dropStage(ws: Workspace, stage: string): Promise<void> {
+    const result = await this.store
+      .runSystem(ws, ["rm", "-rf", "--", `${WORKSPACE_DIR}/${stage}`])
+      .catch((err: unknown) => err);
+    if ((result as { status?: unknown }).status !== "ok") {
+      this.store.warn(`removing the staging directory ${stage} of ${ws.id}`, result);
+    }
   }
 }
 
-const REPLACE_SCRIPT = [
+/**
+ * Moves the staged entries ($1, a directory in /workspace) in place of the old
+ * contents. Not one atomic swap: a container killed in its middle can leave
+ * part of each (SECURITY.md says so); other operations wait for it (the lock).
+ * A staging directory an earlier failure left behind goes with the old contents.
+ */
+const SWAP_SCRIPT = [
   "set -eu",
   "cd /workspace",
-  "stage=$(mktemp -d /workspace/.airlock-staging.XXXXXX)",
-  'if ! tar -x -p -f - -C "$stage"; then rm -rf "$stage"; exit 3; fi',
-  'name=$(basename "$stage")',
-  'find . -mindepth 1 -maxdepth 1 ! -name "$name" -exec rm -rf -- {} +',
-  'find "$stage" -mindepth 1 -maxdepth 1 -exec mv -- {} . \\;',
-  'rmdir "$stage"',
+  'find . -mindepth 1 -maxdepth 1 ! -name "$1" -exec rm -rf -- {} +',
+  'find "$1" -mindepth 1 -maxdepth 1 -exec mv -- {} . \\;',
+  'rmdir "$1"',
 ].join("\n");
-
-async function streamToBuffer(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
 
 /** The bytes of the one file in an engine archive, streamed with backpressure. */
 function fileStream(archive: Readable): Readable {

@@ -26,7 +26,13 @@ import {
   volumeOf,
 } from "./workspace-labels.ts";
 import { WorkspaceLocks } from "./workspace-lock.ts";
-import { assertRoomForWorkspace } from "./workspace-quota.ts";
+import {
+  gatewayLimit,
+  LocalWorkspaceReservations,
+  type WorkspaceLimit,
+  type WorkspaceReservations,
+} from "./workspace-quota.ts";
+import { type SizeCap, sizeCapOf } from "./workspace-size.ts";
 import { WorkspaceUse } from "./workspace-ttl.ts";
 
 export {
@@ -65,6 +71,8 @@ export interface WorkspaceStoreDeps {
   now?: () => number;
   /** Forgets a workspace's manifest when the workspace goes. */
   manifests?: ManifestCache | undefined;
+  /** Where a tenant's workspace count is reserved (default: this process, workspace-quota.ts). */
+  reservations?: WorkspaceReservations | undefined;
 }
 
 interface Workspace {
@@ -80,23 +88,30 @@ export class WorkspaceStore {
   private readonly deps: WorkspaceStoreDeps;
   private readonly locks = new WorkspaceLocks();
   private readonly use: WorkspaceUse;
+  private readonly reservations: WorkspaceReservations;
 
   constructor(deps: WorkspaceStoreDeps) {
     this.deps = deps;
     this.use = new WorkspaceUse(deps.client, () => this.now());
+    this.reservations = deps.reservations ?? new LocalWorkspaceReservations(deps.client);
   }
 
   private now(): number {
     return this.deps.now?.() ?? Date.now();
   }
 
+  /**
+   * Makes a workspace of the tenant, under AIRLOCK_WORKSPACES_PER_TENANT and
+   * any other count `limits` (the policy's maxWorkspaces), reserved as one step
+   * with the volume's creation (workspace-quota.ts).
+   */
   async create(
     tenant: string,
     profileName: string,
     files: readonly JobFile[],
+    limits: readonly WorkspaceLimit[] = [],
   ): Promise<WorkspaceInfo> {
     const profile = lookupProfile(this.deps.profiles, profileName);
-    await assertRoomForWorkspace(this.deps.client, tenant, this.deps.maxPerTenant);
     const id = `ws_${randomBytes(13).toString("hex").slice(0, 20)}`;
     const createdAt = this.now();
     const ws: Workspace = {
@@ -107,13 +122,15 @@ export class WorkspaceStore {
       createdAt,
       ttlMs: this.deps.ttlMs,
     };
-    await this.deps.client.createVolume(ws.volume, {
-      [LABEL_WORKSPACE]: id,
-      [LABEL_TENANT]: tenant,
-      [LABEL_PROFILE]: profile.name,
-      [LABEL_CREATED]: String(createdAt),
-      [LABEL_TTL]: String(this.deps.ttlMs),
-    });
+    await this.reservations.reserve(tenant, [gatewayLimit(this.deps.maxPerTenant), ...limits], () =>
+      this.deps.client.createVolume(ws.volume, {
+        [LABEL_WORKSPACE]: id,
+        [LABEL_TENANT]: tenant,
+        [LABEL_PROFILE]: profile.name,
+        [LABEL_CREATED]: String(createdAt),
+        [LABEL_TTL]: String(this.deps.ttlMs),
+      }),
+    );
     try {
       // Mounting it once into a container of the profile's image gives the new
       // volume the image's /workspace owner; the files go in at the same time.
@@ -220,10 +237,13 @@ export class WorkspaceStore {
     });
   }
 
+  /** The tenant's workspace size cap: the gateway's, or the tenant's own when smaller. */
+  sizeCap(tenant: string): SizeCap {
+    return sizeCapOf(this.deps.sizeCapBytes, this.deps.sizeCapFor?.(tenant));
+  }
+
   ref(ws: Workspace): WorkspaceRef {
-    const own = this.deps.sizeCapFor?.(ws.tenant);
-    const sizeCapBytes = Math.min(this.deps.sizeCapBytes, own ?? this.deps.sizeCapBytes);
-    return { id: ws.id, volume: ws.volume, sizeCapBytes };
+    return { id: ws.id, volume: ws.volume, sizeCapBytes: this.sizeCap(ws.tenant).bytes };
   }
 
   /** Runs the job that `build` resolves for the workspace, under its lock. */
@@ -269,6 +289,11 @@ export class WorkspaceStore {
         .remove(id)
         .catch((err: unknown) => this.deps.warn(`removing file container ${id}`, err));
     }
+  }
+
+  /** Logs a failure that leaves the answer as it is. */
+  warn(message: string, err: unknown): void {
+    this.deps.warn(message, err);
   }
 
   private async destroy(id: string): Promise<void> {

@@ -15,7 +15,7 @@ import type { LoadedProfile } from "../../core/profile.ts";
 import type { ExecResult } from "../../core/schemas.ts";
 import type { ExecutorRunOptions } from "../../executor/executor.ts";
 import { JobCancelledError } from "../../executor/sandbox.ts";
-import { LABEL_TENANT, LABEL_WORKSPACE } from "../../executor/workspaces.ts";
+import { assertRoomForWorkspace, type WorkspaceLimit } from "../../executor/workspace-quota.ts";
 import type { QuotaRefusal } from "../../policies/access/quota.ts";
 import type { JobEntry } from "../../policies/access/running.ts";
 import type { Scope, TenantPolicy } from "../../policies/access/schema.ts";
@@ -252,17 +252,17 @@ function quotaError(tenant: string, r: QuotaRefusal): AirlockError {
   );
 }
 
-/** The tenant's workspace-count quota, before a workspace is made. */
-export async function admitNewWorkspace(access: Access, tenant: string): Promise<void> {
+/** The policy's limits on the tenant's workspace count (its quotas.maxWorkspaces), if any. */
+export function workspaceLimits(access: Access, tenant: string): WorkspaceLimit[] {
   const max = access.tenant(tenant).quotas.maxWorkspaces;
-  if (max === undefined) return;
-  const owned = await access.deps.client.listVolumes(`${LABEL_TENANT}=${tenant}`);
-  const count = owned.filter((v) => v.labels[LABEL_WORKSPACE] !== undefined).length;
-  if (count >= max) {
-    throw new AirlockError(
-      "quota_exceeded",
-      `quota maxWorkspaces reached: tenant ${tenant} has ${count} of ${max} workspaces; delete one first`,
-      { details: { limit: "maxWorkspaces", max, used: count }, retryAfterSeconds: 60 },
-    );
-  }
+  return max === undefined ? [] : [{ name: "maxWorkspaces", max }];
+}
+
+/**
+ * The tenant's workspace-count quota, before a workspace is made: an early
+ * refusal, by the same code (executor/workspace-quota.ts) that counts again,
+ * reserved with the volume's creation, when the store makes it.
+ */
+export async function admitNewWorkspace(access: Access, tenant: string): Promise<void> {
+  await assertRoomForWorkspace(access.deps.client, tenant, workspaceLimits(access, tenant));
 }

@@ -1,6 +1,7 @@
 // The workspace endpoints of DESIGN.md. A workspace belongs to the tenant whose
 // key made it; for any other key every endpoint answers 404.
 import { Readable } from "node:stream";
+import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import { createRoute } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { z } from "zod";
@@ -20,6 +21,7 @@ import { decodeFiles, resolveJob } from "../../policies/resolve.ts";
 import type { Admission } from "../admission/admit.ts";
 import { note } from "../admission/audit.ts";
 import type { JobBuilder } from "../admission/held-jobs.ts";
+import { workspaceLimits } from "../admission/job-policy.ts";
 import type { AuthEnv } from "../auth.ts";
 import type { Executions } from "../executions/executions.ts";
 import { BEARER, errorResponses, json, raw, V1_ERRORS } from "../openapi.ts";
@@ -187,10 +189,12 @@ export function workspaceRoutes(deps: WorkspaceRoutesOptions) {
       profile,
       createsWorkspace: true,
     });
+    // The policy's count quota is counted again as the volume is made (admission's count is not a reservation).
     const info = await store.create(
       tenant(c),
       body.profile ?? deps.defaultProfile,
       decodeFiles(body.files),
+      workspaceLimits(admission.access, tenant(c)),
     );
     return c.json(info, 201);
   });
@@ -261,7 +265,9 @@ export function workspaceRoutes(deps: WorkspaceRoutesOptions) {
 
   app.openapi(importArchive, async (c) => {
     await admitOn(c, "archive.write", ["files.write"]);
-    const tar = Buffer.from(await c.req.arrayBuffer());
+    // Streamed: checked entry by entry as it arrives, never held whole (workspace-files.ts).
+    const body = c.req.raw.body;
+    const tar = body === null ? Readable.from([]) : Readable.fromWeb(body as NodeReadableStream);
     return c.json(await files.importTar(tenant(c), c.req.param("id"), tar));
   });
 

@@ -22,6 +22,7 @@ const suffix = randomUUID().slice(0, 8);
 const T = {
   agent: `agent-${suffix}`,
   gated: `gated-${suffix}`,
+  few: `few-${suffix}`,
   spin: `spin-${suffix}`,
   ops: `ops-${suffix}`,
 };
@@ -32,6 +33,7 @@ const KEY = {
   gatedReader: `gated-reader-key-${randomUUID()}`,
   gatedRunner: `gated-runner-key-${randomUUID()}`,
   spin: `spin-key-${randomUUID()}`,
+  few: `few-key-${randomUUID()}`,
   admin: `admin-key-${randomUUID()}`,
 };
 const SECRET = `s3cret-${randomUUID()}`;
@@ -68,6 +70,10 @@ const POLICY = {
           rateLimits: { exec: { perMinute: 2 } },
         },
       ],
+    },
+    [T.few]: {
+      quotas: { maxWorkspaces: 2 },
+      keys: [{ id: "few", hash: keyHash(KEY.few), scopes: ["workspaces"] }],
     },
     [T.spin]: {
       quotas: { cpuSecondsPerHour: 1 },
@@ -191,6 +197,35 @@ describe("rate limits and quotas", () => {
     expect(await json(next)).toMatchObject({
       error: { code: "quota_exceeded", details: { limit: "cpuSecondsPerHour", max: 1 } },
     });
+  });
+});
+
+describe("the workspace-count quota under concurrency", () => {
+  it("ten concurrent creates against maxWorkspaces 2 make exactly 2, and 8 answers name the quota", async () => {
+    const made: string[] = [];
+    try {
+      const answers = await Promise.all(
+        Array.from({ length: 10 }, async () => {
+          const res = await gw.call(KEY.few, "POST", "/v1/workspaces", { profile: "shell" });
+          const body = await json<{ id?: string; error?: { message: string } }>(res);
+          if (body.id !== undefined) made.push(body.id);
+          return { status: res.status, body };
+        }),
+      );
+      const refused = answers.filter((a) => a.status === 429);
+      expect(made).toHaveLength(2);
+      expect(refused).toHaveLength(8);
+      for (const { body } of refused) {
+        expect(body).toMatchObject({
+          error: { code: "quota_exceeded", details: { limit: "maxWorkspaces", max: 2 } },
+        });
+        expect(body.error?.message).toContain("quota maxWorkspaces reached");
+      }
+    } finally {
+      for (const id of made) {
+        expect((await gw.call(KEY.few, "DELETE", `/v1/workspaces/${id}`)).status).toBe(204);
+      }
+    }
   });
 });
 

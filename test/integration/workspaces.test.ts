@@ -223,6 +223,91 @@ describe("archives", () => {
     },
   );
 
+  it("streams an import as it arrives, and answers 429 busy past the bound of imports in flight", async () => {
+    const bounded = await startGateway({
+      importBounds: { concurrency: 1, maxQueue: 0 },
+      maxBodyBytes: 64 * 1024,
+    });
+    const made: string[] = [];
+    try {
+      const mk = async () =>
+        (
+          (await (await bounded.post("/v1/workspaces", { profile: "shell" })).json()) as {
+            id: string;
+          }
+        ).id;
+      const [slow, other] = [await mk(), await mk()];
+      made.push(slow, other);
+      const tar = await makeTar([{ name: "data.txt", body: "streamed\n" }]);
+      // The first import's body comes in two halves; the second half waits for the go-ahead.
+      let send!: () => void;
+      const goAhead = new Promise<void>((resolve) => {
+        send = resolve;
+      });
+      const body = new ReadableStream<Uint8Array>({
+        async start(controller) {
+          controller.enqueue(tar.subarray(0, 512));
+          await goAhead;
+          controller.enqueue(tar.subarray(512));
+          controller.close();
+        },
+      });
+      const put = (id: string, b: Buffer | ReadableStream<Uint8Array>) =>
+        fetch(`${bounded.url}/v1/workspaces/${id}/archive`, {
+          method: "PUT",
+          headers: { authorization: `Bearer ${bounded.key}`, "content-type": "application/x-tar" },
+          body: b,
+          duplex: "half",
+        } as RequestInit);
+      const first = put(slow, body);
+      // The first is in flight (its body half read): the second has no slot and no room to wait.
+      await new Promise((r) => setTimeout(r, 1000));
+      const second = await put(other, tar);
+      expect(second.status).toBe(429);
+      expect(Number(second.headers.get("retry-after"))).toBeGreaterThan(0);
+      expect(await second.json()).toMatchObject({
+        error: { code: "busy", message: expect.stringContaining("archive import queue is full") },
+      });
+      send();
+      expect((await first).status).toBe(200);
+      const read = await fetch(`${bounded.url}/v1/workspaces/${slow}/files/content?path=data.txt`, {
+        headers: { authorization: `Bearer ${bounded.key}` },
+      });
+      expect(await read.text()).toBe("streamed\n");
+      expect((await put(other, tar)).status).toBe(200);
+      // A body of unknown length is counted as it streams in: past the limit, 413, the workspace as it was.
+      // (Empty files: their headers alone take the body past 64 KiB.)
+      const big = await makeTar(
+        Array.from({ length: 200 }, (_, i) => ({ name: `e${i}`, body: "" })),
+      );
+      const chunked = new ReadableStream<Uint8Array>({
+        start(controller) {
+          for (let at = 0; at < big.length; at += 8192)
+            controller.enqueue(big.subarray(at, at + 8192));
+          controller.close();
+        },
+      });
+      const over = await put(other, chunked);
+      expect(over.status).toBe(413);
+      expect(await over.json()).toMatchObject({
+        error: { code: "payload_too_large", details: { maxBytes: 64 * 1024 } },
+      });
+      const listing = await fetch(`${bounded.url}/v1/workspaces/${other}/files`, {
+        headers: { authorization: `Bearer ${bounded.key}` },
+      });
+      expect(((await listing.json()) as { path: string }[]).map((e) => e.path)).toEqual([
+        "data.txt",
+      ]);
+    } finally {
+      for (const id of made)
+        await fetch(`${bounded.url}/v1/workspaces/${id}`, {
+          method: "DELETE",
+          headers: { authorization: `Bearer ${bounded.key}` },
+        });
+      await bounded.close();
+    }
+  });
+
   it("rejects a body that is not a tar", async () => {
     const id = await newWorkspace({ profile: "shell" });
     const res = await call(
@@ -530,6 +615,43 @@ describe("tenancy and limits", () => {
         headers: { authorization: `Bearer ${soloKey}` },
       });
     } finally {
+      await small.close();
+    }
+  });
+});
+
+describe("the workspace count under concurrency", () => {
+  it("ten concurrent creates with a limit of 2 make exactly 2; the other 8 are 429 quota_exceeded naming the limit", async () => {
+    const key = `race-tenant-key-${Date.now()}`;
+    const small = await startGateway({ workspacesPerTenant: 2, keys: { race: key } });
+    const call = (method: string, path: string, body?: unknown) =>
+      fetch(`${small.url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+    const made: string[] = [];
+    try {
+      const answers = await Promise.all(
+        Array.from({ length: 10 }, async () => {
+          const res = await call("POST", "/v1/workspaces", { profile: "shell" });
+          const body = (await res.json()) as { id?: string; error?: { message: string } };
+          if (body.id !== undefined) made.push(body.id);
+          return { status: res.status, body };
+        }),
+      );
+      const refused = answers.filter((a) => a.status === 429);
+      expect(made).toHaveLength(2);
+      expect(refused).toHaveLength(8);
+      for (const { body } of refused) {
+        expect(body).toMatchObject({
+          error: { code: "quota_exceeded", details: { limit: "workspaces per tenant", max: 2 } },
+        });
+        expect(body.error?.message).toContain("2 of 2 workspaces");
+      }
+    } finally {
+      for (const id of made)
+        expect((await call("DELETE", `/v1/workspaces/${id}`)).status).toBe(204);
       await small.close();
     }
   });

@@ -25,6 +25,7 @@ import { createGatewayCore } from "../../executor/gateway.ts";
 import type { ManifestCache } from "../../executor/manifest-cache.ts";
 import { meterClient } from "../../executor/metered-client.ts";
 import type { WarmPool } from "../../executor/pool.ts";
+import type { ImportBounds } from "../../executor/workspace-files.ts";
 import type { WorkspaceStore } from "../../executor/workspaces.ts";
 import { PolicyHolder, parsePolicy } from "../../policies/access/load.ts";
 import { environmentPolicy } from "../../policies/access/schema.ts";
@@ -81,6 +82,8 @@ export interface GatewayOptions {
   /** The key of tenant "test" (to act as the same caller against a restarted gateway). */
   key?: string;
   uploadMaxEntries?: number;
+  /** Archive imports at once and waiting (executor/workspace-files.ts). */
+  importBounds?: ImportBounds;
   /** Warm pool size per profile; the pool is off unless poolMax > 0. */
   poolMin?: number;
   poolMax?: number;
@@ -148,6 +151,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
     ...(options.uploadMaxEntries === undefined
       ? {}
       : { uploadMaxEntries: options.uploadMaxEntries }),
+    ...(options.importBounds === undefined ? {} : { importBounds: options.importBounds }),
     poolMin: options.poolMin ?? 0,
     poolMax: options.poolMax ?? 0,
     workspaceSizeCapFor: (tenant) => access.workspaceBytes(tenant),

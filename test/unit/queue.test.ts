@@ -32,6 +32,16 @@ describe("JobQueue", () => {
     const refused = await busyError(queue.run(async () => {}));
     expect(refused.code).toBe("busy");
     expect(refused.message).toContain("limit 0");
+    expect(refused.message).toContain("the job queue is full");
+    // Another queue (archive imports) names itself.
+    const imports = new JobQueue({ concurrency: 1, maxQueue: 0, name: "archive import" });
+    const c = held();
+    const rc = imports.run(c.task);
+    expect((await busyError(imports.run(async () => {}))).message).toContain(
+      "the archive import queue is full",
+    );
+    c.release();
+    await rc;
     a.release();
     await ra;
     await expect(queue.run(async () => "ran")).resolves.toBe("ran");

@@ -1,14 +1,32 @@
+import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { AirlockError } from "../../core/errors.ts";
-import { checkUpload, repack } from "../../executor/upload.ts";
+import { type CheckedUpload, type CleanTarOptions, cleanTar } from "../../executor/upload.ts";
 import { WorkspaceLocks } from "../../executor/workspace-lock.ts";
 import { makeTar, readTar, type TarEntry } from "../support/tar.ts";
 
 const limits = { maxEntries: 10, maxBytes: 100 };
 
+/** The upload through cleanTar, its clean tar read as it comes: the counts and the tar, or the refusal. */
+async function clean(
+  entries: TarEntry[],
+  more: Partial<CleanTarOptions> = {},
+): Promise<{ upload: CheckedUpload; tar: Buffer }> {
+  const c = cleanTar(Readable.from([await makeTar(entries)]), {
+    limits,
+    owner: { uid: 1000, gid: 1000 },
+    under: "stage",
+    ...more,
+  });
+  const [tar, upload] = await Promise.allSettled([readAll(c.tar), c.checked]);
+  if (upload.status === "rejected") throw upload.reason;
+  if (tar.status === "rejected") throw tar.reason;
+  return { upload: upload.value, tar: tar.value };
+}
+
 async function problem(entries: TarEntry[]): Promise<string> {
   try {
-    await checkUpload(await makeTar(entries), limits);
+    await clean(entries);
   } catch (err) {
     expect(err).toBeInstanceOf(AirlockError);
     return (err as AirlockError).message;
@@ -16,25 +34,64 @@ async function problem(entries: TarEntry[]): Promise<string> {
   throw new Error("accepted");
 }
 
-describe("checkUpload", () => {
-  it("accepts files, directories and links inside, and re-packs them clean", async () => {
-    const upload = await checkUpload(
-      await makeTar([
-        { name: "./src/", type: "directory", mode: 0o700 },
-        { name: "./src/main.py", mode: 0o4755, body: "print(1)" },
-        { name: "src/alias.py", type: "symlink", linkname: "main.py" },
-        { name: "copy.py", type: "link", linkname: "src/main.py" },
-      ]),
-      limits,
-    );
-    expect(upload.bytes).toBe(8);
-    const back = await readTar(await readAll(repack(upload, { uid: 1000, gid: 1000 })));
-    expect(back.map((e) => [e.name, e.type, e.mode])).toEqual([
-      ["src/", "directory", 0o700],
-      ["src/main.py", "file", 0o755], // setuid bit stripped
-      ["src/alias.py", "symlink", 0o777],
-      ["copy.py", "link", 0o777],
+describe("cleanTar", () => {
+  it("accepts files, directories and links inside, and re-packs them clean under the staging directory", async () => {
+    const { upload, tar } = await clean([
+      { name: "./src/", type: "directory", mode: 0o700 },
+      { name: "./src/main.py", mode: 0o4755, body: "print(1)" },
+      { name: "src/alias.py", type: "symlink", linkname: "main.py" },
+      { name: "copy.py", type: "link", linkname: "src/main.py" },
     ]);
+    expect(upload).toEqual({ entries: 4, bytes: 8, heldBytes: 16 });
+    const back = await readTar(tar);
+    expect(back.map((e) => [e.name, e.type, e.mode, e.linkname])).toEqual([
+      ["stage/", "directory", 0o700, null],
+      ["stage/src/", "directory", 0o700, null],
+      ["stage/src/main.py", "file", 0o755, null], // setuid bit stripped
+      ["stage/src/alias.py", "symlink", 0o777, "main.py"],
+      ["stage/copy.py", "link", 0o777, "stage/src/main.py"],
+    ]);
+    expect(back[2]?.body).toBe("print(1)");
+  });
+
+  it("an empty archive still makes the staging directory (it replaces the workspace with nothing)", async () => {
+    const { upload, tar } = await clean([]);
+    expect(upload).toEqual({ entries: 0, bytes: 0, heldBytes: 0 });
+    expect((await readTar(tar)).map((e) => e.name)).toEqual(["stage/"]);
+  });
+
+  it("asks the caller about the bytes the workspace will hold after each file, and stops at its refusal", async () => {
+    const seen: number[] = [];
+    const refusal = new AirlockError("payload_too_large", "past the cap");
+    const entries = [
+      { name: "a", body: "12345" },
+      { name: "b", type: "link" as const, linkname: "a" },
+      { name: "c", body: "123456789" },
+      { name: "d", body: "never read" },
+    ];
+    await expect(
+      clean(entries, {
+        checkHeld: (held) => {
+          seen.push(held);
+          if (held > 12) throw refusal;
+        },
+      }),
+    ).rejects.toBe(refusal);
+    expect(seen).toEqual([5, 10, 19]);
+  });
+
+  it("streams a file through without holding it whole", async () => {
+    // Past the default high-water marks many times over: only a bounded buffer is in flight.
+    const big = Buffer.alloc(8 * 1024 * 1024, 7);
+    const c = cleanTar(Readable.from([await makeTar([{ name: "big.bin", body: big }])]), {
+      limits: { maxEntries: 10, maxBytes: 16 * 1024 * 1024 },
+      owner: { uid: 1000, gid: 1000 },
+      under: "s",
+    });
+    let bytes = 0;
+    for await (const chunk of c.tar) bytes += (chunk as Buffer).length;
+    expect(await c.checked).toMatchObject({ entries: 1, bytes: big.length });
+    expect(bytes).toBeGreaterThan(big.length);
   });
 
   it.each([
@@ -81,21 +138,28 @@ describe("checkUpload", () => {
   ] as [TarEntry[], string][])("rejects %j naming the entry", async (entries, message) => {
     const text = await problem(entries);
     expect(text).toContain(message);
-    expect(text).toContain("nothing was written");
+    expect(text).toContain("the workspace is unchanged");
   });
 });
 
 it("accepts chains of links that stay inside, whatever their order", async () => {
-  const upload = await checkUpload(
-    await makeTar([
-      { name: "alias", type: "symlink", linkname: "d/inner/.." },
-      { name: "d/inner", type: "symlink", linkname: "../e" },
-      { name: "e/f", body: "x" },
-      { name: "up", type: "symlink", linkname: "d/inner/../d" },
-    ]),
-    limits,
-  );
-  expect(upload.entries.map((e) => e.name)).toEqual(["alias", "d/inner", "e/f", "up"]);
+  const { upload, tar } = await clean([
+    { name: "alias", type: "symlink", linkname: "d/inner/.." },
+    { name: "d/inner", type: "symlink", linkname: "../e" },
+    { name: "e/f", body: "x" },
+    { name: "up", type: "symlink", linkname: "d/inner/../d" },
+  ]);
+  expect(upload.entries).toBe(4);
+  // Parents the archive leaves out come as entries of their own (the engine would make them as root).
+  expect((await readTar(tar)).map((e) => [e.name, e.mode])).toEqual([
+    ["stage/", 0o700],
+    ["stage/alias", 0o777],
+    ["stage/d/", 0o755],
+    ["stage/d/inner", 0o777],
+    ["stage/e/", 0o755],
+    ["stage/e/f", 0o644],
+    ["stage/up", 0o777],
+  ]);
 });
 
 async function readAll(stream: AsyncIterable<unknown>): Promise<Buffer> {

@@ -9,7 +9,12 @@ import {
   LABEL_WORKSPACE,
   volumeOf,
 } from "../../executor/workspace-labels.ts";
-import { assertRoomForWorkspace, countWorkspaces } from "../../executor/workspace-quota.ts";
+import {
+  assertRoomForWorkspace,
+  countWorkspaces,
+  gatewayLimit,
+  LocalWorkspaceReservations,
+} from "../../executor/workspace-quota.ts";
 import { WorkspaceUse } from "../../executor/workspace-ttl.ts";
 
 /** Volumes and their labels; a label filter is `key` or `key=value`, as the engine's. */
@@ -96,10 +101,48 @@ describe("the per-tenant workspace count", () => {
     workspace("ws_2", "t", 1);
     workspace("ws_3", "u", 1);
     expect(await countWorkspaces(client, "t")).toBe(2);
-    await assertRoomForWorkspace(client, "t", 3);
-    await expect(assertRoomForWorkspace(client, "t", 2)).rejects.toMatchObject({
+    await assertRoomForWorkspace(client, "t", [gatewayLimit(3)]);
+    await expect(assertRoomForWorkspace(client, "t", [gatewayLimit(2)])).rejects.toMatchObject({
       code: "quota_exceeded",
-      details: { limit: "workspaces per tenant", max: 2 },
+      details: { limit: "workspaces per tenant", max: 2, used: 2 },
     });
+  });
+
+  it("reserves the count with the create: ten at once against a limit of 2 make exactly 2", async () => {
+    const { all, client, workspace } = volumes();
+    workspace("ws_other", "u", 1);
+    // An engine that answers after a moment, as the real one does: every
+    // count would read 0 if nothing held it until the volume exists.
+    const slow = {
+      ...client,
+      listVolumes: async (filter: string) => {
+        await new Promise((r) => setTimeout(r, 5));
+        return client.listVolumes(filter);
+      },
+    } as ContainerClient;
+    const reservations = new LocalWorkspaceReservations(slow);
+    const limits = [gatewayLimit(5), { name: "maxWorkspaces", max: 2 }];
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 10 }, (_, i) =>
+        reservations.reserve("t", limits, async () => {
+          await new Promise((r) => setTimeout(r, 5));
+          workspace(`ws_${i}`, "t", 1);
+        }),
+      ),
+    );
+    expect(outcomes.filter((o) => o.status === "fulfilled")).toHaveLength(2);
+    const refused = outcomes.filter((o) => o.status === "rejected");
+    expect(refused).toHaveLength(8);
+    for (const r of refused) {
+      expect(r.reason).toMatchObject({
+        code: "quota_exceeded",
+        details: { limit: "maxWorkspaces", max: 2, used: 2 },
+        retryAfterSeconds: 60,
+      });
+    }
+    expect(await countWorkspaces(client, "t")).toBe(2);
+    // Another tenant's count is its own.
+    await reservations.reserve("u", limits, async () => workspace("ws_u2", "u", 1));
+    expect(all.has(volumeOf("ws_u2"))).toBe(true);
   });
 });
