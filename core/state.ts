@@ -308,6 +308,7 @@ export interface ApprovalRecords {
 export interface AuditRecord {
   time: string;
   requestId: string | null;
+  /** What was done: "exec", "workspace.exec", "files.read", "admin.stop", "approval.run", … */
   op: string;
   method: string;
   path: string;
@@ -317,12 +318,16 @@ export interface AuditRecord {
   scope: string | null;
   profile: string | null;
   workspace: string | null;
+  /** sha256 of the command (argv, code or language), so equal commands can be matched without showing them. */
   commandDigest: string | null;
+  /** The result's status (ok, timeout, …), pending_approval, or the error code. */
   status: string;
   httpStatus: number;
   exitCode: number | null;
   durationMs: number;
+  /** Bytes of the request body. */
   bytesIn: number | null;
+  /** Bytes of output: stdout + stderr of a job, the size of a file or archive read. */
   bytesOut: number | null;
   approvalId: string | null;
 }

@@ -3,43 +3,11 @@
 // who (tenant, key id — never the key), what (scope, profile, a digest of the
 // command — never the command, its env or its output) and how it ended.
 import { createHash } from "node:crypto";
+import type { AuditQuery, AuditRecord } from "../../core/state.ts";
 
-export interface AuditRecord {
-  time: string;
-  requestId: string | null;
-  /** What was done: "exec", "workspace.exec", "files.read", "admin.stop", "approval.run", … */
-  op: string;
-  method: string;
-  path: string;
-  tenant: string | null;
-  keyId: string | null;
-  /** The scopes the operation needed, comma-separated. */
-  scope: string | null;
-  profile: string | null;
-  workspace: string | null;
-  /** sha256 of the command (argv, code or language), so equal commands can be matched without showing them. */
-  commandDigest: string | null;
-  /** The result's status (ok, timeout, …), pending_approval, or the error code. */
-  status: string;
-  httpStatus: number;
-  exitCode: number | null;
-  durationMs: number;
-  /** Bytes of the request body. */
-  bytesIn: number | null;
-  /** Bytes of output: stdout + stderr of a job, the size of a file or archive read. */
-  bytesOut: number | null;
-  approvalId: string | null;
-}
-
-export interface AuditQuery {
-  tenant?: string | undefined;
-  scope?: string | undefined;
-  status?: string | undefined;
-  op?: string | undefined;
-  /** ISO time or epoch ms: records at or after it. */
-  since?: number | undefined;
-  limit?: number | undefined;
-}
+// The record and the query are the state store's (core/state.ts): one shape
+// for the ring here and the store's audit table.
+export type { AuditQuery, AuditRecord } from "../../core/state.ts";
 
 export function commandDigest(parts: {
   command?: string | readonly string[] | undefined;
