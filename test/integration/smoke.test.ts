@@ -15,8 +15,8 @@ const GVISOR_DIR = join(POLICIES_DIR, "gvisor");
 
 /** The optional tools each built-in image carries; the set is checked both ways. */
 const TOOLS: Record<string, readonly string[]> = {
-  "airlock/shell:1": [],
-  "airlock/python:1": ["python3"],
+  "airlock/shell:1": ["git"],
+  "airlock/python:1": ["python3", "pip", "git"],
   "airlock/node:1": ["node"],
 };
 const OPTIONAL = ["python3", "pip", "node", "git"];
