@@ -212,7 +212,9 @@ export function cleanTar(source: Readable, options: CleanTarOptions): CleanTar {
   const cut = (err?: Error) => {
     if (reading) ex.destroy(err ?? new Error("the upload ended before the archive did"));
   };
-  source.once("error", cut);
+  // `on`, not `once`: a body can fail more than once (an aborted request), and
+  // any failure after the check ended must not go unhandled.
+  source.on("error", cut);
   source.once("close", () => {
     if (!source.readableEnded) cut();
   });
