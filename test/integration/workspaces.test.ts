@@ -1,6 +1,7 @@
 // Workspaces against a real engine: state in a Docker volume, every operation
 // in its own throwaway container, tenant isolation, serialisation, TTL, restart.
 import { createHash } from "node:crypto";
+import { request } from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ExecResult } from "../../core/schemas.ts";
@@ -308,6 +309,40 @@ describe("archives", () => {
         });
       await bounded.close();
     }
+  });
+
+  it("an upload cut off half-way leaves the workspace as it was, and the gateway serving", async () => {
+    const id = await newWorkspace({
+      profile: "shell",
+      files: [{ path: "keep.txt", content: "kept" }],
+    });
+    const tar = await makeTar([
+      { name: "first.txt", body: "in before the cut" },
+      { name: "big.bin", body: Buffer.alloc(16 * 1024 * 1024, 9) },
+    ]);
+    const { port } = new URL(gw.url);
+    for (const chunked of [false, true]) {
+      // Half the body, then the connection is dropped.
+      await new Promise<void>((resolve) => {
+        const req = request({
+          host: "127.0.0.1",
+          port: Number(port),
+          method: "PUT",
+          path: `/v1/workspaces/${id}/archive`,
+          headers: {
+            authorization: `Bearer ${gw.key}`,
+            "content-type": "application/x-tar",
+            ...(chunked ? {} : { "content-length": String(tar.length) }),
+          },
+        });
+        req.on("error", () => resolve());
+        req.on("close", () => resolve());
+        req.write(tar.subarray(0, tar.length >> 1), () => setTimeout(() => req.destroy(), 300));
+      });
+    }
+    // The refused imports drop their staging directories under the workspace's lock.
+    const r = await exec(id, { command: "ls -A; cat keep.txt" });
+    expect(r).toMatchObject({ status: "ok", stdout: "keep.txt\nkept" });
   });
 
   it("rejects a body that is not a tar", async () => {
