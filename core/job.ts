@@ -15,8 +15,13 @@ export interface JobFile {
 export interface WorkspaceRef {
   id: string;
   volume: string;
-  /** Past this many bytes in /workspace after a run, the result is workspace_full. */
-  sizeCapBytes: number;
+  /**
+   * Past this many bytes in /workspace, the run is stopped (or, after it, its
+   * result is) workspace_full. None for the gateway's own operations on a
+   * workspace (deleting a file, swapping an import in): they are checked before
+   * they run, and must work on a full workspace.
+   */
+  sizeCapBytes?: number | undefined;
 }
 
 export interface Job {

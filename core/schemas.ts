@@ -112,7 +112,7 @@ export const ReturnedFile = z.object({
 });
 export type ReturnedFile = z.infer<typeof ReturnedFile>;
 
-/** workspace_full: the run left /workspace above its size cap (workspace jobs only). */
+/** workspace_full: the run took /workspace past its size cap, and was stopped there or left it so (workspace jobs only). */
 export const ExecStatus = z.enum([
   "ok",
   "error",

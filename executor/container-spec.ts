@@ -128,6 +128,44 @@ export function sameContainerLimits(a: Limits, b: Limits): boolean {
   return a.memoryMb === b.memoryMb && a.cpus === b.cpus && a.pids === b.pids;
 }
 
+/**
+ * The workspace meter's container (workspace-meter.ts): the profile's image,
+ * hardening, seccomp profile and runtime, the workspace's volume at
+ * /workspace, running `argv` (find and awk over /workspace) as the sandbox
+ * user, with small limits of its own. It runs beside a job, in a PID namespace
+ * of its own, so the job can neither signal it nor see it.
+ */
+export function meterContainerSpec(
+  profile: LoadedProfile,
+  ctx: SpecContext,
+  argv: string[],
+): ContainerSpec {
+  return {
+    Image: profile.image,
+    Cmd: argv,
+    Entrypoint: [],
+    User: profile.user,
+    Labels: jobLabels(ctx),
+    AttachStdout: true,
+    AttachStderr: true,
+    Tty: false,
+    NetworkDisabled: true,
+    HostConfig: {
+      // The profile's memory and pids (a gVisor sandbox needs room and threads
+      // for its own kernel), and a fraction of a CPU.
+      ...limitSettings({ ...profile.limits.default, cpus: 0.25 }),
+      NetworkMode: "none",
+      ReadonlyRootfs: true,
+      CapDrop: ["ALL"],
+      SecurityOpt: ["no-new-privileges:true", `seccomp=${profile.seccompJson}`],
+      Init: true,
+      Runtime: profile.runtime,
+      LogConfig: { Type: "none", Config: {} },
+      Mounts: [{ Type: "volume", Source: ctx.volume, Target: WORKSPACE_DIR }],
+    },
+  };
+}
+
 /** The limits a job may change on a started container (docker update), as the engine names them. */
 export function limitSettings(limits: Limits) {
   const memory = limits.memoryMb * MB;

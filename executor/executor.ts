@@ -11,6 +11,7 @@ import type { WarmPool } from "./pool.ts";
 import { JobQueue } from "./queue.ts";
 import { type ReapReport, reap } from "./reaper.ts";
 import { JobCancelledError, type RunOptions, runSandbox } from "./sandbox.ts";
+import type { WorkspaceMeter } from "./workspace-meter.ts";
 
 export interface ExecutorDeps {
   client: ContainerClient;
@@ -21,6 +22,8 @@ export interface ExecutorDeps {
   warn: (message: string, err: unknown) => void;
   pool?: WarmPool | undefined;
   manifests?: ManifestCache | undefined;
+  /** Watches workspace jobs' workspaces while they run (their size caps). */
+  meter?: WorkspaceMeter | undefined;
 }
 
 export interface ExecutorRunOptions extends RunOptions {
@@ -57,6 +60,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     warn: deps.warn,
     pool: deps.pool,
     manifests: deps.manifests,
+    meter: deps.meter,
   };
   return {
     async run(job, options = {}) {

@@ -11,6 +11,7 @@ import { meterExecutor } from "./metered-executor.ts";
 import { WarmPool } from "./pool.ts";
 import { type StopReport, stoppable } from "./shutdown.ts";
 import { type ImportBounds, WorkspaceFiles } from "./workspace-files.ts";
+import { WorkspaceMeter, type WorkspaceMeterDeps } from "./workspace-meter.ts";
 import { WorkspaceStore } from "./workspaces.ts";
 
 export interface GatewayCoreOptions {
@@ -34,6 +35,8 @@ export interface GatewayCoreOptions {
   uploadMaxEntries?: number;
   /** Archive imports streaming at once, and waiting (past that, 429 busy); default DEFAULT_IMPORT_BOUNDS. */
   importBounds?: ImportBounds;
+  /** When a run's workspace meter starts, and how often it reads (workspace-meter.ts defaults). */
+  meterTiming?: Pick<WorkspaceMeterDeps, "delayMs" | "periodMs">;
   /** Bound on the memory of the workspaces' manifest cache (estimated bytes); 0 turns it off. */
   manifestCacheBytes?: number;
   warn: (message: string, err: unknown) => void;
@@ -67,10 +70,18 @@ export function createGatewayCore(o: GatewayCoreOptions): GatewayCore {
         })
       : undefined;
   const manifests = new ManifestCache(o.manifestCacheBytes ?? DEFAULT_MANIFEST_CACHE_BYTES);
+  const meter = new WorkspaceMeter({
+    client: o.client,
+    instanceId: o.instanceId,
+    orphanGraceMs: o.orphanGraceMs,
+    warn: o.warn,
+    ...o.meterTiming,
+  });
   const graceful = stoppable(
     createExecutor({
       pool,
       manifests,
+      meter,
       client: o.client,
       instanceId: o.instanceId,
       concurrency: o.concurrency,
@@ -97,6 +108,7 @@ export function createGatewayCore(o: GatewayCoreOptions): GatewayCore {
     orphanGraceMs: o.orphanGraceMs,
     warn: o.warn,
     manifests,
+    meter,
   });
   const files = new WorkspaceFiles(
     store,

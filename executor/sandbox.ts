@@ -18,6 +18,7 @@ import { type RunOptions, type RunOutcome, runJob } from "./job-run.ts";
 import { JobWorkspace } from "./job-workspace.ts";
 import type { ManifestCache } from "./manifest-cache.ts";
 import type { Parked, WarmPool } from "./pool.ts";
+import type { MeterWatch, WorkspaceMeter } from "./workspace-meter.ts";
 
 export { JobCancelledError, type RunOptions, STREAMED_RESULT_BYTES } from "./job-run.ts";
 
@@ -40,6 +41,8 @@ export interface SandboxDeps {
   holdSlot?: ((work: Promise<void>) => void) | undefined;
   /** What this gateway last saw of each workspace, so a workspace job reads only what changed. */
   manifests?: ManifestCache | undefined;
+  /** Watches a workspace job's workspace while it runs, and stops it past its size cap. */
+  meter?: WorkspaceMeter | undefined;
 }
 
 const SIGNAL_NAMES = new Map<number, string>(
@@ -58,22 +61,29 @@ export async function runSandbox(
   const volume = parked?.volume ?? job.workspace?.volume ?? `airlock-${job.id}`;
   let containerId: string | undefined = parked?.id;
   let killUnconfirmed = false;
+  let watch: MeterWatch | undefined;
   try {
-    containerId = await readyContainer(deps, job, parked, volume);
-    const workspace = new JobWorkspace(deps, containerId, job);
+    const id = await readyContainer(deps, job, parked, volume);
+    containerId = id;
+    const workspace = new JobWorkspace(deps, id, job);
     await workspace.uploadOneShot();
-    const run = await runJob(
-      deps.client,
-      containerId,
-      job,
-      options,
-      parked?.stream,
-      workspace.prepare,
-    );
+    watch = watchSize(deps, job, id);
+    const { prepare } = workspace;
+    // The watch is armed as the job's code starts (its files are in by then).
+    const prepared =
+      prepare === undefined || watch === undefined
+        ? prepare
+        : async (listing: Parameters<typeof prepare>[0]) => {
+            await prepare(listing);
+            watch?.arm();
+          };
+    const run = await runJob(deps.client, id, job, options, parked?.stream, prepared);
+    await watch?.stop();
     killUnconfirmed = run.killUnconfirmed;
     const scan = await workspace.readAfter(run);
-    return resultOf(job, run, workspace.before, scan);
+    return resultOf(job, run, workspace.before, scan, watch?.tripped !== undefined);
   } finally {
+    await watch?.stop();
     // A parked container goes back to its pool to be removed: a removal the
     // engine refuses (it is restarting) is retried there, not left to the reaper.
     const cleanup =
@@ -114,11 +124,32 @@ async function readyContainer(
   return parked.id;
 }
 
+/**
+ * A workspace job with a size cap is watched while it runs (workspace-meter.ts):
+ * past the cap, its container is killed, and it ends workspace_full.
+ */
+function watchSize(deps: SandboxDeps, job: Job, containerId: string): MeterWatch | undefined {
+  const cap = job.workspace?.sizeCapBytes;
+  if (deps.meter === undefined || job.workspace === undefined || cap === undefined) return;
+  return deps.meter.watch(
+    job.profile,
+    job.workspace.volume,
+    cap,
+    job.limits.timeoutMs,
+    () =>
+      void deps.client
+        .kill(containerId)
+        .catch((err: unknown) => deps.warn(`stopping ${job.id} past its workspace cap`, err)),
+  );
+}
+
 function resultOf(
   job: Job,
   run: RunOutcome,
   before: Map<string, BeforeEntry>,
   scan: ScanResult,
+  /** The meter stopped the run past its workspace's size cap. */
+  full: boolean,
 ): ExecResult {
   const outcome = computeDiff(before, scan.entries, {
     patchMaxBytes: job.profile.diff.patchMaxBytes,
@@ -126,10 +157,10 @@ function resultOf(
     returnFiles: job.returnFiles,
     truncated: scan.truncated,
   });
-  const killed = run.killedFor !== undefined;
+  const killed = run.killedFor !== undefined || full;
   return {
     id: job.id,
-    status: statusOf(job, run, scan),
+    status: full ? "workspace_full" : statusOf(job, run, scan),
     exitCode: killed ? null : run.exitCode,
     signal: killed ? "SIGKILL" : signalOf(run.exitCode),
     stdout: run.stdout.toString(),

@@ -200,6 +200,10 @@ export interface CleanTar {
 export function cleanTar(source: Readable, options: CleanTarOptions): CleanTar {
   const out = pack();
   const ex = extract();
+  // Their failures reach the caller through `checked` and `tar`'s reader; an
+  // 'error' event with no listener left (the reader gone first) would throw.
+  out.on("error", () => undefined);
+  ex.on("error", () => undefined);
   let started = false;
   // The staging directory first, when the first entry is ready (an empty archive makes it at the end).
   const begin = () => {
@@ -212,7 +216,9 @@ export function cleanTar(source: Readable, options: CleanTarOptions): CleanTar {
   const cut = (err?: Error) => {
     if (reading) ex.destroy(err ?? new Error("the upload ended before the archive did"));
   };
-  source.once("error", cut);
+  // `on`, not `once`: a body can fail more than once (an aborted request), and
+  // any failure after the check ended must not go unhandled.
+  source.on("error", cut);
   source.once("close", () => {
     if (!source.readableEnded) cut();
   });
@@ -297,6 +303,8 @@ async function copyEntry(
   });
   written.catch(() => undefined);
   if (sink === undefined) throw new Error("tar-stream made no entry stream");
+  // Its failure comes through `written`; destroyed with the tar, it must not throw.
+  sink.on("error", () => undefined);
   for await (const chunk of entry) {
     if (!sink.write(chunk as Buffer)) await once(sink, "drain");
   }

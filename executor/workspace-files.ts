@@ -5,6 +5,7 @@
 // under the workspace's lock, so nothing changes the tree between check and use.
 import { createHash, randomBytes } from "node:crypto";
 import { PassThrough, Readable } from "node:stream";
+import { finished } from "node:stream/promises";
 import { extract, pack } from "tar-stream";
 import { AirlockError } from "../core/errors.ts";
 import { parentDirs, safeRelativePath, WORKSPACE_DIR } from "../core/paths.ts";
@@ -138,10 +139,12 @@ export class WorkspaceFiles {
     });
   }
 
+  /** Writes a file, refused (413) when it would take the workspace past its size cap. */
   async write(tenant: string, id: string, raw: string, content: Buffer) {
     const path = safeRelativePath(raw, "path");
-    return this.store.operate(tenant, id, (ws) =>
-      this.store.withFileContainer(ws, async (cid) => {
+    return this.store.operate(tenant, id, async (ws) => {
+      const before = await this.store.sizeOf(ws);
+      return this.store.withFileContainer(ws, async (cid) => {
         const stat = await statInside(this.client, cid, path);
         if (stat !== undefined && kindOf(stat) !== "file") {
           throw new AirlockError(
@@ -149,18 +152,21 @@ export class WorkspaceFiles {
             `${path} is a ${kindOf(stat)}; only a file can be replaced`,
           );
         }
+        const after = before - (stat?.size ?? 0) + content.length;
+        assertWithinCap(`workspace ${ws.id}`, this.store.sizeCap(ws.tenant), before, after);
         await this.client.putArchive(
           cid,
           WORKSPACE_DIR,
           packFiles([{ path, content, mode: 0o644 }], parseOwner(ws.profile.user)),
         );
+        this.store.setSize(ws, after);
         return {
           path,
           size: content.length,
           sha256: createHash("sha256").update(content).digest("hex"),
         };
-      }),
-    );
+      });
+    });
   }
 
   async remove(tenant: string, id: string, raw: string): Promise<void> {
@@ -199,7 +205,23 @@ export class WorkspaceFiles {
    * workspace's lock (a slow upload holds the workspace's other operations),
    * and at most ImportBounds.concurrency imports stream at once.
    */
-  importTar(
+  async importTar(
+    tenant: string,
+    id: string,
+    body: Readable,
+  ): Promise<{ entries: number; bytes: number }> {
+    try {
+      return await this.importUnder(tenant, id, body);
+    } catch (err) {
+      // The rest of a refused upload is read and dropped (it is within the body
+      // limit), so that the client, still sending, gets the answer: a server
+      // that closes mid-upload leaves many clients with a broken pipe instead.
+      await discardRest(body);
+      throw err;
+    }
+  }
+
+  private importUnder(
     tenant: string,
     id: string,
     body: Readable,
@@ -229,7 +251,7 @@ export class WorkspaceFiles {
       owner: parseOwner(ws.profile.user),
       under: stage,
       // The archive replaces everything: its own bytes are what the workspace will hold.
-      checkHeld: (held) => assertWithinCap(ws.id, cap, 0, held),
+      checkHeld: (held) => assertWithinCap(`workspace ${ws.id}`, cap, 0, held),
     });
     try {
       return await this.store.withFileContainer(ws, async (cid) => {
@@ -265,6 +287,14 @@ export class WorkspaceFiles {
       this.store.warn(`removing the staging directory ${stage} of ${ws.id}`, result);
     }
   }
+}
+
+/** Reads what is left of a body and drops it; settles when it has ended, failed or closed. */
+async function discardRest(body: Readable): Promise<void> {
+  if (body.readableEnded || body.destroyed) return;
+  body.on("error", () => undefined);
+  body.resume();
+  await finished(body).catch(() => undefined);
 }
 
 /**

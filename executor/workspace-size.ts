@@ -30,6 +30,7 @@ export function sizeCapOf(gatewayBytes: number, tenantBytes: number | undefined)
 
 /** payload_too_large unless a workspace of `before` bytes may become `after` bytes under `cap`. */
 export function assertWithinCap(
+  /** What the message calls it: "workspace ws_…", "the new workspace". */
   workspace: string,
   cap: SizeCap,
   before: number,
@@ -38,7 +39,7 @@ export function assertWithinCap(
   if (after <= cap.bytes || after <= before) return;
   throw new AirlockError(
     "payload_too_large",
-    `this write would take workspace ${workspace} to ${after} bytes, past its size cap of ${cap.bytes} bytes (${cap.setting}); delete files first`,
+    `this write would take ${workspace} to ${after} bytes, past its size cap of ${cap.bytes} bytes (${cap.setting}); delete files first`,
     { details: { limit: cap.setting, max: cap.bytes, bytes: after } },
   );
 }

@@ -3,7 +3,8 @@
 // workspace, each in its own throwaway container, one at a time per workspace
 // in arrival order. How a workspace is labelled is workspace-labels.ts's; when
 // it was last used and the sweep of idle ones, workspace-ttl.ts's; how many a
-// tenant may have, workspace-quota.ts's.
+// tenant may have, workspace-quota.ts's; how big one may grow, workspace-size.ts's
+// (and its meter, workspace-meter.ts).
 import { randomBytes } from "node:crypto";
 import type { Readable } from "node:stream";
 import { finished } from "node:stream/promises";
@@ -26,13 +27,14 @@ import {
   volumeOf,
 } from "./workspace-labels.ts";
 import { WorkspaceLocks } from "./workspace-lock.ts";
+import type { WorkspaceMeter } from "./workspace-meter.ts";
 import {
   gatewayLimit,
   LocalWorkspaceReservations,
   type WorkspaceLimit,
   type WorkspaceReservations,
 } from "./workspace-quota.ts";
-import { type SizeCap, sizeCapOf } from "./workspace-size.ts";
+import { assertWithinCap, type SizeCap, sizeCapOf } from "./workspace-size.ts";
 import { WorkspaceUse } from "./workspace-ttl.ts";
 
 export {
@@ -73,6 +75,8 @@ export interface WorkspaceStoreDeps {
   manifests?: ManifestCache | undefined;
   /** Where a tenant's workspace count is reserved (default: this process, workspace-quota.ts). */
   reservations?: WorkspaceReservations | undefined;
+  /** Measures a workspace whose size this gateway does not know (before a file write). */
+  meter: Pick<WorkspaceMeter, "measure">;
 }
 
 interface Workspace {
@@ -89,6 +93,18 @@ export class WorkspaceStore {
   private readonly locks = new WorkspaceLocks();
   private readonly use: WorkspaceUse;
   private readonly reservations: WorkspaceReservations;
+  /**
+   * Each workspace's size as this gateway last knew it for sure (what a
+   * listing adds up), read and written under the workspace's lock; absent when
+   * it does not know (a restart, an operation that failed), and then measured.
+   * This gateway's alone: with several gateways on one engine, a write
+   * through another one makes it stale until this gateway's next run on that
+   * workspace (which tells the size again), so a write here can take the
+   * workspace past its cap by what the other wrote meanwhile. The running
+   * meter and the check after each run still hold. The Replicas issue's shared
+   * state is where one size for all gateways would go.
+   */
+  private readonly sizes = new Map<string, number>();
 
   constructor(deps: WorkspaceStoreDeps) {
     this.deps = deps;
@@ -112,6 +128,8 @@ export class WorkspaceStore {
     limits: readonly WorkspaceLimit[] = [],
   ): Promise<WorkspaceInfo> {
     const profile = lookupProfile(this.deps.profiles, profileName);
+    const bytes = files.reduce((sum, f) => sum + f.content.length, 0);
+    assertWithinCap("the new workspace", this.sizeCap(tenant), 0, bytes);
     const id = `ws_${randomBytes(13).toString("hex").slice(0, 20)}`;
     const createdAt = this.now();
     const ws: Workspace = {
@@ -150,6 +168,7 @@ export class WorkspaceStore {
       throw err;
     }
     this.use.created(id, createdAt);
+    this.sizes.set(id, bytes);
     return this.info(ws, createdAt);
   }
 
@@ -208,6 +227,10 @@ export class WorkspaceStore {
       }
       try {
         return await op(ws);
+      } catch (err) {
+        // Whatever it got to do is unknown now.
+        this.sizes.delete(ws.id);
+        throw err;
       } finally {
         await this.use
           .touch(ws.id, ws.ttlMs)
@@ -246,6 +269,39 @@ export class WorkspaceStore {
     return { id: ws.id, volume: ws.volume, sizeCapBytes: this.sizeCap(ws.tenant).bytes };
   }
 
+  /**
+   * The workspace's size now (under its lock): as this gateway last knew it,
+   * or measured by a meter container. payload_too_large when it cannot be
+   * measured (a directory its sandbox user cannot read).
+   */
+  async sizeOf(ws: Workspace): Promise<number> {
+    const known = this.sizes.get(ws.id);
+    if (known !== undefined) return known;
+    const reading = await this.deps.meter.measure(ws.profile, ws.volume);
+    if (reading.unreadable > 0) {
+      const cap = this.sizeCap(ws.tenant);
+      throw new AirlockError(
+        "payload_too_large",
+        `workspace ${ws.id} holds a directory its sandbox user cannot read, so its size cannot be checked against its cap of ${cap.bytes} bytes (${cap.setting}); make it readable or delete it first`,
+        { details: { limit: cap.setting, max: cap.bytes, unreadable: reading.unreadable } },
+      );
+    }
+    this.sizes.set(ws.id, reading.bytes);
+    return reading.bytes;
+  }
+
+  /** The workspace's size is now `bytes` (a write made it so, under the lock). */
+  setSize(ws: Workspace, bytes: number): void {
+    this.sizes.set(ws.id, bytes);
+  }
+
+  /** A run's result tells the workspace's size when its scan read the whole of it. */
+  private noteRun(ws: Workspace, result: ExecResult): void {
+    if (result.workspaceBytes !== undefined && !result.diff.truncated) {
+      this.sizes.set(ws.id, result.workspaceBytes);
+    } else this.sizes.delete(ws.id);
+  }
+
   /** Runs the job that `build` resolves for the workspace, under its lock. */
   async exec(
     tenant: string,
@@ -253,18 +309,27 @@ export class WorkspaceStore {
     build: (workspace: WorkspaceRef, profile: LoadedProfile) => Job,
     options: ExecutorRunOptions,
   ): Promise<ExecResult> {
-    return this.operate(tenant, id, async (ws) =>
-      this.deps.executor.run(build(this.ref(ws), ws.profile), options),
-    );
+    return this.operate(tenant, id, async (ws) => {
+      const result = await this.deps.executor.run(build(this.ref(ws), ws.profile), options);
+      this.noteRun(ws, result);
+      return result;
+    });
   }
 
-  /** Runs argv in a throwaway sandbox on the workspace (already locked by the caller). */
+  /**
+   * Runs argv in a throwaway sandbox on the workspace (already locked by the
+   * caller): the gateway's own operation, so no size cap stops it (what it
+   * writes was checked before; a delete must work on a full workspace).
+   */
   async runSystem(
     ws: Workspace,
     argv: string[],
     stdin: Buffer = Buffer.alloc(0),
   ): Promise<ExecResult> {
-    return this.deps.executor.run(systemJob(ws.profile, ws.tenant, argv, stdin, this.ref(ws)));
+    const ref = { id: ws.id, volume: ws.volume };
+    const result = await this.deps.executor.run(systemJob(ws.profile, ws.tenant, argv, stdin, ref));
+    this.noteRun(ws, result);
+    return result;
   }
 
   /**
@@ -297,6 +362,7 @@ export class WorkspaceStore {
   }
 
   private async destroy(id: string): Promise<void> {
+    this.sizes.delete(id);
     await this.deps.client.removeVolume(volumeOf(id));
     await this.use.forget(id);
     this.deps.manifests?.delete(id);

@@ -102,10 +102,10 @@ it("a job that fills the workspace ends workspace_full; it stays readable, delet
 });
 
 /**
- * Every write path other than a job: what must hold once the cap is enforced
- * there. The write is refused with a documented error naming the limit (413
- * payload_too_large or 429 quota_exceeded), and the workspace stays at or
- * under its cap: a run right after is `ok`, not `workspace_full`.
+ * Every write path other than a job: the write is refused with a documented
+ * error naming the limit (413 payload_too_large; 429 quota_exceeded would be
+ * documented too), and the workspace stays at or under its cap: a run right
+ * after is `ok`, not `workspace_full`.
  */
 async function expectRefusedWithin(id: string, res: Response): Promise<void> {
   const body = await res.json();
@@ -117,10 +117,7 @@ async function expectRefusedWithin(id: string, res: Response): Promise<void> {
 
 const OVER = randomBytes(2 * CAP);
 
-// GAP (Hardening item 16): PUT /v1/workspaces/:id/files/content does not check
-// the workspace size cap; a 2 MiB file goes into a 1 MiB workspace (200), and
-// only the next job notices (workspace_full). Remove `.fails` once it is enforced.
-it.fails("PUT files/content past the cap is refused and leaves the workspace within it", async () => {
+it("PUT files/content past the cap is refused and leaves the workspace within it", async () => {
   const id = await newWorkspace(gw);
   try {
     const res = await call(gw, "PUT", `/v1/workspaces/${id}/files/content?path=big.bin`, OVER);
@@ -130,14 +127,7 @@ it.fails("PUT files/content past the cap is refused and leaves the workspace wit
   }
 });
 
-// GAP (Hardening item 16): PUT /v1/workspaces/:id/archive does not check the
-// workspace size cap before it unpacks (only AIRLOCK_MAX_BODY_BYTES and the
-// upload's entry caps). A 2 MiB archive replaces a 1 MiB workspace's contents,
-// and then the answer is a 500 internal "the archive could not be unpacked;
-// the workspace is unchanged" — untrue: the unpacking job's status is
-// workspace_full, which importTar takes for a failure after the swap was made.
-// Remove `.fails` once enforced.
-it.fails("PUT archive past the cap is refused and leaves the workspace within it", async () => {
+it("PUT archive past the cap is refused and leaves the workspace within it", async () => {
   const id = await newWorkspace(gw, [{ path: "keep.txt", content: "kept" }]);
   try {
     const tar = await makeTar([{ name: "big.bin", body: OVER }]);
@@ -151,10 +141,7 @@ it.fails("PUT archive past the cap is refused and leaves the workspace within it
   }
 });
 
-// GAP (Hardening item 16): POST /v1/workspaces with `files` does not check the
-// workspace size cap; the workspace is created (201) already above it.
-// Remove `.fails` once enforced.
-it.fails("creating a workspace with files past the cap is refused", async () => {
+it("creating a workspace with files past the cap is refused", async () => {
   const res = await call(gw, "POST", "/v1/workspaces", {
     profile: "shell",
     files: [{ path: "big.bin", content: OVER.toString("base64"), encoding: "base64" }],
@@ -164,12 +151,7 @@ it.fails("creating a workspace with files past the cap is refused", async () => 
   expect(undocumented(res.status, body, [413, 429])).toBeUndefined();
 });
 
-// GAP (Hardening item 16): DELETE /v1/workspaces/:id/files on a workspace that
-// stays over its cap after the delete answers 500 internal "deleting … failed"
-// although the file is gone: the delete runs as a job whose status is
-// workspace_full, and WorkspaceFiles.remove takes any status but ok for a
-// failure. Remove `.fails` once a delete on a full workspace answers 204.
-it.fails("deleting one file of a workspace still over its cap answers 204", async () => {
+it("deleting one file of a workspace still over its cap answers 204", async () => {
   const id = await newWorkspace(gw);
   try {
     const filled = await exec(id, "head -c 3000000 /dev/zero > big.bin; echo x > small.txt");

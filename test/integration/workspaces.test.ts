@@ -1,8 +1,11 @@
 // Workspaces against a real engine: state in a Docker volume, every operation
 // in its own throwaway container, tenant isolation, serialisation, TTL, restart.
 import { createHash } from "node:crypto";
+import { request } from "node:http";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ExecResult } from "../../core/schemas.ts";
+import { POLICIES_DIR } from "../../policies/load.ts";
 import { startGateway, type TestGateway } from "../support/gateway.ts";
 import { makeTar, readTar, type TarEntry } from "../support/tar.ts";
 
@@ -308,6 +311,40 @@ describe("archives", () => {
     }
   });
 
+  it("an upload cut off half-way leaves the workspace as it was, and the gateway serving", async () => {
+    const id = await newWorkspace({
+      profile: "shell",
+      files: [{ path: "keep.txt", content: "kept" }],
+    });
+    const tar = await makeTar([
+      { name: "first.txt", body: "in before the cut" },
+      { name: "big.bin", body: Buffer.alloc(16 * 1024 * 1024, 9) },
+    ]);
+    const { port } = new URL(gw.url);
+    for (const chunked of [false, true]) {
+      // Half the body, then the connection is dropped.
+      await new Promise<void>((resolve) => {
+        const req = request({
+          host: "127.0.0.1",
+          port: Number(port),
+          method: "PUT",
+          path: `/v1/workspaces/${id}/archive`,
+          headers: {
+            authorization: `Bearer ${gw.key}`,
+            "content-type": "application/x-tar",
+            ...(chunked ? {} : { "content-length": String(tar.length) }),
+          },
+        });
+        req.on("error", () => resolve());
+        req.on("close", () => resolve());
+        req.write(tar.subarray(0, tar.length >> 1), () => setTimeout(() => req.destroy(), 300));
+      });
+    }
+    // The refused imports drop their staging directories under the workspace's lock.
+    const r = await exec(id, { command: "ls -A; cat keep.txt" });
+    expect(r).toMatchObject({ status: "ok", stdout: "keep.txt\nkept" });
+  });
+
   it("rejects a body that is not a tar", async () => {
     const id = await newWorkspace({ profile: "shell" });
     const res = await call(
@@ -335,12 +372,20 @@ async function drain(res: Response): Promise<number> {
 describe("large files", () => {
   it("streams a 200 MB file and the workspace archive out with the gateway's memory bounded", async () => {
     const id = await newWorkspace({ profile: "shell" });
-    // Past this gateway's 1 MiB cap (so workspace_full), but still readable.
-    const r = await exec(id, {
-      command: "head -c 200000000 /dev/zero > big.bin",
-      limits: { timeoutMs: 30_000 },
-    });
-    expect(r.status).toBe("workspace_full");
+    // Written through a gateway with room for it (this one's meter would stop the
+    // run past 1 MiB), then read through this one: past its cap, still readable.
+    const roomy = await startGateway({ key: gw.key, workspaceMaxBytes: 512 * 1024 * 1024 });
+    try {
+      const made = await roomy.post(`/v1/workspaces/${id}/exec`, {
+        command: "head -c 200000000 /dev/zero > big.bin",
+        limits: { timeoutMs: 30_000 },
+      });
+      expect(((await made.json()) as ExecResult).status).toBe("ok");
+    } finally {
+      await roomy.close();
+    }
+    expect(await roomy.leftovers()).toEqual({ containers: 0, volumes: 0 });
+    expect((await exec(id, { command: "true" })).status).toBe("workspace_full");
     // One read first, so the baseline holds what any stream of this size leaves
     // until the next GC (V8 collects external buffers in ~64 MB steps), whatever
     // the exec before it allocated; buffering would still show as 200 MB more.
@@ -617,6 +662,184 @@ describe("tenancy and limits", () => {
     } finally {
       await small.close();
     }
+  });
+});
+
+describe("the workspace size cap (1 MiB here)", () => {
+  const MIB = 1024 * 1024;
+  const put = (id: string, path: string, body: Buffer) =>
+    call(
+      "PUT",
+      `/v1/workspaces/${id}/files/content?path=${path}`,
+      body,
+      gw.key,
+      "application/octet-stream",
+    );
+
+  async function expectCapRefusal(res: Response, bytes?: number) {
+    expect(res.status).toBe(413);
+    const body = (await res.json()) as {
+      error: { code: string; message: string; details: unknown };
+    };
+    expect(body.error).toMatchObject({
+      code: "payload_too_large",
+      details: {
+        limit: "AIRLOCK_WORKSPACE_MAX_BYTES",
+        max: MIB,
+        ...(bytes === undefined ? {} : { bytes }),
+      },
+    });
+    expect(body.error.message).toContain(`size cap of ${MIB} bytes (AIRLOCK_WORKSPACE_MAX_BYTES)`);
+  }
+
+  it("stops a run that fills its workspace while it runs; it stays readable, and deleting lets it go on", async () => {
+    const id = await newWorkspace({
+      profile: "shell",
+      files: [{ path: "small.txt", content: "still here" }],
+    });
+    // dd in a loop (about 5 MB/s): without the meter it would run to its 60 s limit.
+    const r = await exec(id, {
+      command:
+        "i=0; while :; do dd if=/dev/zero of=fill-$i.bin bs=256k count=1 2>/dev/null; i=$((i+1)); sleep 0.05; done",
+      limits: { timeoutMs: 60_000 },
+    });
+    expect(r).toMatchObject({ status: "workspace_full", exitCode: null, signal: "SIGKILL" });
+    expect(r.durationMs).toBeLessThan(15_000);
+    expect(r.workspaceBytes).toBeGreaterThan(MIB);
+    expect(r.workspaceBytes).toBeLessThan(80 * MIB);
+    // Readable and exportable while full; every write that grows it is refused.
+    const small = await call("GET", `/v1/workspaces/${id}/files/content?path=small.txt`);
+    expect(await small.text()).toBe("still here");
+    const archive = await call("GET", `/v1/workspaces/${id}/archive`);
+    expect(archive.status).toBe(200);
+    expect(await drain(archive)).toBeGreaterThan(MIB);
+    await expectCapRefusal(await put(id, "more.txt", Buffer.from("more")));
+    // Deleting files (over HTTP while still over the cap, then from a job) lets it go on.
+    expect((await call("DELETE", `/v1/workspaces/${id}/files?path=fill-0.bin`)).status).toBe(204);
+    const cleared = await exec(id, { command: "rm -f fill-*.bin; cat small.txt" });
+    expect(cleared).toMatchObject({ status: "ok", stdout: "still here" });
+    expect((await put(id, "more.txt", Buffer.from("more"))).status).toBe(200);
+    expect((await exec(id, { command: "cat more.txt" })).stdout).toBe("more");
+  });
+
+  it("stops a filling run under gVisor too (the meter runs under the profile's runtime)", async () => {
+    const gvisor = await startGateway({
+      key: gw.key,
+      workspaceMaxBytes: MIB,
+      profilesDir: join(POLICIES_DIR, "gvisor"),
+    });
+    let id: string | undefined;
+    try {
+      const made = await gvisor.post("/v1/workspaces", { profile: "shell-gvisor" });
+      ({ id } = (await made.json()) as { id: string });
+      const res = await gvisor.post(`/v1/workspaces/${id}/exec`, {
+        command:
+          "i=0; while :; do dd if=/dev/zero of=fill-$i.bin bs=256k count=1 2>/dev/null; i=$((i+1)); sleep 0.05; done",
+        limits: { timeoutMs: 60_000 },
+      });
+      const r = (await res.json()) as ExecResult;
+      expect(r.status).toBe("workspace_full");
+      expect(r.durationMs).toBeLessThan(20_000);
+    } finally {
+      // Only a gateway that knows the gVisor profiles can remove it.
+      if (id !== undefined) await gvisor.call(gw.key, "DELETE", `/v1/workspaces/${id}`);
+      await gvisor.close();
+    }
+    expect(await gvisor.leftovers()).toEqual({ containers: 0, volumes: 0 });
+  });
+
+  it("counts a directory its own user cannot read as full (its bytes could hide there)", async () => {
+    const id = await newWorkspace({ profile: "shell" });
+    const hidden = await exec(id, {
+      command: "mkdir h && head -c 1000 /dev/zero > h/x && chmod 0 h && sleep 60",
+      limits: { timeoutMs: 90_000 },
+    });
+    expect(hidden.status).toBe("workspace_full");
+    expect(hidden.durationMs).toBeLessThan(15_000);
+    // A gateway that must measure it before a write cannot either: 413, saying why.
+    const fresh = await startGateway({ key: gw.key, workspaceMaxBytes: MIB });
+    try {
+      const refused = await fetch(`${fresh.url}/v1/workspaces/${id}/files/content?path=a.txt`, {
+        method: "PUT",
+        headers: { authorization: `Bearer ${gw.key}` },
+        body: "a",
+      });
+      expect(refused.status).toBe(413);
+      expect(((await refused.json()) as { error: { message: string } }).error.message).toContain(
+        "cannot read",
+      );
+    } finally {
+      await fresh.close();
+    }
+    expect(await fresh.leftovers()).toEqual({ containers: 0, volumes: 0 });
+    // A quick run that makes it readable again clears it.
+    expect((await exec(id, { command: "chmod 755 h" })).status).toBe("ok");
+    expect((await put(id, "a.txt", Buffer.from("a"))).status).toBe(200);
+  });
+
+  it("refuses a write past the cap on every route with 413 naming the cap; one that does not grow it goes through", async () => {
+    const over = Buffer.alloc(MIB + 512 * 1024, 1);
+    const created = await call("POST", "/v1/workspaces", {
+      profile: "shell",
+      files: [{ path: "big.bin", content: over.toString("base64"), encoding: "base64" }],
+    });
+    await expectCapRefusal(created, over.length);
+
+    const id = await newWorkspace({
+      profile: "shell",
+      files: [{ path: "keep.txt", content: "kept" }],
+    });
+    const part = Buffer.alloc(700 * 1024, 2);
+    expect((await put(id, "a.bin", part)).status).toBe(200);
+    await expectCapRefusal(await put(id, "b.bin", part), 4 + 2 * part.length);
+    // Replacing a file by a smaller one frees room.
+    expect((await put(id, "a.bin", Buffer.alloc(100 * 1024, 3))).status).toBe(200);
+    expect((await put(id, "b.bin", part)).status).toBe(200);
+
+    const before = await snapshot(id);
+    const tooBig = await makeTar([
+      { name: "x.bin", body: part },
+      { name: "y.bin", body: part },
+    ]);
+    await expectCapRefusal(
+      await call("PUT", `/v1/workspaces/${id}/archive`, tooBig, gw.key, "application/x-tar"),
+    );
+    expect(await snapshot(id)).toEqual(before);
+    const fits = await makeTar([{ name: "x.bin", body: part }]);
+    const imported = await call(
+      "PUT",
+      `/v1/workspaces/${id}/archive`,
+      fits,
+      gw.key,
+      "application/x-tar",
+    );
+    expect(imported.status).toBe(200);
+    const r = await exec(id, { command: "ls" });
+    expect(r).toMatchObject({ status: "ok", stdout: "x.bin\n", workspaceBytes: part.length });
+  });
+
+  it("measures a workspace whose size this gateway does not know (a restart) before a write", async () => {
+    const id = await newWorkspace({ profile: "shell" });
+    const part = Buffer.alloc(700 * 1024, 4);
+    expect((await put(id, "a.bin", part)).status).toBe(200);
+    // Another gateway of the same tenant on the same engine knows nothing of it yet.
+    const fresh = await startGateway({ key: gw.key, workspaceMaxBytes: MIB });
+    try {
+      const putFresh = (path: string, body: Buffer) =>
+        fetch(`${fresh.url}/v1/workspaces/${id}/files/content?path=${path}`, {
+          method: "PUT",
+          headers: {
+            authorization: `Bearer ${gw.key}`,
+            "content-type": "application/octet-stream",
+          },
+          body,
+        });
+      expect((await putFresh("b.bin", part)).status).toBe(413);
+      expect((await putFresh("b.bin", Buffer.alloc(200 * 1024, 5))).status).toBe(200);
+    } finally {
+      await fresh.close();
+    }
+    expect(await fresh.leftovers()).toEqual({ containers: 0, volumes: 0 });
   });
 });
 

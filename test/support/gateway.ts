@@ -84,6 +84,8 @@ export interface GatewayOptions {
   uploadMaxEntries?: number;
   /** Archive imports at once and waiting (executor/workspace-files.ts). */
   importBounds?: ImportBounds;
+  /** When a run's workspace meter starts and how often it reads (executor/workspace-meter.ts). */
+  meterTiming?: { delayMs?: number; periodMs?: number };
   /** Warm pool size per profile; the pool is off unless poolMax > 0. */
   poolMin?: number;
   poolMax?: number;
@@ -152,6 +154,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
       ? {}
       : { uploadMaxEntries: options.uploadMaxEntries }),
     ...(options.importBounds === undefined ? {} : { importBounds: options.importBounds }),
+    ...(options.meterTiming === undefined ? {} : { meterTiming: options.meterTiming }),
     poolMin: options.poolMin ?? 0,
     poolMax: options.poolMax ?? 0,
     workspaceSizeCapFor: (tenant) => access.workspaceBytes(tenant),

@@ -14,8 +14,10 @@ import {
   containerSpec,
   fileContainerSpec,
   limitSettings,
+  meterContainerSpec,
   type SpecContext,
 } from "../../executor/container-spec.ts";
+import { METER_SCRIPT } from "../../executor/workspace-meter.ts";
 import { LABEL_STOP, LABEL_STOPPED_AT } from "../../policies/access/stop.ts";
 import { loadProfiles, POLICIES_DIR } from "../../policies/load.ts";
 import { type FakeEngine, startFakeEngine } from "../support/fake-engine.ts";
@@ -80,16 +82,28 @@ const create = (body: unknown, query = "?name=airlock-j1") =>
 const reached = (path: string) => engine.received.filter((r) => r.url.split("?")[0] === path);
 
 describe("airlock's own calls go through", () => {
-  it.each([...profiles.keys()])("a job container and a file container of %s", async (name) => {
-    const spec = jobSpec(name);
-    const files = fileContainerSpec(profile(name), { ...ctx, volume: "airlock-ws-1" });
-    expect((await create(spec)).status).toBe(201);
-    expect((await create(files, "")).status).toBe(201);
-    const bodies = reached("/containers/create").map((r) => JSON.parse(r.body.toString()));
-    // What the engine got is what airlock asked for.
-    expect(bodies).toEqual([spec, files]);
-    expect(refusals).toEqual([]);
-  });
+  it.each([...profiles.keys()])(
+    "a job container, a file container and a workspace meter of %s",
+    async (name) => {
+      const spec = jobSpec(name);
+      const files = fileContainerSpec(profile(name), { ...ctx, volume: "airlock-ws-1" });
+      const meter = meterContainerSpec(profile(name), { ...ctx, volume: "airlock-ws-1" }, [
+        "/bin/sh",
+        "-c",
+        METER_SCRIPT,
+        "airlock-meter",
+        "watch",
+        "250",
+      ]);
+      expect((await create(spec)).status).toBe(201);
+      expect((await create(files, "")).status).toBe(201);
+      expect((await create(meter, "")).status).toBe(201);
+      const bodies = reached("/containers/create").map((r) => JSON.parse(r.body.toString()));
+      // What the engine got is what airlock asked for.
+      expect(bodies).toEqual([spec, files, meter]);
+      expect(refusals).toEqual([]);
+    },
+  );
 
   it("limits updates, and volumes: workspaces, their markers, stop markers", async () => {
     const limits = limitSettings(profile("python").limits.max);
