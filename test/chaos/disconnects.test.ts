@@ -1,9 +1,12 @@
 // Clients that go away half-way: an upload (PUT a file, PUT an archive) whose
 // body is cut off, an SSE exec abandoned after its first events, an archive
 // download dropped after its first bytes. The gateway writes nothing half-made
-// into the workspace (no partial file, no staging directory), leaves no
-// container, keeps serving, and its memory stays within a bound however many
-// times it happens; nor should it count the client's leaving as its own fault.
+// into the workspace (no partial file, no staging directory), keeps serving,
+// and its memory stays within a bound however many times it happens; nor
+// should it count the client's leaving as its own fault. An abandoned stream's
+// job runs on by contract (docs/api.md: the client may come back for it), so
+// the round then cancels it as an agent would, by its execution's Location,
+// and the containers must go.
 import { randomBytes } from "node:crypto";
 import { request } from "node:http";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -85,6 +88,7 @@ function cutUpload(path: string, body: Buffer, chunked: boolean): Promise<number
 
 /** Opens a response, reads until `enough` says so, then drops the connection. */
 async function abandon(res: Response, enough: (seen: string) => boolean): Promise<string> {
+  if (res.status !== 200) throw new Error(`${res.status}: ${await res.text()}`);
   if (res.body === null) throw new Error(`no body: ${res.status}`);
   const reader = res.body.getReader();
   let seen = "";
@@ -111,15 +115,27 @@ async function round(): Promise<void> {
     expect(await put(`/v1/workspaces/${ws}/files/content?path=new.bin`, file)).toBeUndefined();
     expect(await put(`/v1/workspaces/${ws}/archive`, archive)).toBeUndefined();
   }
-  const sse = { accept: "text/event-stream" };
-  const events = (seen: string) => seen.includes("event: stdout");
   const oneShot = { profile: "shell", command: LONG_JOB, limits: LONG_LIMITS };
-  await abandon(await call(gw, "POST", "/v1/exec", oneShot, { headers: sse }), events);
+  await abandonThenCancel("/v1/exec", oneShot);
   const inWorkspace = { command: LONG_JOB, limits: LONG_LIMITS };
-  const path = `/v1/workspaces/${ws}/exec`;
-  await abandon(await call(gw, "POST", path, inWorkspace, { headers: sse }), events);
+  await abandonThenCancel(`/v1/workspaces/${ws}/exec`, inWorkspace);
   const download = await call(gw, "GET", `/v1/workspaces/${ws}/archive`);
   await abandon(download, (seen) => seen.length > 0);
+}
+
+/**
+ * Streams a long job, drops the stream after its first output, finds the job
+ * still running without a client, and cancels it through its execution.
+ */
+async function abandonThenCancel(path: string, body: object): Promise<void> {
+  const res = await call(gw, "POST", path, body, { headers: { accept: "text/event-stream" } });
+  const location = res.headers.get("location");
+  if (location === null) throw new Error(`no Location on the stream of ${path}`);
+  await abandon(res, (seen) => seen.includes("event: stdout"));
+  const execution = await (await call(gw, "GET", location)).json();
+  expect(execution).toMatchObject({ status: "running" });
+  const cancelled = await call(gw, "DELETE", location);
+  expect(await cancelled.json()).toMatchObject({ status: "cancelled" });
 }
 
 /** Nothing but live parked containers (and their volumes) on the engine. */
