@@ -7,6 +7,7 @@ import { AirlockError } from "../core/errors.ts";
 import type { AuditRecord } from "../policies/access/audit.ts";
 import type { KeyGrant } from "../policies/access/schema.ts";
 import { type ApiKey, hashKey } from "./config.ts";
+import type { LogEnv } from "./request-log.ts";
 
 export interface Caller {
   tenant: string;
@@ -42,7 +43,7 @@ export type AuthEnv = {
     jobEnded: Promise<void>;
     /** Set by an exec route whose answer is an event stream: the execution it streams (api/idempotency.ts). */
     streamedExecution: string;
-  };
+  } & LogEnv["Variables"];
 };
 
 /**

@@ -55,7 +55,7 @@ export async function runApproved(
   job: HeldJob,
   run: () => Promise<ExecResult>,
 ): Promise<void> {
-  const { now, approvals } = access.deps;
+  const { now } = access.deps;
   access.deps.checkpoints.approved(job.keyId, job.profile);
   const started = now();
   const record = (status: string, httpStatus: number, result?: ExecResult) =>
@@ -79,21 +79,53 @@ export async function runApproved(
       bytesOut: result === undefined ? null : outputBytes(result),
       approvalId: id,
     });
+  let outcome: Outcome;
   try {
     access.assertRunning(job.tenant);
     const result = await run();
     record(result.status, 200, result);
-    await approvals.finish(id, { result });
+    outcome = { result };
   } catch (err) {
     const known = err instanceof AirlockError ? err : undefined;
     record(known?.code ?? "internal", known?.status ?? 500);
     const code = (err as { code?: unknown }).code;
-    await approvals.finish(id, {
+    outcome = {
       error: {
         code: typeof code === "string" ? code : "internal",
         message: (err as Error).message ?? String(err),
       },
-    });
+    };
+  }
+  await finishDurably(access, id, outcome);
+}
+
+type Outcome = Parameters<Access["deps"]["approvals"]["finish"]>[1];
+/** Waits before each retry of an outcome's write: a store that hiccups (a locked or full disk) gets ~2 s. */
+const FINISH_RETRY_MS = [100, 400, 1500];
+
+/**
+ * Writes an approved job's outcome on its approval, retrying a failing store
+ * a few times: the job has run and must not run again, so an outcome that
+ * cannot be written is reported (the caller logs it), never dropped in silence.
+ * The execution record keeps the result either way.
+ */
+async function finishDurably(access: Access, id: string, outcome: Outcome): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await access.deps.approvals.finish(id, outcome);
+      return;
+    } catch (err) {
+      const wait = FINISH_RETRY_MS[attempt];
+      if (wait === undefined) {
+        const ran = "result" in outcome ? "ran" : "failed";
+        throw new Error(
+          `approval ${id}: its job ${ran}, but its outcome could not be written to the state store ` +
+            `after ${attempt + 1} attempts; the execution record still has it`,
+          { cause: err },
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
   }
 }
 
@@ -132,7 +164,10 @@ export async function decide(
   if (outcome === undefined) throw notFound(id);
   if (outcome.job !== undefined) {
     const job = outcome.job as HeldJob;
-    void runApproved(access, id, job, () => run(job, id)).catch(() => {});
+    const log = c.get("log");
+    void runApproved(access, id, job, () => run(job, id)).catch((err: unknown) => {
+      log.error({ err, approvalId: id }, "an approved job's outcome was lost");
+    });
   }
   return outcome.view;
 }

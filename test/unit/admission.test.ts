@@ -2,7 +2,7 @@
 // engine for the stop markers, a fake workspace store): status codes,
 // messages, Retry-After, the approval flow, the stop, and one audit line per
 // operation. admit(plan) on its own: admit.test.ts.
-import { pino } from "pino";
+import { type Logger, pino } from "pino";
 import { describe, expect, it, vi } from "vitest";
 import { createAccess } from "../../api/admission/access.ts";
 import { createApp } from "../../api/app.ts";
@@ -80,7 +80,7 @@ function fakeWorkspaces() {
   return { store, owned, removed };
 }
 
-function setup(policy: unknown = POLICY) {
+function setup(policy: unknown = POLICY, logger: Logger = pino({ level: "silent" })) {
   const base = loadProfiles();
   const shell = base.get("shell") as LoadedProfile;
   const profiles = new Map(base);
@@ -119,7 +119,7 @@ function setup(policy: unknown = POLICY) {
     profiles,
     access,
     maxBodyBytes: 1024 * 1024,
-    logger: pino({ level: "silent" }),
+    logger,
     workspaces: {
       store: workspaces.store,
       files: {} as WorkspaceFiles,
@@ -143,6 +143,7 @@ function setup(policy: unknown = POLICY) {
     call,
     executor,
     access,
+    state,
     audit,
     lines,
     workspaces,
@@ -279,6 +280,32 @@ describe("admission through the routes", () => {
     expect(polled.status).toBe("done");
     expect(polled.result.stdout).toBe("hi\n");
     expect(executor.jobs).toHaveLength(1);
+  });
+
+  it("retries an approved job's outcome the store cannot write, then logs it as lost, never runs it twice", async () => {
+    const logged: Record<string, unknown>[] = [];
+    const logger = pino({ level: "error" }, { write: (l: string) => logged.push(JSON.parse(l)) });
+    const { call, executor, state } = setup(POLICY, logger);
+    const r = await call(KEYS.gated, "POST", "/v1/exec", {
+      ...EXEC,
+      profile: "web",
+      limits: { timeoutMs: 2000 },
+    });
+    const { approvalId } = (await r.json()) as { approvalId: string };
+    const finish = vi
+      .spyOn(state.approvals, "finish")
+      .mockRejectedValue(new Error("database or disk is full"));
+    expect((await call(KEYS.admin, "POST", `/v1/approvals/${approvalId}/approve`)).status).toBe(
+      200,
+    );
+    await vi.waitFor(() => expect(logged).toHaveLength(1), { timeout: 5000, interval: 50 });
+    expect(finish).toHaveBeenCalledTimes(4);
+    expect(executor.jobs).toHaveLength(1);
+    expect(logged[0]).toMatchObject({
+      approvalId,
+      msg: "an approved job's outcome was lost",
+      err: { message: expect.stringContaining(`approval ${approvalId}: its job ran, but`) },
+    });
   });
 
   it("a denied job never runs; a job under the thresholds needs no approval", async () => {
