@@ -10,6 +10,7 @@
 import { constants } from "node:os";
 import type { Job } from "../core/job.ts";
 import type { ExecResult, ExecStatus } from "../core/schemas.ts";
+import { phase } from "../core/timing.ts";
 import type { ScanResult } from "./archive.ts";
 import { containerSpec, limitSettings, sameContainerLimits } from "./container-spec.ts";
 import { type BeforeEntry, computeDiff } from "./diff.ts";
@@ -65,8 +66,10 @@ export async function runSandbox(
   try {
     const id = await readyContainer(deps, job, parked, volume);
     containerId = id;
+    phase(parked === undefined ? "create" : "handoff");
     const workspace = new JobWorkspace(deps, id, job);
     await workspace.uploadOneShot();
+    if (job.files.length > 0) phase("upload");
     watch = watchSize(deps, job, id);
     const { prepare } = workspace;
     // The watch is armed as the job's code starts (its files are in by then).
@@ -81,7 +84,9 @@ export async function runSandbox(
     await watch?.stop();
     killUnconfirmed = run.killUnconfirmed;
     const scan = await workspace.readAfter(run);
-    return resultOf(job, run, workspace.before, scan, watch?.tripped !== undefined);
+    const result = resultOf(job, run, workspace.before, scan, watch?.tripped !== undefined);
+    phase("diff");
+    return result;
   } finally {
     await watch?.stop();
     // A parked container goes back to its pool to be removed: a removal the
