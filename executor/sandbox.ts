@@ -97,8 +97,10 @@ export async function runSandbox(
         : removeAll(deps, containerId, job.workspace === undefined ? volume : undefined);
     // With a background hook a one-shot answer does not wait for the engine's
     // removal; a workspace job waits, so its volume is free when its lock is released.
-    if (deps.background === undefined || job.workspace !== undefined) await cleanup;
-    else deps.background(cleanup);
+    if (deps.background === undefined || job.workspace !== undefined) {
+      await cleanup;
+      phase("remove");
+    } else deps.background(cleanup);
     if (killUnconfirmed) deps.holdSlot?.(cleanup);
   }
 }
