@@ -10,12 +10,17 @@ import {
   docker,
   dockerRun,
   engineCycle,
+  type Gateway,
+  gvisorProfiles,
+  hasRunsc,
+  type Report,
   startGateway,
   stats,
   throughput,
   timed,
 } from "./harness.ts";
 import { measureImportRss, measureStreamingRss } from "./memory.ts";
+import { curvesGroup, restartGroup } from "./workspaces.ts";
 
 const ROUNDS = Number(process.env["BENCH_ROUNDS"] ?? 20);
 // More jobs than the pool holds, so throughput is sustained, not a burst out of parked containers.
@@ -48,15 +53,6 @@ for (const g of ONLY) {
 }
 const wants = (group: Group) => ONLY.has(group);
 
-type Gateway = Awaited<ReturnType<typeof startGateway>>;
-
-/** What the groups fill in: the JSON results, the table's rows, and the targets met or missed. */
-export interface Report {
-  results: Record<string, unknown>;
-  rows: string[][];
-  targets: { target: string; measured: string; met: boolean }[];
-}
-
 // ---- scenarios ----------------------------------------------------------------------------
 
 const TEN_FILES = "for i in $(seq 1 10); do echo line $i > out$i.txt; done";
@@ -66,10 +62,14 @@ const SCENARIOS = [
   { name: "write 10 files + diff", profile: "shell", argv: ["sh", "-c", TEN_FILES] },
 ];
 
-/** Latency of each scenario, against a `docker run --rm` per call. */
-async function latencyGroup(gw: Gateway, r: Report) {
+type Scenario = (typeof SCENARIOS)[number];
+type Stats = ReturnType<typeof stats>;
+
+/** Latency of each scenario, against a `docker run --rm` per call; each scenario's airlock stats. */
+async function latencyRows(gw: Gateway, r: Report, scenarios: readonly Scenario[]) {
   const latency: Record<string, unknown> = {};
-  for (const s of SCENARIOS) {
+  const out = new Map<string, Stats>();
+  for (const s of scenarios) {
     const a: number[] = [];
     const b: number[] = [];
     await gw.post("/v1/exec", { profile: s.profile, command: s.argv }); // warm-up
@@ -83,6 +83,7 @@ async function latencyGroup(gw: Gateway, r: Report) {
     }
     const sa = stats(a);
     const sb = stats(b);
+    out.set(s.name, sa);
     latency[s.name] = { airlock: sa, baseline: sb, ratioP50: +(sb.p50 / sa.p50).toFixed(2) };
     r.rows.push([
       `latency ${s.name}`,
@@ -90,62 +91,131 @@ async function latencyGroup(gw: Gateway, r: Report) {
       `p50 ${sb.p50} / p90 ${sb.p90} / p99 ${sb.p99} ms`,
       `${(sb.p50 / sa.p50).toFixed(2)}x`,
     ]);
-    if (s.profile === "shell" && s.argv[0] === "echo") {
-      r.targets.push(
-        { target: "echo p50 <= 8 ms", measured: `${sa.p50} ms`, met: sa.p50 <= 8 },
-        { target: "echo p99 <= 30 ms", measured: `${sa.p99} ms`, met: sa.p99 <= 30 },
-      );
-    }
-    if (s.profile === "python") {
-      r.targets.push({
-        target: "python one-liner p50 <= 25 ms",
-        measured: `${sa.p50} ms`,
-        met: sa.p50 <= 25,
-      });
-    }
   }
+  return { latency, out };
+}
+
+function latencyTarget(
+  r: Report,
+  what: string,
+  s: Stats | undefined,
+  p: "p50" | "p99",
+  max: number,
+) {
+  if (s === undefined) return;
+  r.targets.push({ target: `${what} ${p} <= ${max} ms`, measured: `${s[p]} ms`, met: s[p] <= max });
+}
+
+async function latencyGroup(gw: Gateway, r: Report) {
+  const { latency, out } = await latencyRows(gw, r, SCENARIOS);
   r.results["latency"] = latency;
+  latencyTarget(r, "echo", out.get("echo hi (shell)"), "p50", 8);
+  latencyTarget(r, "echo", out.get("echo hi (shell)"), "p99", 30);
+  latencyTarget(r, "python one-liner", out.get("python3 -c print(1)"), "p50", 25);
+}
+
+const GVISOR_SCENARIOS = [
+  { name: "echo hi (shell-gvisor)", profile: "shell-gvisor", argv: ["echo", "hi"] },
+  {
+    name: "python3 -c print(1) (python-gvisor)",
+    profile: "python-gvisor",
+    argv: ["python3", "-c", "print(1)"],
+  },
+];
+
+/** The gVisor profiles, on a gateway of their own, when the engine has runsc: latency and throughput. */
+async function gvisorGroup(r: Report) {
+  if (!(await hasRunsc())) {
+    r.rows.push(["gVisor (runsc)", "not measured: the engine has no runsc runtime", "", ""]);
+    return;
+  }
+  const gw = await startGateway({ concurrency: 16, profiles: gvisorProfiles, settleMs: 5000 });
+  try {
+    const { latency, out } = await latencyRows(gw, r, GVISOR_SCENARIOS);
+    const tp: Record<string, number> = {};
+    for (const c of [4, 16]) {
+      tp[`c${c}`] = +(
+        await throughput(THROUGHPUT_JOBS, c, () =>
+          gw
+            .post("/v1/exec", { profile: "shell-gvisor", command: ["echo", "hi"] })
+            .then((res) => res.json()),
+        )
+      ).toFixed(2);
+      const runc = (r.results["throughput"] as Record<string, { airlock: number }> | undefined)?.[
+        `c${c}`
+      ];
+      r.rows.push([
+        `throughput gVisor c=${c} (jobs/s)`,
+        String(tp[`c${c}`]),
+        runc === undefined ? "" : `runc (airlock) ${runc.airlock}`,
+        runc === undefined ? "" : `${((tp[`c${c}`] ?? 0) / runc.airlock).toFixed(2)}x runc's`,
+      ]);
+    }
+    r.results["gvisor"] = { latency, throughput: tp };
+    latencyTarget(r, "gVisor echo", out.get("echo hi (shell-gvisor)"), "p50", 60);
+    latencyTarget(
+      r,
+      "gVisor python one-liner",
+      out.get("python3 -c print(1) (python-gvisor)"),
+      "p50",
+      120,
+    );
+  } finally {
+    await gw.close();
+  }
 }
 
 /**
  * Where an echo's time goes: the gateway's own phases (its Server-Timing
  * header: auth, validate, admission, store, queue, handoff, run, diff,
  * answer) and what lies outside the handler (the socket, HTTP parsing, the
- * client). Back to back, as one agent calling in a loop would.
+ * client). Paced as the latency rows are (the pool refills between calls); a
+ * phase a call did not have (create and start: a pool miss) counts as 0.
  */
 async function phasesGroup(gw: Gateway, r: Report) {
-  const n = Math.max(ROUNDS, 50);
-  const samples = new Map<string, number[]>();
-  const add = (name: string, ms: number) => samples.set(name, [...(samples.get(name) ?? []), ms]);
+  const n = Math.max(ROUNDS, 40);
   const body = { profile: "shell", command: ["echo", "hi"] };
   await gw.post("/v1/exec", body); // warm-up
+  const samples: Map<string, number>[] = [];
   for (let i = 0; i < n; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 300));
     const t0 = performance.now();
     const res = await gw.post("/v1/exec", body);
     await res.json();
     const total = performance.now() - t0;
     const server = parseServerTiming(res.headers.get("server-timing"));
-    for (const [name, ms] of server) if (name !== "total") add(name, ms);
-    add("outside the handler (HTTP, client)", total - (server.get("total") ?? 0));
-    add("end to end", total);
+    server.set("outside the handler (HTTP, client)", total - (server.get("total") ?? 0));
+    server.delete("total");
+    server.set("end to end", total);
+    samples.push(server);
   }
+  const names = [...new Set(samples.flatMap((m) => [...m.keys()]))];
   const p = (xs: number[], q: number) => {
-    const s = [...xs].sort((a, b) => a - b);
-    return s[Math.min(s.length - 1, Math.max(0, Math.ceil((q / 100) * s.length) - 1))] ?? 0;
+    const sorted = [...xs].sort((a, b) => a - b);
+    return (
+      sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((q / 100) * sorted.length) - 1))] ??
+      0
+    );
   };
-  const whole = p(samples.get("end to end") ?? [], 50);
+  const whole = p(
+    samples.map((m) => m.get("end to end") ?? 0),
+    50,
+  );
   const table: Record<string, unknown> = {};
-  for (const [name, xs] of samples) {
-    const p50 = p(xs, 50);
-    table[name] = { p50: +p50.toFixed(2), p99: +p(xs, 99).toFixed(2), n: xs.length };
+  for (const name of names) {
+    const xs = samples.map((m) => m.get(name) ?? 0);
+    const [p50, p99] = [p(xs, 50), p(xs, 99)];
+    table[name] = { p50: +p50.toFixed(2), p99: +p99.toFixed(2) };
     r.rows.push([
       `echo phase: ${name}`,
-      `p50 ${p50.toFixed(2)} / p99 ${p(xs, 99).toFixed(2)} ms`,
+      `p50 ${p50.toFixed(2)} / p99 ${p99.toFixed(2)} ms`,
       "",
-      name === "end to end" ? "" : `${Math.round((100 * p50) / whole)}% of p50`,
+      name === "end to end" ? `${n} calls` : `${Math.round((100 * p50) / whole)}% of p50`,
     ]);
   }
-  r.results["echoPhases"] = table;
+  const misses = samples.filter((m) => m.has("create")).length;
+  r.rows.push(["echo phase: pool misses (cold starts)", `${misses} of ${n}`, "", ""]);
+  r.results["echoPhases"] = { calls: n, poolMisses: misses, phases: table };
 }
 
 /** Throughput of echo hi at concurrency 1, 4, 16, and the engine's ceiling at 16. */
@@ -208,8 +278,11 @@ async function main() {
     rows: [],
     targets: [],
   };
-  const inProcess: Group[] = ["latency", "phases", "throughput", "diff", "restart", "store"];
+  const inProcess: Group[] = ["latency", "phases", "throughput", "diff", "store"];
   if (inProcess.some(wants)) await gatewayGroups(r);
+  if (wants("gvisor")) await gvisorGroup(r);
+  if (wants("restart")) await restartGroup(r);
+  if (wants("curves")) await curvesGroup(r);
   if (wants("rss")) await rssGroup(r);
   if (wants("import")) await importGroup(r);
   report(r);

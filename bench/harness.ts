@@ -23,6 +23,18 @@ export const KEY = "bench-key-0123456789abcdef";
 export const docker = new Dockerode();
 export const MIB = 1024 * 1024;
 export const profiles = loadProfiles({ extraDir: join(import.meta.dirname, "profiles") });
+/** The gVisor profiles (policies/gvisor), served by a gateway of their own when the engine has runsc. */
+export const gvisorProfiles = new Map(
+  [...loadProfiles({ extraDir: join(POLICIES_DIR, "gvisor") })].filter(
+    ([, p]) => p.runtime === "runsc",
+  ),
+);
+
+/** Whether the engine has the runsc runtime (gVisor). */
+export async function hasRunsc(): Promise<boolean> {
+  const info = (await docker.info()) as { Runtimes?: Record<string, unknown> };
+  return Object.hasOwn(info.Runtimes ?? {}, "runsc");
+}
 
 export function percentile(sorted: number[], p: number): number {
   const i = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
@@ -59,6 +71,15 @@ export async function throughput(
   return total / ((performance.now() - t0) / 1000);
 }
 
+/** What the bench's groups fill in: the JSON results, the table's rows, and the targets met or missed. */
+export interface Report {
+  results: Record<string, unknown>;
+  rows: string[][];
+  targets: { target: string; measured: string; met: boolean }[];
+}
+
+export type Gateway = Awaited<ReturnType<typeof startGateway>>;
+
 // ---- the gateway under test ---------------------------------------------------------------
 
 export interface GatewayOptions {
@@ -77,6 +98,9 @@ let gateways = 0;
 
 export async function startGateway(o: GatewayOptions) {
   const served = o.profiles ?? profiles;
+  // Its own state store, as main.ts opens one: every job is recorded (and its output kept).
+  const dataDir = o.dataDir ?? mkdtempSync(join(tmpdir(), "airlock-bench-"));
+  const state = await openSqliteState({ dataDir });
   const client = translateEngineErrors(new DockerodeClient(docker));
   const instanceId = `bench-${process.pid}-${gateways++}`;
   const core = createGatewayCore({
@@ -92,12 +116,10 @@ export async function startGateway(o: GatewayOptions) {
     workspaceMaxBytes: 1024 * 1024 * 1024,
     poolMin: o.poolMin ?? 2,
     poolMax: 16,
+    manifestStore: state.manifests,
     warn: () => {},
   });
   core.pool?.start();
-  // Its own state store, as main.ts opens one: every job is recorded (and its output kept).
-  const dataDir = o.dataDir ?? mkdtempSync(join(tmpdir(), "airlock-bench-"));
-  const state = await openSqliteState({ dataDir });
   await new Promise((r) => setTimeout(r, o.settleMs ?? 3000));
   const app = createApp({
     executor: core.executor,
@@ -146,6 +168,7 @@ export async function startGateway(o: GatewayOptions) {
   const close = async () => {
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await core.executor.drain();
+    await core.manifests.flush();
     await state.close();
     if (o.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });
   };
@@ -257,7 +280,7 @@ export async function peakRssDuring<T>(pid: number, work: () => Promise<T>) {
 // ---- the baseline: docker run --rm per call -------------------------------------------------
 
 function dockerRunArgs(profileName: string, argv: string[]): string[] {
-  const p = profiles.get(profileName);
+  const p = profiles.get(profileName) ?? gvisorProfiles.get(profileName);
   if (p === undefined) throw new Error(`no profile ${profileName}`);
   const l = p.limits.default;
   return [
@@ -298,6 +321,9 @@ function dockerRunArgs(profileName: string, argv: string[]): string[] {
     "/workspace",
     "-w",
     "/workspace",
+    ...(p.runtime === "runc" ? [] : ["--runtime", p.runtime]),
+    // gVisor's profiles need their env (the no-automount shim); the runc rows stay as they always were.
+    ...(p.runtime === "runc" ? [] : Object.entries(p.env).flatMap(([k, v]) => ["-e", `${k}=${v}`])),
     p.image,
     ...argv,
   ];
