@@ -174,6 +174,7 @@ export async function startGateway(o: GatewayOptions) {
   };
   return {
     url,
+    instanceId,
     post,
     get: (path: string) => call("GET", path),
     remove: (path: string) => call("DELETE", path),

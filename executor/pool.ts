@@ -69,6 +69,8 @@ export interface PoolStats {
   died: number;
   /** Removals the engine refused, waiting for the next tick. */
   unremoved: number;
+  /** Containers being parked now (created, not yet started). */
+  filling: number;
 }
 
 /** Demand is counted over this window to size each profile's pool. */
@@ -162,7 +164,9 @@ export class WarmPool {
     const parked: Record<string, number> = {};
     for (const [name, list] of this.parked) parked[name] = list.filter((p) => !isDead(p)).length;
     const { hits, misses, died } = this;
-    return { parked, hits, misses, died, unremoved: this.leftovers.size };
+    let filling = 0;
+    for (const n of this.filling.values()) filling += n;
+    return { parked, hits, misses, died, unremoved: this.leftovers.size, filling };
   }
 
   /** Stops refilling and removes every parked container; waits for fills under way. */
