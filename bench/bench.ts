@@ -35,7 +35,7 @@ const ROUNDS = Number(process.env["BENCH_ROUNDS"] ?? 20);
 // More jobs than the pool holds, so throughput is sustained, not a burst out of parked containers.
 const THROUGHPUT_JOBS = Number(process.env["BENCH_JOBS"] ?? 64);
 // BENCH_ONLY=<groups, comma-separated> runs only those groups of rows, e.g. BENCH_ONLY=phases,diff:
-// latency, phases, throughput, gvisor, diff, restart, curves, rss, import, store (all by default).
+// latency, phases, throughput, gvisor, diff, restart, curves, rss, streams, import, store (all by default).
 const GROUPS = [
   "latency",
   "phases",
@@ -45,6 +45,7 @@ const GROUPS = [
   "restart",
   "curves",
   "rss",
+  "streams",
   "import",
   "store",
 ] as const;
@@ -293,6 +294,29 @@ async function rssGroup(r: Report) {
   ]);
 }
 
+/** Gateway RSS with 10 and then 100 concurrent SSE streams (10 MB each), each on a gateway of its own. */
+async function streamsGroup(r: Report) {
+  const curve: Record<number, unknown> = {};
+  for (const n of [10, 100]) {
+    const rss = await measureStreamingRss(n, 10_000_000);
+    curve[n] = rss;
+    r.rows.push([
+      `gateway RSS, ${n} x 10 MB SSE at once`,
+      `peak ${rss.peakMb} MB (idle ${rss.startMb} MB)`,
+      "",
+      rss.peakMb < 150 ? "under 150 MB" : "OVER 150 MB",
+    ]);
+    if (n === 100) {
+      r.targets.push({
+        target: "100 concurrent SSE streams: gateway RSS < 150 MB",
+        measured: `${rss.peakMb} MB`,
+        met: rss.peakMb < 150,
+      });
+    }
+  }
+  r.results["streams"] = curve;
+}
+
 /** Gateway RSS during four concurrent 30 MiB archive imports, on a gateway of its own. */
 async function importGroup(r: Report) {
   const rss = await measureImportRss();
@@ -317,6 +341,7 @@ async function main() {
   if (wants("restart")) await restartGroup(r);
   if (wants("curves")) await curvesGroup(r);
   if (wants("rss")) await rssGroup(r);
+  if (wants("streams")) await streamsGroup(r);
   if (wants("import")) await importGroup(r);
   report(r);
 }

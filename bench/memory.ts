@@ -7,20 +7,21 @@ import { pack } from "tar-stream";
 import { KEY, MIB, peakRssDuring, startMainGateway } from "./harness.ts";
 
 /**
- * Starts the real gateway (node main.ts) with room for 16 jobs at once, streams
- * 100 MB from each of 16 jobs over SSE, and reads the gateway's peak RSS. The
- * warm pool is on, as by default: with it the 16 jobs stream at the same time
- * (cold starts spread them out, which flattered the figure by 20-40 MB).
+ * Starts the real gateway (node main.ts) with room for `streams` jobs at once,
+ * streams `bytes` from each of them over SSE, and reads the gateway's peak RSS
+ * (by default 16 x 100 MB). The warm pool is on, as by default: with it the 16
+ * jobs stream at the same time (cold starts spread them out, which flattered
+ * the figure by 20-40 MB).
  */
-export async function measureStreamingRss() {
+export async function measureStreamingRss(streams = 16, size = 100_000_000) {
   const gw = await startMainGateway({
-    AIRLOCK_INSTANCE_ID: `bench-rss-${process.pid}`,
-    AIRLOCK_CONCURRENCY: "16",
+    AIRLOCK_INSTANCE_ID: `bench-rss-${process.pid}-${streams}`,
+    AIRLOCK_CONCURRENCY: String(streams),
   });
   try {
     const { value: streamed, ...rss } = await peakRssDuring(gw.pid, () =>
       Promise.all(
-        Array.from({ length: 16 }, async () => {
+        Array.from({ length: streams }, async () => {
           const res = await fetch(`${gw.url}/v1/exec`, {
             method: "POST",
             headers: {
@@ -30,8 +31,8 @@ export async function measureStreamingRss() {
             },
             body: JSON.stringify({
               profile: "shell-bench",
-              command: "head -c 100000000 /dev/zero | tr '\\0' x",
-              limits: { outputBytes: 120_000_000, timeoutMs: 120_000 },
+              command: `head -c ${size} /dev/zero | tr '\\0' x`,
+              limits: { outputBytes: Math.ceil(size * 1.2), timeoutMs: 240_000 },
             }),
           });
           if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
@@ -46,8 +47,8 @@ export async function measureStreamingRss() {
         }),
       ),
     );
-    // Each stream's events carry its 100 MB of output (and their framing): none was cut short.
-    if (Math.min(...streamed) < 100_000_000) {
+    // Each stream's events carry all its output (and their framing): none was cut short.
+    if (Math.min(...streamed) < size) {
       throw new Error(`a stream ended early: ${Math.min(...streamed)} bytes of events`);
     }
     return { ...rss, sseBytesPerJob: Math.min(...streamed) };
