@@ -30,6 +30,12 @@ export interface RunOptions {
    * it to the caller). By default a streamed result keeps STREAMED_RESULT_BYTES.
    */
   fullResult?: boolean | undefined;
+  /**
+   * A workspace job: takes the removal of its container, so the answer need
+   * not wait for it; the caller holds the workspace's lock until it ends (the
+   * volume is free once the lock is released). Without it the job waits.
+   */
+  afterAnswer?: ((removal: Promise<void>) => void) | undefined;
 }
 
 export class JobCancelledError extends Error {

@@ -96,11 +96,17 @@ export async function runSandbox(
         ? deps.pool.dispose(parked)
         : removeAll(deps, containerId, job.workspace === undefined ? volume : undefined);
     // With a background hook a one-shot answer does not wait for the engine's
-    // removal; a workspace job waits, so its volume is free when its lock is released.
-    if (deps.background === undefined || job.workspace !== undefined) {
+    // removal; a workspace job's waits unless its caller takes the removal
+    // (afterAnswer) and holds the workspace's lock until it ends, so the volume
+    // is free when the lock is released.
+    const handOff = job.workspace === undefined ? deps.background : options.afterAnswer;
+    if (deps.background === undefined || handOff === undefined) {
       await cleanup;
       phase("remove");
-    } else deps.background(cleanup);
+    } else {
+      if (handOff !== deps.background) deps.background(cleanup);
+      handOff(cleanup);
+    }
     if (killUnconfirmed) deps.holdSlot?.(cleanup);
   }
 }
