@@ -115,6 +115,7 @@ async function main(): Promise<void> {
     poolMax: config.poolMax,
     poolMaxParkMs: config.poolMaxParkMs,
     workspaceSizeCapFor: (tenant) => access.workspaceBytes(tenant),
+    manifestStore: state.manifests,
     warn: (message, err) => logger.warn({ err }, message),
     metrics,
   });
@@ -160,6 +161,7 @@ async function main(): Promise<void> {
     readiness: () => engineChecks(docker, profiles),
     metrics,
     metricsPublic: config.metricsPublic,
+    serverTiming: config.serverTiming,
     requestScope,
     state,
     instanceId: config.instanceId,

@@ -1,11 +1,13 @@
 // createApp(deps): the whole HTTP surface. Request id, body limit, bearer auth,
 // routes, and the one place errors become responses.
 import { OpenAPIHono } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
 import { requestId } from "hono/request-id";
 import type { Logger } from "pino";
 import { AirlockError } from "../core/errors.ts";
 import type { LoadedProfile } from "../core/profile.ts";
 import { type StateStore, StoreUnavailableError } from "../core/state.ts";
+import { PhaseClock, timed } from "../core/timing.ts";
 import type { ContainerClient } from "../executor/docker.ts";
 import type { Executor } from "../executor/executor.ts";
 import type { Check } from "../executor/hardening.ts";
@@ -62,6 +64,8 @@ export interface AppDeps {
   instanceId: string;
   /** How long an Idempotency-Key's answer is kept (default 7 days: AIRLOCK_EXECUTION_RETENTION). */
   retentionMs?: number | undefined;
+  /** Each answer says where its time went, phase by phase, in a Server-Timing header (AIRLOCK_SERVER_TIMING). */
+  serverTiming?: boolean | undefined;
 }
 
 /** 499: nginx's "client closed request"; the client is gone and never sees it. */
@@ -93,6 +97,7 @@ export function createApp(deps: AppDeps) {
     },
   });
   const app = new OpenAPIHono<AuthEnv & LogEnv>({ defaultHook: validationHook });
+  if (deps.serverTiming === true) app.use(serverTiming);
   app.use(requestId());
   app.use(requestLog(deps.logger, { scope: deps.requestScope, metrics: deps.metrics }));
   app.route("/", healthRoutes(deps.client, deps.profiles, deps.readiness));
@@ -198,3 +203,15 @@ export function createApp(deps: AppDeps) {
 }
 
 export type App = ReturnType<typeof createApp>;
+
+/**
+ * Times the request's phases (core/timing.ts) and sends them as Server-Timing.
+ * The last phase, `answer`, ends when the response is made (a JSON body is
+ * serialized by then; an event stream has only begun).
+ */
+const serverTiming: MiddlewareHandler = async (c, next) => {
+  const clock = new PhaseClock();
+  await timed(clock, next);
+  clock.mark("answer");
+  c.res.headers.set("Server-Timing", clock.header());
+};

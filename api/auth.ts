@@ -4,6 +4,7 @@
 import { timingSafeEqual } from "node:crypto";
 import type { MiddlewareHandler } from "hono";
 import { AirlockError } from "../core/errors.ts";
+import { phase } from "../core/timing.ts";
 import type { AuditRecord } from "../policies/access/audit.ts";
 import type { KeyGrant } from "../policies/access/schema.ts";
 import { type ApiKey, hashKey } from "./config.ts";
@@ -101,6 +102,7 @@ export function bearerAuth(keys: () => readonly KeyGrant[]): MiddlewareHandler<A
     const grant = findKey(keys(), match[1] as string);
     if (grant === undefined) throw new AirlockError("unauthorized", "the API key is not valid");
     c.set("caller", { tenant: grant.tenant, keyId: grant.keyId, grant });
+    phase("auth");
     await next();
   };
 }

@@ -54,6 +54,7 @@ const EnvSchema = z.object({
   AIRLOCK_POOL_MAX_PARK_MS: intFrom(10_000, 24 * 3600 * 1000).default(300_000),
   AIRLOCK_BUILD_IMAGES: z.enum(["missing", "never"]).default("missing"),
   AIRLOCK_METRICS_PUBLIC: z.enum(["true", "false"]).default("false"),
+  AIRLOCK_SERVER_TIMING: z.enum(["true", "false"]).default("false"),
   AIRLOCK_TLS_CERT: z.string().min(1).optional(),
   AIRLOCK_TLS_KEY: z.string().min(1).optional(),
   AIRLOCK_SHUTDOWN_GRACE_MS: intFrom(0, 3600 * 1000).default(30_000),
@@ -107,6 +108,8 @@ export interface Config {
   logLevel: z.infer<typeof EnvSchema>["AIRLOCK_LOG_LEVEL"];
   /** /metrics answers without a key. */
   metricsPublic: boolean;
+  /** Answers carry a Server-Timing header: where the request's time went. */
+  serverTiming: boolean;
   /** Serve HTTPS with these (PEM), when both AIRLOCK_TLS_CERT and AIRLOCK_TLS_KEY are set. */
   tls: TlsFiles | undefined;
   /** On SIGTERM, how long running jobs may go on before they are killed. */
@@ -239,6 +242,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     workspaceMaxBytes: e.AIRLOCK_WORKSPACE_MAX_BYTES,
     logLevel: e.AIRLOCK_LOG_LEVEL,
     metricsPublic: e.AIRLOCK_METRICS_PUBLIC === "true",
+    serverTiming: e.AIRLOCK_SERVER_TIMING === "true",
     tls: tlsFrom(e.AIRLOCK_TLS_CERT, e.AIRLOCK_TLS_KEY),
     shutdownGraceMs: e.AIRLOCK_SHUTDOWN_GRACE_MS,
     dataDir: e.AIRLOCK_DATA_DIR,

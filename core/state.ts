@@ -352,6 +352,23 @@ export interface AuditRecords {
   purge(olderThanMs: number, keepAtMost?: number): Promise<number>;
 }
 
+// ---------------------------------------------------------------- workspace manifests
+
+/**
+ * What a gateway last saw of each workspace (executor/manifest-cache.ts: per
+ * path, its stat record, hash and perhaps small content), kept so that the
+ * first job on a workspace after a restart reads only what changed. Opaque
+ * bytes to the store, written only by the gateway (no tenant writes them);
+ * the engine trusts an entry only while its stat record matches a listing
+ * taken before the job's code exists, so a stale or lost one costs only speed.
+ */
+export interface ManifestRecords {
+  get(workspace: string): Promise<Uint8Array | undefined>;
+  /** Replaces the workspace's manifest. */
+  put(workspace: string, data: Uint8Array): Promise<void>;
+  delete(workspace: string): Promise<void>;
+}
+
 // ---------------------------------------------------------------- the store
 
 export interface StateLimits {
@@ -384,6 +401,8 @@ export interface StateStore {
   readonly approvals: ApprovalRecords;
   readonly audit: AuditRecords;
   readonly limits: StateLimits;
+  /** Workspace manifests; a store without them costs a full read of each workspace after a restart. */
+  readonly manifests?: ManifestRecords;
   /** Everything past its retention, and expired idempotency entries. */
   purge(retention: Retention): Promise<PurgeReport>;
   /** Writes queued output and closes; later calls fail. */

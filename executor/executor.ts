@@ -4,6 +4,7 @@
 import { AirlockError } from "../core/errors.ts";
 import type { Job } from "../core/job.ts";
 import type { ExecResult } from "../core/schemas.ts";
+import { phase } from "../core/timing.ts";
 import type { ContainerClient } from "./docker.ts";
 import { engineFailure } from "./engine-errors.ts";
 import type { ManifestCache } from "./manifest-cache.ts";
@@ -74,6 +75,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
           answer = resolve;
         });
         const slot = queue.run(async () => {
+          phase("queue");
           onStart?.(job);
           const holdSlot = (work: Promise<void>) => held.push(work);
           const result = await runSandbox({ ...sandboxDeps, holdSlot }, job, runOptions);

@@ -4,6 +4,7 @@
 
 import type { MetricsSink } from "../core/metrics.ts";
 import type { LoadedProfile } from "../core/profile.ts";
+import type { ManifestRecords } from "../core/state.ts";
 import type { ContainerClient } from "./docker.ts";
 import { createExecutor, type Executor } from "./executor.ts";
 import { DEFAULT_MANIFEST_CACHE_BYTES, ManifestCache } from "./manifest-cache.ts";
@@ -39,6 +40,8 @@ export interface GatewayCoreOptions {
   meterTiming?: Pick<WorkspaceMeterDeps, "delayMs" | "periodMs">;
   /** Bound on the memory of the workspaces' manifest cache (estimated bytes); 0 turns it off. */
   manifestCacheBytes?: number;
+  /** Where workspace manifests are also kept, so a restart does not read every workspace whole (the state store's). */
+  manifestStore?: ManifestRecords | undefined;
   warn: (message: string, err: unknown) => void;
   /** When set, jobs are counted and timed, and the gauges read this executor and pool. */
   metrics?: MetricsSink | undefined;
@@ -69,7 +72,10 @@ export function createGatewayCore(o: GatewayCoreOptions): GatewayCore {
           warn: o.warn,
         })
       : undefined;
-  const manifests = new ManifestCache(o.manifestCacheBytes ?? DEFAULT_MANIFEST_CACHE_BYTES);
+  const manifests = new ManifestCache(
+    o.manifestCacheBytes ?? DEFAULT_MANIFEST_CACHE_BYTES,
+    o.manifestStore === undefined ? undefined : { store: o.manifestStore, warn: o.warn },
+  );
   const meter = new WorkspaceMeter({
     client: o.client,
     instanceId: o.instanceId,
@@ -116,5 +122,11 @@ export function createGatewayCore(o: GatewayCoreOptions): GatewayCore {
     { maxEntries: o.uploadMaxEntries ?? 100_000, maxBytes: o.maxBodyBytes },
     o.importBounds,
   );
-  return { executor, stop: (graceMs) => graceful.stop(graceMs), pool, store, files, manifests };
+  const stop = async (graceMs: number) => {
+    const report = await graceful.stop(graceMs);
+    // The last jobs' manifests reach the store before it is closed.
+    await manifests.flush();
+    return report;
+  };
+  return { executor, stop, pool, store, files, manifests };
 }

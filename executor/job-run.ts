@@ -10,6 +10,7 @@ import { randomBytes } from "node:crypto";
 import type { Duplex, Readable } from "node:stream";
 import { AirlockError } from "../core/errors.ts";
 import type { Job, OutputListener } from "../core/job.ts";
+import { phase } from "../core/timing.ts";
 import type { ContainerClient, Usage } from "./docker.ts";
 import { JobStream } from "./job-stream.ts";
 import { type KillReason, KillSwitch } from "./kill-switch.ts";
@@ -29,6 +30,12 @@ export interface RunOptions {
    * it to the caller). By default a streamed result keeps STREAMED_RESULT_BYTES.
    */
   fullResult?: boolean | undefined;
+  /**
+   * A workspace job: takes the removal of its container, so the answer need
+   * not wait for it; the caller holds the workspace's lock until it ends (the
+   * volume is free once the lock is released). Without it the job waits.
+   */
+  afterAnswer?: ((removal: Promise<void>) => void) | undefined;
 }
 
 export class JobCancelledError extends Error {
@@ -113,12 +120,18 @@ export async function runJob(
   try {
     if (options.signal?.aborted)
       throw new JobCancelledError("the client went away before the job started");
-    if (attached === undefined) await client.start(id);
+    if (attached === undefined) {
+      await client.start(id);
+      phase("start");
+    }
     const exited = client.wait(id);
     exited.catch(() => undefined);
     const run: Run = { client, id, job, io, kill, exited };
     io.sendHeader();
-    if (prepare !== undefined) await listFirst(run, prepare, options.signal);
+    if (prepare !== undefined) {
+      await listFirst(run, prepare, options.signal);
+      phase("listing");
+    }
     if (job.profile.runtime === "runsc") run.outside = await beginOutsideUsage(client, id);
     const startedAt = performance.now();
     kill.armDeadline(job.limits.timeoutMs);
@@ -129,6 +142,7 @@ export async function runJob(
       kill.gaveUp,
     ]);
     const times = { startedAt, endedAt: performance.now() };
+    phase("run");
     kill.disarmDeadline();
     const { trailer } = io.launcher;
     const mustJudge = engineMustJudge(trailer);

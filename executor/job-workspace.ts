@@ -14,7 +14,7 @@ import type { ContainerClient } from "./docker.ts";
 import type { RunOutcome } from "./job-run.ts";
 import type { RawListing } from "./launcher-stream.ts";
 import { type Listing, parseListing } from "./listing.ts";
-import type { ManifestCache } from "./manifest-cache.ts";
+import type { Manifest, ManifestCache } from "./manifest-cache.ts";
 import {
   afterFromListings,
   beforeFromListing,
@@ -40,12 +40,15 @@ export class JobWorkspace {
   private readonly job: Job;
   private beforeEntries: Map<string, BeforeEntry> | undefined;
   private beforeListing: Listing | undefined;
+  /** A workspace job's last known manifest, asked for as the job starts (the store's read overlaps the container's start). */
+  private readonly cached: Promise<Manifest | undefined> | undefined;
 
   constructor(deps: JobWorkspaceDeps, containerId: string, job: Job) {
     this.deps = deps;
     this.id = containerId;
     this.job = job;
     this.prepare = job.workspace === undefined ? undefined : (raw) => this.readBefore(raw);
+    this.cached = job.workspace === undefined ? undefined : deps.manifests?.load(job.workspace.id);
   }
 
   /** A one-shot job's files go in before its run (a workspace job's once its listing is in). */
@@ -89,18 +92,12 @@ export class JobWorkspace {
   }
 
   private async readBefore(raw: RawListing): Promise<void> {
-    const { client, manifests } = this.deps;
+    const { client } = this.deps;
     this.beforeListing = usableListing(this.job, raw);
     this.beforeEntries =
       this.beforeListing === undefined
         ? await scanBefore(client, this.id, this.job)
-        : await beforeFromListing(
-            client,
-            this.id,
-            this.job,
-            this.beforeListing,
-            this.job.workspace === undefined ? undefined : manifests?.get(this.job.workspace.id),
-          );
+        : await beforeFromListing(client, this.id, this.job, this.beforeListing, await this.cached);
     await this.upload();
   }
 

@@ -58,8 +58,12 @@ export const LAUNCHER_SCRIPT = [
   "printf '\\036%s\\n' \"$n\" >&2",
   'printf \'\\036%s %s %s %s %s\\n\' "$n" "$c" "$u" "$m" "$o"',
   // One-shot jobs send /workspace back on stdout, then the nonce again: far
-  // cheaper than the engine's archive API (~70 ms a call here).
-  'if [ "$__airlock_w" = tar ]; then /bin/tar -C /workspace --hard-dereference -cf - . 2>/dev/null; printf \'\\036%s\\n\' "$n"; fi',
+  // cheaper than the engine's archive API (~70 ms a call here). An empty
+  // /workspace (most one-shot jobs) is found by the shell's own globs and sent
+  // as no bytes at all, which reads as an empty archive: no tar process to start.
+  'if [ "$__airlock_w" = tar ]; then __airlock_e=1; for __airlock_f in /workspace/* /workspace/.[!.]* /workspace/..?*; do',
+  '  if [ -e "$__airlock_f" ] || [ -L "$__airlock_f" ]; then __airlock_e=; break; fi; done',
+  '  [ -n "$__airlock_e" ] || /bin/tar -C /workspace --hard-dereference -cf - . 2>/dev/null; printf \'\\036%s\\n\' "$n"; fi',
   // After the run, one pass lists /workspace and notes (in a fresh file: the job is gone) what changed.
   'if [ "$__airlock_w" = list ]; then __airlock_c=$(/usr/bin/env -i /usr/bin/mktemp -p /tmp) || __airlock_c=/dev/null',
   '  __airlock_list -newerct "@$__airlock_t" -fprint0 "$__airlock_c"; printf \'\\036%s %s\\n\' "$n" "$?"',

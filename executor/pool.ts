@@ -33,6 +33,8 @@ export interface Parked {
   /** Attached before start; the job's stdin goes in, its output comes out. */
   stream: Duplex;
   parkedAt: number;
+  /** The profile it was parked for. */
+  profile: string;
 }
 
 /** A container and its volume to remove; the stream, if any, is closed first. */
@@ -67,10 +69,19 @@ export interface PoolStats {
   died: number;
   /** Removals the engine refused, waiting for the next tick. */
   unremoved: number;
+  /** Containers being parked now (created, not yet started). */
+  filling: number;
 }
 
 /** Demand is counted over this window to size each profile's pool. */
 const DEMAND_WINDOW_MS = 10_000;
+
+/**
+ * A take's refill waits for the job's container to be given back, or this
+ * long: a new container's create and start (the engine's busiest work) then
+ * do not compete for the CPU with the very job that was just handed one.
+ */
+const REFILL_DELAY_MS = 100;
 
 /** A parked container whose attach stream has ended or failed: its container is gone or unusable. */
 function isDead(entry: Parked): boolean {
@@ -85,6 +96,8 @@ export class WarmPool {
   private readonly inFlight = new Set<Promise<unknown>>();
   /** Removals the engine refused (it was down, say): retried at every tick. */
   private readonly leftovers = new Set<Leftover>();
+  /** Refills put off after a take, by profile (refillSoon). */
+  private readonly deferred = new Map<string, NodeJS.Timeout>();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private hits = 0;
@@ -129,7 +142,7 @@ export class WarmPool {
     }
     if (entry === undefined) this.misses++;
     else this.hits++;
-    this.refill(profile);
+    this.refillSoon(profile);
     return entry;
   }
 
@@ -139,20 +152,29 @@ export class WarmPool {
    * until its parked container's long deadline.
    */
   dispose(entry: Parked): Promise<void> {
-    return this.removeOrRetry({ id: entry.id, volume: entry.volume });
+    const removal = this.removeOrRetry({ id: entry.id, volume: entry.volume });
+    clearTimeout(this.deferred.get(entry.profile));
+    this.deferred.delete(entry.profile);
+    // After the answer, which goes out in the microtasks that follow this call.
+    setImmediate(() => this.refill(entry.profile));
+    return removal;
   }
 
   stats(): PoolStats {
     const parked: Record<string, number> = {};
     for (const [name, list] of this.parked) parked[name] = list.filter((p) => !isDead(p)).length;
     const { hits, misses, died } = this;
-    return { parked, hits, misses, died, unremoved: this.leftovers.size };
+    let filling = 0;
+    for (const n of this.filling.values()) filling += n;
+    return { parked, hits, misses, died, unremoved: this.leftovers.size, filling };
   }
 
   /** Stops refilling and removes every parked container; waits for fills under way. */
   async drain(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);
+    for (const timer of this.deferred.values()) clearTimeout(timer);
+    this.deferred.clear();
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
     const all: Leftover[] = [...this.parked.values()].flat();
     all.push(...this.leftovers);
@@ -167,6 +189,16 @@ export class WarmPool {
       (t) => Date.now() - t < DEMAND_WINDOW_MS,
     ).length;
     return Math.max(this.o.min, Math.min(this.o.max, recent));
+  }
+
+  private refillSoon(profile: string): void {
+    if (this.closed || this.deferred.has(profile)) return;
+    const timer = setTimeout(() => {
+      this.deferred.delete(profile);
+      this.refill(profile);
+    }, REFILL_DELAY_MS);
+    timer.unref();
+    this.deferred.set(profile, timer);
   }
 
   private refill(profile: string): void {
@@ -260,7 +292,7 @@ export class WarmPool {
       made.id = await client.create(spec);
       const stream = await client.attach(made.id);
       made.stream = stream;
-      const entry = { id: made.id, volume, stream, parkedAt: 0 };
+      const entry = { id: made.id, volume, stream, parkedAt: 0, profile: name };
       this.watch(name, entry);
       await client.start(made.id);
       entry.parkedAt = Date.now();

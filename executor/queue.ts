@@ -3,6 +3,7 @@
 // job durations. A waiting job whose client leaves is dropped from the queue;
 // a running one keeps its slot until its container is gone (p-queue would free
 // the slot on abort while the kill and cleanup are still under way).
+import { AsyncLocalStorage } from "node:async_hooks";
 import PQueue from "p-queue";
 import { AirlockError } from "../core/errors.ts";
 
@@ -62,8 +63,10 @@ export class JobQueue {
     };
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
+      // Bound to the caller's async context: a queued task starts when another
+      // ends, and would otherwise run in that one's (its request id, its timings).
       return await this.queue.add(
-        async () => {
+        AsyncLocalStorage.bind(async () => {
           started = true;
           const t0 = performance.now();
           try {
@@ -71,7 +74,7 @@ export class JobQueue {
           } finally {
             this.averageMs = this.averageMs * 0.8 + (performance.now() - t0) * 0.2;
           }
-        },
+        }),
         { signal: whileQueued.signal },
       );
     } finally {

@@ -10,6 +10,7 @@
 import { constants } from "node:os";
 import type { Job } from "../core/job.ts";
 import type { ExecResult, ExecStatus } from "../core/schemas.ts";
+import { phase } from "../core/timing.ts";
 import type { ScanResult } from "./archive.ts";
 import { containerSpec, limitSettings, sameContainerLimits } from "./container-spec.ts";
 import { type BeforeEntry, computeDiff } from "./diff.ts";
@@ -65,8 +66,10 @@ export async function runSandbox(
   try {
     const id = await readyContainer(deps, job, parked, volume);
     containerId = id;
+    phase(parked === undefined ? "create" : "handoff");
     const workspace = new JobWorkspace(deps, id, job);
     await workspace.uploadOneShot();
+    if (job.files.length > 0) phase("upload");
     watch = watchSize(deps, job, id);
     const { prepare } = workspace;
     // The watch is armed as the job's code starts (its files are in by then).
@@ -81,7 +84,9 @@ export async function runSandbox(
     await watch?.stop();
     killUnconfirmed = run.killUnconfirmed;
     const scan = await workspace.readAfter(run);
-    return resultOf(job, run, workspace.before, scan, watch?.tripped !== undefined);
+    const result = resultOf(job, run, workspace.before, scan, watch?.tripped !== undefined);
+    phase("diff");
+    return result;
   } finally {
     await watch?.stop();
     // A parked container goes back to its pool to be removed: a removal the
@@ -91,9 +96,17 @@ export async function runSandbox(
         ? deps.pool.dispose(parked)
         : removeAll(deps, containerId, job.workspace === undefined ? volume : undefined);
     // With a background hook a one-shot answer does not wait for the engine's
-    // removal; a workspace job waits, so its volume is free when its lock is released.
-    if (deps.background === undefined || job.workspace !== undefined) await cleanup;
-    else deps.background(cleanup);
+    // removal; a workspace job's waits unless its caller takes the removal
+    // (afterAnswer) and holds the workspace's lock until it ends, so the volume
+    // is free when the lock is released.
+    const handOff = job.workspace === undefined ? deps.background : options.afterAnswer;
+    if (deps.background === undefined || handOff === undefined) {
+      await cleanup;
+      phase("remove");
+    } else {
+      if (handOff !== deps.background) deps.background(cleanup);
+      handOff(cleanup);
+    }
     if (killUnconfirmed) deps.holdSlot?.(cleanup);
   }
 }

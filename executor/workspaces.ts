@@ -309,10 +309,23 @@ export class WorkspaceStore {
     build: (workspace: WorkspaceRef, profile: LoadedProfile) => Job,
     options: ExecutorRunOptions,
   ): Promise<ExecResult> {
-    return this.operate(tenant, id, async (ws) => {
-      const result = await this.deps.executor.run(build(this.ref(ws), ws.profile), options);
-      this.noteRun(ws, result);
-      return result;
+    // The answer goes out before the job's container is removed; the lock is
+    // held until it is, so the next operation finds the volume free.
+    return new Promise<ExecResult>((resolve, reject) => {
+      this.operate(tenant, id, async (ws) => {
+        const removals: Promise<void>[] = [];
+        try {
+          const result = await this.deps.executor.run(build(this.ref(ws), ws.profile), {
+            ...options,
+            afterAnswer: (removal) => removals.push(removal),
+          });
+          this.noteRun(ws, result);
+          resolve(result);
+        } finally {
+          // A failed job's removal too: the lock is released only once its container is gone.
+          await Promise.allSettled(removals);
+        }
+      }).catch(reject);
     });
   }
 

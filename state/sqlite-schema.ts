@@ -103,6 +103,18 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX audit_time ON audit (time_ms);
     `,
   },
+  {
+    version: 2,
+    name: "workspace manifests",
+    sql: `
+      CREATE TABLE workspace_manifests (
+        workspace TEXT PRIMARY KEY,
+        data BLOB NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+      CREATE INDEX workspace_manifests_updated ON workspace_manifests (updated_at);
+    `,
+  },
 ];
 
 /** Brings the store up to the newest migration; refuses a store newer than this code. */

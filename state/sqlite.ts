@@ -20,6 +20,7 @@ import { SqliteAudit } from "./sqlite-audit.ts";
 import { Db, translateSqliteError } from "./sqlite-db.ts";
 import { SqliteExecutions } from "./sqlite-executions.ts";
 import { SqliteIdempotency } from "./sqlite-idempotency.ts";
+import { SqliteManifests } from "./sqlite-manifests.ts";
 import { SqliteOutput } from "./sqlite-output.ts";
 import { migrate } from "./sqlite-schema.ts";
 
@@ -63,6 +64,7 @@ class SqliteState implements StateStore {
   readonly idempotency: SqliteIdempotency;
   readonly approvals: SqliteApprovals;
   readonly audit: SqliteAudit;
+  readonly manifests: SqliteManifests;
   readonly limits: StateLimits;
   private readonly db: Db;
 
@@ -81,9 +83,11 @@ class SqliteState implements StateStore {
     this.idempotency = new SqliteIdempotency(db, now, this.limits.maxAnswerBytes);
     this.approvals = new SqliteApprovals(db, now, this.limits.maxResultBytes);
     this.audit = new SqliteAudit(db, now);
+    this.manifests = new SqliteManifests(db, now);
   }
 
   async purge(r: Retention): Promise<PurgeReport> {
+    await this.manifests.purge(r.executionsMs);
     return {
       executions: await this.executions.purge(r.executionsMs),
       idempotency: await this.idempotency.purge(),

@@ -18,6 +18,7 @@ import {
   StoreUnavailableError,
   type TransitionOptions,
 } from "../../core/state.ts";
+import { phase } from "../../core/timing.ts";
 import type { ExecutorRunOptions } from "../../executor/executor.ts";
 import { JobCancelledError } from "../../executor/sandbox.ts";
 import { ExecutionOutput, type OutputSink } from "./output.ts";
@@ -112,6 +113,7 @@ export class Executions {
     await guarded(() =>
       this.state.executions.create({ ...meta, instanceId: this.deps.instanceId }),
     );
+    phase("store");
     const controller = new AbortController();
     const output = new ExecutionOutput(id, this.state.output, () => this.notify(id, "output"));
     output.sink = options.sink;
@@ -147,6 +149,7 @@ export class Executions {
         // A result means it ran, and `done` is reached from `running` only.
         if (!started) void record("running");
         await record("done", { result: value });
+        phase("store");
         return value;
       },
       async (err: unknown) => {

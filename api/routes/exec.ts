@@ -7,6 +7,7 @@ import type { Context } from "hono";
 import { z } from "zod";
 import type { LoadedProfile } from "../../core/profile.ts";
 import { ApprovalPending, ExecRequest, ExecResult, ExecutionAccepted } from "../../core/schemas.ts";
+import { phase } from "../../core/timing.ts";
 import type { Executor } from "../../executor/executor.ts";
 import { resolveJob } from "../../policies/resolve.ts";
 import type { Admission } from "../admission/admit.ts";
@@ -65,6 +66,7 @@ export interface ExecRouteDeps {
 export function execRoutes(deps: ExecRouteDeps) {
   const app = routesApp<AuthEnv>();
   app.openapi(exec, async (c) => {
+    phase("validate");
     const body = c.req.valid("json");
     const profile = deps.admission.named(c, body.profile);
     // Resolved before the policy runs, so a bad request is a 400 whatever the policy says.
@@ -75,6 +77,7 @@ export function execRoutes(deps: ExecRouteDeps) {
       profile,
       job: { kind: "exec" as const, request: body },
     });
+    phase("admission");
     return answerExec(c, admitted.job, deps.executions);
   });
   return app;

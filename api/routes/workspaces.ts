@@ -14,6 +14,7 @@ import {
   WorkspaceInfo,
   WrittenFile,
 } from "../../core/schemas.ts";
+import { phase } from "../../core/timing.ts";
 import type { WorkspaceFiles } from "../../executor/workspace-files.ts";
 import type { WorkspaceStore } from "../../executor/workspaces.ts";
 import type { Scope } from "../../policies/access/schema.ts";
@@ -217,6 +218,7 @@ export function workspaceRoutes(deps: WorkspaceRoutesOptions) {
   });
 
   app.openapi(exec, async (c) => {
+    phase("validate");
     const body = c.req.valid("json");
     const id = c.req.param("id");
     const admitted = await admission.admit(c, {
@@ -225,6 +227,7 @@ export function workspaceRoutes(deps: WorkspaceRoutesOptions) {
       workspace: id,
       job: { kind: "workspace.exec" as const, request: body },
     });
+    phase("admission");
     return answerExec(c, admitted.job, deps.executions);
   });
 

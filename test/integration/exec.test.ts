@@ -126,6 +126,21 @@ describe("inputs and outputs", () => {
     expect(r.diff.added.find((e) => e.path === "out/blob.bin")?.size).toBe(256);
   });
 
+  it("finds what a one-shot job leaves in /workspace, even only dotfiles, a dangling link or a name like *", async () => {
+    for (const [command, paths] of [
+      ["echo x > .hidden", [".hidden"]],
+      ["echo y > ..z", ["..z"]],
+      ["ln -s nowhere dangling", ["dangling"]],
+      ["echo z > '*'", ["*"]],
+      ["mkdir -p empty/dir", []],
+      ["true", []],
+    ] as const) {
+      const r = await exec({ profile: "shell", command });
+      expect(r.status).toBe("ok");
+      expect(r.diff.added.map((e) => e.path)).toEqual(paths);
+    }
+  });
+
   it("creates the workdir, owned by the sandbox user", async () => {
     const r = await exec({
       profile: "shell",

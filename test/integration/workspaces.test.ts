@@ -1,7 +1,9 @@
 // Workspaces against a real engine: state in a Docker volume, every operation
 // in its own throwaway container, tenant isolation, serialisation, TTL, restart.
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
 import { request } from "node:http";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ExecResult } from "../../core/schemas.ts";
@@ -527,6 +529,52 @@ describe("diffs from the launcher's listings and the manifest cache", () => {
     expect(paths(cold.diff.modified)).toEqual(["a.txt"]);
     expect(cold.diff.modified[0]?.patch).toContain("-v3\n+v4\n");
     expect(paths(cold.diff.added)).toEqual(["b.txt"]);
+  });
+
+  it("after a restart, reads only what changed: the manifest comes from the state store, trusted only where its stat records match", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "airlock-manifests-"));
+    const key = `restart-key-${randomUUID()}`;
+    let first: TestGateway | undefined = await startGateway({ dataDir, key });
+    let second: TestGateway | undefined;
+    const on = (g: TestGateway, path: string, body?: unknown) =>
+      g.call(key, body === undefined ? "DELETE" : "POST", path, body);
+    let id: string | undefined;
+    try {
+      id = (
+        (await (await on(first, "/v1/workspaces", { profile: "shell" })).json()) as { id: string }
+      ).id;
+      await on(first, `/v1/workspaces/${id}/exec`, {
+        command: "echo real > kept.txt && echo real > moved.txt",
+      });
+      // Mark the cached contents, so the diff shows which side it took; moved.txt's record is stale.
+      const manifest = new Map(first.manifests.get(id));
+      const kept = manifest.get("kept.txt");
+      const moved = manifest.get("moved.txt");
+      if (kept === undefined || moved === undefined) throw new Error("no manifest cached");
+      manifest.set("kept.txt", { ...kept, content: Buffer.from("cached\n") });
+      manifest.set("moved.txt", {
+        ...moved,
+        stat: `${moved.stat}1`,
+        content: Buffer.from("cached\n"),
+      });
+      first.manifests.set(id, manifest);
+      await first.close();
+      first = undefined;
+      second = await startGateway({ dataDir, key });
+      expect(second.manifests.get(id)).toBeUndefined();
+      const res = await on(second, `/v1/workspaces/${id}/exec`, {
+        command: "echo new > kept.txt && echo new > moved.txt",
+      });
+      const run = (await res.json()) as ExecResult;
+      expect(paths(run.diff.modified)).toEqual(["kept.txt", "moved.txt"]);
+      expect(run.diff.modified[0]?.patch).toContain("-cached\n+new\n");
+      expect(run.diff.modified[1]?.patch).toContain("-real\n+new\n");
+    } finally {
+      const last = second ?? first;
+      if (last !== undefined && id !== undefined) await on(last, `/v1/workspaces/${id}`);
+      await last?.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   it("puts a job's files in after the listing, so they are part of its diff", async () => {

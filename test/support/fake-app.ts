@@ -45,6 +45,8 @@ export const FAKE_KEY_B = "key-for-tenant-b-0123456789";
 export interface FakeAppOptions {
   /** The state store (default: a fresh one in a temporary directory). */
   state?: StateStore;
+  /** Answers carry Server-Timing. */
+  serverTiming?: boolean;
 }
 
 export function fakeApp(options: FakeAppOptions = {}) {
@@ -69,6 +71,7 @@ export function fakeApp(options: FakeAppOptions = {}) {
     },
     state,
     instanceId: "fake",
+    serverTiming: options.serverTiming,
   });
   return { app, executor, state };
 }

@@ -158,6 +158,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
     poolMin: options.poolMin ?? 0,
     poolMax: options.poolMax ?? 0,
     workspaceSizeCapFor: (tenant) => access.workspaceBytes(tenant),
+    manifestStore: state.manifests,
     warn: (message, err) => console.warn(message, err),
     metrics,
   });
@@ -218,6 +219,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await executor.drain();
+      await manifests.flush();
       await state.close();
       if (options.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });
     },

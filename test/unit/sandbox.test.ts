@@ -464,6 +464,40 @@ describe("a workspace job whose container ends before the launcher lists /worksp
     });
   });
 
+  it("hands its removal to afterAnswer when given one (the caller holds the lock), else waits for it", async () => {
+    let release: (() => void) | undefined;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    class SlowRemoval extends FakeClient {
+      override async remove() {
+        await released;
+        return super.remove();
+      }
+    }
+    const background: Promise<void>[] = [];
+    const handed: Promise<void>[] = [];
+    const withHooks = {
+      ...deps(new SlowRemoval()),
+      background: (w: Promise<void>) => void background.push(w),
+    };
+    await expect(
+      runSandbox(withHooks, inWorkspace, { afterAnswer: (w) => void handed.push(w) }),
+    ).rejects.toMatchObject({ code: "docker_unavailable" });
+    // Answered while the removal still waits; the executor tracks it too (drain).
+    expect(handed).toHaveLength(1);
+    expect(background).toEqual(handed);
+    let waited = false;
+    const without = runSandbox(withHooks, inWorkspace).catch(() => {
+      waited = true;
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(waited).toBe(false);
+    release?.();
+    await Promise.all([without, ...handed]);
+    expect(waited).toBe(true);
+  });
+
   it("is still the engine's failure when the engine is already back: no job code ran, retry", async () => {
     await expect(runSandbox(deps(new FakeClient()), inWorkspace)).rejects.toMatchObject({
       code: "docker_unavailable",

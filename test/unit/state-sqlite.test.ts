@@ -27,6 +27,7 @@ import { MIGRATIONS, migrate } from "../../state/sqlite-schema.ts";
 
 let dir: string;
 const opened: StateStore[] = [];
+const LATEST = MIGRATIONS.at(-1)?.version ?? 0;
 let t = 1_800_000_000_000;
 const clock = { now: () => t, advance: (ms: number) => (t += ms) };
 
@@ -84,9 +85,11 @@ describe("opening", () => {
     expect(statSync(join(nested, STATE_FILE)).mode & 0o777).toBe(0o600);
     expect(statSync(nested).mode & 0o777).toBe(0o700);
     const raw = new DatabaseSync(join(nested, STATE_FILE));
-    expect(raw.prepare("SELECT version FROM schema_migrations").all()).toEqual([{ version: 1 }]);
+    expect(raw.prepare("SELECT version FROM schema_migrations").all()).toEqual(
+      MIGRATIONS.map((m) => ({ version: m.version })),
+    );
     expect(raw.prepare("PRAGMA journal_mode").get()).toEqual({ journal_mode: "wal" });
-    expect(raw.prepare("PRAGMA user_version").get()).toEqual({ user_version: 1 });
+    expect(raw.prepare("PRAGMA user_version").get()).toEqual({ user_version: LATEST });
     raw.close();
   });
 
@@ -107,16 +110,21 @@ describe("opening", () => {
     raw.close();
     const err = await openSqliteState({ dataDir: dir }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StoreVersionError);
-    expect((err as Error).message).toMatch(/schema version 99.*newer airlock.*up to 1/);
+    expect((err as Error).message).toMatch(
+      new RegExp(`schema version 99.*newer airlock.*up to ${LATEST}`),
+    );
   });
 
   it("applies a new migration once, after the ones already applied", async () => {
     await (await open()).close();
-    const extra = [...MIGRATIONS, { version: 2, name: "extra", sql: "CREATE TABLE extra (x)" }];
+    const next = LATEST + 1;
+    const extra = [...MIGRATIONS, { version: next, name: "extra", sql: "CREATE TABLE extra (x)" }];
     for (let i = 0; i < 2; i++) {
       const db = new Db(new DatabaseSync(join(dir, STATE_FILE)), "f");
-      expect(migrate(db, extra)).toBe(2);
-      expect(db.raw.prepare("SELECT count(*) AS n FROM schema_migrations").get()).toEqual({ n: 2 });
+      expect(migrate(db, extra)).toBe(next);
+      expect(db.raw.prepare("SELECT count(*) AS n FROM schema_migrations").get()).toEqual({
+        n: MIGRATIONS.length + 1,
+      });
       db.close();
     }
   });
@@ -606,6 +614,28 @@ describe("audit", () => {
     expect(await s.audit.purge(5_000)).toBe(1);
     expect(await s.audit.purge(5_000, 2)).toBe(1);
     expect((await s.audit.query({})).map((r) => r.requestId)).toEqual(["n3", "n2"]);
+  });
+});
+
+describe("workspace manifests", () => {
+  it("keeps the last bytes written per workspace, across a reopen, until deleted or purged", async () => {
+    const s = await open();
+    const manifests = s.manifests;
+    if (manifests === undefined) throw new Error("the embedded store keeps manifests");
+    expect(await manifests.get("ws1")).toBeUndefined();
+    await manifests.put("ws1", bytes("first"));
+    await manifests.put("ws1", bytes("second"));
+    await manifests.put("ws2", bytes("other"));
+    await s.close();
+    const again = await open();
+    expect(text((await again.manifests?.get("ws1")) ?? bytes(""))).toBe("second");
+    await again.manifests?.delete("ws1");
+    expect(await again.manifests?.get("ws1")).toBeUndefined();
+    clock.advance(10_000);
+    await again.manifests?.put("ws3", bytes("fresh"));
+    await again.purge({ executionsMs: 5_000, auditMs: 5_000, auditKeepAtMost: 100 });
+    expect(await again.manifests?.get("ws2")).toBeUndefined();
+    expect(text((await again.manifests?.get("ws3")) ?? bytes(""))).toBe("fresh");
   });
 });
 
