@@ -34,6 +34,8 @@ export interface JobRequest {
   limits?:
     | { timeoutMs?: number | undefined; memoryMb?: number | undefined; cpus?: number | undefined }
     | undefined;
+  /** Named egress networks the job asks for (the key must be granted each). */
+  networks?: readonly string[] | undefined;
 }
 
 /**
@@ -75,6 +77,8 @@ export async function admitJob(
   const limits = jobLimits(tenant, profile, job.request);
   const refusal = access.deps.quotas.check(caller.tenant, tenant.quotas);
   if (refusal !== undefined) throw quotaError(caller.tenant, refusal);
+  // 403 naming a network the key was not granted, before anything is held or run.
+  const egress = access.egress(caller, job.request.networks);
 
   const entry: JobEntry = {
     tenant: caller.tenant,
@@ -93,7 +97,7 @@ export async function admitJob(
       access,
       entry,
       limits.timeoutMs,
-      (o) => jobs[job.kind]({ ...execution, request: job.request, limits }, o),
+      (o) => jobs[job.kind]({ ...execution, request: job.request, limits, egress }, o),
       options,
     );
   const { timeoutMs } = limits;

@@ -281,7 +281,7 @@ export function workspaceRoutes(deps: WorkspaceRoutesOptions) {
 export function workspaceExecJob(
   deps: Pick<WorkspaceRoutesOptions, "store" | "profiles">,
 ): JobBuilder {
-  return ({ request, tenant, workspace, id, limits }, options) => {
+  return ({ request, tenant, workspace, id, limits, egress }, options) => {
     const body = request as WorkspaceExecRequest;
     return deps.store.exec(
       tenant,
@@ -294,6 +294,7 @@ export function workspaceExecJob(
           ref,
         ),
         id,
+        egress,
       }),
       options,
     );

@@ -1,0 +1,195 @@
+// Where a job granted a network is plugged in. Each such job gets its own
+// Docker network: internal (no route out) and with no address of the host's
+// on it (com.docker.network.bridge.inhibit_ipv4), so nothing is reachable from
+// it but the one other member, a relay container airlock keeps running. The
+// relay only pipes TCP to the gateway's egress proxy (egress-proxy.ts), which
+// decides every connection with the job's rules; the job is known to the proxy
+// by a credential in its proxy URL. One network per job also keeps sandboxes
+// apart from each other (no sibling on the same bridge).
+import { join } from "node:path";
+import type { EgressEntry, EgressRules } from "../core/egress.ts";
+import type { LoadedProfile } from "../core/profile.ts";
+import { LABEL_INSTANCE } from "./container-spec.ts";
+import type { ContainerClient, NetworkClient } from "./docker.ts";
+import { EgressCa } from "./egress-ca.ts";
+import { EgressProxy } from "./egress-proxy.ts";
+
+export const LABEL_EGRESS = "airlock.egress";
+const RELAY_PORT = 3128;
+/** Where the sandbox finds the CA bundle (read-only). */
+export const CA_BUNDLE_PATH = "/etc/airlock/egress-ca-bundle.pem";
+export const CA_CERT_PATH = "/etc/airlock/egress-ca.pem";
+/** gVisor with a network: runsc's entry pins --network=none, so a second entry (provision.sh). */
+export const RUNSC_NETWORK_RUNTIME = "runsc-net";
+
+// Pipes every connection to the proxy; it decides nothing, so it needs no state.
+const RELAY_SCRIPT = `const net=require("net");const [h,p]=process.argv.slice(1);
+net.createServer(c=>{const u=net.connect(Number(p),h);c.pipe(u).pipe(c);
+c.on("error",()=>u.destroy());u.on("error",()=>c.destroy());}).listen(${RELAY_PORT});`;
+
+export interface EgressOptions {
+  client: ContainerClient;
+  networks: NetworkClient;
+  proxy: EgressProxy;
+  ca: EgressCa;
+  instanceId: string;
+  /** An image with node in it, for the relay. */
+  relayImage: string;
+  /** The /16 (as "a.b") per-job /29 networks are cut from. */
+  subnetPrefix?: string;
+  warn: (message: string, err: unknown) => void;
+}
+
+/** What a job's container needs, and what it did, while it holds its network. */
+export interface JobNetwork {
+  network: string;
+  env: Record<string, string>;
+  mounts: { Type: "bind"; Source: string; Target: string; ReadOnly: true }[];
+  runtime(profile: LoadedProfile): string;
+  entries(): EgressEntry[];
+  release(): Promise<void>;
+}
+
+export class Egress {
+  private readonly o: EgressOptions;
+  private started: Promise<string> | undefined;
+  private next = 0;
+
+  constructor(options: EgressOptions) {
+    this.o = options;
+  }
+
+  /** Listens on the default bridge and starts the relay, once. */
+  private start(): Promise<string> {
+    this.started ??= (async () => {
+      const gateway = await this.o.networks.bridgeGateway();
+      const address = await this.o.proxy.listen(gateway);
+      const id = await this.o.client.create({
+        name: `airlock-egress-relay-${this.o.instanceId}`,
+        Image: this.o.relayImage,
+        Entrypoint: [],
+        Cmd: ["node", "-e", RELAY_SCRIPT, gateway, String(address.port)],
+        User: "65534:65534",
+        Labels: { [LABEL_INSTANCE]: this.o.instanceId, [LABEL_EGRESS]: "relay" },
+        HostConfig: {
+          NetworkMode: "bridge",
+          ReadonlyRootfs: true,
+          CapDrop: ["ALL"],
+          SecurityOpt: ["no-new-privileges:true"],
+          Memory: 128 * 1024 * 1024,
+          PidsLimit: 64,
+          LogConfig: { Type: "none", Config: {} },
+        },
+      });
+      await this.o.client.start(id);
+      return id;
+    })();
+    this.started.catch(() => {
+      this.started = undefined;
+    });
+    return this.started;
+  }
+
+  /** A network for one job under `rules`; release it when the job's container is gone. */
+  async lease(jobId: string, rules: EgressRules): Promise<JobNetwork> {
+    const relay = await this.start();
+    const name = `airlock-egress-${jobId}`;
+    const labels = { [LABEL_INSTANCE]: this.o.instanceId, [LABEL_EGRESS]: jobId };
+    const relayIp = await this.createNetwork(name, labels);
+    try {
+      await this.o.networks.connect(name, relay, relayIp);
+    } catch (err) {
+      await this.o.networks.removeNetwork(name).catch(() => undefined);
+      throw err;
+    }
+    const lease = this.o.proxy.open(rules);
+    const proxyUrl = `http://airlock:${lease.token}@${relayIp}:${RELAY_PORT}`;
+    return {
+      network: name,
+      env: proxyEnv(proxyUrl),
+      mounts: [
+        { Type: "bind", Source: this.o.ca.bundleFile, Target: CA_BUNDLE_PATH, ReadOnly: true },
+        { Type: "bind", Source: this.o.ca.certFile, Target: CA_CERT_PATH, ReadOnly: true },
+      ],
+      runtime: (profile) => (profile.runtime === "runsc" ? RUNSC_NETWORK_RUNTIME : profile.runtime),
+      entries: lease.entries,
+      release: async () => {
+        lease.close();
+        await this.o.networks.disconnect(name, relay);
+        await this.o.networks.removeNetwork(name);
+      },
+    };
+  }
+
+  /** A /29 of its own (returns the relay's address in it); one the engine already has is skipped. */
+  private async createNetwork(name: string, labels: Record<string, string>): Promise<string> {
+    const prefix = this.o.subnetPrefix ?? "10.213";
+    for (let attempt = 0; ; attempt++) {
+      const index = this.next++ % 8192;
+      const third = Math.floor(index / 32);
+      const fourth = (index % 32) * 8;
+      try {
+        await this.o.networks.createNetwork(name, `${prefix}.${third}.${fourth}/29`, labels);
+        return `${prefix}.${third}.${fourth + 2}`;
+      } catch (err) {
+        if (attempt >= 8 || !/overlap|already/i.test((err as Error).message)) throw err;
+      }
+    }
+  }
+
+  /** Removes this instance's networks and relay left by a run that died. */
+  async sweep(): Promise<void> {
+    for (const n of await this.o.networks.listNetworks(LABEL_EGRESS)) {
+      if (n.labels[LABEL_INSTANCE] === this.o.instanceId) {
+        await this.o.networks
+          .removeNetwork(n.name)
+          .catch((err: unknown) => this.o.warn(`removing network ${n.name}`, err));
+      }
+    }
+  }
+}
+
+/** The variables that make proxy-aware tools use the proxy and trust the CA. */
+function proxyEnv(url: string): Record<string, string> {
+  return {
+    HTTP_PROXY: url,
+    HTTPS_PROXY: url,
+    http_proxy: url,
+    https_proxy: url,
+    npm_config_proxy: url,
+    npm_config_https_proxy: url,
+    NO_PROXY: "localhost,127.0.0.1,::1",
+    no_proxy: "localhost,127.0.0.1,::1",
+    NODE_USE_ENV_PROXY: "1",
+    SSL_CERT_FILE: CA_BUNDLE_PATH,
+    REQUESTS_CA_BUNDLE: CA_BUNDLE_PATH,
+    CURL_CA_BUNDLE: CA_BUNDLE_PATH,
+    GIT_SSL_CAINFO: CA_BUNDLE_PATH,
+    PIP_CERT: CA_BUNDLE_PATH,
+    NODE_EXTRA_CA_CERTS: CA_CERT_PATH,
+  };
+}
+
+export interface OpenEgressOptions {
+  client: ContainerClient;
+  networks: NetworkClient;
+  /** The CA is kept in `<dataDir>/egress`. */
+  dataDir: string;
+  instanceId: string;
+  relayImage: string;
+  /** PEM of extra roots for upstreams whose TLS the proxy terminates. */
+  upstreamCa?: string | undefined;
+  onConnection?: ((entry: EgressEntry) => void) | undefined;
+  warn: (message: string, err: unknown) => void;
+}
+
+/** The CA, the proxy (listening from the first job with a network on) and the networks' keeper. */
+export async function openEgress(
+  o: OpenEgressOptions,
+): Promise<{ egress: Egress; close(): Promise<void> }> {
+  const ca = await EgressCa.open(join(o.dataDir, "egress"));
+  const proxy = new EgressProxy({ ca, upstreamCa: o.upstreamCa, onConnection: o.onConnection });
+  const egress = new Egress({ ...o, proxy, ca });
+  await egress.sweep();
+  return { egress, close: () => proxy.close() };
+}

@@ -1,0 +1,238 @@
+// Egress through named networks against a real engine (DESIGN.md, "Egress"):
+// local upstreams only (test/support/egress-upstream.ts), named with `resolve`
+// pins; every denial is against an address of this machine.
+import { randomUUID } from "node:crypto";
+import Dockerode from "dockerode";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ExecResult } from "../../core/schemas.ts";
+import { startUpstream, type Upstream } from "../support/egress-upstream.ts";
+import { keyHash, startGateway, type TestGateway } from "../support/gateway.ts";
+
+const SECRET = `egress-secret-${randomUUID()}`;
+const KEY = {
+  net: `net-${randomUUID()}`,
+  plain: `plain-${randomUUID()}`,
+  admin: `adm-${randomUUID()}`,
+};
+const suffix = randomUUID().slice(0, 8);
+
+let gw: TestGateway;
+let up: Upstream;
+let bridgeGateway: string;
+
+beforeAll(async () => {
+  up = await startUpstream(SECRET, `airlock-egress-upstream-${suffix}`);
+  process.env["AIRLOCK_TEST_EGRESS_SECRET"] = SECRET;
+  const pins = { "plain.test": up.ip, "secure.test": up.ip, "index.test": up.ip };
+  const policy = {
+    networks: {
+      local: {
+        allow: [
+          "plain.test:8080",
+          "secure.test:8443",
+          "index.test:8080",
+          "localhost:8080",
+          "*.nowhere.test",
+        ],
+        resolve: pins,
+      },
+      keyed: {
+        allow: ["secure.test:8443"],
+        resolve: pins,
+        inject: [
+          { host: "secure.test", header: "X-Api-Key", value: "env:AIRLOCK_TEST_EGRESS_SECRET" },
+        ],
+      },
+      metadata: { allow: ["0.0.0.0/0"] },
+    },
+    tenants: {
+      [`egress-${suffix}`]: {
+        keys: [
+          { id: "net", hash: keyHash(KEY.net), scopes: ["exec"], networks: ["local", "keyed"] },
+          { id: "plain", hash: keyHash(KEY.plain), scopes: ["exec"] },
+          { id: "adm", hash: keyHash(KEY.admin), scopes: ["admin"] },
+        ],
+      },
+    },
+  };
+  gw = await startGateway({ policy, egress: { upstreamCa: up.caPem }, metrics: true });
+  const bridge = await new Dockerode().getNetwork("bridge").inspect();
+  bridgeGateway = bridge.IPAM?.Config?.[0]?.Gateway ?? "";
+});
+afterAll(async () => {
+  await gw?.close();
+  await up?.stop();
+  expect(await gw.leftovers()).toEqual({ containers: 0, volumes: 0 });
+  const nets = await new Dockerode().listNetworks({
+    filters: { label: [`airlock=${gw.instanceId}`] },
+  });
+  expect(nets).toEqual([]);
+});
+
+async function run(key: string, body: Record<string, unknown>): Promise<ExecResult> {
+  const res = await gw.call(key, "POST", "/v1/exec", body);
+  const json = (await res.json()) as ExecResult;
+  if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${JSON.stringify(json)}`);
+  return json;
+}
+const shell = (command: string, networks: string[]) =>
+  run(KEY.net, { profile: "shell", command: ["bash", "-c", command], networks });
+
+describe("allowed", () => {
+  it("HTTP and an HTTPS tunnel through the proxy, each listed with its bytes", async () => {
+    const r = await shell("curl -sS http://plain.test:8080/hi", ["local"]);
+    const again = await run(KEY.net, {
+      profile: "shell",
+      command: [
+        "bash",
+        "-c",
+        `printf '%s\\n' "$CA" > /tmp/ca.pem && curl -sS --cacert /tmp/ca.pem https://secure.test:8443/hi`,
+      ],
+      env: { CA: up.caPem },
+      networks: ["local"],
+    });
+    expect(r.stdout).toBe("hello from upstream\n");
+    expect(again.stdout).toBe("hello from upstream\n");
+    expect(again.egress).toEqual([
+      expect.objectContaining({
+        host: "secure.test",
+        port: 8443,
+        decision: "allowed",
+        network: "local",
+      }),
+    ]);
+    const entry = again.egress?.[0];
+    expect(entry?.bytesOut).toBeGreaterThan(100);
+    expect(entry?.bytesIn).toBeGreaterThan(100);
+    expect(r.egress?.[0]).toMatchObject({ host: "plain.test", port: 8080, decision: "allowed" });
+  });
+
+  it("pip installs a wheel from a local index through the proxy", async () => {
+    const r = await run(KEY.net, {
+      profile: "python",
+      command: [
+        "bash",
+        "-c",
+        "python3 -m venv /tmp/v && /tmp/v/bin/python -m pip install -q --no-cache-dir --disable-pip-version-check " +
+          "--trusted-host index.test --index-url http://index.test:8080/simple/ egress-demo && " +
+          "/tmp/v/bin/python -c 'import egress_demo; print(egress_demo.VALUE)'",
+      ],
+      networks: ["local"],
+      limits: { timeoutMs: 60_000 },
+    });
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toBe("installed through the proxy\n");
+    expect(r.egress?.every((e) => e.host === "index.test" && e.decision === "allowed")).toBe(true);
+  });
+});
+
+describe("denied", () => {
+  it("a port, a name, loopback, the host, a sibling by address, and direct connections", async () => {
+    const cmd = [
+      "curl -s -o /dev/null -w '%{http_code}\\n' http://plain.test:9090/",
+      "curl -s -o /dev/null -w '%{http_code}\\n' http://elsewhere.test:8080/",
+      'curl -s -o /dev/null -w \'%{http_code}\\n\' -x "$HTTP_PROXY" --noproxy "" http://localhost:8080/',
+      `curl -s -o /dev/null -w '%{http_code}\\n' http://${bridgeGateway}:8080/`,
+      `curl -s -o /dev/null -w '%{http_code}\\n' http://${up.ip}:8080/`,
+      `curl -s -m 3 --noproxy '*' http://${up.ip}:8080/ || echo direct-failed`,
+      `curl -s -m 3 --noproxy '*' http://${bridgeGateway}:8080/ || echo host-failed`,
+      "curl -s -o /dev/null -w '%{http_code}\\n' http://unresolvable.nowhere.test/",
+    ].join("; ");
+    const r = await shell(cmd, ["local"]);
+    expect(r.stdout.split("\n").filter(Boolean)).toEqual([
+      "403",
+      "403",
+      "403",
+      "403",
+      "403",
+      "direct-failed",
+      "host-failed",
+      "403",
+    ]);
+    const reasons = (r.egress ?? []).map((e) => [e.host, e.decision, e.reason]);
+    expect(reasons).toEqual([
+      ["plain.test", "denied", "network local allows plain.test on port 8080, not 9090"],
+      ["elsewhere.test", "denied", "network local does not allow elsewhere.test"],
+      ["localhost", "denied", "loopback address 127.0.0.1 is always denied"],
+      [bridgeGateway, "denied", `network local does not allow ${bridgeGateway}`],
+      [up.ip, "denied", `network local does not allow ${up.ip}`],
+      ["unresolvable.nowhere.test", "denied", expect.stringContaining("does not resolve")],
+    ]);
+  });
+
+  it("a network the key lacks is 403 naming it; none asked, no network at all", async () => {
+    const res = await gw.call(KEY.plain, "POST", "/v1/exec", {
+      profile: "shell",
+      command: ["true"],
+      networks: ["local"],
+    });
+    expect(res.status).toBe(403);
+    expect(await res.json()).toMatchObject({
+      error: { code: "forbidden", details: { network: "local" } },
+    });
+    const r = await run(KEY.net, {
+      profile: "shell",
+      command: [
+        "bash",
+        "-c",
+        'echo "HTTP_PROXY=$HTTP_PROXY"; curl -s -m 2 http://plain.test:8080/ || echo failed',
+      ],
+    });
+    expect(r.stdout).toBe("HTTP_PROXY=\nfailed\n");
+    expect(r.egress).toBeUndefined();
+  });
+});
+
+describe("inject", () => {
+  it("the secret reaches the upstream and is nowhere in the sandbox", async () => {
+    const r = await shell(
+      "curl -sS https://secure.test:8443/headers; echo; env; cat /proc/*/environ /proc/*/cmdline 2>/dev/null | tr '\\0' '\\n'; " +
+        "cat /etc/airlock/* 2>/dev/null; grep -rs . /tmp /workspace 2>/dev/null",
+      ["keyed"],
+    );
+    expect(r.stdout).toContain('{"apiKeyOk": true, "apiKeySent": true}');
+    expect(r.stdout + r.stderr).not.toContain(SECRET);
+    expect(r.egress).toEqual([
+      expect.objectContaining({
+        host: "secure.test",
+        port: 8443,
+        decision: "allowed",
+        network: "keyed",
+      }),
+    ]);
+  });
+});
+
+describe("operators", () => {
+  it("egress/check decides without connecting, metadata and public addresses included", async () => {
+    const check = async (body: unknown) => {
+      const res = await gw.call(KEY.admin, "POST", "/v1/admin/egress/check", body);
+      return { status: res.status, body: await res.json() };
+    };
+    expect(await check({ network: "metadata", host: "169.254.169.254", port: 80 })).toEqual({
+      status: 200,
+      body: {
+        decision: "denied",
+        reason: "link-local (cloud metadata) address 169.254.169.254 is always denied",
+      },
+    });
+    expect((await check({ network: "metadata", host: "8.8.8.8", port: 53 })).body).toMatchObject({
+      decision: "allowed",
+    });
+    expect((await check({ network: "local", host: "plain.test", port: 8080 })).body).toMatchObject({
+      decision: "allowed",
+    });
+    expect((await check({ network: "nope", host: "a", port: 1 })).status).toBe(404);
+  });
+
+  it("metrics count connections by network and decision", async () => {
+    const metrics = (await gw.metrics?.registry.metrics()) ?? "";
+    expect(metrics).toMatch(
+      /airlock_egress_connections_total\{network="local",decision="allowed"\} \d+/,
+    );
+    expect(metrics).toMatch(
+      /airlock_egress_connections_total\{network="-",decision="denied"\} \d+/,
+    );
+    expect(metrics).toMatch(/airlock_egress_bytes_total\{network="local",direction="in"\} \d+/);
+  });
+});
