@@ -373,6 +373,8 @@ export interface paths {
               encoding?: "utf8" | "base64" | undefined;
               mode?: string | undefined;
             }[] | undefined;
+            /** egress networks (granted to the key) its jobs get unless they ask for others */
+            networks?: string[] | undefined;
           };
         };
       };
@@ -389,6 +391,8 @@ export interface paths {
               lastUsedAt: string;
               /** ISO 8601: idle workspaces are removed after their TTL */
               expiresAt: string;
+              /** egress networks its jobs get unless they ask for others */
+              networks?: string[] | undefined;
             };
           };
         };
@@ -466,6 +470,8 @@ export interface paths {
               lastUsedAt: string;
               /** ISO 8601: idle workspaces are removed after their TTL */
               expiresAt: string;
+              /** egress networks its jobs get unless they ask for others */
+              networks?: string[] | undefined;
             };
           };
         };
@@ -2205,6 +2211,12 @@ export interface paths {
                 bytesIn: number | null;
                 bytesOut: number | null;
                 approvalId: string | null;
+                egress?: {
+                  allowed: number;
+                  denied: number;
+                  bytesOut: number;
+                  bytesIn: number;
+                } | undefined;
               }[];
             };
           };

@@ -90,6 +90,11 @@ export type WorkspaceExecRequest = z.infer<typeof WorkspaceExecRequest>;
 export const CreateWorkspaceRequest = z.strictObject({
   profile: z.string().min(1).optional(),
   files: z.array(FileInput).max(10_000).optional(),
+  networks: z
+    .array(z.string().min(1).max(63))
+    .max(16)
+    .optional()
+    .describe("egress networks (granted to the key) its jobs get unless they ask for others"),
 });
 export type CreateWorkspaceRequest = z.infer<typeof CreateWorkspaceRequest>;
 
@@ -183,6 +188,10 @@ export const WorkspaceInfo = z.object({
   createdAt: z.string().describe("ISO 8601"),
   lastUsedAt: z.string().describe("ISO 8601"),
   expiresAt: z.string().describe("ISO 8601: idle workspaces are removed after their TTL"),
+  networks: z
+    .array(z.string())
+    .optional()
+    .describe("egress networks its jobs get unless they ask for others"),
 });
 export type WorkspaceInfo = z.infer<typeof WorkspaceInfo>;
 
@@ -395,6 +404,10 @@ export const AuditRecord = z.object({
   bytesIn: z.number().nullable(),
   bytesOut: z.number().nullable(),
   approvalId: z.string().nullable(),
+  /** A job granted networks: its connections through the egress proxy, counted. */
+  egress: z
+    .object({ allowed: z.number(), denied: z.number(), bytesOut: z.number(), bytesIn: z.number() })
+    .optional(),
 });
 
 export const AuditList = z.object({ records: z.array(AuditRecord) });

@@ -23,7 +23,7 @@ import type { AuthEnv } from "../auth.ts";
 import type { ExecutionMeta, JobRunner } from "../executions/executions.ts";
 import type { Access } from "./access.ts";
 import { holdForApproval } from "./approvals.ts";
-import { endedHow, note, outputBytes } from "./audit.ts";
+import { egressCounts, endedHow, note, outputBytes } from "./audit.ts";
 import type { HeldJob, JobBuilders, JobKind } from "./held-jobs.ts";
 
 /** The parts of an exec request the policy looks at. */
@@ -132,7 +132,12 @@ export async function admitJob(
 function audited(c: Context<AuthEnv>, running: Promise<ExecResult>): Promise<ExecResult> {
   const finished = running.then(
     (result) => {
-      note(c, { status: result.status, exitCode: result.exitCode, bytesOut: outputBytes(result) });
+      note(c, {
+        status: result.status,
+        exitCode: result.exitCode,
+        bytesOut: outputBytes(result),
+        ...egressCounts(result),
+      });
       return result;
     },
     (err: unknown) => {

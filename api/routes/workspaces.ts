@@ -190,12 +190,15 @@ export function workspaceRoutes(deps: WorkspaceRoutesOptions) {
       profile,
       createsWorkspace: true,
     });
+    // 403 naming a network the key was not granted, before anything is made.
+    admission.access.egress(c.get("caller"), body.networks);
     // The policy's count quota is counted again as the volume is made (admission's count is not a reservation).
     const info = await store.create(
       tenant(c),
       body.profile ?? deps.defaultProfile,
       decodeFiles(body.files),
       workspaceLimits(admission.access, tenant(c)),
+      body.networks ?? [],
     );
     return c.json(info, 201);
   });

@@ -2,6 +2,7 @@
 // local upstreams only (test/support/egress-upstream.ts), named with `resolve`
 // pins; every denial is against an address of this machine.
 import { randomUUID } from "node:crypto";
+import { join } from "node:path";
 import Dockerode from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ExecResult } from "../../core/schemas.ts";
@@ -48,14 +49,24 @@ beforeAll(async () => {
     tenants: {
       [`egress-${suffix}`]: {
         keys: [
-          { id: "net", hash: keyHash(KEY.net), scopes: ["exec"], networks: ["local", "keyed"] },
+          {
+            id: "net",
+            hash: keyHash(KEY.net),
+            scopes: ["exec", "workspaces"],
+            networks: ["local", "keyed"],
+          },
           { id: "plain", hash: keyHash(KEY.plain), scopes: ["exec"] },
           { id: "adm", hash: keyHash(KEY.admin), scopes: ["admin"] },
         ],
       },
     },
   };
-  gw = await startGateway({ policy, egress: { upstreamCa: up.caPem }, metrics: true });
+  gw = await startGateway({
+    policy,
+    egress: { upstreamCa: up.caPem },
+    metrics: true,
+    profilesDir: join(import.meta.dirname, "../../policies/gvisor"),
+  });
   const bridge = await new Dockerode().getNetwork("bridge").inspect();
   bridgeGateway = bridge.IPAM?.Config?.[0]?.Gateway ?? "";
 });
@@ -123,6 +134,71 @@ describe("allowed", () => {
     expect(r.stderr).toBe("");
     expect(r.stdout).toBe("installed through the proxy\n");
     expect(r.egress?.every((e) => e.host === "index.test" && e.decision === "allowed")).toBe(true);
+  });
+});
+
+describe("workspaces, SSE and the audit line", () => {
+  it("a workspace made with networks gives them to its jobs; one not granted is 403", async () => {
+    const refused = await gw.call(KEY.plain, "POST", "/v1/workspaces", { networks: ["local"] });
+    expect(refused.status).toBe(403);
+    const res = await gw.call(KEY.net, "POST", "/v1/workspaces", {
+      profile: "shell",
+      networks: ["local"],
+    });
+    expect(res.status).toBe(201);
+    const ws = (await res.json()) as { id: string; networks?: string[] };
+    expect(ws.networks).toEqual(["local"]);
+    try {
+      const exec = await gw.call(KEY.net, "POST", `/v1/workspaces/${ws.id}/exec`, {
+        command: ["bash", "-c", "curl -sS http://plain.test:8080/ws > got.txt; cat got.txt"],
+      });
+      const r = (await exec.json()) as ExecResult;
+      expect(r.stdout).toBe("hello from upstream\n");
+      expect(r.egress?.[0]).toMatchObject({ host: "plain.test", decision: "allowed" });
+      const audit = gw.access.deps.audit.query({ op: "workspace.exec" });
+      expect(audit[0]?.egress).toMatchObject({ allowed: 1, denied: 0 });
+      expect(audit[0]?.egress?.bytesIn).toBeGreaterThan(0);
+    } finally {
+      await gw.call(KEY.net, "DELETE", `/v1/workspaces/${ws.id}`);
+    }
+  });
+
+  it("the SSE result event carries the egress list", async () => {
+    const res = await gw.call(
+      KEY.net,
+      "POST",
+      "/v1/exec",
+      {
+        profile: "shell",
+        command: ["curl", "-sS", "http://plain.test:8080/sse"],
+        networks: ["local"],
+      },
+      { accept: "text/event-stream" },
+    );
+    const text = await res.text();
+    const data = /event: result\ndata: (.*)\n/.exec(text)?.[1] ?? "{}";
+    const result = JSON.parse(data) as ExecResult;
+    expect(result.egress).toEqual([
+      expect.objectContaining({ host: "plain.test", port: 8080, decision: "allowed" }),
+    ]);
+  });
+});
+
+describe("under gVisor (runsc-net)", () => {
+  it("the same proxy, the same list; a direct connection still fails", async () => {
+    const r = await run(KEY.net, {
+      profile: "shell-gvisor",
+      command: [
+        "bash",
+        "-c",
+        `curl -sS http://plain.test:8080/g; curl -s -m 3 --noproxy '*' http://${up.ip}:8080/ || echo direct-failed`,
+      ],
+      networks: ["local"],
+    });
+    expect(r.stdout).toBe("hello from upstream\ndirect-failed\n");
+    expect(r.egress).toEqual([
+      expect.objectContaining({ host: "plain.test", port: 8080, decision: "allowed" }),
+    ]);
   });
 });
 
