@@ -5,7 +5,10 @@
 // relay only pipes TCP to the gateway's egress proxy (egress-proxy.ts), which
 // decides every connection with the job's rules; the job is known to the proxy
 // by a credential in its proxy URL. One network per job also keeps sandboxes
-// apart from each other (no sibling on the same bridge).
+// apart from each other (no sibling on the same bridge). A network whose job
+// has ended (its container removed) is kept for the next one, up to
+// MAX_IDLE_NETWORKS: making one and connecting the relay costs more than the
+// container's own start.
 import { join } from "node:path";
 import type { EgressEntry, EgressRules } from "../core/egress.ts";
 import type { LoadedProfile } from "../core/profile.ts";
@@ -16,6 +19,7 @@ import { EgressProxy } from "./egress-proxy.ts";
 
 export const LABEL_EGRESS = "airlock.egress";
 const RELAY_PORT = 3128;
+const MAX_IDLE_NETWORKS = 8;
 /** Where the sandbox finds the CA bundle (read-only). */
 export const CA_BUNDLE_PATH = "/etc/airlock/egress-ca-bundle.pem";
 export const CA_CERT_PATH = "/etc/airlock/egress-ca.pem";
@@ -54,6 +58,8 @@ export class Egress {
   private readonly o: EgressOptions;
   private started: Promise<string> | undefined;
   private next = 0;
+  /** Networks no job holds, the relay still on them. */
+  private readonly idle: { name: string; relayIp: string }[] = [];
 
   constructor(options: EgressOptions) {
     this.o = options;
@@ -93,15 +99,7 @@ export class Egress {
   /** A network for one job under `rules`; release it when the job's container is gone. */
   async lease(jobId: string, rules: EgressRules): Promise<JobNetwork> {
     const relay = await this.start();
-    const name = `airlock-egress-${jobId}`;
-    const labels = { [LABEL_INSTANCE]: this.o.instanceId, [LABEL_EGRESS]: jobId };
-    const relayIp = await this.createNetwork(name, labels);
-    try {
-      await this.o.networks.connect(name, relay, relayIp);
-    } catch (err) {
-      await this.o.networks.removeNetwork(name).catch(() => undefined);
-      throw err;
-    }
+    const { name, relayIp } = this.idle.pop() ?? (await this.makeNetwork(relay, jobId));
     const lease = this.o.proxy.open(rules);
     const proxyUrl = `http://airlock:${lease.token}@${relayIp}:${RELAY_PORT}`;
     return {
@@ -113,12 +111,42 @@ export class Egress {
       ],
       runtime: (profile) => (profile.runtime === "runsc" ? RUNSC_NETWORK_RUNTIME : profile.runtime),
       entries: lease.entries,
+      // Once the job's container is gone: nothing of the job's is left on the network.
       release: async () => {
         lease.close();
-        await this.o.networks.disconnect(name, relay);
-        await this.o.networks.removeNetwork(name);
+        if (this.idle.length < MAX_IDLE_NETWORKS) this.idle.push({ name, relayIp });
+        else await this.removeNetwork(name, relay);
       },
     };
+  }
+
+  private async makeNetwork(relay: string, jobId: string) {
+    const name = `airlock-egress-${jobId}`;
+    const labels = { [LABEL_INSTANCE]: this.o.instanceId, [LABEL_EGRESS]: "network" };
+    const relayIp = await this.createNetwork(name, labels);
+    try {
+      await this.o.networks.connect(name, relay, relayIp);
+    } catch (err) {
+      await this.o.networks.removeNetwork(name).catch(() => undefined);
+      throw err;
+    }
+    return { name, relayIp };
+  }
+
+  private async removeNetwork(name: string, relay: string): Promise<void> {
+    await this.o.networks.disconnect(name, relay);
+    await this.o.networks.removeNetwork(name);
+  }
+
+  /** Removes the idle networks (at shutdown: jobs are done). */
+  async close(): Promise<void> {
+    const relay = await this.started?.catch(() => undefined);
+    for (const { name } of this.idle.splice(0)) {
+      await (relay === undefined
+        ? this.o.networks.removeNetwork(name)
+        : this.removeNetwork(name, relay)
+      ).catch((err: unknown) => this.o.warn(`removing network ${name}`, err));
+    }
   }
 
   /** A /29 of its own (returns the relay's address in it); one the engine already has is skipped. */
@@ -191,5 +219,11 @@ export async function openEgress(
   const proxy = new EgressProxy({ ca, upstreamCa: o.upstreamCa, onConnection: o.onConnection });
   const egress = new Egress({ ...o, proxy, ca });
   await egress.sweep();
-  return { egress, close: () => proxy.close() };
+  return {
+    egress,
+    close: async () => {
+      await egress.close();
+      await proxy.close();
+    },
+  };
 }
