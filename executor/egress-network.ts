@@ -16,20 +16,18 @@ import { LABEL_INSTANCE } from "./container-spec.ts";
 import type { ContainerClient, NetworkClient } from "./docker.ts";
 import { EgressCa } from "./egress-ca.ts";
 import { EgressProxy } from "./egress-proxy.ts";
+import {
+  CA_BUNDLE_PATH,
+  CA_CERT_PATH,
+  LABEL_EGRESS,
+  RELAY_PORT,
+  RELAY_SCRIPT,
+  RUNSC_NETWORK_RUNTIME,
+} from "./egress-relay.ts";
 
-export const LABEL_EGRESS = "airlock.egress";
-const RELAY_PORT = 3128;
+export { CA_BUNDLE_PATH, CA_CERT_PATH, LABEL_EGRESS } from "./egress-relay.ts";
+
 const MAX_IDLE_NETWORKS = 8;
-/** Where the sandbox finds the CA bundle (read-only). */
-export const CA_BUNDLE_PATH = "/etc/airlock/egress-ca-bundle.pem";
-export const CA_CERT_PATH = "/etc/airlock/egress-ca.pem";
-/** gVisor with a network: runsc's entry pins --network=none, so a second entry (provision.sh). */
-export const RUNSC_NETWORK_RUNTIME = "runsc-net";
-
-// Pipes every connection to the proxy; it decides nothing, so it needs no state.
-const RELAY_SCRIPT = `const net=require("net");const [h,p]=process.argv.slice(1);
-net.createServer(c=>{const u=net.connect(Number(p),h);c.pipe(u).pipe(c);
-c.on("error",()=>u.destroy());u.on("error",()=>c.destroy());}).listen(${RELAY_PORT});`;
 
 export interface EgressOptions {
   client: ContainerClient;
