@@ -41,6 +41,8 @@ export interface EgressProxyOptions {
 interface Session {
   rules: EgressRules;
   entries: EgressEntry[];
+  /** The job's open connections: closed with the lease, so none outlives its job. */
+  sockets: Set<Duplex>;
 }
 
 export interface EgressLease {
@@ -90,12 +92,15 @@ export class EgressProxy {
   /** Lets the holder of the returned token through under `rules`, until closed. */
   open(rules: EgressRules): EgressLease {
     const token = randomBytes(24).toString("base64url");
-    const session: Session = { rules, entries: [] };
+    const session: Session = { rules, entries: [], sockets: new Set() };
     this.sessions.set(token, session);
     return {
       token,
       entries: () => session.entries.map((e) => ({ ...e })),
-      close: () => this.sessions.delete(token),
+      close: () => {
+        this.sessions.delete(token);
+        for (const socket of session.sockets) socket.destroy();
+      },
     };
   }
 
@@ -131,6 +136,12 @@ export class EgressProxy {
     return { entry, address };
   }
 
+  private track(session: Session, socket: Duplex): void {
+    if (session.sockets.has(socket)) return;
+    session.sockets.add(socket);
+    socket.once("close", () => session.sockets.delete(socket));
+  }
+
   private lookup(host: string): Promise<string> {
     if (this.options.resolve !== undefined) return this.options.resolve(host);
     return lookup(host).then((r) => r.address);
@@ -147,6 +158,7 @@ export class EgressProxy {
     client.on("error", () => client.destroy());
     const session = this.session(req);
     if (session === undefined) return void client.end(PROXY_AUTH_REQUIRED);
+    this.track(session, client);
     const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(req.url ?? "");
     if (m === null) return void client.end(reply(400, "CONNECT needs host:port"));
     const host = (m[1] as string).replace(/^\[(.*)\]$/, "$1").toLowerCase();
@@ -199,6 +211,7 @@ export class EgressProxy {
       res.writeHead(407, { "Proxy-Authenticate": 'Basic realm="airlock"' }).end();
       return;
     }
+    this.track(session, req.socket);
     let url: URL;
     try {
       url = new URL(req.url ?? "");

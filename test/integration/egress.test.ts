@@ -2,6 +2,7 @@
 // local upstreams only (test/support/egress-upstream.ts), named with `resolve`
 // pins; every denial is against an address of this machine.
 import { randomUUID } from "node:crypto";
+import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import Dockerode from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -16,6 +17,17 @@ const KEY = {
   admin: `adm-${randomUUID()}`,
 };
 const suffix = randomUUID().slice(0, 8);
+// An address of this host's that no always-denied range covers (eth0 here), if it has one.
+const OWN = Object.values(networkInterfaces())
+  .flatMap((list) => list ?? [])
+  .find(
+    (i) =>
+      i.family === "IPv4" &&
+      !i.internal &&
+      !/^(10\.|127\.|169\.254\.|172\.(1[6-9]|2\d|3[01])\.|192\.168\.|100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\.)/.test(
+        i.address,
+      ),
+  )?.address;
 
 let gw: TestGateway;
 let up: Upstream;
@@ -45,6 +57,8 @@ beforeAll(async () => {
         ],
       },
       metadata: { allow: ["0.0.0.0/0"] },
+      // A range holding the host's own address: the range does not name it, so it stays refused.
+      ...(OWN === undefined ? {} : { own: { allow: [`${OWN}/31:8080`] } }),
     },
     tenants: {
       [`egress-${suffix}`]: {
@@ -53,7 +67,7 @@ beforeAll(async () => {
             id: "net",
             hash: keyHash(KEY.net),
             scopes: ["exec", "workspaces"],
-            networks: ["local", "keyed"],
+            networks: ["local", "keyed", ...(OWN === undefined ? [] : ["own"])],
           },
           { id: "plain", hash: keyHash(KEY.plain), scopes: ["exec"] },
           { id: "adm", hash: keyHash(KEY.admin), scopes: ["admin"] },
@@ -236,6 +250,18 @@ describe("denied", () => {
     ]);
   });
 
+  it.skipIf(OWN === undefined)("the host's own address, though a CIDR entry holds it", async () => {
+    const r = await shell(`curl -s -o /dev/null -w '%{http_code}\\n' http://${OWN}:8080/`, ["own"]);
+    expect(r.stdout).toBe("403\n");
+    expect(r.egress).toEqual([
+      expect.objectContaining({
+        host: OWN,
+        decision: "denied",
+        reason: `${OWN} is the gateway host's own address and always denied`,
+      }),
+    ]);
+  });
+
   it("a network the key lacks is 403 naming it; none asked, no network at all", async () => {
     const res = await gw.call(KEY.plain, "POST", "/v1/exec", {
       profile: "shell",
@@ -276,6 +302,23 @@ describe("inject", () => {
         network: "keyed",
       }),
     ]);
+  });
+});
+
+describe("clients as they come", () => {
+  it("Node's fetch and Python's urllib use the proxy and trust airlock's CA unchanged", async () => {
+    const node = await run(KEY.net, {
+      profile: "node",
+      code: "const r = await fetch('https://secure.test:8443/headers'); console.log(await r.text());",
+      networks: ["keyed"],
+    });
+    expect(node.stdout).toBe('{"apiKeyOk": true, "apiKeySent": true}\n');
+    const python = await run(KEY.net, {
+      profile: "python",
+      code: "import urllib.request\nprint(urllib.request.urlopen('https://secure.test:8443/headers').read().decode())",
+      networks: ["keyed"],
+    });
+    expect(python.stdout).toBe('{"apiKeyOk": true, "apiKeySent": true}\n');
   });
 });
 
