@@ -49,7 +49,8 @@ export interface JobNetwork {
   mounts: { Type: "bind"; Source: string; Target: string; ReadOnly: true }[];
   runtime(profile: LoadedProfile): string;
   entries(): EgressEntry[];
-  release(): Promise<void>;
+  /** Once the job's container is gone (`reusable`: surely gone, so another job may have the network). */
+  release(reusable: boolean): Promise<void>;
 }
 
 export class Egress {
@@ -109,10 +110,9 @@ export class Egress {
       ],
       runtime: (profile) => (profile.runtime === "runsc" ? RUNSC_NETWORK_RUNTIME : profile.runtime),
       entries: lease.entries,
-      // Once the job's container is gone: nothing of the job's is left on the network.
-      release: async () => {
+      release: async (reusable) => {
         lease.close();
-        if (this.idle.length < MAX_IDLE_NETWORKS) this.idle.push({ name, relayIp });
+        if (reusable && this.idle.length < MAX_IDLE_NETWORKS) this.idle.push({ name, relayIp });
         else await this.removeNetwork(name, relay);
       },
     };

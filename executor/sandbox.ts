@@ -106,13 +106,14 @@ export async function runSandbox(
       parked !== undefined && deps.pool !== undefined
         ? deps.pool.dispose(parked)
         : removeAll(deps, containerId, job.workspace === undefined ? volume : undefined);
-    // The network goes once no container is attached to it.
-    const cleanup =
+    // The network is released once the container is gone (kept for another
+    // job only if it surely is: a job's network never holds another's container).
+    const cleanup: Promise<void> =
       net === undefined
-        ? removal
-        : removal.then(() =>
+        ? removal.then(() => undefined)
+        : removal.then((removed) =>
             net
-              .release()
+              .release(removed !== false)
               .catch((err: unknown) => deps.warn(`removing network ${net.network}`, err)),
           );
     // With a background hook a one-shot answer does not wait for the engine's
@@ -229,21 +230,25 @@ function resultOf(
   };
 }
 
+/** Removes the job's container and volume; false when the container's removal failed. */
 async function removeAll(
   deps: SandboxDeps,
   containerId: string | undefined,
   volume: string | undefined,
-) {
+): Promise<boolean> {
+  let removed = true;
   if (containerId !== undefined) {
-    await deps.client
-      .remove(containerId)
-      .catch((err: unknown) => deps.warn(`removing container ${containerId}`, err));
+    await deps.client.remove(containerId).catch((err: unknown) => {
+      removed = false;
+      deps.warn(`removing container ${containerId}`, err);
+    });
   }
   if (volume !== undefined) {
     await deps.client
       .removeVolume(volume)
       .catch((err: unknown) => deps.warn(`removing volume ${volume}`, err));
   }
+  return removed;
 }
 
 function statusOf(job: Job, run: RunOutcome, scan: ScanResult): ExecStatus {
