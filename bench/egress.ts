@@ -77,7 +77,7 @@ export async function egressPhase(
       `egress: TTFB of a GET, p50 of ${GETS}`,
       `${ttfb.proxied.toFixed(1)} ms through the proxy`,
       `${ttfb.direct.toFixed(1)} ms on a plain bridge`,
-      `+${(ttfb.proxied - ttfb.direct).toFixed(1)} ms`,
+      `${ttfb.proxied >= ttfb.direct ? "+" : ""}${(ttfb.proxied - ttfb.direct).toFixed(1)} ms`,
     ]);
     const added = ttfb.proxied - ttfb.direct;
     const ratio = start.withNetwork / start.without;
