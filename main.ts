@@ -233,6 +233,8 @@ async function main(): Promise<void> {
         const idle = server as { closeIdleConnections?: () => void };
         idle.closeIdleConnections?.();
         await Promise.race([closed, new Promise((r) => setTimeout(r, 5000).unref())]);
+        // The idle egress networks (the relay went with the executor's leftovers).
+        await egress?.close().catch((err: unknown) => logger.warn({ err }, "closing egress"));
         await state
           .close()
           .catch((err: unknown) => logger.error({ err }, "closing the state store"));

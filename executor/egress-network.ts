@@ -9,6 +9,7 @@
 // has ended (its container removed) is kept for the next one, up to
 // MAX_IDLE_NETWORKS: making one and connecting the relay costs more than the
 // container's own start.
+import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import type { EgressEntry, EgressRules } from "../core/egress.ts";
 import type { LoadedProfile } from "../core/profile.ts";
@@ -28,6 +29,8 @@ import {
 export { CA_BUNDLE_PATH, CA_CERT_PATH, LABEL_EGRESS } from "./egress-relay.ts";
 
 const MAX_IDLE_NETWORKS = 8;
+/** Networks made ahead of demand, so that a job rarely waits for one. */
+const SPARE_NETWORKS = 2;
 
 export interface EgressOptions {
   client: ContainerClient;
@@ -59,6 +62,9 @@ export class Egress {
   private next = 0;
   /** Networks no job holds, the relay still on them. */
   private readonly idle: { name: string; relayIp: string }[] = [];
+  /** Spare networks being made now (close waits for them). */
+  private readonly filling = new Set<Promise<void>>();
+  private closed = false;
 
   constructor(options: EgressOptions) {
     this.o = options;
@@ -99,6 +105,7 @@ export class Egress {
   async lease(jobId: string, rules: EgressRules): Promise<JobNetwork> {
     const relay = await this.start();
     const { name, relayIp } = this.idle.pop() ?? (await this.makeNetwork(relay, jobId));
+    this.replenish(relay);
     const lease = this.o.proxy.open(rules);
     const proxyUrl = `http://airlock:${lease.token}@${relayIp}:${RELAY_PORT}`;
     return {
@@ -116,6 +123,20 @@ export class Egress {
         else await this.removeNetwork(name, relay);
       },
     };
+  }
+
+  /** Tops the idle networks up to SPARE_NETWORKS in the background. */
+  private replenish(relay: string): void {
+    while (!this.closed && this.idle.length + this.filling.size < SPARE_NETWORKS) {
+      const fill: Promise<void> = this.makeNetwork(relay, `spare-${randomUUID()}`)
+        .then(async (made) => {
+          if (this.closed) await this.removeNetwork(made.name, relay);
+          else this.idle.push(made);
+        })
+        .catch((err: unknown) => this.o.warn("making a spare egress network", err))
+        .finally(() => this.filling.delete(fill));
+      this.filling.add(fill);
+    }
   }
 
   private async makeNetwork(relay: string, jobId: string) {
@@ -138,6 +159,8 @@ export class Egress {
 
   /** Removes the idle networks (at shutdown: jobs are done). */
   async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.filling);
     const relay = await this.started?.catch(() => undefined);
     for (const { name } of this.idle.splice(0)) {
       await (relay === undefined
