@@ -106,6 +106,7 @@ export async function admitJob(
     tenant.requireApproval,
     profile,
     timeoutMs,
+    job.request.networks,
   );
   if (reasons.length > 0) {
     // What it takes to run it once approved, as JSON: it waits in the state store.

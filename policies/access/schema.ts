@@ -72,7 +72,7 @@ export const Quotas = z.strictObject({
 export type Quotas = z.infer<typeof Quotas>;
 
 export const ApprovalRules = z.strictObject({
-  /** Any job on a profile whose network is not "none". */
+  /** Any job on a profile whose network is not "none", or that asks for egress networks. */
   network: z.boolean().default(false),
   /** Any job whose timeout is above this many seconds. */
   jobsOverSeconds: positive.optional(),

@@ -1,6 +1,7 @@
 // The egress decision (policies/egress.ts), pure: allow entries, ports, the
 // always-denied ranges and their one exception, checked without a packet.
 import { describe, expect, it } from "vitest";
+import { Checkpoints } from "../../policies/access/checkpoints.ts";
 import { parsePolicy } from "../../policies/access/load.ts";
 import { compileNetwork, egressRules, parseAllowEntry } from "../../policies/egress.ts";
 
@@ -98,6 +99,16 @@ describe("decisions", () => {
     ]);
     expect(both.check("b.org", 443)).toMatchObject({ decision: "allowed", network: "m" });
     expect(both.networks).toEqual(["n", "m"]);
+  });
+});
+
+describe("approval checkpoints", () => {
+  it("requireApproval.network holds a job that asks for egress networks too", () => {
+    const cp = new Checkpoints();
+    const rules = { network: true, firstUseOfProfile: false };
+    const shell = { name: "shell", network: "none" };
+    expect(cp.reasons("k", rules, shell, 1000)).toEqual([]);
+    expect(cp.reasons("k", rules, shell, 1000, ["pypi"])).toEqual(["network"]);
   });
 });
 
