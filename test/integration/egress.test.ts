@@ -12,6 +12,7 @@ import { keyHash, startGateway, type TestGateway } from "../support/gateway.ts";
 
 const SECRET = `egress-secret-${randomUUID()}`;
 const KEY = {
+  gated: `gated-${randomUUID()}`,
   net: `net-${randomUUID()}`,
   plain: `plain-${randomUUID()}`,
   admin: `adm-${randomUUID()}`,
@@ -61,6 +62,10 @@ beforeAll(async () => {
       ...(OWN === undefined ? {} : { own: { allow: [`${OWN}/31:8080`] } }),
     },
     tenants: {
+      [`egress-gated-${suffix}`]: {
+        requireApproval: { network: true },
+        keys: [{ id: "gated", hash: keyHash(KEY.gated), scopes: ["exec"], networks: ["local"] }],
+      },
       [`egress-${suffix}`]: {
         keys: [
           {
@@ -195,6 +200,29 @@ describe("workspaces, SSE and the audit line", () => {
     expect(result.egress).toEqual([
       expect.objectContaining({ host: "plain.test", port: 8080, decision: "allowed" }),
     ]);
+  });
+});
+
+describe("approval", () => {
+  it("requireApproval.network holds a job that asks for a network; approved, it runs with it", async () => {
+    const res = await gw.call(KEY.gated, "POST", "/v1/exec", {
+      profile: "shell",
+      command: ["curl", "-sS", "http://plain.test:8080/held"],
+      networks: ["local"],
+    });
+    expect(res.status).toBe(202);
+    const { approvalId, reasons } = (await res.json()) as { approvalId: string; reasons: string[] };
+    expect(reasons).toEqual(["network"]);
+    const waiting = gw.call(KEY.gated, "GET", `/v1/approvals/${approvalId}?wait=30`);
+    expect((await gw.call(KEY.admin, "POST", `/v1/approvals/${approvalId}/approve`)).status).toBe(
+      200,
+    );
+    const done = (await (await waiting).json()) as { result: ExecResult };
+    expect(done.result).toMatchObject({
+      status: "ok",
+      stdout: "hello from upstream\n",
+      egress: [{ host: "plain.test", port: 8080, decision: "allowed", network: "local" }],
+    });
   });
 });
 
