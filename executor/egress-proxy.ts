@@ -69,12 +69,21 @@ export class EgressProxy {
 
   constructor(options: EgressProxyOptions) {
     this.options = options;
-    this.server = createServer((req, res) => void this.plain(req, res));
-    this.server.on(
-      "connect",
-      (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.tunnel(req, socket, head),
-    );
-    this.terminated = createServer((req, res) => void this.forwardTerminated(req, res));
+    // A fault of one connection (a certificate openssl could not make, say)
+    // ends that connection, never the gateway.
+    this.server = createServer((req, res) => {
+      this.plain(req, res).catch(() => res.destroy());
+    });
+    this.server.on("connect", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.tunnel(req, socket, head).catch(() => socket.destroy());
+    });
+    this.terminated = createServer((req, res) => {
+      try {
+        this.forwardTerminated(req, res);
+      } catch {
+        res.destroy();
+      }
+    });
   }
 
   listen(host: string, port = 0): Promise<AddressInfo> {
