@@ -15,7 +15,8 @@
 // left here is small: node:http parses the protocol, node:tls terminates TLS,
 // and this file only decides, dials, splices and counts.
 import { randomBytes } from "node:crypto";
-import { lookup } from "node:dns/promises";
+import { Resolver } from "node:dns/promises";
+import { readFileSync } from "node:fs";
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { type AddressInfo, connect, isIP, type Socket } from "node:net";
@@ -57,6 +58,8 @@ class Refusal extends Error {}
 
 export class EgressProxy {
   private readonly sessions = new Map<string, Session>();
+  private readonly resolver = new Resolver({ timeout: 2000, tries: 2 });
+  private hosts: Map<string, string> | undefined;
   private readonly server: Server;
   /** The TLS-terminated side of `inject` hosts: requests arrive here decrypted. */
   private readonly terminated: Server;
@@ -151,9 +154,21 @@ export class EgressProxy {
     socket.once("close", () => session.sockets.delete(socket));
   }
 
-  private lookup(host: string): Promise<string> {
+  /**
+   * /etc/hosts, then DNS through c-ares (node's Resolver), never getaddrinfo:
+   * a slow or hostile name server then holds no thread of libuv's pool, which
+   * the gateway's file I/O shares, and gives up after a few seconds.
+   */
+  private async lookup(host: string): Promise<string> {
     if (this.options.resolve !== undefined) return this.options.resolve(host);
-    return lookup(host).then((r) => r.address);
+    this.hosts ??= readHosts();
+    const listed = this.hosts.get(host);
+    if (listed !== undefined) return listed;
+    const v4 = await this.resolver.resolve4(host).catch(() => [] as string[]);
+    const v6 = v4.length > 0 ? [] : await this.resolver.resolve6(host).catch(() => [] as string[]);
+    const address = v4[0] ?? v6[0];
+    if (address === undefined) throw new Error(`no address for ${host}`);
+    return address;
   }
 
   private finish(entry: EgressEntry, upstream: Socket | undefined): void {
@@ -323,4 +338,22 @@ function reply(status: number, reason: string): string {
   const body = `airlock egress: ${reason}\n`;
   const text = status === 403 ? "Forbidden" : status === 502 ? "Bad Gateway" : "Bad Request";
   return `HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+}
+
+/** name → first address in /etc/hosts (lower-case names). */
+function readHosts(): Map<string, string> {
+  const hosts = new Map<string, string>();
+  let text = "";
+  try {
+    text = readFileSync("/etc/hosts", "utf8");
+  } catch {
+    return hosts;
+  }
+  for (const line of text.split("\n")) {
+    const [address, ...names] = (line.split("#")[0] ?? "").trim().split(/\s+/);
+    if (address === undefined || isIP(address) === 0) continue;
+    for (const name of names)
+      if (!hosts.has(name.toLowerCase())) hosts.set(name.toLowerCase(), address);
+  }
+  return hosts;
 }

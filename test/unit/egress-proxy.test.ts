@@ -118,6 +118,45 @@ describe("the egress proxy", () => {
     lease.close();
   });
 
+  it("a name that does not resolve is refused and listed (no name server asked here)", async () => {
+    const local = new EgressProxy({
+      ca,
+      resolve: async (host) => {
+        throw new Error(`NXDOMAIN ${host}`);
+      },
+    });
+    const port = (await local.listen("127.0.0.1")).port;
+    const lease = local.open(
+      egressRules([compileNetwork("n", { allow: ["gone.test"], resolve: {}, inject: [] }, {})]),
+    );
+    const auth = `Basic ${Buffer.from(`airlock:${lease.token}`).toString("base64")}`;
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(
+        {
+          host: "127.0.0.1",
+          port,
+          path: "http://gone.test/",
+          headers: { "proxy-authorization": auth },
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on("error", reject);
+      req.end();
+    });
+    expect(status).toBe(403);
+    expect(lease.entries()).toEqual([
+      expect.objectContaining({
+        host: "gone.test",
+        decision: "denied",
+        reason: "gone.test does not resolve (NXDOMAIN gone.test)",
+      }),
+    ]);
+    await local.close();
+  });
+
   it("tunnels CONNECT byte for byte and counts both ways", async () => {
     const lease = proxy.open(rules());
     const { status, socket } = await tunnel(`up.test:${upstreamPort}`, lease.token);
