@@ -18,7 +18,8 @@ import { recoverState } from "./api/executions/executions.ts";
 import { createMetrics } from "./api/metrics.ts";
 import { createRequestScope, requestIdMixin } from "./api/request-log.ts";
 import { StoreUnavailableError, StoreVersionError } from "./core/state.ts";
-import { connectEngine } from "./executor/docker.ts";
+import { connectEngine, DockerodeNetworks } from "./executor/docker.ts";
+import { openEgress } from "./executor/egress-network.ts";
 import { createGatewayCore } from "./executor/gateway.ts";
 import { engineChecks, failures, formatChecks, sandboxChecks } from "./executor/hardening.ts";
 import { meterClient } from "./executor/metered-client.ts";
@@ -94,6 +95,20 @@ async function main(): Promise<void> {
   const stops = access.deps.stop.state();
   if (stops.all !== null || stops.tenants.length > 0)
     logger.warn(stops, "an emergency stop is in force");
+  // Jobs granted a network reach it through the egress proxy; without one
+  // (no openssl, no node image for the relay) they are refused, nothing else is.
+  const egress = await openEgress({
+    client,
+    networks: new DockerodeNetworks(docker),
+    dataDir,
+    instanceId: config.instanceId,
+    relayImage: profiles.get("node")?.image ?? "airlock/node:1",
+    onConnection: (entry) => metrics.egress(entry),
+    warn: (message, err) => logger.warn({ err }, message),
+  }).catch((err: unknown) => {
+    logger.warn({ err }, "the egress proxy cannot run: jobs that ask for networks are refused");
+    return undefined;
+  });
   const {
     executor,
     stop: stopExecutor,
@@ -118,6 +133,7 @@ async function main(): Promise<void> {
     manifestStore: state.manifests,
     warn: (message, err) => logger.warn({ err }, message),
     metrics,
+    egress: egress?.egress,
   });
   if (!profiles.has(config.defaultProfile)) {
     throw new ConfigError(
@@ -217,6 +233,8 @@ async function main(): Promise<void> {
         const idle = server as { closeIdleConnections?: () => void };
         idle.closeIdleConnections?.();
         await Promise.race([closed, new Promise((r) => setTimeout(r, 5000).unref())]);
+        // The idle egress networks (the relay went with the executor's leftovers).
+        await egress?.close().catch((err: unknown) => logger.warn({ err }, "closing egress"));
         await state
           .close()
           .catch((err: unknown) => logger.error({ err }, "closing the state store"));

@@ -84,17 +84,27 @@ ensure_runsc() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q runsc >/dev/null
   fi
   # --oci-seccomp: without it runsc ignores the container's seccomp profile.
-  if docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q -- '--oci-seccomp'; then return; fi
-  echo "==> registering the runsc runtime with dockerd (network none, OCI seccomp filters applied)"
+  # runsc pins --network=none; runsc-net is for jobs granted an egress network,
+  # whose only reachable peer is the relay to airlock's egress proxy
+  # (executor/egress-network.ts). --network=host there means the container's
+  # own network namespace (its one interface on the job's internal network):
+  # gVisor's own network stack (--network=sandbox) fails on this kind of machine
+  # ("cannot run with network enabled in root network namespace").
+  if docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q 'runsc-net'; then return; fi
+  echo "==> registering the runsc runtimes with dockerd (runsc: network none; runsc-net: egress networks; OCI seccomp filters applied)"
   mkdir -p /etc/docker
   node -e '
     const fs = require("fs"); const path = "/etc/docker/daemon.json";
     const conf = fs.existsSync(path) ? JSON.parse(fs.readFileSync(path, "utf8") || "{}") : {};
-    conf.runtimes = { ...(conf.runtimes ?? {}), runsc: { path: "/usr/bin/runsc", runtimeArgs: ["--network=none", "--oci-seccomp"] } };
+    conf.runtimes = {
+      ...(conf.runtimes ?? {}),
+      runsc: { path: "/usr/bin/runsc", runtimeArgs: ["--network=none", "--oci-seccomp"] },
+      "runsc-net": { path: "/usr/bin/runsc", runtimeArgs: ["--network=host", "--oci-seccomp"] },
+    };
     fs.writeFileSync(path, JSON.stringify(conf, null, 2) + "\n");'
   kill -HUP "$(pgrep -x dockerd)"
   for _ in $(seq 1 20); do
-    if docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q -- '--oci-seccomp'; then return; fi
+    if docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q 'runsc-net'; then return; fi
     sleep 0.5
   done
   echo "dockerd did not pick up the runsc runtime; see /etc/docker/daemon.json" >&2

@@ -29,6 +29,7 @@ import { type LogEnv, type RequestScope, requestLog } from "./request-log.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { dashboardRoutes } from "./routes/dashboard.ts";
 import { docsRoutes } from "./routes/docs.ts";
+import { egressRoutes } from "./routes/egress.ts";
 import { execJob, execRoutes } from "./routes/exec.ts";
 import { executionRoutes } from "./routes/executions.ts";
 import { healthRoutes } from "./routes/health.ts";
@@ -141,6 +142,7 @@ export function createApp(deps: AppDeps) {
     workspaceRoutes({ ...deps.workspaces, admission, profiles: deps.profiles, executions }),
   );
   app.route("/", executionRoutes(admission, executions));
+  app.route("/", egressRoutes(admission));
   app.route(
     "/",
     adminRoutes(admission, () => ({

@@ -31,6 +31,7 @@ export type AuditNote = Partial<
     | "exitCode"
     | "bytesOut"
     | "approvalId"
+    | "egress"
   >
 >;
 

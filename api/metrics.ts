@@ -4,6 +4,7 @@
 // error handler; the gauges read live values from the executor and the warm
 // pool when Prometheus scrapes (collect), so they can never drift.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, type Registry } from "prom-client";
+import type { EgressEntry } from "../core/egress.ts";
 import type { LiveSources, MetricsSink } from "../core/metrics.ts";
 
 /** Job and Docker call latencies: from a few ms (create) to minutes (long jobs). */
@@ -14,6 +15,8 @@ export interface Metrics extends MetricsSink {
   /** HTTP error answers by code: denials (forbidden, stopped), rate_limited, busy… */
   readonly errors: Counter<"code">;
   readonly requests: Counter<"method" | "status">;
+  /** Counts one egress connection when it ends (executor/egress-proxy.ts). */
+  egress(entry: EgressEntry): void;
 }
 
 export function createMetrics(registry: Registry): Metrics {
@@ -48,8 +51,26 @@ export function createMetrics(registry: Registry): Metrics {
       }
     },
   });
+  const egressConnections = new Counter({
+    name: "airlock_egress_connections_total",
+    help: "Connections through the egress proxy by network (- when denied) and decision",
+    labelNames: ["network", "decision"],
+    registers,
+  });
+  const egressBytes = new Counter({
+    name: "airlock_egress_bytes_total",
+    help: "Bytes through the egress proxy by network and direction (out: to the upstream)",
+    labelNames: ["network", "direction"],
+    registers,
+  });
   return {
     registry,
+    egress(entry) {
+      const network = entry.network ?? "-";
+      egressConnections.inc({ network, decision: entry.decision });
+      if (entry.bytesOut > 0) egressBytes.inc({ network, direction: "out" }, entry.bytesOut);
+      if (entry.bytesIn > 0) egressBytes.inc({ network, direction: "in" }, entry.bytesIn);
+    },
     jobs: new Counter({
       name: "airlock_jobs_total",
       help: "Jobs by profile, tenant and final status (result status or error code)",

@@ -6,6 +6,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseServerTiming } from "../core/timing.ts";
+import { egressPhase } from "./egress.ts";
 import {
   docker,
   dockerRun,
@@ -35,7 +36,8 @@ const ROUNDS = Number(process.env["BENCH_ROUNDS"] ?? 20);
 // More jobs than the pool holds, so throughput is sustained, not a burst out of parked containers.
 const THROUGHPUT_JOBS = Number(process.env["BENCH_JOBS"] ?? 64);
 // BENCH_ONLY=<groups, comma-separated> runs only those groups of rows, e.g. BENCH_ONLY=phases,diff:
-// latency, phases, throughput, gvisor, diff, restart, curves, rss, streams, import, store (all by default).
+// latency, phases, throughput, gvisor, diff, restart, curves, rss, streams, import, store, egress
+// (all by default).
 const GROUPS = [
   "latency",
   "phases",
@@ -48,6 +50,7 @@ const GROUPS = [
   "streams",
   "import",
   "store",
+  "egress",
 ] as const;
 type Group = (typeof GROUPS)[number];
 const ONLY = new Set(
@@ -343,6 +346,7 @@ async function main() {
   if (wants("rss")) await rssGroup(r);
   if (wants("streams")) await streamsGroup(r);
   if (wants("import")) await importGroup(r);
+  if (wants("egress")) await egressPhase(r.results, r.rows, r.targets);
   report(r);
 }
 

@@ -268,6 +268,11 @@ function adminMethods(json: Json) {
     resume: (tenant?: string, call: CallOptions = {}) =>
       json("post", "/v1/admin/resume", { json: target(tenant), ...call }),
     reloadPolicy: (call: CallOptions = {}) => json("post", "/v1/admin/policy/reload", call),
+    /** What the egress proxy would decide for host:port on a named network, without connecting. */
+    checkEgress: (
+      check: { network: string; host: string; port: number; address?: string },
+      call: CallOptions = {},
+    ) => json("post", "/v1/admin/egress/check", { json: check, ...call }),
     usage: (call: CallOptions = {}) => json("get", "/v1/admin/usage", call),
     jobs: (call: CallOptions = {}) => json("get", "/v1/admin/jobs", call),
     /** The audit trail, newest first. */

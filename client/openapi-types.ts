@@ -226,6 +226,8 @@ export interface paths {
             } | undefined;
             /** globs: changed files that match come back in the result's files */
             returnFiles?: string[] | undefined;
+            /** named egress networks of the policy file the key is granted; none: no network */
+            networks?: string[] | undefined;
           };
         };
       };
@@ -273,6 +275,15 @@ export interface paths {
               }[];
               filesOmitted: string[];
               workspaceBytes?: number | undefined;
+              egress?: {
+                host: string;
+                port: number;
+                decision: "allowed" | "denied";
+                reason?: string | undefined;
+                network?: string | undefined;
+                bytesOut: number;
+                bytesIn: number;
+              }[] | undefined;
             };
             /** With Accept: text/event-stream: `stdout` and `stderr` events (data: a JSON string, one chunk of output as written; id: its number in the execution, for Last-Event-ID on GET /v1/executions/{id}/events), then one `result` event (data: the ExecResult JSON), one `error` event (data: the error body) or one `end` event (data: {id, status}: cancelled). A client that disconnects leaves the job running. */
             "text/event-stream": string;
@@ -362,6 +373,8 @@ export interface paths {
               encoding?: "utf8" | "base64" | undefined;
               mode?: string | undefined;
             }[] | undefined;
+            /** egress networks (granted to the key) its jobs get unless they ask for others */
+            networks?: string[] | undefined;
           };
         };
       };
@@ -378,6 +391,8 @@ export interface paths {
               lastUsedAt: string;
               /** ISO 8601: idle workspaces are removed after their TTL */
               expiresAt: string;
+              /** egress networks its jobs get unless they ask for others */
+              networks?: string[] | undefined;
             };
           };
         };
@@ -455,6 +470,8 @@ export interface paths {
               lastUsedAt: string;
               /** ISO 8601: idle workspaces are removed after their TTL */
               expiresAt: string;
+              /** egress networks its jobs get unless they ask for others */
+              networks?: string[] | undefined;
             };
           };
         };
@@ -603,6 +620,8 @@ export interface paths {
             } | undefined;
             /** globs: changed files that match come back in the result's files */
             returnFiles?: string[] | undefined;
+            /** named egress networks of the policy file the key is granted; none: no network */
+            networks?: string[] | undefined;
           };
         };
       };
@@ -650,6 +669,15 @@ export interface paths {
               }[];
               filesOmitted: string[];
               workspaceBytes?: number | undefined;
+              egress?: {
+                host: string;
+                port: number;
+                decision: "allowed" | "denied";
+                reason?: string | undefined;
+                network?: string | undefined;
+                bytesOut: number;
+                bytesIn: number;
+              }[] | undefined;
             };
             /** With Accept: text/event-stream: `stdout` and `stderr` events (data: a JSON string, one chunk of output as written; id: its number in the execution, for Last-Event-ID on GET /v1/executions/{id}/events), then one `result` event (data: the ExecResult JSON), one `error` event (data: the error body) or one `end` event (data: {id, status}: cancelled). A client that disconnects leaves the job running. */
             "text/event-stream": string;
@@ -1220,6 +1248,15 @@ export interface paths {
                 }[];
                 filesOmitted: string[];
                 workspaceBytes?: number | undefined;
+                egress?: {
+                  host: string;
+                  port: number;
+                  decision: "allowed" | "denied";
+                  reason?: string | undefined;
+                  network?: string | undefined;
+                  bytesOut: number;
+                  bytesIn: number;
+                }[] | undefined;
               } | undefined;
               /** set when the result was too large to keep (then result is absent) */
               resultDroppedBytes?: number | undefined;
@@ -1349,6 +1386,15 @@ export interface paths {
                 }[];
                 filesOmitted: string[];
                 workspaceBytes?: number | undefined;
+                egress?: {
+                  host: string;
+                  port: number;
+                  decision: "allowed" | "denied";
+                  reason?: string | undefined;
+                  network?: string | undefined;
+                  bytesOut: number;
+                  bytesIn: number;
+                }[] | undefined;
               } | undefined;
               /** set when the result was too large to keep (then result is absent) */
               resultDroppedBytes?: number | undefined;
@@ -1540,6 +1586,85 @@ export interface paths {
           };
         };
         413: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        423: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        429: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        500: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        503: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+      };
+    };
+  };
+  "/v1/admin/egress/check": {
+    /** Decide a connection on a named network without making it */
+    post: {
+      parameters: { query?: never; path?: never };
+      requestBody: {
+        content: {
+          "application/json": {
+            /** a network of the policy file */
+            network: string;
+            /** a name or an IP address */
+            host: string;
+            port: number;
+            /** the address the name would be dialled at (default: its pin, or the host itself when it is an address) */
+            address?: string | undefined;
+          };
+        };
+      };
+      responses: {
+        200: {
+          content: {
+            "application/json": {
+              decision: "allowed" | "denied";
+              reason: string;
+            };
+          };
+        };
+        400: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        401: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        403: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        404: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        413: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        422: {
           content: {
             "application/json": components["schemas"]["ErrorBody"];
           };
@@ -2086,6 +2211,12 @@ export interface paths {
                 bytesIn: number | null;
                 bytesOut: number | null;
                 approvalId: string | null;
+                egress?: {
+                  allowed: number;
+                  denied: number;
+                  bytesOut: number;
+                  bytesIn: number;
+                } | undefined;
               }[];
             };
           };
@@ -2207,6 +2338,15 @@ export interface paths {
                   }[];
                   filesOmitted: string[];
                   workspaceBytes?: number | undefined;
+                  egress?: {
+                    host: string;
+                    port: number;
+                    decision: "allowed" | "denied";
+                    reason?: string | undefined;
+                    network?: string | undefined;
+                    bytesOut: number;
+                    bytesIn: number;
+                  }[] | undefined;
                 } | undefined;
                 error?: {
                   code: string;
@@ -2337,6 +2477,15 @@ export interface paths {
                 }[];
                 filesOmitted: string[];
                 workspaceBytes?: number | undefined;
+                egress?: {
+                  host: string;
+                  port: number;
+                  decision: "allowed" | "denied";
+                  reason?: string | undefined;
+                  network?: string | undefined;
+                  bytesOut: number;
+                  bytesIn: number;
+                }[] | undefined;
               } | undefined;
               error?: {
                 code: string;
@@ -2463,6 +2612,15 @@ export interface paths {
                 }[];
                 filesOmitted: string[];
                 workspaceBytes?: number | undefined;
+                egress?: {
+                  host: string;
+                  port: number;
+                  decision: "allowed" | "denied";
+                  reason?: string | undefined;
+                  network?: string | undefined;
+                  bytesOut: number;
+                  bytesIn: number;
+                }[] | undefined;
               } | undefined;
               error?: {
                 code: string;
@@ -2594,6 +2752,15 @@ export interface paths {
                 }[];
                 filesOmitted: string[];
                 workspaceBytes?: number | undefined;
+                egress?: {
+                  host: string;
+                  port: number;
+                  decision: "allowed" | "denied";
+                  reason?: string | undefined;
+                  network?: string | undefined;
+                  bytesOut: number;
+                  bytesIn: number;
+                }[] | undefined;
               } | undefined;
               error?: {
                 code: string;

@@ -2,6 +2,7 @@
 // the argv, the files, the limits it gets. Built by policies/resolve.ts; the
 // executor trusts it and never looks at the raw request.
 import { randomUUID } from "node:crypto";
+import type { EgressRules } from "./egress.ts";
 import type { Limits, LoadedProfile } from "./profile.ts";
 
 export interface JobFile {
@@ -38,6 +39,8 @@ export interface Job {
   readonly returnFiles: readonly string[];
   /** Set for workspace jobs: the volume outlives the container, and the diff is against its prior state. */
   readonly workspace?: WorkspaceRef | undefined;
+  /** Set when the job asked for networks it was granted: what its proxy lets through. */
+  readonly egress?: EgressRules | undefined;
 }
 
 /**

@@ -1,6 +1,7 @@
 // The request and response shapes of the HTTP API (DESIGN.md), as zod schemas:
 // the single source for validation, types, and later OpenAPI and MCP.
 import { z } from "zod";
+import { EgressEntry } from "./egress.ts";
 
 export const FileInput = z.strictObject({
   path: z.string().min(1).max(4096),
@@ -48,6 +49,11 @@ export const ExecFields = {
     .max(100)
     .optional()
     .describe("globs: changed files that match come back in the result's files"),
+  networks: z
+    .array(z.string().min(1).max(63))
+    .max(16)
+    .optional()
+    .describe("named egress networks of the policy file the key is granted; none: no network"),
 };
 
 export function oneOfCommandOrCode(
@@ -84,6 +90,11 @@ export type WorkspaceExecRequest = z.infer<typeof WorkspaceExecRequest>;
 export const CreateWorkspaceRequest = z.strictObject({
   profile: z.string().min(1).optional(),
   files: z.array(FileInput).max(10_000).optional(),
+  networks: z
+    .array(z.string().min(1).max(63))
+    .max(16)
+    .optional()
+    .describe("egress networks (granted to the key) its jobs get unless they ask for others"),
 });
 export type CreateWorkspaceRequest = z.infer<typeof CreateWorkspaceRequest>;
 
@@ -140,8 +151,28 @@ export const ExecResult = z.object({
   filesOmitted: z.array(z.string()),
   /** Workspace jobs: bytes of regular files in /workspace after the run. */
   workspaceBytes: z.number().optional(),
+  /** Jobs granted networks: every connection they made or tried, through the egress proxy. */
+  egress: z.array(EgressEntry).optional(),
 });
 export type ExecResult = z.infer<typeof ExecResult>;
+
+export const EgressCheckRequest = z.strictObject({
+  network: z.string().min(1).describe("a network of the policy file"),
+  host: z.string().min(1).max(253).describe("a name or an IP address"),
+  port: z.number().int().min(1).max(65535),
+  address: z
+    .string()
+    .optional()
+    .describe(
+      "the address the name would be dialled at (default: its pin, or the host itself when it is an address)",
+    ),
+});
+export type EgressCheckRequest = z.infer<typeof EgressCheckRequest>;
+
+export const EgressCheckResult = z.object({
+  decision: z.enum(["allowed", "denied"]),
+  reason: z.string(),
+});
 
 export const ErrorBodySchema = z.object({
   error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
@@ -157,6 +188,10 @@ export const WorkspaceInfo = z.object({
   createdAt: z.string().describe("ISO 8601"),
   lastUsedAt: z.string().describe("ISO 8601"),
   expiresAt: z.string().describe("ISO 8601: idle workspaces are removed after their TTL"),
+  networks: z
+    .array(z.string())
+    .optional()
+    .describe("egress networks its jobs get unless they ask for others"),
 });
 export type WorkspaceInfo = z.infer<typeof WorkspaceInfo>;
 
@@ -369,6 +404,10 @@ export const AuditRecord = z.object({
   bytesIn: z.number().nullable(),
   bytesOut: z.number().nullable(),
   approvalId: z.string().nullable(),
+  /** A job granted networks: its connections through the egress proxy, counted. */
+  egress: z
+    .object({ allowed: z.number(), denied: z.number(), bytesOut: z.number(), bytesIn: z.number() })
+    .optional(),
 });
 
 export const AuditList = z.object({ records: z.array(AuditRecord) });

@@ -330,6 +330,8 @@ export interface AuditRecord {
   /** Bytes of output: stdout + stderr of a job, the size of a file or archive read. */
   bytesOut: number | null;
   approvalId: string | null;
+  /** A job granted networks: its connections through the egress proxy, counted. */
+  egress?: { allowed: number; denied: number; bytesOut: number; bytesIn: number };
 }
 
 /** The filters of GET /v1/audit. */

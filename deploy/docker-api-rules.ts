@@ -11,9 +11,21 @@
 // last of duplicate keys, so what was checked must be what it gets.
 // Image builds are not allowed: the gateway image runs with
 // AIRLOCK_BUILD_IMAGES=never, and images are built on the host (npm run images).
+// Networks (egress, executor/egress-network.ts): only airlock-egress-* ones,
+// internal and with no host address, made, joined by airlock's relay and
+// removed; a sandbox joins one of them or none, and its only bind mounts are
+// the egress CA, read-only, at fixed paths; the relay runs only its script.
 import { z } from "zod";
 import { WORKSPACE_DIR } from "../core/paths.ts";
 import { LABEL_INSTANCE } from "../executor/container-spec.ts";
+import {
+  CA_BUNDLE_PATH,
+  CA_CERT_PATH,
+  EGRESS_NETWORK,
+  LABEL_EGRESS,
+  RELAY_SCRIPT,
+  RUNSC_NETWORK_RUNTIME,
+} from "../executor/egress-relay.ts";
 import { LABEL_TOUCH, LABEL_WORKSPACE } from "../executor/workspaces.ts";
 import { LABEL_STOP } from "../policies/access/stop.ts";
 import { matchSeccomp, type ShippedSeccomp } from "./seccomp-profiles.ts";
@@ -30,6 +42,9 @@ export type Rule =
   /** Forward the body as the check re-serialises it. */
   | { kind: "create-container" }
   | { kind: "create-volume" }
+  | { kind: "create-network" }
+  /** An egress network: removed (no body), or joined or left by the relay (an endpoint body). */
+  | { kind: "network"; name: string; body: "none" | "endpoint" }
   | { kind: "deny"; reason: string };
 
 const VERSION = /^\/v(\d+)\.(\d+)(?=\/)/;
@@ -68,6 +83,17 @@ export function ruleFor(method: string, rawPath: string): Rule {
   if (is("GET", "/containers/json") || is("GET", "/volumes")) return { kind: "allow" };
   if (is("POST", "/containers/create")) return { kind: "create-container" };
   if (is("POST", "/volumes/create")) return { kind: "create-volume" };
+  // The default bridge's gateway (where the relay reaches the proxy), and the egress networks' list.
+  if (is("GET", "/networks/bridge") || is("GET", "/networks")) return { kind: "allow" };
+  if (is("POST", "/networks/create")) return { kind: "create-network" };
+  const network = /^\/networks\/([^/]+)(?:\/(connect|disconnect))?$/.exec(path);
+  if (network !== null && EGRESS_NETWORK.test(network[1] as string)) {
+    const name = network[1] as string;
+    if (network[2] === undefined && method === "DELETE")
+      return { kind: "network", name, body: "none" };
+    if (network[2] !== undefined && method === "POST")
+      return { kind: "network", name, body: "endpoint" };
+  }
   const container = /^\/containers\/([A-Za-z0-9][A-Za-z0-9_.-]*)(?:\/([a-z]+))?$/.exec(path);
   if (container !== null) {
     const [, id, op] = container as unknown as [string, string, string | undefined];
@@ -136,6 +162,22 @@ const Mount = z.strictObject({
 });
 export type Mount = z.infer<typeof Mount>;
 
+/** The egress CA from the gateway's data directory (`…/egress/<file>`), read-only, where the sandbox expects it. */
+function CaMount(target: string) {
+  const file = target === CA_BUNDLE_PATH ? "ca-bundle.pem" : "ca.pem";
+  return z.strictObject({
+    Type: z.literal("bind"),
+    Source: z
+      .string()
+      .regex(
+        new RegExp(`^(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*/egress/${file.replace(".", "\\.")}$`),
+        `must be <data dir>/egress/${file}`,
+      ),
+    Target: z.literal(target),
+    ReadOnly: z.literal(true, "the CA is mounted read-only"),
+  });
+}
+
 const NO_NEW_PRIVILEGES = "no-new-privileges:true";
 const SECCOMP = "seccomp=";
 
@@ -145,9 +187,14 @@ const HostConfig = z
     MemorySwap: positive.optional(),
     NanoCpus: positive.optional(),
     PidsLimit: positive.optional(),
-    // none even where a profile allows a network: behind the proxy, sandboxes
-    // have none for now; opening one (egress) must widen this on purpose.
-    NetworkMode: z.literal("none", "NetworkMode must be none"),
+    // none even where a profile allows a network, or the job's own egress
+    // network (airlock-egress-*, internal, only the relay on it besides).
+    NetworkMode: z
+      .string()
+      .refine(
+        (mode) => mode === "none" || EGRESS_NETWORK.test(mode),
+        "NetworkMode must be none or an airlock-egress-* network",
+      ),
     ReadonlyRootfs: z.literal(true, "the root filesystem must be read-only"),
     Tmpfs: z
       .strictObject({
@@ -176,44 +223,61 @@ const HostConfig = z
       `SecurityOpt must be ["${NO_NEW_PRIVILEGES}", "${SECCOMP}<a shipped profile>"]`,
     ),
     Init: z.literal(true).optional(),
-    Runtime: z.enum(["runc", "runsc"], "Runtime must be runc or runsc").optional(),
+    Runtime: z
+      .enum(
+        ["runc", "runsc", RUNSC_NETWORK_RUNTIME],
+        "Runtime must be runc or runsc (runsc-net: on an egress network)",
+      )
+      .optional(),
     IpcMode: z.literal("private", "IpcMode must be private").optional(),
     // Output is streamed through attach; a logging driver would copy it to the engine's disk.
     LogConfig: z.strictObject({
       Type: z.literal("none", "the logging driver must be none"),
       Config: emptyMap("no logging options"),
     }),
-    Mounts: z.tuple([Mount], `exactly one mount: a volume at ${WORKSPACE_DIR}`),
+    Mounts: z.union(
+      [z.tuple([Mount]), z.tuple([Mount, CaMount(CA_BUNDLE_PATH), CaMount(CA_CERT_PATH)])],
+      `exactly one mount: a volume at ${WORKSPACE_DIR} (no bind or tmpfs mounts), and beside it, on an egress network only, the CA read-only`,
+    ),
   })
-  .refine((h) => h.MemorySwap === h.Memory, "MemorySwap must equal Memory (no swap)");
+  .refine((h) => h.MemorySwap === h.Memory, "MemorySwap must equal Memory (no swap)")
+  .refine(
+    (h) => h.Mounts.length === 1 || h.NetworkMode !== "none",
+    "the egress CA is mounted only for a job on an egress network",
+  );
 
 /** Exactly the fields of a create body airlock sends (container-spec.ts), shaped as it sends them. */
-const ContainerCreateFields = z.strictObject({
-  // dockerode repeats the query's name in the body; the engine ignores it there.
-  name: z.string().regex(CONTAINER_NAME, "must be airlock-<job id>").optional(),
-  Image: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$/, "must be an image reference"),
-  Cmd: z.array(z.string()).min(1),
-  Entrypoint: z.tuple([], "Entrypoint must be empty (the image's own is not run)").optional(),
-  Env: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*=/, "must be NAME=value")).optional(),
-  WorkingDir: z.literal(WORKSPACE_DIR).optional(),
-  // Numeric, so that no name in the image's /etc/passwd can turn out to be root.
-  User: z
-    .string()
-    .regex(/^[1-9]\d*:[1-9]\d*$/, "must be a numeric uid:gid, neither of them 0 (root)"),
-  Hostname: z
-    .string()
-    .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "must be a host name")
-    .optional(),
-  Labels: ContainerLabels,
-  AttachStdin: z.boolean().optional(),
-  AttachStdout: z.boolean().optional(),
-  AttachStderr: z.boolean().optional(),
-  OpenStdin: z.boolean().optional(),
-  StdinOnce: z.boolean().optional(),
-  Tty: z.literal(false).optional(),
-  NetworkDisabled: z.literal(true, "NetworkDisabled must be true"),
-  HostConfig,
-});
+const ContainerCreateFields = z
+  .strictObject({
+    // dockerode repeats the query's name in the body; the engine ignores it there.
+    name: z.string().regex(CONTAINER_NAME, "must be airlock-<job id>").optional(),
+    Image: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$/, "must be an image reference"),
+    Cmd: z.array(z.string()).min(1),
+    Entrypoint: z.tuple([], "Entrypoint must be empty (the image's own is not run)").optional(),
+    Env: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*=/, "must be NAME=value")).optional(),
+    WorkingDir: z.literal(WORKSPACE_DIR).optional(),
+    // Numeric, so that no name in the image's /etc/passwd can turn out to be root.
+    User: z
+      .string()
+      .regex(/^[1-9]\d*:[1-9]\d*$/, "must be a numeric uid:gid, neither of them 0 (root)"),
+    Hostname: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "must be a host name")
+      .optional(),
+    Labels: ContainerLabels,
+    AttachStdin: z.boolean().optional(),
+    AttachStdout: z.boolean().optional(),
+    AttachStderr: z.boolean().optional(),
+    OpenStdin: z.boolean().optional(),
+    StdinOnce: z.boolean().optional(),
+    Tty: z.literal(false).optional(),
+    NetworkDisabled: z.boolean().optional(),
+    HostConfig,
+  })
+  .refine((b) => (b.NetworkDisabled === true) === (b.HostConfig.NetworkMode === "none"), {
+    message: "NetworkDisabled must be true exactly when NetworkMode is none",
+    path: ["NetworkDisabled"],
+  });
 export type ContainerCreateBody = z.infer<typeof ContainerCreateFields>;
 
 /**
@@ -223,7 +287,9 @@ export type ContainerCreateBody = z.infer<typeof ContainerCreateFields>;
  */
 export function containerCreateBody(shipped: readonly ShippedSeccomp[]) {
   return ContainerCreateFields.transform((body, ctx) => {
-    const runtime = body.HostConfig.Runtime ?? "runc";
+    const asked = body.HostConfig.Runtime ?? "runc";
+    // runsc-net is runsc with a network: the same seccomp profiles.
+    const runtime = asked === RUNSC_NETWORK_RUNTIME ? "runsc" : asked;
     const match = matchSeccomp(
       shipped,
       runtime,
@@ -244,6 +310,79 @@ export function containerCreateBody(shipped: readonly ShippedSeccomp[]) {
     ];
     return { ...body, HostConfig: { ...body.HostConfig, SecurityOpt } };
   });
+}
+
+/** An egress network as egress-network.ts makes it (executor/docker.ts DockerodeNetworks). */
+export const NetworkCreateBody = z.strictObject({
+  Name: z.string().regex(EGRESS_NETWORK, "must be airlock-egress-<job id>"),
+  Driver: z.literal("bridge"),
+  Internal: z.literal(true, "an egress network must be internal (no route out)"),
+  CheckDuplicate: z.boolean().optional(),
+  IPAM: z.strictObject({
+    Driver: z.literal("default"),
+    Config: z.tuple([
+      z.strictObject({ Subnet: z.string().regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/, "an IPv4 subnet") }),
+    ]),
+  }),
+  Options: z.strictObject({
+    "com.docker.network.bridge.inhibit_ipv4": z.literal("true", "the host gets no address on it"),
+  }),
+  Labels: Labels.refine(
+    (l) => isAirlockContainer(l) && l[LABEL_EGRESS] === "network",
+    `the network must carry the ${LABEL_INSTANCE} and ${LABEL_EGRESS}=network labels`,
+  ),
+});
+
+/** The relay joining or leaving an egress network. */
+export const NetworkEndpointBody = z.strictObject({
+  Container: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$/),
+  EndpointConfig: z
+    .strictObject({
+      IPAMConfig: z.strictObject({ IPv4Address: z.string().regex(/^\d+\.\d+\.\d+\.\d+$/) }),
+    })
+    .optional(),
+  Force: z.boolean().optional(),
+});
+
+/** The relay (egress-network.ts): on the default bridge, running only RELAY_SCRIPT. */
+export const RelayCreateBody = z.strictObject({
+  name: z
+    .string()
+    .regex(/^airlock-egress-relay-[A-Za-z0-9_.-]{1,100}$/)
+    .optional(),
+  Image: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$/, "must be an image reference"),
+  Entrypoint: z.tuple([]),
+  Cmd: z.tuple([
+    z.literal("node"),
+    z.literal("-e"),
+    z.literal(RELAY_SCRIPT, "the relay runs only its own script"),
+    z.string().regex(/^\d+\.\d+\.\d+\.\d+$/),
+    z.string().regex(/^\d{1,5}$/),
+  ]),
+  User: z.literal("65534:65534"),
+  Labels: Labels.refine(
+    (l) => isAirlockContainer(l) && l[LABEL_EGRESS] === "relay",
+    `the relay must carry the ${LABEL_INSTANCE} and ${LABEL_EGRESS}=relay labels`,
+  ),
+  HostConfig: z.strictObject({
+    NetworkMode: z.literal("bridge", "the relay is on the default bridge"),
+    ReadonlyRootfs: z.literal(true),
+    CapDrop: z.tuple([z.literal("ALL")]),
+    SecurityOpt: z.tuple([z.literal(NO_NEW_PRIVILEGES)]),
+    Memory: positive,
+    PidsLimit: positive,
+    LogConfig: z.strictObject({ Type: z.literal("none"), Config: emptyMap("no logging options") }),
+  }),
+});
+
+/** Whether a create body asks for the relay (then held to RelayCreateBody, else to the sandbox's rules). */
+export function isRelayCreate(raw: Buffer): boolean {
+  try {
+    const body = JSON.parse(raw.toString("utf8")) as { Labels?: Record<string, unknown> };
+    return body.Labels?.[LABEL_EGRESS] === "relay";
+  } catch {
+    return false;
+  }
 }
 
 export const VolumeCreateBody = z.strictObject({

@@ -26,7 +26,11 @@ import {
   isAirlockContainer,
   isAirlockVolume,
   isMountableVolume,
+  isRelayCreate,
   type Mount,
+  NetworkCreateBody,
+  NetworkEndpointBody,
+  RelayCreateBody,
   type Rule,
   ruleFor,
   VolumeCreateBody,
@@ -120,7 +124,17 @@ export function createSocketProxy(options: ProxyOptions) {
       case "allow":
       case "create-container":
       case "create-volume":
+      case "create-network":
         return undefined;
+      case "network": {
+        const { status, json } = await ask("GET", `/networks/${encodeURIComponent(rule.name)}`);
+        if (status === 404) return { status: 404, message: `network ${rule.name} not found` };
+        const labels = (json as { Labels?: Record<string, string> }).Labels;
+        if (status !== 200 || !isAirlockContainer(labels)) {
+          return refused(`network ${rule.name} is not airlock's`);
+        }
+        return undefined;
+      }
       case "deny":
         return refused(rule.reason);
       case "container": {
@@ -196,6 +210,8 @@ export function createSocketProxy(options: ProxyOptions) {
     const wanted =
       rule.kind === "create-container" ||
       rule.kind === "create-volume" ||
+      rule.kind === "create-network" ||
+      (rule.kind === "network" && rule.body === "endpoint") ||
       (rule.kind === "container" && rule.body === "update");
     if (!wanted) {
       // Dropped unread: airlock sends none that the engine needs (dockerode repeats a kill's options there).
@@ -204,6 +220,26 @@ export function createSocketProxy(options: ProxyOptions) {
     }
     const raw = await readBody(req);
     if (raw === undefined) return refused(`the body is larger than ${MAX_BODY} bytes`);
+    if (rule.kind === "create-network") {
+      const checked = checkBody(NetworkCreateBody, raw);
+      return checked.problem !== undefined
+        ? refused(checked.problem)
+        : { path, body: json(checked.value) };
+    }
+    if (rule.kind === "network") {
+      const checked = checkBody(NetworkEndpointBody, raw);
+      if (checked.problem !== undefined) return refused(checked.problem);
+      // Only airlock's containers (its relay) join or leave an egress network.
+      const relay = await judge({ kind: "container", id: checked.value.Container, body: "none" });
+      if (relay !== undefined) return relay;
+      return { path, body: json(checked.value) };
+    }
+    if (rule.kind === "create-container" && isRelayCreate(raw)) {
+      const checked = checkBody(RelayCreateBody, raw);
+      if (checked.problem !== undefined) return refused(checked.problem);
+      const name = createQuery(query);
+      return typeof name === "string" ? { path: path + name, body: json(checked.value) } : name;
+    }
     if (rule.kind !== "create-container") {
       const checked =
         rule.kind === "container"
@@ -218,6 +254,7 @@ export function createSocketProxy(options: ProxyOptions) {
     const name = createQuery(query);
     if (typeof name !== "string") return name;
     for (const mount of checked.value.HostConfig.Mounts) {
+      if (mount.Type !== "volume") continue;
       const problem = await mountProblem(mount);
       if (problem !== undefined) return refused(`HostConfig.Mounts: ${problem}`);
     }

@@ -22,7 +22,11 @@ export interface SpecContext {
   volume: string;
   /** Epoch ms after which anything left of this job is an orphan. */
   deadline: number;
+  /** A job granted a network: its own egress network (egress-network.ts), the CA mounts, the runtime. */
+  egress?: { network: string; mounts: Mount[]; runtime: string } | undefined;
 }
+
+type Mount = { Type: "bind"; Source: string; Target: string; ReadOnly: true };
 
 export function jobLabels(ctx: SpecContext): Record<string, string> {
   return {
@@ -55,10 +59,10 @@ export function containerSpec(
     OpenStdin: true,
     StdinOnce: true,
     Tty: false,
-    NetworkDisabled: profile.network === "none",
+    NetworkDisabled: ctx.egress === undefined && profile.network === "none",
     HostConfig: {
       ...limitSettings(limits),
-      NetworkMode: profile.network,
+      NetworkMode: ctx.egress?.network ?? profile.network,
       ReadonlyRootfs: true,
       Tmpfs: { "/tmp": `rw,nosuid,nodev,size=${profile.tmpfs.tmpMb}m,mode=1777` },
       ShmSize: profile.tmpfs.shmMb * MB,
@@ -70,7 +74,7 @@ export function containerSpec(
       CapDrop: ["ALL"],
       SecurityOpt: ["no-new-privileges:true", `seccomp=${profile.seccompJson}`],
       Init: true,
-      Runtime: profile.runtime,
+      Runtime: ctx.egress?.runtime ?? profile.runtime,
       IpcMode: "private",
       // Output is streamed through attach; a logging driver would copy every
       // byte of a 1 GB flood to the engine's disk for nothing.
@@ -87,6 +91,7 @@ export function containerSpec(
             DriverConfig: { Name: "local", Options: {} },
           },
         },
+        ...(ctx.egress?.mounts ?? []),
       ],
     },
   };

@@ -217,3 +217,68 @@ export class DockerodeClient implements ContainerClient {
     return (list.Volumes ?? []).map((v) => ({ id: v.Name, labels: v.Labels ?? {} }));
   }
 }
+
+/** The engine's networks, as the egress side needs them (egress-network.ts). */
+export interface NetworkClient {
+  /** The host's address on the engine's default bridge (docker0). */
+  bridgeGateway(): Promise<string>;
+  createNetwork(name: string, subnet: string, labels: Record<string, string>): Promise<void>;
+  connect(network: string, container: string, ipv4: string): Promise<void>;
+  disconnect(network: string, container: string): Promise<void>;
+  removeNetwork(name: string): Promise<void>;
+  /** Names of the networks carrying `label`, with its value. */
+  listNetworks(label: string): Promise<{ name: string; labels: Record<string, string> }[]>;
+}
+
+export class DockerodeNetworks implements NetworkClient {
+  private readonly docker: Dockerode;
+
+  constructor(docker: Dockerode = new Dockerode()) {
+    this.docker = docker;
+  }
+
+  async bridgeGateway(): Promise<string> {
+    const info = await this.docker.getNetwork("bridge").inspect();
+    const gateway = (info as { IPAM?: { Config?: { Gateway?: string }[] } }).IPAM?.Config?.[0]
+      ?.Gateway;
+    if (gateway === undefined)
+      throw new Error("the engine's default bridge has no gateway address");
+    return gateway;
+  }
+
+  async createNetwork(name: string, subnet: string, labels: Record<string, string>) {
+    await this.docker.createNetwork({
+      Name: name,
+      Driver: "bridge",
+      // No route out, and no address of the host on it (so no service of the
+      // host's is reachable from it): only the relay, and through it the proxy.
+      Internal: true,
+      CheckDuplicate: true,
+      IPAM: { Driver: "default", Config: [{ Subnet: subnet }] },
+      Options: { "com.docker.network.bridge.inhibit_ipv4": "true" },
+      Labels: labels,
+    });
+  }
+
+  async connect(network: string, container: string, ipv4: string) {
+    await this.docker
+      .getNetwork(network)
+      .connect({ Container: container, EndpointConfig: { IPAMConfig: { IPv4Address: ipv4 } } });
+  }
+
+  async disconnect(network: string, container: string) {
+    await ignoreStatus(
+      this.docker.getNetwork(network).disconnect({ Container: container, Force: true }),
+      [404],
+    );
+  }
+
+  async removeNetwork(name: string) {
+    await ignoreStatus(this.docker.getNetwork(name).remove(), [404]);
+  }
+
+  async listNetworks(label: string) {
+    const list = await this.docker.listNetworks({ filters: { label: [label] } });
+    return list.map((n) => ({ name: n.Name, labels: n.Labels ?? {} }));
+  }
+}

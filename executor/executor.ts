@@ -6,6 +6,7 @@ import type { Job } from "../core/job.ts";
 import type { ExecResult } from "../core/schemas.ts";
 import { phase } from "../core/timing.ts";
 import type { ContainerClient } from "./docker.ts";
+import type { Egress } from "./egress-network.ts";
 import { engineFailure } from "./engine-errors.ts";
 import type { ManifestCache } from "./manifest-cache.ts";
 import type { WarmPool } from "./pool.ts";
@@ -25,6 +26,7 @@ export interface ExecutorDeps {
   manifests?: ManifestCache | undefined;
   /** Watches workspace jobs' workspaces while they run (their size caps). */
   meter?: WorkspaceMeter | undefined;
+  egress?: Egress | undefined;
 }
 
 export interface ExecutorRunOptions extends RunOptions {
@@ -62,6 +64,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     pool: deps.pool,
     manifests: deps.manifests,
     meter: deps.meter,
+    egress: deps.egress,
   };
   return {
     async run(job, options = {}) {

@@ -6,6 +6,7 @@ import type { MetricsSink } from "../core/metrics.ts";
 import type { LoadedProfile } from "../core/profile.ts";
 import type { ManifestRecords } from "../core/state.ts";
 import type { ContainerClient } from "./docker.ts";
+import type { Egress } from "./egress-network.ts";
 import { createExecutor, type Executor } from "./executor.ts";
 import { DEFAULT_MANIFEST_CACHE_BYTES, ManifestCache } from "./manifest-cache.ts";
 import { meterExecutor } from "./metered-executor.ts";
@@ -43,6 +44,8 @@ export interface GatewayCoreOptions {
   /** Where workspace manifests are also kept, so a restart does not read every workspace whole (the state store's). */
   manifestStore?: ManifestRecords | undefined;
   warn: (message: string, err: unknown) => void;
+  /** The egress side (egress-network.ts): jobs granted networks are refused without it. */
+  egress?: Egress | undefined;
   /** When set, jobs are counted and timed, and the gauges read this executor and pool. */
   metrics?: MetricsSink | undefined;
 }
@@ -94,6 +97,7 @@ export function createGatewayCore(o: GatewayCoreOptions): GatewayCore {
       maxQueue: o.maxQueue,
       orphanGraceMs: o.orphanGraceMs,
       warn: o.warn,
+      egress: o.egress,
     }),
   );
   const executor = o.metrics === undefined ? graceful : meterExecutor(graceful, o.metrics);

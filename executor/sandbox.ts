@@ -8,6 +8,7 @@
 // always, in `finally`. The steps live beside it: the run through the launcher
 // in job-run.ts, the reading of /workspace before and after in job-workspace.ts.
 import { constants } from "node:os";
+import { AirlockError } from "../core/errors.ts";
 import type { Job } from "../core/job.ts";
 import type { ExecResult, ExecStatus } from "../core/schemas.ts";
 import { phase } from "../core/timing.ts";
@@ -15,6 +16,7 @@ import type { ScanResult } from "./archive.ts";
 import { containerSpec, limitSettings, sameContainerLimits } from "./container-spec.ts";
 import { type BeforeEntry, computeDiff } from "./diff.ts";
 import type { ContainerClient } from "./docker.ts";
+import type { Egress, JobNetwork } from "./egress-network.ts";
 import { type RunOptions, type RunOutcome, runJob } from "./job-run.ts";
 import { JobWorkspace } from "./job-workspace.ts";
 import type { ManifestCache } from "./manifest-cache.ts";
@@ -44,6 +46,8 @@ export interface SandboxDeps {
   manifests?: ManifestCache | undefined;
   /** Watches a workspace job's workspace while it runs, and stops it past its size cap. */
   meter?: WorkspaceMeter | undefined;
+  /** Networks for jobs that were granted some (egress-network.ts); without it such jobs are refused. */
+  egress?: Egress | undefined;
 }
 
 const SIGNAL_NAMES = new Map<number, string>(
@@ -55,16 +59,23 @@ export async function runSandbox(
   job: Job,
   options: RunOptions = {},
 ): Promise<ExecResult> {
+  const net = await leaseNetwork(deps, job);
   // One-shot jobs take a parked container when there is one; a workspace job
-  // needs its own volume mounted, so it always starts cold.
-  const parked = job.workspace === undefined ? deps.pool?.take(job.profile, job.limits) : undefined;
+  // needs its own volume mounted, and a job with a network its own network,
+  // so they always start cold.
+  const parked =
+    job.workspace === undefined && net === undefined
+      ? deps.pool?.take(job.profile, job.limits)
+      : undefined;
+  // The proxy's variables last: the request's env cannot point them elsewhere.
+  if (net !== undefined) job = { ...job, env: { ...job.env, ...net.env } };
   // A workspace's volume outlives the container; a one-shot job's volume is its own.
   const volume = parked?.volume ?? job.workspace?.volume ?? `airlock-${job.id}`;
   let containerId: string | undefined = parked?.id;
   let killUnconfirmed = false;
   let watch: MeterWatch | undefined;
   try {
-    const id = await readyContainer(deps, job, parked, volume);
+    const id = await readyContainer(deps, job, parked, volume, net);
     containerId = id;
     phase(parked === undefined ? "create" : "handoff");
     const workspace = new JobWorkspace(deps, id, job);
@@ -86,15 +97,25 @@ export async function runSandbox(
     const scan = await workspace.readAfter(run);
     const result = resultOf(job, run, workspace.before, scan, watch?.tripped !== undefined);
     phase("diff");
-    return result;
+    return net === undefined ? result : { ...result, egress: net.entries() };
   } finally {
     await watch?.stop();
     // A parked container goes back to its pool to be removed: a removal the
     // engine refuses (it is restarting) is retried there, not left to the reaper.
-    const cleanup =
+    const removal =
       parked !== undefined && deps.pool !== undefined
         ? deps.pool.dispose(parked)
         : removeAll(deps, containerId, job.workspace === undefined ? volume : undefined);
+    // The network is released once the container is gone (kept for another
+    // job only if it surely is: a job's network never holds another's container).
+    const cleanup: Promise<void> =
+      net === undefined
+        ? removal.then(() => undefined)
+        : removal.then((removed) =>
+            net
+              .release(removed !== false)
+              .catch((err: unknown) => deps.warn(`removing network ${net.network}`, err)),
+          );
     // With a background hook a one-shot answer does not wait for the engine's
     // removal; a workspace job's waits unless its caller takes the removal
     // (afterAnswer) and holds the workspace's lock until it ends, so the volume
@@ -111,12 +132,28 @@ export async function runSandbox(
   }
 }
 
+/** The job's own egress network when it was granted networks. */
+async function leaseNetwork(deps: SandboxDeps, job: Job): Promise<JobNetwork | undefined> {
+  if (job.egress === undefined || job.egress.networks.length === 0) return undefined;
+  if (deps.egress === undefined) {
+    throw new AirlockError(
+      "invalid_request",
+      "this gateway runs no egress proxy: networks cannot be used",
+      {
+        details: { field: "networks" },
+      },
+    );
+  }
+  return deps.egress.lease(job.id, job.egress);
+}
+
 /** A new container for the job, or the parked one with this job's limits set on it. */
 async function readyContainer(
   deps: SandboxDeps,
   job: Job,
   parked: Parked | undefined,
   volume: string,
+  net: JobNetwork | undefined,
 ): Promise<string> {
   if (parked === undefined) {
     const deadline = Date.now() + job.limits.timeoutMs + deps.orphanGraceMs;
@@ -126,6 +163,10 @@ async function readyContainer(
         jobId: job.id,
         volume,
         deadline,
+        egress:
+          net === undefined
+            ? undefined
+            : { network: net.network, mounts: net.mounts, runtime: net.runtime(job.profile) },
       }),
     );
   }
@@ -189,21 +230,25 @@ function resultOf(
   };
 }
 
+/** Removes the job's container and volume; false when the container's removal failed. */
 async function removeAll(
   deps: SandboxDeps,
   containerId: string | undefined,
   volume: string | undefined,
-) {
+): Promise<boolean> {
+  let removed = true;
   if (containerId !== undefined) {
-    await deps.client
-      .remove(containerId)
-      .catch((err: unknown) => deps.warn(`removing container ${containerId}`, err));
+    await deps.client.remove(containerId).catch((err: unknown) => {
+      removed = false;
+      deps.warn(`removing container ${containerId}`, err);
+    });
   }
   if (volume !== undefined) {
     await deps.client
       .removeVolume(volume)
       .catch((err: unknown) => deps.warn(`removing volume ${volume}`, err));
   }
+  return removed;
 }
 
 function statusOf(job: Job, run: RunOutcome, scan: ScanResult): ExecStatus {

@@ -11,6 +11,8 @@ export const LABEL_CREATED = "airlock.created";
 /** Each workspace keeps the idle TTL it was made with, so any gateway on the engine expires it alike. */
 export const LABEL_TTL = "airlock.ttl";
 export const LABEL_TOUCH = "airlock.workspace.touch";
+/** The egress networks its jobs get when they ask for none themselves, comma-separated. */
+export const LABEL_NETWORKS = "airlock.networks";
 export const LABEL_TOUCHED = "airlock.touched";
 
 export function volumeOf(id: string): string {

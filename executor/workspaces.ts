@@ -19,6 +19,7 @@ import type { Executor, ExecutorRunOptions } from "./executor.ts";
 import type { ManifestCache } from "./manifest-cache.ts";
 import {
   LABEL_CREATED,
+  LABEL_NETWORKS,
   LABEL_PROFILE,
   LABEL_TENANT,
   LABEL_TTL,
@@ -56,6 +57,8 @@ export interface WorkspaceInfo {
   createdAt: string;
   lastUsedAt: string;
   expiresAt: string;
+  /** Egress networks its jobs get unless they ask for others. */
+  networks?: string[];
 }
 
 export interface WorkspaceStoreDeps {
@@ -86,6 +89,7 @@ interface Workspace {
   volume: string;
   createdAt: number;
   ttlMs: number;
+  networks: string[];
 }
 
 export class WorkspaceStore {
@@ -126,6 +130,7 @@ export class WorkspaceStore {
     profileName: string,
     files: readonly JobFile[],
     limits: readonly WorkspaceLimit[] = [],
+    networks: readonly string[] = [],
   ): Promise<WorkspaceInfo> {
     const profile = lookupProfile(this.deps.profiles, profileName);
     const bytes = files.reduce((sum, f) => sum + f.content.length, 0);
@@ -139,6 +144,7 @@ export class WorkspaceStore {
       volume: volumeOf(id),
       createdAt,
       ttlMs: this.deps.ttlMs,
+      networks: [...networks],
     };
     await this.reservations.reserve(tenant, [gatewayLimit(this.deps.maxPerTenant), ...limits], () =>
       this.deps.client.createVolume(ws.volume, {
@@ -147,6 +153,7 @@ export class WorkspaceStore {
         [LABEL_PROFILE]: profile.name,
         [LABEL_CREATED]: String(createdAt),
         [LABEL_TTL]: String(this.deps.ttlMs),
+        ...(networks.length === 0 ? {} : { [LABEL_NETWORKS]: networks.join(",") }),
       }),
     );
     try {
@@ -194,6 +201,7 @@ export class WorkspaceStore {
       volume: volumeOf(id),
       createdAt: Number(labels[LABEL_CREATED]),
       ttlMs: ttlOf(labels, this.deps.ttlMs),
+      networks: (labels[LABEL_NETWORKS] ?? "").split(",").filter((n) => n !== ""),
     };
   }
 
@@ -204,6 +212,7 @@ export class WorkspaceStore {
       createdAt: new Date(ws.createdAt).toISOString(),
       lastUsedAt: new Date(lastUsed).toISOString(),
       expiresAt: new Date(lastUsed + ws.ttlMs).toISOString(),
+      ...(ws.networks.length === 0 ? {} : { networks: ws.networks }),
     };
   }
 

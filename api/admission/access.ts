@@ -3,6 +3,9 @@
 // emergency stop, the audit log, the running jobs in memory; approvals in the
 // state store, so they survive a restart). Made once by main.ts
 // (createAccess); the admission (admit.ts) and the admin routes use it.
+import { isIP } from "node:net";
+import { networkInterfaces } from "node:os";
+import type { EgressRules } from "../../core/egress.ts";
 import { AirlockError } from "../../core/errors.ts";
 import type { LoadedProfile } from "../../core/profile.ts";
 import type { ApprovalRecords } from "../../core/state.ts";
@@ -17,6 +20,7 @@ import { RunningJobs } from "../../policies/access/running.ts";
 import { type TenantPolicy, tenantPolicy } from "../../policies/access/schema.ts";
 import { profileRefusal } from "../../policies/access/scopes.ts";
 import { StopSwitch } from "../../policies/access/stop.ts";
+import { egressRules } from "../../policies/egress.ts";
 import type { Caller } from "../auth.ts";
 
 export interface AccessDeps {
@@ -55,6 +59,46 @@ export class Access {
   /** The workspace size cap of a tenant, when its policy sets one. */
   workspaceBytes(tenant: string): number | undefined {
     return this.tenant(tenant).quotas.maxWorkspaceBytes;
+  }
+
+  /**
+   * The rules of the networks a job asks for: 403 naming one the key lacks
+   * (no caller: a held job, granted when it was admitted); undefined for none.
+   */
+  egress(
+    caller: Caller | undefined,
+    names: readonly string[] | undefined,
+  ): EgressRules | undefined {
+    if (names === undefined || names.length === 0) return undefined;
+    const policy = this.deps.policy.current();
+    const networks = [...new Set(names)].map((name) => {
+      const net = policy.networks.get(name);
+      if ((caller !== undefined && !caller.grant.networks.includes(name)) || net === undefined) {
+        throw new AirlockError("forbidden", `this key is not granted network ${name}`, {
+          details: { network: name },
+        });
+      }
+      return net;
+    });
+    return egressRules(networks, hostAddresses());
+  }
+
+  /** What the proxy would decide for host:port on `network` (404 for a network the policy lacks). */
+  egressCheck(network: string, host: string, port: number, address?: string) {
+    const net = this.deps.policy.current().networks.get(network);
+    if (net === undefined) {
+      throw new AirlockError("not_found", `the policy defines no network ${network}`, {
+        details: { network },
+      });
+    }
+    const rules = egressRules([net], hostAddresses());
+    const dialled = address ?? rules.pinned(host) ?? (isIP(host) !== 0 ? host : undefined);
+    const verdict = rules.check(host, port, dialled);
+    const reason =
+      dialled === undefined && verdict.decision === "allowed"
+        ? `${verdict.reason}; the address ${host} resolves to is checked when it is dialled`
+        : verdict.reason;
+    return { decision: verdict.decision, reason };
   }
 
   /** 423 while an operator's emergency stop of this tenant (or of everything) is in force. */
@@ -99,4 +143,9 @@ export function createAccess(o: CreateAccessOptions): Access {
     client: o.client,
     now,
   });
+}
+
+/** Every address of this host's interfaces (the bridges' included): never dialled for a job. */
+function hostAddresses(): string[] {
+  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
 }

@@ -120,9 +120,15 @@ export class Admission {
     const job =
       plan.job === undefined || profile === undefined
         ? undefined
-        : await admitJob(c, this.access, this.deps.jobs, profile, plan.workspace, plan.job, [
-            ...new Set([...plan.scopes, ...profileScopes(profile)]),
-          ]);
+        : await admitJob(
+            c,
+            this.access,
+            this.deps.jobs,
+            profile,
+            plan.workspace,
+            withNetworks(plan.job, workspace),
+            [...new Set([...plan.scopes, ...profileScopes(profile)])],
+          );
     return { caller, profile, workspace, job } as Admitted<P>;
   }
 
@@ -180,4 +186,10 @@ export class Admission {
       },
     );
   }
+}
+
+/** A workspace's job that asks for no networks gets the workspace's own. */
+function withNetworks(job: JobSpec, workspace: WorkspaceInfo | undefined): JobSpec {
+  if (workspace?.networks === undefined || job.request.networks !== undefined) return job;
+  return { ...job, request: { ...job.request, networks: workspace.networks } };
 }

@@ -18,6 +18,18 @@ export function outputBytes(result: ExecResult): number {
   return Buffer.byteLength(result.stdout) + Buffer.byteLength(result.stderr);
 }
 
+/** A job's connections through the egress proxy, counted for the audit line. */
+export function egressCounts(result: ExecResult): AuditNote | undefined {
+  if (result.egress === undefined) return undefined;
+  const count = { allowed: 0, denied: 0, bytesOut: 0, bytesIn: 0 };
+  for (const e of result.egress) {
+    count[e.decision] += 1;
+    count.bytesOut += e.bytesOut;
+    count.bytesIn += e.bytesIn;
+  }
+  return { egress: count };
+}
+
 /** How a job that threw ended, for the audit line: an error code, or "cancelled". */
 export function endedHow(err: unknown): string {
   if (err instanceof AirlockError) return err.code;
@@ -69,6 +81,7 @@ export function auditTrail(
         bytesIn: length === undefined ? null : Number(length),
         bytesOut: n.bytesOut ?? (outLength === null ? null : Number(outLength)),
         approvalId: n.approvalId ?? null,
+        ...(n.egress === undefined ? {} : { egress: n.egress }),
       });
     }
   };

@@ -4,12 +4,13 @@
 // so after a restart it is still there, and once approved it is rebuilt from
 // what was asked and runs exactly once, recorded as the execution its request
 // was told of (api/executions/), with a job slot of its tenant like any other.
+import type { EgressRules } from "../../core/egress.ts";
 import type { ExecResult } from "../../core/schemas.ts";
 import type { ExecutorRunOptions } from "../../executor/executor.ts";
 import type { Scope } from "../../policies/access/schema.ts";
 import type { ExecutionMeta, Executions } from "../executions/executions.ts";
 import type { Access } from "./access.ts";
-import { accounted } from "./job-policy.ts";
+import { accounted, type JobRequest } from "./job-policy.ts";
 
 /** The kinds of job a route asks admission to run. */
 export type JobKind = "exec" | "workspace.exec";
@@ -18,6 +19,8 @@ export type JobKind = "exec" | "workspace.exec";
 export interface JobToBuild extends ExecutionMeta {
   request: unknown;
   limits: { timeoutMs: number };
+  /** The networks it asked for and was granted, when it asked for some. */
+  egress?: EgressRules | undefined;
 }
 
 /** Runs a job of one kind: resolves its request and hands it to the engine. */
@@ -79,7 +82,17 @@ export async function runHeld(
       deps.access,
       entry,
       held.timeoutMs,
-      (o) => deps.jobs[held.kind]({ ...meta, request: held.request, limits }, o),
+      (o) =>
+        deps.jobs[held.kind](
+          {
+            ...meta,
+            request: held.request,
+            limits,
+            // Granted when it was admitted; the networks are those in force now.
+            egress: deps.access.egress(undefined, (held.request as JobRequest).networks),
+          },
+          o,
+        ),
       options,
     ),
   );

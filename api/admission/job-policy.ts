@@ -23,7 +23,7 @@ import type { AuthEnv } from "../auth.ts";
 import type { ExecutionMeta, JobRunner } from "../executions/executions.ts";
 import type { Access } from "./access.ts";
 import { holdForApproval } from "./approvals.ts";
-import { endedHow, note, outputBytes } from "./audit.ts";
+import { egressCounts, endedHow, note, outputBytes } from "./audit.ts";
 import type { HeldJob, JobBuilders, JobKind } from "./held-jobs.ts";
 
 /** The parts of an exec request the policy looks at. */
@@ -34,6 +34,8 @@ export interface JobRequest {
   limits?:
     | { timeoutMs?: number | undefined; memoryMb?: number | undefined; cpus?: number | undefined }
     | undefined;
+  /** Named egress networks the job asks for (the key must be granted each). */
+  networks?: readonly string[] | undefined;
 }
 
 /**
@@ -75,6 +77,8 @@ export async function admitJob(
   const limits = jobLimits(tenant, profile, job.request);
   const refusal = access.deps.quotas.check(caller.tenant, tenant.quotas);
   if (refusal !== undefined) throw quotaError(caller.tenant, refusal);
+  // 403 naming a network the key was not granted, before anything is held or run.
+  const egress = access.egress(caller, job.request.networks);
 
   const entry: JobEntry = {
     tenant: caller.tenant,
@@ -93,7 +97,7 @@ export async function admitJob(
       access,
       entry,
       limits.timeoutMs,
-      (o) => jobs[job.kind]({ ...execution, request: job.request, limits }, o),
+      (o) => jobs[job.kind]({ ...execution, request: job.request, limits, egress }, o),
       options,
     );
   const { timeoutMs } = limits;
@@ -102,6 +106,7 @@ export async function admitJob(
     tenant.requireApproval,
     profile,
     timeoutMs,
+    job.request.networks,
   );
   if (reasons.length > 0) {
     // What it takes to run it once approved, as JSON: it waits in the state store.
@@ -128,7 +133,12 @@ export async function admitJob(
 function audited(c: Context<AuthEnv>, running: Promise<ExecResult>): Promise<ExecResult> {
   const finished = running.then(
     (result) => {
-      note(c, { status: result.status, exitCode: result.exitCode, bytesOut: outputBytes(result) });
+      note(c, {
+        status: result.status,
+        exitCode: result.exitCode,
+        bytesOut: outputBytes(result),
+        ...egressCounts(result),
+      });
       return result;
     },
     (err: unknown) => {

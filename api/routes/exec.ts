@@ -85,14 +85,14 @@ export function execRoutes(deps: ExecRouteDeps) {
 
 /** How an exec runs (admission runs it now, or once approved: held-jobs.ts). */
 export function execJob(deps: Pick<ExecRouteDeps, "executor" | "profiles">): JobBuilder {
-  return ({ request, tenant, id, limits }, options) => {
+  return ({ request, tenant, id, limits, egress }, options) => {
     const body = request as ExecRequest;
     const job = resolveJob(
       deps.profiles,
       { ...body, limits: { ...body.limits, ...limits } },
       tenant,
     );
-    return deps.executor.run({ ...job, id }, options);
+    return deps.executor.run({ ...job, id, egress }, options);
   };
 }
 

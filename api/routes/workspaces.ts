@@ -190,12 +190,15 @@ export function workspaceRoutes(deps: WorkspaceRoutesOptions) {
       profile,
       createsWorkspace: true,
     });
+    // 403 naming a network the key was not granted, before anything is made.
+    admission.access.egress(c.get("caller"), body.networks);
     // The policy's count quota is counted again as the volume is made (admission's count is not a reservation).
     const info = await store.create(
       tenant(c),
       body.profile ?? deps.defaultProfile,
       decodeFiles(body.files),
       workspaceLimits(admission.access, tenant(c)),
+      body.networks ?? [],
     );
     return c.json(info, 201);
   });
@@ -281,7 +284,7 @@ export function workspaceRoutes(deps: WorkspaceRoutesOptions) {
 export function workspaceExecJob(
   deps: Pick<WorkspaceRoutesOptions, "store" | "profiles">,
 ): JobBuilder {
-  return ({ request, tenant, workspace, id, limits }, options) => {
+  return ({ request, tenant, workspace, id, limits, egress }, options) => {
     const body = request as WorkspaceExecRequest;
     return deps.store.exec(
       tenant,
@@ -294,6 +297,7 @@ export function workspaceExecJob(
           ref,
         ),
         id,
+        egress,
       }),
       options,
     );

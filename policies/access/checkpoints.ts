@@ -17,9 +17,12 @@ export class Checkpoints {
     rules: ApprovalRules,
     profile: Pick<LoadedProfile, "name" | "network">,
     timeoutMs: number,
+    /** The egress networks the job asks for: any is a network, as a networked profile is. */
+    networks: readonly string[] = [],
   ): string[] {
     const reasons: string[] = [];
-    if (rules.network && profile.network !== "none") reasons.push("network");
+    if (rules.network && (profile.network !== "none" || networks.length > 0))
+      reasons.push("network");
     if (rules.jobsOverSeconds !== undefined && timeoutMs > rules.jobsOverSeconds * 1000) {
       reasons.push("jobsOverSeconds");
     }

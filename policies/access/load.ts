@@ -28,7 +28,12 @@ export function parsePolicy(path: string, text: string): Policy {
     const field = issue === undefined || issue.path.length === 0 ? "(file)" : issue.path.join(".");
     throw new PolicyError(`${path}: ${field}: ${issue?.message ?? "invalid"}`);
   }
-  return compilePolicy(parsed.data, path);
+  try {
+    return compilePolicy(parsed.data, path);
+  } catch (cause) {
+    // An injected secret the environment lacks.
+    throw new PolicyError(`${path}: ${(cause as Error).message}`, { cause });
+  }
 }
 
 export function loadPolicyFile(path: string): Policy {

@@ -2,6 +2,12 @@
 // schema, and the compiled form the gateway enforces: keys with their scopes and
 // profiles, rate limits, per-tenant quotas and approval checkpoints.
 import { z } from "zod";
+import {
+  type CompiledNetwork,
+  compileNetwork,
+  EgressNetworkSchema,
+  NETWORK_NAME,
+} from "../egress.ts";
 
 export const SCOPES = [
   "exec",
@@ -46,6 +52,8 @@ const PolicyKey = z.strictObject({
   /** Profiles the key may use; "*" is every profile (runc ones excepted when requireGvisor). */
   profiles: z.array(z.string().min(1)).min(1).default(["*"]),
   rateLimits: RateLimits.default({}),
+  /** Named networks (the file's `networks`) the key's jobs may ask for. */
+  networks: z.array(z.string().regex(NETWORK_NAME)).default([]),
 });
 
 export const Quotas = z.strictObject({
@@ -64,7 +72,7 @@ export const Quotas = z.strictObject({
 export type Quotas = z.infer<typeof Quotas>;
 
 export const ApprovalRules = z.strictObject({
-  /** Any job on a profile whose network is not "none". */
+  /** Any job on a profile whose network is not "none", or that asks for egress networks. */
   network: z.boolean().default(false),
   /** Any job whose timeout is above this many seconds. */
   jobsOverSeconds: positive.optional(),
@@ -88,6 +96,13 @@ export const PolicyFile = z
     /** Profiles on runc (not gVisor) need to be named in a key's profiles, "*" does not grant them. */
     requireGvisor: z.boolean().default(false),
     approvalTtlSeconds: positiveInt.max(7 * 24 * 3600).default(3600),
+    /** Named egress networks (policies/egress.ts); keys are granted them by name. */
+    networks: z
+      .record(
+        z.string().regex(NETWORK_NAME, "network names are 1-63 letters, digits, _ . -"),
+        EgressNetworkSchema,
+      )
+      .default({}),
     tenants: z
       .record(z.string().regex(TENANT_NAME, "tenant names are 1-64 letters, digits, _ . -"), Tenant)
       .refine((t) => Object.keys(t).length > 0, "name at least one tenant"),
@@ -96,6 +111,15 @@ export const PolicyFile = z
     const seen = new Map<string, string>();
     for (const [tenant, t] of Object.entries(file.tenants)) {
       t.keys.forEach((k, i) => {
+        k.networks.forEach((n, j) => {
+          if (file.networks[n] === undefined) {
+            ctx.addIssue({
+              code: "custom",
+              path: ["tenants", tenant, "keys", i, "networks", j],
+              message: `names network ${n}, which the file's networks do not define`,
+            });
+          }
+        });
         const prior = seen.get(k.hash);
         if (prior !== undefined) {
           ctx.addIssue({
@@ -121,6 +145,8 @@ export interface KeyGrant {
   profiles: readonly string[];
   /** Tenant defaults merged with the key's own entries. */
   rateLimits: RateLimits;
+  /** Egress networks its jobs may ask for. */
+  networks: readonly string[];
 }
 
 export interface TenantPolicy {
@@ -135,11 +161,17 @@ export interface Policy {
   approvalTtlMs: number;
   keys: readonly KeyGrant[];
   tenants: ReadonlyMap<string, TenantPolicy>;
+  /** The named egress networks, compiled (their injected secrets read from the environment). */
+  networks: ReadonlyMap<string, CompiledNetwork>;
 }
 
 const NO_RULES: ApprovalRules = { network: false, firstUseOfProfile: false };
 
-export function compilePolicy(file: PolicyFile, source: string): Policy {
+export function compilePolicy(
+  file: PolicyFile,
+  source: string,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): Policy {
   const keys: KeyGrant[] = [];
   const tenants = new Map<string, TenantPolicy>();
   for (const [tenant, t] of Object.entries(file.tenants)) {
@@ -153,6 +185,7 @@ export function compilePolicy(file: PolicyFile, source: string): Policy {
         scopes: new Set(k.scopes),
         profiles: k.profiles,
         rateLimits: { ...t.rateLimits, ...k.rateLimits },
+        networks: k.networks,
       });
     }
   }
@@ -162,6 +195,9 @@ export function compilePolicy(file: PolicyFile, source: string): Policy {
     approvalTtlMs: file.approvalTtlSeconds * 1000,
     keys,
     tenants,
+    networks: new Map(
+      Object.entries(file.networks).map(([name, net]) => [name, compileNetwork(name, net, env)]),
+    ),
   };
 }
 
@@ -185,6 +221,7 @@ export function environmentPolicy(
       scopes: new Set<Scope>(admin ? [...DEFAULT_SCOPES, "admin"] : DEFAULT_SCOPES),
       profiles: ["*"],
       rateLimits: {},
+      networks: [],
     };
   });
   return {
@@ -193,6 +230,7 @@ export function environmentPolicy(
     approvalTtlMs: 3600_000,
     keys: grants,
     tenants,
+    networks: new Map(),
   };
 }
 

@@ -109,6 +109,10 @@ describe("the dashboard page", () => {
     await page.locator("#audit-body td", { hasText: "onerror=window.__pwned" }).first().waitFor();
     expect(await page.locator("#audit-body img").count()).toBe(0);
     expect(await page.evaluate(() => "__pwned" in globalThis)).toBe(false);
+    // The egress panel, from the audit lines: no job here asked for a network.
+    await page
+      .locator("#egress-body", { hasText: "No job has asked for a network yet." })
+      .waitFor();
     await shot("03-logged-in");
 
     // A long job appears in the running list, with its age and limits.

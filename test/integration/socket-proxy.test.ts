@@ -18,7 +18,8 @@ import { createSocketProxy } from "../../deploy/socket-proxy.ts";
 import { containerSpec } from "../../executor/container-spec.ts";
 import { loadProfiles, POLICIES_DIR } from "../../policies/load.ts";
 import { execOnce, workspaceRoundTrip } from "../support/airlock-calls.ts";
-import { startGateway, type TestGateway } from "../support/gateway.ts";
+import { startUpstream } from "../support/egress-upstream.ts";
+import { keyHash, startGateway, type TestGateway } from "../support/gateway.ts";
 
 type Obj = Record<string, unknown>;
 
@@ -67,6 +68,39 @@ describe("what airlock does goes through", () => {
       limits: { memoryMb: 128, pids: 32 },
     });
     expect(result).toMatchObject({ status: "ok", stdout: "limited\n" });
+  });
+
+  it("egress: a job on its own network, through the relay and the proxy, and every network removed", async () => {
+    const suffix = randomUUID().slice(0, 8);
+    const up = await startUpstream("unused", `airlock-sp-upstream-${suffix}`);
+    const key = `egress-${randomUUID()}`;
+    const egress = await startGateway({
+      docker: proxied,
+      egress: {},
+      policy: {
+        networks: { up: { allow: ["plain.test:8080"], resolve: { "plain.test": up.ip } } },
+        tenants: { t: { keys: [{ hash: keyHash(key), scopes: ["exec"], networks: ["up"] }] } },
+      },
+    });
+    try {
+      const res = await egress.call(key, "POST", "/v1/exec", {
+        profile: "shell",
+        command: ["curl", "-sS", "http://plain.test:8080/"],
+        networks: ["up"],
+      });
+      expect(await res.json()).toMatchObject({
+        status: "ok",
+        stdout: "hello from upstream\n",
+        egress: [{ host: "plain.test", decision: "allowed" }],
+      });
+      expect(refusals).toEqual([]);
+    } finally {
+      await egress.close();
+      await up.stop();
+    }
+    expect(await egress.leftovers()).toEqual({ containers: 0, volumes: 0 });
+    const label = { label: [`airlock=${egress.instanceId}`] };
+    expect(await direct.listNetworks({ filters: label })).toEqual([]);
   });
 
   it("gVisor: a job, and a workspace whose file containers name runsc", async () => {

@@ -30,6 +30,8 @@ export interface FakeEngine {
   volumes: Map<string, FakeVolume>;
   /** Container id → labels; absent ids are 404 (attach to one answers 404 and keeps reading). */
   containers: Map<string, Record<string, string>>;
+  /** Network name → labels; absent names are 404. */
+  networks: Map<string, Record<string, string>>;
   /** Bytes that reached the engine on an attach connection after it answered 404. */
   afterRefusedAttach: () => Buffer;
   close(): Promise<void>;
@@ -41,6 +43,7 @@ export async function startFakeEngine(): Promise<FakeEngine> {
   const received: Received[] = [];
   const volumes = new Map<string, FakeVolume>();
   const containers = new Map<string, Record<string, string>>();
+  const networks = new Map<string, Record<string, string>>();
   const late: Buffer[] = [];
   const sockets = new Set<Socket>();
 
@@ -58,6 +61,13 @@ export async function startFakeEngine(): Promise<FakeEngine> {
       return labels === undefined
         ? [404, { message: "No such container" }]
         : [200, { Id: inspect[1], Config: { Labels: labels } }];
+    }
+    const network = /^\/networks\/([^/]+)$/.exec(path);
+    if (method === "GET" && network !== null) {
+      const labels = networks.get(decodeURIComponent(network[1] as string));
+      return labels === undefined
+        ? [404, { message: "network not found" }]
+        : [200, { Labels: labels }];
     }
     if (path === "/containers/create") return [201, { Id: "c0ffee", Warnings: [] }];
     if (path === "/volumes/create") return [201, {}];
@@ -113,6 +123,7 @@ export async function startFakeEngine(): Promise<FakeEngine> {
     received,
     volumes,
     containers,
+    networks,
     afterRefusedAttach: () => Buffer.concat(late),
     async close() {
       for (const s of sockets) s.destroy();

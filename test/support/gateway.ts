@@ -18,7 +18,8 @@ import { recoverState } from "../../api/executions/executions.ts";
 import { createMetrics, type Metrics } from "../../api/metrics.ts";
 import type { StateStore } from "../../core/state.ts";
 import { LABEL_INSTANCE } from "../../executor/container-spec.ts";
-import { DockerodeClient } from "../../executor/docker.ts";
+import { DockerodeClient, DockerodeNetworks } from "../../executor/docker.ts";
+import { openEgress } from "../../executor/egress-network.ts";
 import { translateEngineErrors } from "../../executor/engine-errors.ts";
 import type { Executor } from "../../executor/executor.ts";
 import { createGatewayCore } from "../../executor/gateway.ts";
@@ -106,6 +107,8 @@ export interface GatewayOptions {
   auditFile?: string;
   /** The state store's directory (kept on close), to act as the same gateway after a restart. */
   dataDir?: string;
+  /** Run the egress proxy (jobs may ask for the policy's networks); upstreamCa: extra roots it trusts. */
+  egress?: { upstreamCa?: string };
 }
 
 export async function startGateway(options: GatewayOptions = {}): Promise<TestGateway> {
@@ -139,7 +142,21 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
     ...(auditFile === undefined ? {} : { auditWrite: (line) => appendFileSync(auditFile, line) }),
   });
   await access.deps.stop.refresh();
+  const egress =
+    options.egress === undefined
+      ? undefined
+      : await openEgress({
+          client,
+          networks: new DockerodeNetworks(docker),
+          dataDir,
+          instanceId,
+          relayImage: "airlock/node:1",
+          upstreamCa: options.egress.upstreamCa,
+          ...(metrics === undefined ? {} : { onConnection: (e) => metrics.egress(e) }),
+          warn: (message, err) => console.warn(message, err),
+        });
   const { executor, pool, store, files, manifests } = createGatewayCore({
+    egress: egress?.egress,
     client,
     profiles,
     instanceId,
@@ -220,6 +237,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await executor.drain();
       await manifests.flush();
+      await egress?.close();
       await state.close();
       if (options.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });
     },

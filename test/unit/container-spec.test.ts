@@ -84,3 +84,32 @@ describe("containerSpec", () => {
     expect(again).toEqual(spec);
   });
 });
+
+describe("containerSpec with an egress network", () => {
+  const python = profiles.get("python");
+  if (python === undefined) throw new Error("no python profile");
+  const mounts = [
+    {
+      Type: "bind" as const,
+      Source: "/d/egress/ca-bundle.pem",
+      Target: "/etc/airlock/egress-ca-bundle.pem",
+      ReadOnly: true as const,
+    },
+  ];
+  const spec = containerSpec(python, python.limits.default, {
+    instanceId: "gw-1",
+    jobId: "j",
+    volume: "airlock-v",
+    deadline: 1,
+    egress: { network: "airlock-egress-j", mounts, runtime: "runsc-net" },
+  });
+
+  it("joins the job's own network, with the CA read-only, and keeps every other setting", () => {
+    expect(spec.HostConfig?.NetworkMode).toBe("airlock-egress-j");
+    expect(spec.NetworkDisabled).toBe(false);
+    expect(spec.HostConfig?.Runtime).toBe("runsc-net");
+    expect(spec.HostConfig?.Mounts?.slice(1)).toEqual(mounts);
+    expect(spec.HostConfig?.CapDrop).toEqual(["ALL"]);
+    expect(spec.HostConfig?.ReadonlyRootfs).toBe(true);
+  });
+});

@@ -139,6 +139,7 @@ describe("the typed client", () => {
       client.admin.stop("t"),
       client.admin.resume(),
       client.admin.reloadPolicy(),
+      client.admin.checkEgress({ network: "n", host: "h", port: 443 }),
       client.admin.usage(),
       client.admin.jobs(),
       client.admin.audit({ limit: 5 }),

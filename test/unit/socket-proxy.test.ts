@@ -17,6 +17,7 @@ import {
   meterContainerSpec,
   type SpecContext,
 } from "../../executor/container-spec.ts";
+import { CA_BUNDLE_PATH, CA_CERT_PATH, RELAY_SCRIPT } from "../../executor/egress-relay.ts";
 import { METER_SCRIPT } from "../../executor/workspace-meter.ts";
 import { LABEL_STOP, LABEL_STOPPED_AT } from "../../policies/access/stop.ts";
 import { loadProfiles, POLICIES_DIR } from "../../policies/load.ts";
@@ -427,5 +428,231 @@ describe("which calls are airlock's", () => {
     ["POST", "/v1.23/containers/abc123/start", "deny"],
   ])("%s %s → %s", (method, path, kind) => {
     expect(ruleFor(method, path).kind).toBe(kind);
+  });
+});
+
+describe("egress: exactly airlock's networks, relay and CA mounts", () => {
+  const egressCtx: SpecContext = {
+    ...ctx,
+    egress: {
+      network: "airlock-egress-j1",
+      runtime: "runc",
+      mounts: [
+        {
+          Type: "bind",
+          Source: "/var/lib/airlock/egress/ca-bundle.pem",
+          Target: CA_BUNDLE_PATH,
+          ReadOnly: true,
+        },
+        {
+          Type: "bind",
+          Source: "/var/lib/airlock/egress/ca.pem",
+          Target: CA_CERT_PATH,
+          ReadOnly: true,
+        },
+      ],
+    },
+  };
+  const egressSpec = (name = "shell", runtime = "runc"): Obj =>
+    structuredClone(
+      containerSpec(profile(name), profile(name).limits.default, {
+        ...egressCtx,
+        egress: { ...(egressCtx.egress as NonNullable<SpecContext["egress"]>), runtime },
+      }),
+    ) as Obj;
+  const relay = (): Obj => ({
+    name: "airlock-egress-relay-unit",
+    Image: "airlock/node:1",
+    Entrypoint: [],
+    Cmd: ["node", "-e", RELAY_SCRIPT, "172.17.0.1", "40000"],
+    User: "65534:65534",
+    Labels: { airlock: "unit", "airlock.egress": "relay" },
+    HostConfig: {
+      NetworkMode: "bridge",
+      ReadonlyRootfs: true,
+      CapDrop: ["ALL"],
+      SecurityOpt: [NNP],
+      Memory: 134217728,
+      PidsLimit: 64,
+      LogConfig: { Type: "none", Config: {} },
+    },
+  });
+  const network = (): Obj => ({
+    Name: "airlock-egress-j1",
+    Driver: "bridge",
+    Internal: true,
+    CheckDuplicate: true,
+    IPAM: { Driver: "default", Config: [{ Subnet: "10.213.0.0/29" }] },
+    Options: { "com.docker.network.bridge.inhibit_ipv4": "true" },
+    Labels: { airlock: "unit", "airlock.egress": "network" },
+  });
+  beforeAll(() => {
+    engine.networks.set("airlock-egress-j1", { airlock: "unit", "airlock.egress": "network" });
+    engine.networks.set("airlock-egress-foreign", {});
+    engine.networks.set("bridge", {});
+    engine.containers.set("relay1", { airlock: "unit", "airlock.egress": "relay" });
+  });
+
+  it("airlock's egress calls go through: a job on its network (runc and runsc-net), the relay, the network", async () => {
+    expect((await create(egressSpec())).status).toBe(201);
+    expect((await create(egressSpec("shell-gvisor", "runsc-net"))).status).toBe(201);
+    expect((await create(relay(), "?name=airlock-egress-relay-unit")).status).toBe(201);
+    expect((await send("POST", "/networks/create", network())).status).toBe(200);
+    const endpoint = {
+      Container: "relay1",
+      EndpointConfig: { IPAMConfig: { IPv4Address: "10.213.0.2" } },
+    };
+    expect((await send("POST", "/networks/airlock-egress-j1/connect", endpoint)).status).toBe(200);
+    expect(
+      (
+        await send("POST", "/networks/airlock-egress-j1/disconnect", {
+          Container: "relay1",
+          Force: true,
+        })
+      ).status,
+    ).toBe(200);
+    expect((await send("DELETE", "/networks/airlock-egress-j1")).status).toBe(200);
+    expect((await send("GET", "/networks/bridge")).status).toBe(200);
+    expect(refusals).toEqual([]);
+  });
+
+  it.each<[string, () => Obj, (s: Obj) => void, string]>([
+    [
+      "a sandbox on the default bridge",
+      egressSpec,
+      (s) => (host(s)["NetworkMode"] = "bridge"),
+      "NetworkMode must be none or an airlock-egress-* network",
+    ],
+    [
+      "a sandbox on the host's network",
+      egressSpec,
+      (s) => (host(s)["NetworkMode"] = "host"),
+      "NetworkMode",
+    ],
+    [
+      "NetworkDisabled on an egress network",
+      egressSpec,
+      (s) => (s["NetworkDisabled"] = true),
+      "NetworkDisabled must be true exactly when",
+    ],
+    [
+      "a bind of /etc",
+      egressSpec,
+      (s) =>
+        ((host(s)["Mounts"] as Obj[])[1] = {
+          Type: "bind",
+          Source: "/etc",
+          Target: CA_BUNDLE_PATH,
+          ReadOnly: true,
+        }),
+      "Mounts",
+    ],
+    [
+      "the CA writable",
+      egressSpec,
+      (s) => (((host(s)["Mounts"] as Obj[])[1] as Obj)["ReadOnly"] = false),
+      "Mounts",
+    ],
+    [
+      "the CA elsewhere",
+      egressSpec,
+      (s) => (((host(s)["Mounts"] as Obj[])[1] as Obj)["Target"] = "/etc/ld.so.preload"),
+      "Mounts",
+    ],
+    [
+      "the CA without a network",
+      egressSpec,
+      (s) => {
+        host(s)["NetworkMode"] = "none";
+        s["NetworkDisabled"] = true;
+      },
+      "only for a job on an egress network",
+    ],
+    [
+      "a relay running other code",
+      relay,
+      (s) => ((s["Cmd"] as string[])[2] = "require('child_process')"),
+      "the relay runs only its own script",
+    ],
+    [
+      "a relay on the host's network",
+      relay,
+      (s) => (host(s)["NetworkMode"] = "host"),
+      "the relay is on the default bridge",
+    ],
+    ["a relay as root", relay, (s) => (s["User"] = "0:0"), "User"],
+  ])("refused: %s", async (_, make, edit, message) => {
+    const spec = make();
+    edit(spec);
+    const res = await create(
+      spec,
+      spec["name"] === undefined ? "?name=airlock-j1" : `?name=${spec["name"]}`,
+    );
+    expect(res).toEqual({ status: 403, text: expect.stringContaining(message) });
+    expect(reached("/containers/create")).toEqual([]);
+  });
+
+  it.each<[string, string, string, unknown, string]>([
+    [
+      "a network that is not internal",
+      "POST",
+      "/networks/create",
+      { ...network(), Internal: false },
+      "internal",
+    ],
+    [
+      "a network with a host address",
+      "POST",
+      "/networks/create",
+      { ...network(), Options: {} },
+      "inhibit_ipv4",
+    ],
+    [
+      "a network of another name",
+      "POST",
+      "/networks/create",
+      { ...network(), Name: "mine" },
+      "airlock-egress",
+    ],
+    [
+      "a network without airlock's labels",
+      "POST",
+      "/networks/create",
+      { ...network(), Labels: { airlock: "u" } },
+      "airlock.egress=network",
+    ],
+    [
+      "joining another's network",
+      "POST",
+      "/networks/airlock-egress-foreign/connect",
+      { Container: "relay1" },
+      "is not airlock's",
+    ],
+    [
+      "joining a container not airlock's",
+      "POST",
+      "/networks/airlock-egress-j1/connect",
+      { Container: "nobody" },
+      "No such container",
+    ],
+    [
+      "joining the default bridge",
+      "POST",
+      "/networks/bridge/connect",
+      { Container: "relay1" },
+      "not a call airlock makes",
+    ],
+    [
+      "removing the default bridge",
+      "DELETE",
+      "/networks/bridge",
+      undefined,
+      "not a call airlock makes",
+    ],
+  ])("refused: %s", async (_, method, path, body, message) => {
+    const res = await send(method, path, body);
+    expect(res.text).toContain(message);
+    expect(res.status === 403 || res.status === 404).toBe(true);
+    expect(engine.received.filter((r) => r.method !== "GET")).toEqual([]);
   });
 });

@@ -1,0 +1,20 @@
+// The fixed parts of a job's egress network, shared by the code that makes
+// them (egress-network.ts) and the socket proxy that lets exactly them through
+// (deploy/docker-api-rules.ts): names, labels, the relay's script, the paths
+// the CA is mounted at, and the gVisor runtime for network-granted jobs.
+
+/** Each job's network is airlock-egress-<job id>. */
+export const EGRESS_NETWORK = /^airlock-egress-[A-Za-z0-9][A-Za-z0-9_.-]{0,100}$/;
+/** On egress networks ("network") and the relay container ("relay"). */
+export const LABEL_EGRESS = "airlock.egress";
+export const RELAY_PORT = 3128;
+/** Where the sandbox finds the CA bundle (read-only). */
+export const CA_BUNDLE_PATH = "/etc/airlock/egress-ca-bundle.pem";
+export const CA_CERT_PATH = "/etc/airlock/egress-ca.pem";
+/** gVisor with a network: runsc's entry pins --network=none, so a second entry (provision.sh). */
+export const RUNSC_NETWORK_RUNTIME = "runsc-net";
+
+/** Pipes every connection to the proxy (argv: its host and port); it decides nothing. */
+export const RELAY_SCRIPT = `const net=require("net");const [h,p]=process.argv.slice(1);
+net.createServer(c=>{const u=net.connect(Number(p),h);c.pipe(u).pipe(c);
+c.on("error",()=>u.destroy());u.on("error",()=>c.destroy());}).listen(${RELAY_PORT});`;
