@@ -3133,7 +3133,7 @@ export interface paths {
                 /** ms */
                 wall_time: number | null;
               } | undefined;
-              run: {
+              run?: {
                 stdout: string;
                 stderr: string;
                 /** stdout and stderr interleaved as they were written */
@@ -3149,7 +3149,7 @@ export interface paths {
                 cpu_time: number | null;
                 /** ms */
                 wall_time: number | null;
-              };
+              } | undefined;
             };
           };
         };

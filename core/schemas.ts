@@ -349,7 +349,8 @@ export const PistonExecuteResult = z.object({
   version: z.string(),
   /** Compiled languages only, as Piston. */
   compile: PistonStage.optional(),
-  run: PistonStage,
+  /** Absent when the compile stage failed, as Piston. */
+  run: PistonStage.optional(),
 });
 export type PistonExecuteResult = z.infer<typeof PistonExecuteResult>;
 

@@ -35,7 +35,21 @@ describe("piston-client against airlock", () => {
       version: string;
       aliases: string[];
     }[];
-    expect(runtimes.map((r) => r.language)).toEqual(["python", "javascript", "typescript", "bash"]);
+    expect(runtimes.map((r) => r.language)).toEqual([
+      "python",
+      "javascript",
+      "typescript",
+      "bash",
+      "c",
+      "c++",
+      "java",
+      "go",
+      "rust",
+      "ruby",
+      "php",
+      "lua",
+      "perl",
+    ]);
     expect(runtimes.find((r) => r.language === "python")?.aliases).toContain("py");
   });
 
