@@ -176,6 +176,8 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
     ...(options.meterTiming === undefined ? {} : { meterTiming: options.meterTiming }),
     poolMin: options.poolMin ?? 0,
     poolMax: options.poolMax ?? 0,
+    // As main.ts by default: the language profiles park only once they have jobs.
+    poolWarm: ["shell", "python", "node", "shell-gvisor", "python-gvisor"],
     workspaceSizeCapFor: (tenant) => access.workspaceBytes(tenant),
     manifestStore: state.manifests,
     warn: (message, err) => console.warn(message, err),
