@@ -109,6 +109,33 @@ describe("compilation", () => {
     expect(r.compile).toMatchObject({ status: "timeout", exitCode: null });
   });
 
+  it("runs the program under the run's memory limit, not the compile's", async () => {
+    const r = await exec({
+      profile: "c",
+      code: '#include <stdio.h>\nint main(void){FILE*f=fopen("/sys/fs/cgroup/memory/memory.limit_in_bytes","r");long long v=0;if(f&&fscanf(f,"%lld",&v)==1)printf("%lld\\n",v/1048576);return 0;}\n',
+      limits: { memoryMb: 200 },
+      compileLimits: { memoryMb: 600 },
+    });
+    expect(r).toMatchObject({ status: "ok", stdout: "200\n", compile: { status: "ok" } });
+  });
+
+  it("compiles and runs in a workspace, whose files the program changes", async () => {
+    const created = await gw.post("/v1/workspaces", { profile: "rust" });
+    const { id } = (await created.json()) as { id: string };
+    try {
+      const code =
+        'fn main(){ std::fs::write("out.txt", "from rust\\n").unwrap(); println!("wrote"); }\n';
+      const res = await gw.post(`/v1/workspaces/${id}/exec`, { code });
+      const r = (await res.json()) as ExecResult;
+      expect(r).toMatchObject({ status: "ok", stdout: "wrote\n", compile: { status: "ok" } });
+      expect(r.diff.added.map((f) => f.path).sort()).toEqual(["main.rs", "out.txt"]);
+      const broken = await gw.post(`/v1/workspaces/${id}/exec`, { code: "fn main( {}\n" });
+      expect(((await broken.json()) as ExecResult).status).toBe("compile_error");
+    } finally {
+      await gw.call(gw.key, "DELETE", `/v1/workspaces/${id}`);
+    }
+  });
+
   it("refuses compile limits above the profile's maximum, naming the field", async () => {
     const res = await gw.post("/v1/exec", {
       profile: "go",
