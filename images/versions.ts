@@ -66,7 +66,11 @@ export async function readVersions(
   docker: Dockerode,
   profiles: ReadonlyMap<
     string,
-    { image: string; versions?: Readonly<Record<string, string>> | undefined }
+    {
+      image: string;
+      languages: Readonly<Record<string, unknown>>;
+      versions?: Readonly<Record<string, string>> | undefined;
+    }
   >,
 ): Promise<void> {
   const byTag = new Map<string, Record<string, string>>();
@@ -76,7 +80,9 @@ export async function readVersions(
       versions = await imageVersions(docker, profile.image).catch(() => ({}));
       byTag.set(profile.image, versions);
     }
-    profile.versions = versions;
+    // An image may serve several profiles (c and cpp): each reports its own languages.
+    const own = Object.entries(versions).filter(([language]) => language in profile.languages);
+    profile.versions = Object.fromEntries(own);
   }
 }
 

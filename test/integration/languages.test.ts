@@ -158,5 +158,8 @@ describe("compilation", () => {
       expect(Object.values(versions)[0], c.profile).toMatch(/^\d+\.\d+\.\d+$/);
       expect(byName.get(c.profile)?.compileLimits !== undefined, c.profile).toBe(c.compiled);
     }
+    // c and cpp share an image: each reports its own language only.
+    expect(byName.get("c")?.versions).toEqual({ c: expect.stringMatching(/^12\./) });
+    expect(Object.keys(byName.get("cpp")?.versions ?? {})).toEqual(["cpp"]);
   });
 });
