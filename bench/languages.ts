@@ -19,6 +19,7 @@ const HELLO: Record<string, string> = {
   java: 'public class Main { public static void main(String[] a) { System.out.println("hello"); } }\n',
   go: 'package main\nimport "fmt"\nfunc main(){ fmt.Println("hello") }\n',
   rust: 'fn main(){ println!("hello"); }\n',
+  csharp: 'class P { static void Main() { System.Console.WriteLine("hello"); } }\n',
   ruby: 'puts "hello"\n',
   php: '<?php echo "hello\\n";\n',
   lua: 'print("hello")\n',

@@ -251,7 +251,7 @@ export function createMcpServer(client: AirlockClient, version: string): McpServ
       title: "Run code or a command in a fresh sandbox",
       description:
         "Runs one operation in a throwaway, network-less container (profile: shell, python, node, " +
-        "c, cpp, java, go, rust, ruby, php, lua, perl, or python-data for numpy, pandas, scipy and " +
+        "c, cpp, csharp, java, go, rust, ruby, php, lua, perl, or python-data for numpy, pandas, scipy and " +
         "matplotlib charts: save them as PNG files and list them in returnFiles to see them). " +
         "Give `code` (with optional `language`) or `command`. Answers with the output, the exit " +
         "status and the files that changed in /workspace. If the policy holds the job for a " +

@@ -122,6 +122,13 @@ export const PISTON_RUNTIMES: readonly PistonRuntimeSpec[] = [
   { language: "java", aliases: [], profile: "java", profileLanguage: "java" },
   { language: "go", aliases: ["go", "golang"], profile: "go", profileLanguage: "go" },
   { language: "rust", aliases: ["rs"], profile: "rust", profileLanguage: "rust" },
+  {
+    language: "csharp",
+    aliases: ["mono", "mono-csharp", "mono-c#", "mono-cs", "c#", "cs"],
+    runtime: "mono",
+    profile: "csharp",
+    profileLanguage: "csharp",
+  },
   { language: "ruby", aliases: ["ruby3", "rb"], profile: "ruby", profileLanguage: "ruby" },
   { language: "php", aliases: [], profile: "php", profileLanguage: "php" },
   { language: "lua", aliases: [], profile: "lua", profileLanguage: "lua" },

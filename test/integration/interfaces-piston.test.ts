@@ -45,6 +45,7 @@ describe("piston-client against airlock", () => {
       "java",
       "go",
       "rust",
+      "csharp",
       "ruby",
       "php",
       "lua",

@@ -61,6 +61,15 @@ export const LANGUAGE_CASES: LanguageCase[] = [
     loops: "fn main(){ loop {} }\n",
   },
   {
+    profile: "csharp",
+    compiled: true,
+    hello:
+      'using System;\nclass Program { static void Main() { Console.WriteLine("hello " + Console.ReadLine()); } }\n',
+    broken: "class Program { static void Main() { int x = ; } }\n",
+    fails: "class Program { static int Main() { return 3; } }\n",
+    loops: "class Program { static void Main() { while (true) {} } }\n",
+  },
+  {
     profile: "ruby",
     compiled: false,
     hello: 'puts "hello #{STDIN.gets}"\n',

@@ -179,6 +179,7 @@ describe("GET /v1/profiles", () => {
     expect(body.profiles.map((p) => p.name).sort()).toEqual([
       "c",
       "cpp",
+      "csharp",
       "go",
       "java",
       "lua",

@@ -36,6 +36,7 @@ describe("Piston adapter", () => {
       "java",
       "go",
       "rust",
+      "csharp",
       "ruby",
       "php",
       "lua",

@@ -33,6 +33,7 @@ describe("profile loading", () => {
     expect([...profiles.keys()].sort()).toEqual([
       "c",
       "cpp",
+      "csharp",
       "go",
       "java",
       "lua",
