@@ -27,6 +27,7 @@ const TOOLS: Record<string, readonly string[]> = {
   "airlock/php:1": [],
   "airlock/lua:1": [],
   "airlock/perl:1": [],
+  "airlock/csharp:1": [],
 };
 const OPTIONAL = ["python3", "pip", "node", "git"];
 
