@@ -142,8 +142,12 @@ export async function languagePhase(
       const r = await once();
       air.push(r.ms);
       if (r.compileMs !== undefined) compile.push(r.compileMs);
-      const t0 = performance.now();
-      await dockerRun(p, source);
+      // Once more if the engine's shared with others and a run was killed from outside (137).
+      let t0 = performance.now();
+      await dockerRun(p, source).catch(() => {
+        t0 = performance.now();
+        return dockerRun(p, source);
+      });
       base.push(performance.now() - t0);
     }
     const a = p50(air);
