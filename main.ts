@@ -24,6 +24,7 @@ import { createGatewayCore } from "./executor/gateway.ts";
 import { engineChecks, failures, formatChecks, sandboxChecks } from "./executor/hardening.ts";
 import { meterClient } from "./executor/metered-client.ts";
 import { ensureImages } from "./images/build.ts";
+import { readVersions } from "./images/versions.ts";
 import { PolicyError, PolicyHolder } from "./policies/access/load.ts";
 import { environmentPolicy } from "./policies/access/schema.ts";
 import { loadProfiles, ProfileError } from "./policies/load.ts";
@@ -72,6 +73,7 @@ async function main(): Promise<void> {
   if (config.buildImages === "missing") {
     await ensureImages(docker, images, { log: (line) => process.stderr.write(`${line}\n`) });
   }
+  await readVersions(docker, profiles);
 
   // Refuse to run code with less isolation than promised (SECURITY.md).
   const checks = [
@@ -129,6 +131,9 @@ async function main(): Promise<void> {
     poolMin: config.poolMin,
     poolMax: config.poolMax,
     poolMaxParkMs: config.poolMaxParkMs,
+    poolTotal: config.poolTotal,
+    poolIdleMs: config.poolIdleMs,
+    poolWarm: config.poolWarm,
     workspaceSizeCapFor: (tenant) => access.workspaceBytes(tenant),
     manifestStore: state.manifests,
     warn: (message, err) => logger.warn({ err }, message),

@@ -52,6 +52,15 @@ const EnvSchema = z.object({
   AIRLOCK_POOL_MIN: intFrom(0, 64).default(1),
   AIRLOCK_POOL_MAX: intFrom(0, 256).default(4),
   AIRLOCK_POOL_MAX_PARK_MS: intFrom(10_000, 24 * 3600 * 1000).default(300_000),
+  AIRLOCK_POOL_TOTAL: intFrom(0, 4096).default(12),
+  AIRLOCK_POOL_IDLE_MS: intFrom(1000, 24 * 3600 * 1000).default(600_000),
+  AIRLOCK_POOL_WARM: z
+    .string()
+    .regex(
+      /^([a-z0-9][a-z0-9_-]*(,[a-z0-9][a-z0-9_-]*)*)?$/,
+      "must be profile names separated by commas",
+    )
+    .default("shell,python,node"),
   AIRLOCK_BUILD_IMAGES: z.enum(["missing", "never"]).default("missing"),
   AIRLOCK_METRICS_PUBLIC: z.enum(["true", "false"]).default("false"),
   AIRLOCK_SERVER_TIMING: z.enum(["true", "false"]).default("false"),
@@ -102,6 +111,12 @@ export interface Config {
   poolMin: number;
   poolMax: number;
   poolMaxParkMs: number;
+  /** Parked containers of all profiles together at most. */
+  poolTotal: number;
+  /** A profile not in poolWarm parks none after this long without a job. */
+  poolIdleMs: number;
+  /** Profiles that keep AIRLOCK_POOL_MIN parked even when idle. */
+  poolWarm: string[];
   workspaceTtlMs: number;
   workspacesPerTenant: number;
   workspaceMaxBytes: number;
@@ -237,6 +252,9 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     poolMin: e.AIRLOCK_POOL_MIN,
     poolMax: e.AIRLOCK_POOL_MAX,
     poolMaxParkMs: e.AIRLOCK_POOL_MAX_PARK_MS,
+    poolTotal: e.AIRLOCK_POOL_TOTAL,
+    poolIdleMs: e.AIRLOCK_POOL_IDLE_MS,
+    poolWarm: e.AIRLOCK_POOL_WARM === "" ? [] : e.AIRLOCK_POOL_WARM.split(","),
     workspaceTtlMs: e.AIRLOCK_WORKSPACE_TTL_MS,
     workspacesPerTenant: e.AIRLOCK_WORKSPACES_PER_TENANT,
     workspaceMaxBytes: e.AIRLOCK_WORKSPACE_MAX_BYTES,

@@ -14,12 +14,14 @@ import {
   type Gateway,
   gvisorProfiles,
   hasRunsc,
+  profiles,
   type Report,
   startGateway,
   stats,
   throughput,
   timed,
 } from "./harness.ts";
+import { languagePhase } from "./languages.ts";
 import { measureImportRss, measureStreamingRss } from "./memory.ts";
 import {
   baselineSettled,
@@ -36,8 +38,8 @@ const ROUNDS = Number(process.env["BENCH_ROUNDS"] ?? 20);
 // More jobs than the pool holds, so throughput is sustained, not a burst out of parked containers.
 const THROUGHPUT_JOBS = Number(process.env["BENCH_JOBS"] ?? 64);
 // BENCH_ONLY=<groups, comma-separated> runs only those groups of rows, e.g. BENCH_ONLY=phases,diff:
-// latency, phases, throughput, gvisor, diff, restart, curves, rss, streams, import, store, egress
-// (all by default).
+// latency, phases, throughput, gvisor, diff, restart, curves, rss, streams, import, store, egress,
+// languages (all by default).
 const GROUPS = [
   "latency",
   "phases",
@@ -51,6 +53,7 @@ const GROUPS = [
   "import",
   "store",
   "egress",
+  "languages",
 ] as const;
 type Group = (typeof GROUPS)[number];
 const ONLY = new Set(
@@ -347,7 +350,24 @@ async function main() {
   if (wants("streams")) await streamsGroup(r);
   if (wants("import")) await importGroup(r);
   if (wants("egress")) await egressPhase(r.results, r.rows, r.targets);
+  if (wants("languages")) await languagesGroup(r);
   report(r);
+}
+
+/** Per language, hello world compiled and run through airlock against docker run --rm (bench/languages.ts). */
+async function languagesGroup(r: Report) {
+  const gw = await startGateway({ concurrency: 4 });
+  try {
+    await languagePhase(gw.post, profiles, r.results, r.rows);
+  } finally {
+    await gw.close();
+    for (const c of await docker.listContainers({
+      all: true,
+      filters: { label: ["airlock.bench"] },
+    })) {
+      await docker.getContainer(c.Id).remove({ force: true, v: true });
+    }
+  }
 }
 
 async function gatewayGroups(r: Report) {

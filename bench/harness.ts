@@ -116,6 +116,8 @@ export async function startGateway(o: GatewayOptions) {
     workspaceMaxBytes: 1024 * 1024 * 1024,
     poolMin: o.poolMin ?? 2,
     poolMax: 16,
+    // The original profiles stay warm, as before; a language warms on its first job (pool.ts).
+    poolWarm: ["shell", "python", "node", "shell-bench", "shell-gvisor", "python-gvisor"],
     manifestStore: state.manifests,
     warn: () => {},
   });

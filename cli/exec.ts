@@ -29,12 +29,18 @@ export const USAGE_EXEC = `usage: airlock exec [options] [--] <command…>
                      approval id on stdout and exit 75 instead of waiting for the decision
   --detach           start the job and print its execution id on stdout (exit 0): it runs
                      with no client; read it with \`airlock logs ID -f\`
-exit code: the sandbox's; timeout 124, oom 137, output_limit 125, workspace_full 123;
+exit code: the sandbox's; timeout 124, oom 137, output_limit 125, workspace_full 123, compile_error 1;
 killed by a signal N: 128+N; interrupted (Ctrl-C): 130; held for approval with --no-wait or --detach: 75;
 airlock's own failure (usage, gateway error, approval denied or expired): 2`;
 
 /** The documented exit codes of statuses that carry no exit code of their own. */
-export const STATUS_EXIT = { timeout: 124, oom: 137, output_limit: 125, workspace_full: 123 };
+export const STATUS_EXIT = {
+  timeout: 124,
+  oom: 137,
+  output_limit: 125,
+  workspace_full: 123,
+  compile_error: 1,
+};
 /** `--no-wait` and the job is held for approval: sysexits' EX_TEMPFAIL ("try again later"). */
 export const APPROVAL_PENDING_EXIT = 75;
 const SIGNALS: Record<string, number> = {

@@ -136,6 +136,17 @@ export interface paths {
                     outputBytes: number;
                   };
                 };
+                compileLimits?: {
+                  default: {
+                    timeoutMs: number;
+                    memoryMb: number;
+                  };
+                  max: {
+                    timeoutMs: number;
+                    memoryMb: number;
+                  };
+                } | undefined;
+                versions?: Record<string, string> | undefined;
               }[];
             };
           };
@@ -201,8 +212,15 @@ export interface paths {
             command?: string | string[] | undefined;
             /** source code, written to the profile's file for the language and run */
             code?: string | undefined;
-            /** with code: one of the profile's languages */
+            /** one of the profile's languages: with code, or alone when files holds the language's file (GET /v1/profiles) */
             language?: string | undefined;
+            /** with code or language: appended to the language's run command */
+            args?: string[] | undefined;
+            /** a compiled language's compile stage: up to the profile's compileLimits maximum */
+            compileLimits?: {
+              timeoutMs?: number | undefined;
+              memoryMb?: number | undefined;
+            } | undefined;
             /** text on standard input */
             stdin?: string | undefined;
             /** extra environment variables */
@@ -236,7 +254,7 @@ export interface paths {
           content: {
             "application/json": {
               id: string;
-              status: "ok" | "error" | "timeout" | "oom" | "output_limit" | "workspace_full";
+              status: "ok" | "error" | "timeout" | "oom" | "output_limit" | "workspace_full" | "compile_error";
               exitCode: number | null;
               signal: string | null;
               stdout: string;
@@ -284,6 +302,13 @@ export interface paths {
                 bytesOut: number;
                 bytesIn: number;
               }[] | undefined;
+              compile?: {
+                status: "ok" | "error" | "timeout" | "oom";
+                exitCode: number | null;
+                stdout: string;
+                stderr: string;
+                durationMs: number;
+              } | undefined;
             };
             /** With Accept: text/event-stream: `stdout` and `stderr` events (data: a JSON string, one chunk of output as written; id: its number in the execution, for Last-Event-ID on GET /v1/executions/{id}/events), then one `result` event (data: the ExecResult JSON), one `error` event (data: the error body) or one `end` event (data: {id, status}: cancelled). A client that disconnects leaves the job running. */
             "text/event-stream": string;
@@ -595,8 +620,15 @@ export interface paths {
             command?: string | string[] | undefined;
             /** source code, written to the profile's file for the language and run */
             code?: string | undefined;
-            /** with code: one of the profile's languages */
+            /** one of the profile's languages: with code, or alone when files holds the language's file (GET /v1/profiles) */
             language?: string | undefined;
+            /** with code or language: appended to the language's run command */
+            args?: string[] | undefined;
+            /** a compiled language's compile stage: up to the profile's compileLimits maximum */
+            compileLimits?: {
+              timeoutMs?: number | undefined;
+              memoryMb?: number | undefined;
+            } | undefined;
             /** text on standard input */
             stdin?: string | undefined;
             /** extra environment variables */
@@ -630,7 +662,7 @@ export interface paths {
           content: {
             "application/json": {
               id: string;
-              status: "ok" | "error" | "timeout" | "oom" | "output_limit" | "workspace_full";
+              status: "ok" | "error" | "timeout" | "oom" | "output_limit" | "workspace_full" | "compile_error";
               exitCode: number | null;
               signal: string | null;
               stdout: string;
@@ -678,6 +710,13 @@ export interface paths {
                 bytesOut: number;
                 bytesIn: number;
               }[] | undefined;
+              compile?: {
+                status: "ok" | "error" | "timeout" | "oom";
+                exitCode: number | null;
+                stdout: string;
+                stderr: string;
+                durationMs: number;
+              } | undefined;
             };
             /** With Accept: text/event-stream: `stdout` and `stderr` events (data: a JSON string, one chunk of output as written; id: its number in the execution, for Last-Event-ID on GET /v1/executions/{id}/events), then one `result` event (data: the ExecResult JSON), one `error` event (data: the error body) or one `end` event (data: {id, status}: cancelled). A client that disconnects leaves the job running. */
             "text/event-stream": string;
@@ -1209,7 +1248,7 @@ export interface paths {
               /** once done: the job's result, as its request answered */
               result?: {
                 id: string;
-                status: "ok" | "error" | "timeout" | "oom" | "output_limit" | "workspace_full";
+                status: "ok" | "error" | "timeout" | "oom" | "output_limit" | "workspace_full" | "compile_error";
                 exitCode: number | null;
                 signal: string | null;
                 stdout: string;
@@ -1257,6 +1296,13 @@ export interface paths {
                   bytesOut: number;
                   bytesIn: number;
                 }[] | undefined;
+                compile?: {
+                  status: "ok" | "error" | "timeout" | "oom";
+                  exitCode: number | null;
+                  stdout: string;
+                  stderr: string;
+                  durationMs: number;
+                } | undefined;
               } | undefined;
               /** set when the result was too large to keep (then result is absent) */
               resultDroppedBytes?: number | undefined;
@@ -1347,7 +1393,7 @@ export interface paths {
               /** once done: the job's result, as its request answered */
               result?: {
                 id: string;
-                status: "ok" | "error" | "timeout" | "oom" | "output_limit" | "workspace_full";
+                status: "ok" | "error" | "timeout" | "oom" | "output_limit" | "workspace_full" | "compile_error";
                 exitCode: number | null;
                 signal: string | null;
                 stdout: string;
@@ -1395,6 +1441,13 @@ export interface paths {
                   bytesOut: number;
                   bytesIn: number;
                 }[] | undefined;
+                compile?: {
+                  status: "ok" | "error" | "timeout" | "oom";
+                  exitCode: number | null;
+                  stdout: string;
+                  stderr: string;
+                  durationMs: number;
+                } | undefined;
               } | undefined;
               /** set when the result was too large to keep (then result is absent) */
               resultDroppedBytes?: number | undefined;
@@ -2299,7 +2352,7 @@ export interface paths {
                 /** once approved and run: the job's result */
                 result?: {
                   id: string;
-                  status: "ok" | "error" | "timeout" | "oom" | "output_limit" | "workspace_full";
+                  status: "ok" | "error" | "timeout" | "oom" | "output_limit" | "workspace_full" | "compile_error";
                   exitCode: number | null;
                   signal: string | null;
                   stdout: string;
@@ -2347,6 +2400,13 @@ export interface paths {
                     bytesOut: number;
                     bytesIn: number;
                   }[] | undefined;
+                  compile?: {
+                    status: "ok" | "error" | "timeout" | "oom";
+                    exitCode: number | null;
+                    stdout: string;
+                    stderr: string;
+                    durationMs: number;
+                  } | undefined;
                 } | undefined;
                 error?: {
                   code: string;
@@ -2438,7 +2498,7 @@ export interface paths {
               /** once approved and run: the job's result */
               result?: {
                 id: string;
-                status: "ok" | "error" | "timeout" | "oom" | "output_limit" | "workspace_full";
+                status: "ok" | "error" | "timeout" | "oom" | "output_limit" | "workspace_full" | "compile_error";
                 exitCode: number | null;
                 signal: string | null;
                 stdout: string;
@@ -2486,6 +2546,13 @@ export interface paths {
                   bytesOut: number;
                   bytesIn: number;
                 }[] | undefined;
+                compile?: {
+                  status: "ok" | "error" | "timeout" | "oom";
+                  exitCode: number | null;
+                  stdout: string;
+                  stderr: string;
+                  durationMs: number;
+                } | undefined;
               } | undefined;
               error?: {
                 code: string;
@@ -2573,7 +2640,7 @@ export interface paths {
               /** once approved and run: the job's result */
               result?: {
                 id: string;
-                status: "ok" | "error" | "timeout" | "oom" | "output_limit" | "workspace_full";
+                status: "ok" | "error" | "timeout" | "oom" | "output_limit" | "workspace_full" | "compile_error";
                 exitCode: number | null;
                 signal: string | null;
                 stdout: string;
@@ -2621,6 +2688,13 @@ export interface paths {
                   bytesOut: number;
                   bytesIn: number;
                 }[] | undefined;
+                compile?: {
+                  status: "ok" | "error" | "timeout" | "oom";
+                  exitCode: number | null;
+                  stdout: string;
+                  stderr: string;
+                  durationMs: number;
+                } | undefined;
               } | undefined;
               error?: {
                 code: string;
@@ -2713,7 +2787,7 @@ export interface paths {
               /** once approved and run: the job's result */
               result?: {
                 id: string;
-                status: "ok" | "error" | "timeout" | "oom" | "output_limit" | "workspace_full";
+                status: "ok" | "error" | "timeout" | "oom" | "output_limit" | "workspace_full" | "compile_error";
                 exitCode: number | null;
                 signal: string | null;
                 stdout: string;
@@ -2761,6 +2835,13 @@ export interface paths {
                   bytesOut: number;
                   bytesIn: number;
                 }[] | undefined;
+                compile?: {
+                  status: "ok" | "error" | "timeout" | "oom";
+                  exitCode: number | null;
+                  stdout: string;
+                  stderr: string;
+                  durationMs: number;
+                } | undefined;
               } | undefined;
               error?: {
                 code: string;
@@ -3016,11 +3097,11 @@ export interface paths {
             args?: string[] | undefined;
             /** ms, up to the profile's maximum timeoutMs */
             run_timeout?: number | undefined;
-            /** ignored: no runtime here compiles */
+            /** ms, up to the profile's compileLimits maximum timeoutMs */
             compile_timeout?: number | undefined;
             /** bytes; -1 or absent: the profile default */
             run_memory_limit?: number | undefined;
-            /** ignored */
+            /** bytes; -1 or absent: the profile's compile default */
             compile_memory_limit?: number | undefined;
             /** ignored: the wall-clock run_timeout applies */
             run_cpu_time?: number | undefined;
@@ -3035,7 +3116,7 @@ export interface paths {
             "application/json": {
               language: string;
               version: string;
-              run: {
+              compile?: {
                 stdout: string;
                 stderr: string;
                 /** stdout and stderr interleaved as they were written */
@@ -3051,7 +3132,24 @@ export interface paths {
                 cpu_time: number | null;
                 /** ms */
                 wall_time: number | null;
-              };
+              } | undefined;
+              run?: {
+                stdout: string;
+                stderr: string;
+                /** stdout and stderr interleaved as they were written */
+                output: string;
+                code: number | null;
+                signal: string | null;
+                /** null: exited 0; RE: non-zero exit; SG: killed by a signal; TO: time limit; OL/EL: stdout/stderr too long */
+                status: "RE" | "SG" | "TO" | "OL" | "EL" | "XX" | null;
+                message: string | null;
+                /** peak bytes */
+                memory: number | null;
+                /** ms */
+                cpu_time: number | null;
+                /** ms */
+                wall_time: number | null;
+              } | undefined;
             };
           };
         };

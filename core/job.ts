@@ -3,7 +3,7 @@
 // executor trusts it and never looks at the raw request.
 import { randomUUID } from "node:crypto";
 import type { EgressRules } from "./egress.ts";
-import type { Limits, LoadedProfile } from "./profile.ts";
+import type { CompileLimits, Limits, LoadedProfile } from "./profile.ts";
 
 export interface JobFile {
   /** Normalised, workspace-relative. */
@@ -36,6 +36,10 @@ export interface Job {
   /** Normalised, workspace-relative; "" is /workspace itself. */
   readonly workdir: string;
   readonly limits: Readonly<Limits>;
+  /** A compiled language: this argv runs first, in the same container and directory, under its own limits. */
+  readonly compile?:
+    | { readonly argv: readonly string[]; readonly limits: Readonly<CompileLimits> }
+    | undefined;
   readonly returnFiles: readonly string[];
   /** Set for workspace jobs: the volume outlives the container, and the diff is against its prior state. */
   readonly workspace?: WorkspaceRef | undefined;

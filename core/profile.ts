@@ -18,6 +18,14 @@ export const Limits = z.strictObject({
 export type Limits = z.infer<typeof Limits>;
 export const LIMIT_FIELDS = Object.keys(Limits.shape) as (keyof Limits)[];
 
+/** The compile stage's own limits (cpus, pids and output are the run's). */
+export const CompileLimits = z.strictObject({
+  timeoutMs: positiveInt.min(100),
+  memoryMb: positiveInt.min(16),
+});
+export type CompileLimits = z.infer<typeof CompileLimits>;
+export const COMPILE_LIMIT_FIELDS = Object.keys(CompileLimits.shape) as (keyof CompileLimits)[];
+
 const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be a shell-style variable name");
 
 export const Language = z.strictObject({
@@ -25,6 +33,16 @@ export const Language = z.strictObject({
   file: z.string().min(1),
   /** argv that runs it. */
   command: z.array(z.string().min(1)).min(1),
+  /**
+   * A compiled language: argv run first in the same container, under the
+   * profile's compileLimits; when it fails, `command` does not run.
+   */
+  compile: z.array(z.string().min(1)).min(1).optional(),
+  /**
+   * argv that prints the language's version: run by the image builder
+   * (images/build.ts), which writes the answer into a label of the image.
+   */
+  version: z.array(z.string().min(1)).min(1).optional(),
 });
 export type Language = z.infer<typeof Language>;
 
@@ -44,6 +62,8 @@ export const Profile = z
     defaultLanguage: z.string().optional(),
     env: z.record(EnvName, z.string()),
     limits: z.strictObject({ default: Limits, max: Limits }),
+    /** For languages with a `compile` argv. */
+    compileLimits: z.strictObject({ default: CompileLimits, max: CompileLimits }),
     /**
      * Docker network mode: "none" (the default), or a network such as "bridge".
      * Any other value makes the profile need the `network` scope (policies/access).
@@ -55,7 +75,15 @@ export const Profile = z
         (n) => n !== "host" && !n.startsWith("container"),
         "host and container: networks are never allowed",
       ),
-    tmpfs: z.strictObject({ tmpMb: positiveInt, shmMb: positiveInt }),
+    tmpfs: z.strictObject({
+      tmpMb: positiveInt,
+      shmMb: positiveInt,
+      /**
+       * Programs may run from /tmp (compiled languages put their build there).
+       * It grants nothing /workspace does not: that is writable and executable too.
+       */
+      exec: z.boolean().optional(),
+    }),
     ulimits: z.strictObject({ nofile: positiveInt, fsizeMb: positiveInt }),
     /** Seccomp profile file name in policies/seccomp/ (or the operator's profiles dir). */
     seccomp: z.string().min(1),
@@ -81,6 +109,15 @@ export const Profile = z
         });
       }
     }
+    for (const field of COMPILE_LIMIT_FIELDS) {
+      if (p.compileLimits.default[field] > p.compileLimits.max[field]) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["compileLimits", "default", field],
+          message: `is ${p.compileLimits.default[field]}, above compileLimits.max.${field} (${p.compileLimits.max[field]})`,
+        });
+      }
+    }
     if (p.defaultLanguage !== undefined && !(p.defaultLanguage in p.languages)) {
       ctx.addIssue({
         code: "custom",
@@ -94,6 +131,13 @@ export type Profile = z.infer<typeof Profile>;
 /** A loaded profile plus the seccomp JSON it names, read once at start-up. */
 export interface LoadedProfile extends Profile {
   seccompJson: string;
+  /** Each language's version, read from the image's labels at start-up (images/versions.ts). */
+  versions?: Readonly<Record<string, string>> | undefined;
+}
+
+/** Whether any of the profile's languages compiles. */
+export function compiles(profile: Profile): boolean {
+  return Object.values(profile.languages).some((l) => l.compile !== undefined);
 }
 
 /** Seccomp files are checked only for the shape Docker needs; the engine validates the rest. */

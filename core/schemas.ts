@@ -23,6 +23,11 @@ export const LimitsInput = z.strictObject({
   outputBytes: z.number().int().positive().optional(),
 });
 
+export const CompileLimitsInput = z.strictObject({
+  timeoutMs: z.number().int().positive().optional(),
+  memoryMb: z.number().int().positive().optional(),
+});
+
 export const ExecFields = {
   command: z
     .union([z.string().min(1), z.array(z.string()).min(1)])
@@ -34,7 +39,20 @@ export const ExecFields = {
     .string()
     .optional()
     .describe("source code, written to the profile's file for the language and run"),
-  language: z.string().optional().describe("with code: one of the profile's languages"),
+  language: z
+    .string()
+    .optional()
+    .describe(
+      "one of the profile's languages: with code, or alone when files holds the language's file (GET /v1/profiles)",
+    ),
+  args: z
+    .array(z.string())
+    .max(1000)
+    .optional()
+    .describe("with code or language: appended to the language's run command"),
+  compileLimits: CompileLimitsInput.optional().describe(
+    "a compiled language's compile stage: up to the profile's compileLimits maximum",
+  ),
   stdin: z.string().optional().describe("text on standard input"),
   env: z.record(z.string(), z.string()).optional().describe("extra environment variables"),
   files: z
@@ -57,10 +75,10 @@ export const ExecFields = {
 };
 
 export function oneOfCommandOrCode(
-  body: { command?: unknown; code?: unknown; language?: unknown },
+  body: { command?: unknown; code?: unknown; language?: unknown; args?: unknown },
   ctx: z.RefinementCtx,
 ): void {
-  if (body.command === undefined && body.code === undefined) {
+  if (body.command === undefined && body.code === undefined && body.language === undefined) {
     ctx.addIssue({
       code: "custom",
       path: ["command"],
@@ -70,8 +88,11 @@ export function oneOfCommandOrCode(
   if (body.command !== undefined && body.code !== undefined) {
     ctx.addIssue({ code: "custom", path: ["code"], message: "give command or code, not both" });
   }
-  if (body.language !== undefined && body.code === undefined) {
+  if (body.command !== undefined && body.language !== undefined) {
     ctx.addIssue({ code: "custom", path: ["language"], message: "language goes with code" });
+  }
+  if (body.command !== undefined && body.args !== undefined) {
+    ctx.addIssue({ code: "custom", path: ["args"], message: "args go with code or language" });
   }
 }
 
@@ -123,6 +144,7 @@ export const ReturnedFile = z.object({
 });
 export type ReturnedFile = z.infer<typeof ReturnedFile>;
 
+/** compile_error: a compiled language's compile stage failed, and nothing ran. */
 /** workspace_full: the run took /workspace past its size cap, and was stopped there or left it so (workspace jobs only). */
 export const ExecStatus = z.enum([
   "ok",
@@ -131,8 +153,19 @@ export const ExecStatus = z.enum([
   "oom",
   "output_limit",
   "workspace_full",
+  "compile_error",
 ]);
 export type ExecStatus = z.infer<typeof ExecStatus>;
+
+/** A compiled language's compile stage, run before the program in the same container. */
+export const CompileStage = z.object({
+  status: z.enum(["ok", "error", "timeout", "oom"]),
+  exitCode: z.number().nullable(),
+  stdout: z.string(),
+  stderr: z.string(),
+  durationMs: z.number(),
+});
+export type CompileStage = z.infer<typeof CompileStage>;
 
 export const ExecResult = z.object({
   id: z.string(),
@@ -153,6 +186,8 @@ export const ExecResult = z.object({
   workspaceBytes: z.number().optional(),
   /** Jobs granted networks: every connection they made or tried, through the egress proxy. */
   egress: z.array(EgressEntry).optional(),
+  /** A compiled language: its compile stage; status compile_error when it failed (nothing ran). */
+  compile: CompileStage.optional(),
 });
 export type ExecResult = z.infer<typeof ExecResult>;
 
@@ -230,6 +265,15 @@ export const ProfileSummary = z.object({
   languages: z.array(z.string()),
   defaultLanguage: z.string().nullable(),
   limits: z.object({ default: LimitValues, max: LimitValues }),
+  /** Profiles with a compiled language: the compile stage's limits. */
+  compileLimits: z
+    .object({
+      default: z.object({ timeoutMs: z.number(), memoryMb: z.number() }),
+      max: z.object({ timeoutMs: z.number(), memoryMb: z.number() }),
+    })
+    .optional(),
+  /** Each language's version, read from the image (a label the image builder wrote). */
+  versions: z.record(z.string(), z.string()).optional(),
 });
 export type ProfileSummary = z.infer<typeof ProfileSummary>;
 
@@ -267,9 +311,15 @@ export const PistonExecuteRequest = z.object({
   stdin: z.string().optional(),
   args: z.array(z.string()).optional().describe("appended to the command"),
   run_timeout: z.number().optional().describe("ms, up to the profile's maximum timeoutMs"),
-  compile_timeout: z.number().optional().describe("ignored: no runtime here compiles"),
+  compile_timeout: z
+    .number()
+    .optional()
+    .describe("ms, up to the profile's compileLimits maximum timeoutMs"),
   run_memory_limit: z.number().optional().describe("bytes; -1 or absent: the profile default"),
-  compile_memory_limit: z.number().optional().describe("ignored"),
+  compile_memory_limit: z
+    .number()
+    .optional()
+    .describe("bytes; -1 or absent: the profile's compile default"),
   run_cpu_time: z.number().optional().describe("ignored: the wall-clock run_timeout applies"),
   compile_cpu_time: z.number().optional().describe("ignored"),
 });
@@ -297,7 +347,10 @@ export type PistonStage = z.infer<typeof PistonStage>;
 export const PistonExecuteResult = z.object({
   language: z.string(),
   version: z.string(),
-  run: PistonStage,
+  /** Compiled languages only, as Piston. */
+  compile: PistonStage.optional(),
+  /** Absent when the compile stage failed, as Piston. */
+  run: PistonStage.optional(),
 });
 export type PistonExecuteResult = z.infer<typeof PistonExecuteResult>;
 

@@ -200,9 +200,10 @@ const HostConfig = z
       .strictObject({
         "/tmp": z
           .string()
+          // exec: a compiled language's profile runs its build output from /tmp (policies/profiles).
           .regex(
-            /^rw,nosuid,nodev,size=\d+m,mode=1777$/,
-            "must be rw,nosuid,nodev,size=<n>m,mode=1777",
+            /^rw,(exec,)?nosuid,nodev,size=\d+m,mode=1777$/,
+            "must be rw,[exec,]nosuid,nodev,size=<n>m,mode=1777",
           ),
       })
       .optional(),

@@ -64,7 +64,10 @@ export function containerSpec(
       ...limitSettings(limits),
       NetworkMode: ctx.egress?.network ?? profile.network,
       ReadonlyRootfs: true,
-      Tmpfs: { "/tmp": `rw,nosuid,nodev,size=${profile.tmpfs.tmpMb}m,mode=1777` },
+      // Docker mounts a tmpfs noexec unless told `exec`: compiled languages run their build from /tmp.
+      Tmpfs: {
+        "/tmp": `rw,${profile.tmpfs.exec === true ? "exec," : ""}nosuid,nodev,size=${profile.tmpfs.tmpMb}m,mode=1777`,
+      },
       ShmSize: profile.tmpfs.shmMb * MB,
       Ulimits: [
         { Name: "nofile", Soft: profile.ulimits.nofile, Hard: profile.ulimits.nofile },

@@ -31,6 +31,11 @@ export interface GatewayCoreOptions {
   poolMin?: number;
   poolMax?: number;
   poolMaxParkMs?: number;
+  /** All profiles' parked containers together at most; idle profiles park none (pool.ts). */
+  poolTotal?: number | undefined;
+  poolIdleMs?: number | undefined;
+  /** Profiles that keep poolMin parked even when idle (default: all). */
+  poolWarm?: readonly string[] | undefined;
   /** A tenant's own workspace size cap (the policy's maxWorkspaceBytes), below workspaceMaxBytes. */
   workspaceSizeCapFor?: (tenant: string) => number | undefined;
   /** Entries allowed in one uploaded archive. */
@@ -71,6 +76,9 @@ export function createGatewayCore(o: GatewayCoreOptions): GatewayCore {
           min: Math.min(o.poolMin ?? 1, poolMax),
           max: poolMax,
           maxParkMs: o.poolMaxParkMs ?? 300_000,
+          total: o.poolTotal,
+          idleMs: o.poolIdleMs,
+          warm: o.poolWarm === undefined ? undefined : new Set(o.poolWarm),
           orphanGraceMs: o.orphanGraceMs,
           warn: o.warn,
         })

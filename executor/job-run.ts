@@ -10,7 +10,9 @@ import { randomBytes } from "node:crypto";
 import type { Duplex, Readable } from "node:stream";
 import { AirlockError } from "../core/errors.ts";
 import type { Job, OutputListener } from "../core/job.ts";
+import type { Limits } from "../core/profile.ts";
 import { phase } from "../core/timing.ts";
+import { limitSettings, limitsUpdatable } from "./container-spec.ts";
 import type { ContainerClient, Usage } from "./docker.ts";
 import { JobStream } from "./job-stream.ts";
 import { type KillReason, KillSwitch } from "./kill-switch.ts";
@@ -54,7 +56,20 @@ const STREAM_DRAIN_MS = 2000;
 
 const SIGKILL_EXIT = 128 + 9;
 
+/** A compiled job's compile stage, as the run saw it. */
+export interface CompileOutcome {
+  /** The compiler's exit code; undefined when it never reported one (killed, or the container died). */
+  exitCode: number | undefined;
+  /** Killed while compiling (its time limit, the output cap, a client gone). */
+  killedFor: KillReason | undefined;
+  stdout: CappedBuffer;
+  stderr: CappedBuffer;
+  durationMs: number;
+}
+
 export interface RunOutcome {
+  /** A compiled job's compile stage; when its exitCode is not 0, the program never ran. */
+  compile?: CompileOutcome | undefined;
   /**
    * On the fast path: /workspace as the launcher sent it (read it before
    * release); for a workspace job, only the entries it saw change.
@@ -133,9 +148,15 @@ export async function runJob(
       phase("listing");
     }
     if (job.profile.runtime === "runsc") run.outside = await beginOutsideUsage(client, id);
+    const compile = job.compile === undefined ? undefined : await compileFirst(run);
     const startedAt = performance.now();
-    kill.armDeadline(job.limits.timeoutMs);
-    io.sendJob(job);
+    if (compile === undefined) {
+      kill.armDeadline(job.limits.timeoutMs);
+      io.sendJob(job);
+    } else if (compile.exitCode === 0 && compile.killedFor === undefined) {
+      kill.armDeadline(job.limits.timeoutMs);
+      io.sendRun(job);
+    }
     const first: First = await Promise.race([
       io.trailerIn,
       exited.then(() => "exit" as const),
@@ -151,14 +172,63 @@ export async function runJob(
       const usage =
         run.outside === undefined ? usageOf(trailer) : await jobUsage(run.outside, trailer);
       handedOver = true;
-      return launcherOutcome(io, trailer, { usage, killedFor: kill.reason, ...times });
+      return {
+        ...launcherOutcome(io, trailer, { usage, killedFor: kill.reason, ...times }),
+        compile,
+      };
     }
-    return await engineOutcome(run, first, mustJudge, times);
+    return { ...(await engineOutcome(run, first, mustJudge, times)), compile };
   } finally {
     kill.dispose();
     options.signal?.removeEventListener("abort", onAbort);
     if (!handedOver) io.release();
   }
+}
+
+/**
+ * A compiled job's compile stage, under its own time limit: the job's lines go
+ * in, the compiler runs with the container's memory at the compile limit, and
+ * once it reports success the run's limits are set (where the runtime can take
+ * them) before the program may start (the caller sends RUN_LINE). A failed
+ * compile ends the job itself; a killed one is over with the kill.
+ */
+async function compileFirst({ client, id, job, io, kill, exited }: Run): Promise<CompileOutcome> {
+  const compile = job.compile;
+  const output = io.compileOutput;
+  if (compile === undefined || output === undefined) throw new Error("not a compiled job");
+  const startedAt = performance.now();
+  kill.armDeadline(compile.limits.timeoutMs);
+  io.sendJob(job);
+  const got = await Promise.race([
+    io.compiledIn.then((code) => ({ code })),
+    exited.then(() => undefined),
+    kill.gaveUp.then(() => undefined),
+  ]);
+  const durationMs = Math.round(performance.now() - startedAt);
+  const exitCode = got?.code;
+  if (exitCode === 0 && kill.reason === undefined) {
+    kill.disarmDeadline();
+    if (
+      compilePhaseLimits(job).memoryMb !== job.limits.memoryMb &&
+      limitsUpdatable(job.profile.runtime)
+    ) {
+      await client.update(id, limitSettings(job.limits));
+    }
+  }
+  return { exitCode, killedFor: kill.reason, ...output, durationMs };
+}
+
+/**
+ * The container's limits while a job compiles: the run's, with the compile's
+ * memory. A runtime whose started containers cannot take new limits (runsc)
+ * keeps one memory limit for both stages: the larger.
+ */
+export function compilePhaseLimits(job: Job): Limits {
+  if (job.compile === undefined) return job.limits;
+  const memoryMb = limitsUpdatable(job.profile.runtime)
+    ? job.compile.limits.memoryMb
+    : Math.max(job.compile.limits.memoryMb, job.limits.memoryMb);
+  return { ...job.limits, memoryMb };
 }
 
 /**

@@ -6,10 +6,10 @@
 import { type Duplex, PassThrough } from "node:stream";
 import type { Job, OutputListener } from "../core/job.ts";
 import { WORKSPACE_DIR } from "../core/paths.ts";
-import { jobHeader, jobLines } from "./launcher.ts";
+import { jobHeader, jobLines, RUN_LINE } from "./launcher.ts";
 import { type LauncherMode, LauncherStream, type RawListing } from "./launcher-stream.ts";
 import { listingCap } from "./listing.ts";
-import { FrameDemuxer, JobOutput } from "./output.ts";
+import { CappedBuffer, FrameDemuxer, JobOutput } from "./output.ts";
 
 type Hold = "tar" | "consumer";
 
@@ -38,6 +38,13 @@ export class JobStream {
   readonly listedAfter: Promise<RawListing | undefined>;
   /** The attach stream ended, closed or failed. */
   readonly ended: Promise<void>;
+  /**
+   * A compiled job: what the compiler wrote (kept up to the output cap, never
+   * killed for it: the compile's time limit bounds it), and its exit code
+   * once its stage is over (undefined when the marker was malformed).
+   */
+  readonly compileOutput: { stdout: CappedBuffer; stderr: CappedBuffer } | undefined;
+  readonly compiledIn: Promise<number | undefined>;
   private readonly stream: Duplex;
   readonly mode: LauncherMode;
   private readonly nonce: string;
@@ -68,16 +75,34 @@ export class JobStream {
     this.listedAfter = after.promise;
     this.noListingAfter = () => after.resolve(undefined);
     const cap = listingCap(job.profile.diff.scanMaxEntries);
-    this.launcher = new LauncherStream(this.nonce, this.mode, cap, {
-      output: (name, bytes) => this.output.push(name, bytes),
-      listedBefore: before.resolve,
-      trailer: () => trailer.resolve("trailer"),
-      listedAfter: after.resolve,
-      tar: (bytes) => this.feedTar(bytes),
-      tarEnd: () => {
-        if (!this.tar.destroyed) this.tar.end();
+    const compiled = Promise.withResolvers<number | undefined>();
+    this.compiledIn = compiled.promise;
+    const compileOutput =
+      job.compile === undefined
+        ? undefined
+        : {
+            stdout: new CappedBuffer(job.limits.outputBytes),
+            stderr: new CappedBuffer(job.limits.outputBytes),
+          };
+    this.compileOutput = compileOutput;
+    this.launcher = new LauncherStream(
+      this.nonce,
+      this.mode,
+      cap,
+      {
+        compileOutput: (name, bytes) => compileOutput?.[name].push(bytes),
+        compiled: compiled.resolve,
+        output: (name, bytes) => this.output.push(name, bytes),
+        listedBefore: before.resolve,
+        trailer: () => trailer.resolve("trailer"),
+        listedAfter: after.resolve,
+        tar: (bytes) => this.feedTar(bytes),
+        tarEnd: () => {
+          if (!this.tar.destroyed) this.tar.end();
+        },
       },
-    });
+      job.compile !== undefined,
+    );
     this.ended = streamEnd(stream);
     const demux = new FrameDemuxer((name, payload) => this.launcher.push(name, payload));
     stream.on("data", (chunk: Buffer) => demux.push(chunk));
@@ -94,10 +119,24 @@ export class JobStream {
     this.stream.write(jobHeader(this.nonce, this.mode));
   }
 
-  /** The job's lines and its stdin, then the end of the launcher's input. */
+  /**
+   * The job's lines and its stdin, then the end of the launcher's input. A
+   * compiled job's stdin waits for sendRun, after its compile stage.
+   */
   sendJob(job: Job): void {
     const cwd = job.workdir === "" ? WORKSPACE_DIR : `${WORKSPACE_DIR}/${job.workdir}`;
-    this.stream.write(jobLines(this.nonce, { cwd, env: job.env, argv: job.argv }));
+    const compile = job.compile?.argv;
+    this.stream.write(jobLines(this.nonce, { cwd, env: job.env, argv: job.argv, compile }));
+    if (compile === undefined) this.sendStdin(job);
+  }
+
+  /** A compiled job, its compile stage over and the run's limits set: let it run. */
+  sendRun(job: Job): void {
+    this.stream.write(RUN_LINE);
+    this.sendStdin(job);
+  }
+
+  private sendStdin(job: Job): void {
     if (job.stdin.length > 0) this.stream.write(job.stdin);
     this.stream.end();
   }

@@ -1,13 +1,15 @@
 // The gateway's side of the launcher's protocol (launcher.ts), as a small state
 // machine over the demuxed attach stream. stdout goes through these steps:
-//   list mode (a workspace job): listing → output → trailer → listing → tar → done
-//   tar mode (a one-shot job):              output → trailer → tar → done
-// and stderr through output → its end marker. Each step ends at `\x1e<nonce>`
+//   list mode (a workspace job): listing → [compile] → output → trailer → listing → tar → done
+//   tar mode (a one-shot job):              [compile] → output → trailer → tar → done
+// and stderr through [compile →] output → its end marker. A compiled
+// language's compile step ends at `\x1e<nonce> compile <code>` on stdout and
+// `\x1e<nonce>` on stderr; its bytes are the compiler's, kept apart. Each step ends at `\x1e<nonce>`
 // (the nonce is in nothing the job can read, so it cannot end a step early), a
 // listing or the trailer at the end of that marker's line; whatever follows in
 // the same chunk starts the next step. No I/O and no waiting here: frames in,
 // typed events out, so every boundary is tested with byte sequences alone.
-import { parseListingEnd, parseTrailer, type Trailer } from "./launcher.ts";
+import { parseCompileEnd, parseListingEnd, parseTrailer, type Trailer } from "./launcher.ts";
 import { ListingBuffer } from "./listing.ts";
 import { type StreamName, TrailerScanner } from "./output.ts";
 
@@ -15,7 +17,7 @@ import { type StreamName, TrailerScanner } from "./output.ts";
 export type LauncherMode = "tar" | "list";
 
 /** Where stdout is in the protocol. */
-export type LauncherStep = "listing" | "output" | "after-listing" | "tar" | "done";
+export type LauncherStep = "listing" | "compile" | "output" | "after-listing" | "tar" | "done";
 
 /** A listing as it came, before it is judged usable. */
 export interface RawListing {
@@ -39,6 +41,10 @@ export interface LauncherEvents {
   tar(bytes: Buffer): void;
   /** The tar's end marker came. */
   tarEnd(): void;
+  /** Bytes the compile stage wrote (never empty). */
+  compileOutput?(stream: StreamName, bytes: Buffer): void;
+  /** Both streams' compile markers are in: the compiler's exit code (undefined if malformed). */
+  compiled?(exitCode: number | undefined): void;
 }
 
 export class LauncherStream {
@@ -55,8 +61,18 @@ export class LauncherStream {
   private listing: ListingBuffer | undefined;
   private trailerLine: string | undefined;
   private tarDropped = false;
+  /** A compiled job: stderr's compile step's scanner, until its marker line is in. */
+  private errCompile: TrailerScanner | undefined;
+  private compileLine: string | undefined;
+  private readonly compiles: boolean;
 
-  constructor(nonce: string, mode: LauncherMode, listingCap: number, events: LauncherEvents) {
+  constructor(
+    nonce: string,
+    mode: LauncherMode,
+    listingCap: number,
+    events: LauncherEvents,
+    compiles = false,
+  ) {
     this.nonce = nonce;
     this.mode = mode;
     this.events = events;
@@ -64,7 +80,9 @@ export class LauncherStream {
     this.scanner = new TrailerScanner(nonce);
     // The launcher marks the end of stderr too; its marker is just the nonce.
     this.errScan = new TrailerScanner(nonce);
-    this.stepNow = mode === "list" ? "listing" : "output";
+    this.compiles = compiles;
+    if (compiles) this.errCompile = new TrailerScanner(nonce);
+    this.stepNow = mode === "list" ? "listing" : compiles ? "compile" : "output";
     if (mode === "list") this.listing = new ListingBuffer(listingCap);
   }
 
@@ -80,10 +98,14 @@ export class LauncherStream {
 
   /** At the stream's end: output held back as a marker's possible start that never became one. */
   flush(): void {
-    if (this.stepNow === "output") {
+    if (this.stepNow === "output" || this.stepNow === "compile") {
       const held = this.scanner.flush();
-      if (held.length > 0) this.events.output("stdout", held);
+      if (held.length > 0 && this.stepNow === "output") this.events.output("stdout", held);
+      if (held.length > 0 && this.stepNow === "compile")
+        this.events.compileOutput?.("stdout", held);
     }
+    const heldCompile = this.errCompile?.flush() ?? Buffer.alloc(0);
+    if (heldCompile.length > 0) this.events.compileOutput?.("stderr", heldCompile);
     const held = this.errScan.flush();
     if (held.length > 0) this.events.output("stderr", held);
   }
@@ -113,6 +135,9 @@ export class LauncherStream {
       case "output":
         this.events.output("stdout", bytes);
         return;
+      case "compile":
+        this.events.compileOutput?.("stdout", bytes);
+        return;
       case "listing":
       case "after-listing":
         this.listing?.push(bytes);
@@ -130,6 +155,11 @@ export class LauncherStream {
     switch (this.stepNow) {
       case "listing":
         this.events.listedBefore(this.finishListing());
+        this.enter(this.compiles ? "compile" : "output");
+        return;
+      case "compile":
+        this.compileLine = this.scanner.trailerText();
+        this.checkCompiled();
         this.enter("output");
         return;
       case "output":
@@ -167,11 +197,30 @@ export class LauncherStream {
   }
 
   private pushStderr(chunk: Buffer): void {
+    let input = chunk;
+    const compile = this.errCompile;
+    if (compile !== undefined) {
+      const own = compile.push(input);
+      if (own.length > 0) this.events.compileOutput?.("stderr", own);
+      if (!compile.complete) return;
+      this.errCompile = undefined;
+      this.checkCompiled();
+      input = compile.takeRest();
+      if (input.length === 0) return;
+    }
     // Past its marker stderr holds nothing of the job's.
     if (this.errScan.found) return;
-    const bytes = this.errScan.push(chunk);
+    const bytes = this.errScan.push(input);
     if (bytes.length > 0) this.events.output("stderr", bytes);
     if (this.errScan.found) this.checkTrailer();
+  }
+
+  /** The compile stage counts as over once both streams' markers are in. */
+  private checkCompiled(): void {
+    if (this.compileLine === undefined || this.errCompile !== undefined) return;
+    const line = this.compileLine;
+    this.compileLine = undefined;
+    this.events.compiled?.(parseCompileEnd(line));
   }
 
   /** The trailer counts once both streams have ended: all the job's output is in by then. */

@@ -17,6 +17,14 @@
 // one) and remove it off the request path.
 // The nonce makes the trailer unforgeable by the job.
 //
+// A compiled language's job lines run its compile argv first (stdin from
+// /dev/null), then print `\x1e<nonce> compile <exit code>\n` on stdout and
+// `\x1e<nonce>\n` on stderr (the compiler is a program of the image, never
+// the job's code, and the nonce is in no file or argv it sees). A failed
+// compile ends the job with its exit code. Otherwise the lines wait for one
+// line on stdin, which the gateway sends once it has set the run's limits,
+// and the job's own stdin follows that line (compileLines).
+//
 // A one-shot job's first line is `<nonce> tar`: after the trailer, the
 // launcher sends /workspace as a tar, then `\x1e<nonce>\n`. A workspace job's
 // first line is `<nonce> list` instead: the launcher prints
@@ -85,6 +93,22 @@ export interface JobSpec {
   /** Variables to add to the container's environment (names already validated). */
   env: Readonly<Record<string, string>>;
   argv: readonly string[];
+  /** A compiled language's compile argv, run first (see the file's comment). */
+  compile?: readonly string[] | undefined;
+}
+
+/** The line the gateway sends after a compile, before the job's stdin: "run". */
+export const RUN_LINE = "run\n";
+
+/** The job lines of a compile stage: compile, report, stop on failure, wait for RUN_LINE. */
+function compileLines(argv: readonly string[]): string[] {
+  return [
+    `set -- ${argv.map(shellQuote).join(" ")}`,
+    '"$@" </dev/null; __airlock_k=$?',
+    'printf \'\\036%s compile %s\\n\' "$n" "$__airlock_k"; printf \'\\036%s\\n\' "$n" >&2',
+    '[ "$__airlock_k" = 0 ] || exit "$__airlock_k"',
+    "IFS= read -r __airlock_k || exit 125; unset __airlock_k",
+  ];
 }
 
 /**
@@ -97,6 +121,7 @@ export function jobLines(nonce: string, spec: JobSpec): string {
     // cd sets OLDPWD; the job's environment holds only what the profile and the request set.
     `cd ${shellQuote(spec.cwd)} || exit 125; unset OLDPWD`,
     ...Object.entries(spec.env).map(([k, v]) => `export ${k}=${shellQuote(v)}`),
+    ...(spec.compile === undefined ? [] : compileLines(spec.compile)),
     `set -- ${spec.argv.map(shellQuote).join(" ")}`,
   ];
   return `${lines.join("\n")}\n${nonce}\n`;
@@ -131,6 +156,12 @@ export interface Trailer {
   memoryPeakBytes: number | null;
   /** The cgroup's OOM kill count; null where the runtime shows no cgroup (gVisor). */
   oomKills: number | null;
+}
+
+/** Parses what follows `\x1e<nonce>` at the end of a compile stage: its exit code; undefined if malformed. */
+export function parseCompileEnd(rest: string): number | undefined {
+  const match = /^ compile (\d+)\n/.exec(rest);
+  return match === null ? undefined : Number(match[1]);
 }
 
 /** Parses what follows `\x1e<nonce> ` on stdout; undefined if it is not a whole trailer. */

@@ -21,6 +21,15 @@
 // within a tick of the engine's return, not at its deadline (~10 min); so is a
 // container the pool handed out whose job could not remove it. Only this
 // pool's own containers, by id: a sibling gateway's are never touched.
+//
+// Many profiles (a dozen languages) must not each hold containers nobody uses.
+// A profile parks by its recent demand: `min` while it is warm, up to `max`
+// as jobs come within the demand window, and none once it has had no job for
+// `idleMs` (then its first job starts cold and warms it again). The profiles
+// in `warm` (by default all: operators' settings say which) count as warm
+// always. All parked containers together stay within `total`; when a busier
+// profile needs one and the cap is reached, a less busy profile's oldest is
+// removed to make room.
 import { randomBytes } from "node:crypto";
 import type { Duplex } from "node:stream";
 import type { Limits, LoadedProfile } from "../core/profile.ts";
@@ -49,9 +58,15 @@ export interface PoolOptions {
   client: ContainerClient;
   instanceId: string;
   profiles: ReadonlyMap<string, LoadedProfile>;
-  /** Parked containers kept per profile when idle, and at most when busy. */
+  /** Parked containers kept per profile while it is warm, and at most when busy. */
   min: number;
   max: number;
+  /** Parked containers of all profiles together at most (default: no cap but min/max). */
+  total?: number | undefined;
+  /** A profile (not in `warm`) with no job for this long parks none (default 10 min). */
+  idleMs?: number | undefined;
+  /** Profiles that keep `min` parked even when idle (default: every profile). */
+  warm?: ReadonlySet<string> | undefined;
   /** A parked container older than this is replaced (its deadline label must stay honest). */
   maxParkMs: number;
   /** How often the pool is kept (stale and dead ones replaced, refused removals retried); by default min(5 s, maxParkMs / 4). */
@@ -75,6 +90,7 @@ export interface PoolStats {
 
 /** Demand is counted over this window to size each profile's pool. */
 const DEMAND_WINDOW_MS = 10_000;
+const DEFAULT_IDLE_MS = 600_000;
 
 /**
  * A take's refill waits for the job's container to be given back, or this
@@ -93,6 +109,8 @@ export class WarmPool {
   private readonly parked = new Map<string, Parked[]>();
   private readonly filling = new Map<string, number>();
   private readonly takes = new Map<string, number[]>();
+  /** When each profile last had a job (or asked for one). */
+  private readonly lastTake = new Map<string, number>();
   private readonly inFlight = new Set<Promise<unknown>>();
   /** Removals the engine refused (it was down, say): retried at every tick. */
   private readonly leftovers = new Set<Leftover>();
@@ -133,6 +151,7 @@ export class WarmPool {
     const times = (this.takes.get(profile) ?? []).filter((t) => now - t < DEMAND_WINDOW_MS);
     times.push(now);
     this.takes.set(profile, times);
+    this.lastTake.set(profile, now);
     const list = this.parked.get(profile) ?? [];
     let entry = list.shift();
     while (entry !== undefined && (now - entry.parkedAt > this.o.maxParkMs || isDead(entry))) {
@@ -184,11 +203,51 @@ export class WarmPool {
     await Promise.allSettled(all.map((p) => this.remove(p)));
   }
 
+  /** Jobs of `profile` within the demand window. */
+  private demand(profile: string): number {
+    const now = Date.now();
+    return (this.takes.get(profile) ?? []).filter((t) => now - t < DEMAND_WINDOW_MS).length;
+  }
+
+  /** Warm: in the always-warm set, or a job within idleMs. */
+  private isWarm(profile: string): boolean {
+    if (this.o.warm === undefined || this.o.warm.has(profile)) return true;
+    const last = this.lastTake.get(profile);
+    return last !== undefined && Date.now() - last < (this.o.idleMs ?? DEFAULT_IDLE_MS);
+  }
+
   private target(profile: string): number {
-    const recent = (this.takes.get(profile) ?? []).filter(
-      (t) => Date.now() - t < DEMAND_WINDOW_MS,
-    ).length;
-    return Math.max(this.o.min, Math.min(this.o.max, recent));
+    if (!this.isWarm(profile)) return 0;
+    return Math.max(this.o.min, Math.min(this.o.max, this.demand(profile)));
+  }
+
+  private held(profile: string): number {
+    return (this.parked.get(profile)?.length ?? 0) + (this.filling.get(profile) ?? 0);
+  }
+
+  /** Parked and parking containers of every profile. */
+  private heldTotal(): number {
+    let n = 0;
+    for (const name of this.o.profiles.keys()) n += this.held(name);
+    return n;
+  }
+
+  /**
+   * Under the total cap: frees one place for `profile` by removing the oldest
+   * parked container of the least busy profile that is less busy than it.
+   */
+  private makeRoom(profile: string): boolean {
+    const want = this.demand(profile);
+    let victim: string | undefined;
+    for (const name of this.o.profiles.keys()) {
+      if (name === profile || (this.parked.get(name)?.length ?? 0) === 0) continue;
+      const d = this.demand(name);
+      if (d < want && (victim === undefined || d < this.demand(victim))) victim = name;
+    }
+    const oldest = victim === undefined ? undefined : this.parked.get(victim)?.shift();
+    if (oldest === undefined) return false;
+    this.discard(oldest);
+    return true;
   }
 
   private refillSoon(profile: string): void {
@@ -203,8 +262,10 @@ export class WarmPool {
 
   private refill(profile: string): void {
     if (this.closed) return;
-    const have = (this.parked.get(profile)?.length ?? 0) + (this.filling.get(profile) ?? 0);
+    const have = this.held(profile);
     for (let i = have; i < this.target(profile); i++) {
+      const total = this.o.total;
+      if (total !== undefined && this.heldTotal() >= total && !this.makeRoom(profile)) return;
       this.filling.set(profile, (this.filling.get(profile) ?? 0) + 1);
       const work = this.park(profile)
         .then(async (entry) => {

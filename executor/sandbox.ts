@@ -10,14 +10,20 @@
 import { constants } from "node:os";
 import { AirlockError } from "../core/errors.ts";
 import type { Job } from "../core/job.ts";
-import type { ExecResult, ExecStatus } from "../core/schemas.ts";
+import type { CompileStage, ExecResult, ExecStatus } from "../core/schemas.ts";
 import { phase } from "../core/timing.ts";
 import type { ScanResult } from "./archive.ts";
 import { containerSpec, limitSettings, sameContainerLimits } from "./container-spec.ts";
 import { type BeforeEntry, computeDiff } from "./diff.ts";
 import type { ContainerClient } from "./docker.ts";
 import type { Egress, JobNetwork } from "./egress-network.ts";
-import { type RunOptions, type RunOutcome, runJob } from "./job-run.ts";
+import {
+  type CompileOutcome,
+  compilePhaseLimits,
+  type RunOptions,
+  type RunOutcome,
+  runJob,
+} from "./job-run.ts";
 import { JobWorkspace } from "./job-workspace.ts";
 import type { ManifestCache } from "./manifest-cache.ts";
 import type { Parked, WarmPool } from "./pool.ts";
@@ -63,9 +69,10 @@ export async function runSandbox(
   // One-shot jobs take a parked container when there is one; a workspace job
   // needs its own volume mounted, and a job with a network its own network,
   // so they always start cold.
+  const limits = compilePhaseLimits(job);
   const parked =
     job.workspace === undefined && net === undefined
-      ? deps.pool?.take(job.profile, job.limits)
+      ? deps.pool?.take(job.profile, limits)
       : undefined;
   // The proxy's variables last: the request's env cannot point them elsewhere.
   if (net !== undefined) job = { ...job, env: { ...job.env, ...net.env } };
@@ -156,9 +163,10 @@ async function readyContainer(
   net: JobNetwork | undefined,
 ): Promise<string> {
   if (parked === undefined) {
-    const deadline = Date.now() + job.limits.timeoutMs + deps.orphanGraceMs;
+    const compileMs = job.compile?.limits.timeoutMs ?? 0;
+    const deadline = Date.now() + compileMs + job.limits.timeoutMs + deps.orphanGraceMs;
     return deps.client.create(
-      containerSpec(job.profile, job.limits, {
+      containerSpec(job.profile, compilePhaseLimits(job), {
         instanceId: deps.instanceId,
         jobId: job.id,
         volume,
@@ -170,10 +178,11 @@ async function readyContainer(
       }),
     );
   }
-  if (!sameContainerLimits(job.limits, job.profile.limits.default)) {
+  const limits = compilePhaseLimits(job);
+  if (!sameContainerLimits(limits, job.profile.limits.default)) {
     // Parked with the profile's defaults: this job's limits are set before its code
     // exists (the pool hands out none whose runtime cannot take them).
-    await deps.client.update(parked.id, limitSettings(job.limits));
+    await deps.client.update(parked.id, limitSettings(limits));
   }
   return parked.id;
 }
@@ -189,7 +198,7 @@ function watchSize(deps: SandboxDeps, job: Job, containerId: string): MeterWatch
     job.profile,
     job.workspace.volume,
     cap,
-    job.limits.timeoutMs,
+    job.limits.timeoutMs + (job.compile?.limits.timeoutMs ?? 0),
     () =>
       void deps.client
         .kill(containerId)
@@ -212,6 +221,27 @@ function resultOf(
     truncated: scan.truncated,
   });
   const killed = run.killedFor !== undefined || full;
+  const compile = run.compile === undefined ? undefined : compileStage(run.compile, run);
+  if (compile !== undefined && compile.status !== "ok") {
+    // Nothing ran: the result is the compile's, and the workspace as the compile left it.
+    return {
+      id: job.id,
+      status: "compile_error",
+      exitCode: null,
+      signal: null,
+      stdout: "",
+      stderr: "",
+      stdoutTruncated: false,
+      stderrTruncated: false,
+      durationMs: 0,
+      usage: run.usage,
+      diff: outcome.diff,
+      files: outcome.files,
+      filesOmitted: outcome.filesOmitted,
+      ...(job.workspace === undefined ? {} : { workspaceBytes: scan.totalBytes }),
+      compile,
+    };
+  }
   return {
     id: job.id,
     status: full ? "workspace_full" : statusOf(job, run, scan),
@@ -227,6 +257,24 @@ function resultOf(
     files: outcome.files,
     filesOmitted: outcome.filesOmitted,
     ...(job.workspace === undefined ? {} : { workspaceBytes: scan.totalBytes }),
+    ...(compile === undefined ? {} : { compile }),
+  };
+}
+
+/** The compile stage of the result: killed for its time limit, OOM-killed, failed or ok. */
+function compileStage(c: CompileOutcome, run: RunOutcome): CompileStage {
+  let status: CompileStage["status"] = c.exitCode === 0 ? "ok" : "error";
+  if (c.killedFor === "timeout") status = "timeout";
+  // The program never ran: an OOM kill of the job is the compiler's.
+  else if (c.exitCode !== 0 && run.oom) status = "oom";
+  else if (c.exitCode === undefined && c.killedFor === undefined)
+    status = run.oom ? "oom" : "error";
+  return {
+    status,
+    exitCode: c.killedFor === undefined ? (c.exitCode ?? null) : null,
+    stdout: c.stdout.toString(),
+    stderr: c.stderr.toString(),
+    durationMs: c.durationMs,
   };
 }
 

@@ -12,6 +12,7 @@ import { Readable } from "node:stream";
 import Dockerode from "dockerode";
 import { pack } from "tar-stream";
 import { ensureBase, imageExists, type Log } from "./base.ts";
+import { builtinVersionCommands, labelVersions } from "./versions.ts";
 
 export type ImageBuildLog = Log;
 export const IMAGES_DIR = import.meta.dirname;
@@ -165,10 +166,20 @@ export async function ensureImages(
     if (current !== undefined) log(`${dir}: ${tag} is out of date with images/${dir}/; rebuilding`);
     todo.push({ tag, files, digest });
   }
-  if (todo.length === 0) return;
-  const base = await ensureBase(docker, log);
-  // One after another: builds are CPU-bound and this machine has two cores.
-  for (const item of todo) await buildImage(docker, item.tag, base, item.files, item.digest, log);
+  if (todo.length > 0) {
+    const base = await ensureBase(docker, log);
+    // One after another: builds are CPU-bound and this machine has two cores.
+    for (const item of todo) await buildImage(docker, item.tag, base, item.files, item.digest, log);
+  }
+  // Versions come from the images themselves (images/versions.ts); an image
+  // that has its labels already costs one inspect here.
+  const commands = await builtinVersionCommands();
+  for (const tag of new Set(tags)) {
+    const wanted = commands.get(tag);
+    if (wanted !== undefined && buildDirOf(tag) !== undefined) {
+      await labelVersions(docker, tag, wanted, log);
+    }
+  }
 }
 
 /** The images of the built-in profiles, read from policies/profiles/*.json. */
@@ -177,7 +188,9 @@ async function builtinTags(): Promise<string[]> {
   const tags: string[] = [];
   for (const name of (await readdir(dir)).filter((n) => n.endsWith(".json")).sort()) {
     const profile = JSON.parse(await readFile(join(dir, name), "utf8")) as { image?: unknown };
-    if (typeof profile.image === "string") tags.push(profile.image);
+    // Several profiles may share one image (c and cpp: airlock/gcc).
+    if (typeof profile.image === "string" && !tags.includes(profile.image))
+      tags.push(profile.image);
   }
   return tags;
 }

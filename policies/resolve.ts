@@ -5,7 +5,15 @@ import { randomUUID } from "node:crypto";
 import { AirlockError } from "../core/errors.ts";
 import type { Job, JobFile, WorkspaceRef } from "../core/job.ts";
 import { safeRelativePath } from "../core/paths.ts";
-import { LIMIT_FIELDS, type Limits, type LoadedProfile, lookupProfile } from "../core/profile.ts";
+import {
+  COMPILE_LIMIT_FIELDS,
+  type CompileLimits,
+  type Language,
+  LIMIT_FIELDS,
+  type Limits,
+  type LoadedProfile,
+  lookupProfile,
+} from "../core/profile.ts";
 import type { ExecRequest } from "../core/schemas.ts";
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -25,6 +33,28 @@ export function resolveLimits(
         "invalid_request",
         `limits.${field} is ${value}, above the maximum of ${max} for profile ${profile.name}`,
         { details: { field: `limits.${field}`, value, maximum: max } },
+      );
+    }
+    limits[field] = value;
+  }
+  return limits;
+}
+
+/** A compiled language's compile limits: the profile's defaults, or what was asked within its maximum. */
+export function resolveCompileLimits(
+  profile: LoadedProfile,
+  requested: Partial<Record<keyof CompileLimits, number | undefined>> = {},
+): CompileLimits {
+  const limits = { ...profile.compileLimits.default };
+  for (const field of COMPILE_LIMIT_FIELDS) {
+    const value = requested[field];
+    if (value === undefined) continue;
+    const max = profile.compileLimits.max[field];
+    if (value > max) {
+      throw new AirlockError(
+        "invalid_request",
+        `compileLimits.${field} is ${value}, above the maximum of ${max} for profile ${profile.name}`,
+        { details: { field: `compileLimits.${field}`, value, maximum: max } },
       );
     }
     limits[field] = value;
@@ -83,9 +113,15 @@ function decodeBase64(text: string, field: string): Buffer {
   return Buffer.from(text, "base64");
 }
 
-function resolveCommand(profile: LoadedProfile, body: ExecRequest, files: JobFile[]): string[] {
+interface Resolved {
+  argv: string[];
+  /** Set when the code is in one of the profile's languages. */
+  language?: Language | undefined;
+}
+
+function resolveCommand(profile: LoadedProfile, body: ExecRequest, files: JobFile[]): Resolved {
   if (body.command !== undefined) {
-    if (typeof body.command === "string") return ["/bin/sh", "-c", body.command];
+    if (typeof body.command === "string") return { argv: ["/bin/sh", "-c", body.command] };
     body.command.forEach((arg, i) => {
       if (arg.includes("\0")) {
         throw new AirlockError("invalid_request", `command[${i}] contains a NUL byte`, {
@@ -98,7 +134,7 @@ function resolveCommand(profile: LoadedProfile, body: ExecRequest, files: JobFil
         details: { field: "command[0]" },
       });
     }
-    return [...body.command];
+    return { argv: [...body.command] };
   }
   const name = body.language ?? profile.defaultLanguage ?? Object.keys(profile.languages)[0];
   const language = name === undefined ? undefined : profile.languages[name];
@@ -109,7 +145,15 @@ function resolveCommand(profile: LoadedProfile, body: ExecRequest, files: JobFil
       { details: { field: "language", languages: Object.keys(profile.languages) } },
     );
   }
-  if (files.some((f) => f.path === language.file)) {
+  const given = files.some((f) => f.path === language.file);
+  if (body.code === undefined && !given) {
+    throw new AirlockError(
+      "invalid_request",
+      `language ${name} without code needs its file ${language.file} in files`,
+      { details: { field: "files", file: language.file } },
+    );
+  }
+  if (body.code !== undefined && given) {
     throw new AirlockError(
       "invalid_request",
       `files already has ${language.file}, where code would be written`,
@@ -118,8 +162,10 @@ function resolveCommand(profile: LoadedProfile, body: ExecRequest, files: JobFil
       },
     );
   }
-  files.push({ path: language.file, content: Buffer.from(body.code ?? "", "utf8"), mode: 0o644 });
-  return [...language.command];
+  if (body.code !== undefined) {
+    files.push({ path: language.file, content: Buffer.from(body.code, "utf8"), mode: 0o644 });
+  }
+  return { argv: [...language.command, ...(body.args ?? [])], language };
 }
 
 export function resolveJob(
@@ -131,7 +177,18 @@ export function resolveJob(
   const profile = lookupProfile(profiles, body.profile);
   const limits = resolveLimits(profile, body.limits);
   const files = decodeFiles(body.files);
-  const argv = resolveCommand(profile, body, files);
+  const { argv, language } = resolveCommand(profile, body, files);
+  if (body.compileLimits !== undefined && language?.compile === undefined) {
+    throw new AirlockError(
+      "invalid_request",
+      "compileLimits apply only to a compiled language's code (GET /v1/profiles: compileLimits)",
+      { details: { field: "compileLimits" } },
+    );
+  }
+  const compile =
+    language?.compile === undefined
+      ? undefined
+      : { argv: [...language.compile], limits: resolveCompileLimits(profile, body.compileLimits) };
   const workdir = body.workdir === undefined ? "" : safeRelativePath(body.workdir, "workdir");
   const stdin = Buffer.from(body.stdin ?? "", "utf8");
   if (stdin.length > MAX_STDIN_BYTES) {
@@ -149,6 +206,7 @@ export function resolveJob(
     files,
     workdir,
     limits,
+    compile,
     returnFiles: body.returnFiles ?? [],
     workspace,
   };

@@ -102,6 +102,14 @@ export function describeResult(r: ExecResult): string {
       r.signal === null ? "" : `, signal ${r.signal}`
     }, ${r.durationMs} ms`,
   ];
+  if (r.compile !== undefined) {
+    const c = r.compile;
+    lines.push(
+      `compile: ${c.status}${c.exitCode === null ? "" : `, exit code ${c.exitCode}`}, ${c.durationMs} ms`,
+    );
+    const said = `${c.stdout}${c.stderr}`;
+    if (said !== "") lines.push("--- compiler output ---", cap(said, TEXT_CAP));
+  }
   if (r.stdout !== "" || r.stdoutTruncated) {
     lines.push(`--- stdout${r.stdoutTruncated ? " (truncated)" : ""} ---`, cap(r.stdout, TEXT_CAP));
   }
@@ -176,8 +184,30 @@ async function tool(run: () => Promise<CallToolResult>): Promise<CallToolResult>
   }
 }
 
+/** Returned files a model can look at: PNG and JPEG images (a chart saved by python-data, say). */
+const IMAGE_TYPES: Record<string, string> = {
+  png: "image/png",
+  jpg: "image/jpeg",
+  jpeg: "image/jpeg",
+};
+/** Images past this many bytes (base64) stay in structuredContent only. */
+const IMAGE_CAP = 4 * 1024 * 1024;
+
+function imageContent(result: ExecResult): CallToolResult["content"] {
+  return result.files.flatMap((f) => {
+    const mimeType = IMAGE_TYPES[f.path.split(".").pop()?.toLowerCase() ?? ""];
+    if (mimeType === undefined || f.content.length > IMAGE_CAP) return [];
+    const data = f.encoding === "base64" ? f.content : Buffer.from(f.content).toString("base64");
+    return [{ type: "image" as const, data, mimeType }];
+  });
+}
+
 function execAnswer(result: ExecResult): CallToolResult {
-  return { ...text(describeResult(result)), structuredContent: result };
+  const answer = text(describeResult(result));
+  return {
+    content: [...answer.content, ...imageContent(result)],
+    structuredContent: result,
+  };
 }
 
 /**
@@ -220,7 +250,9 @@ export function createMcpServer(client: AirlockClient, version: string): McpServ
     {
       title: "Run code or a command in a fresh sandbox",
       description:
-        "Runs one operation in a throwaway, network-less container (profile: shell, python, node). " +
+        "Runs one operation in a throwaway, network-less container (profile: shell, python, node, " +
+        "c, cpp, csharp, java, go, rust, ruby, php, lua, perl, or python-data for numpy, pandas, scipy and " +
+        "matplotlib charts: save them as PNG files and list them in returnFiles to see them). " +
         "Give `code` (with optional `language`) or `command`. Answers with the output, the exit " +
         "status and the files that changed in /workspace. If the policy holds the job for a " +
         "human's approval, the answer says so with its approvalId: then use wait_approval. " +

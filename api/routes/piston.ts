@@ -21,6 +21,7 @@ import {
 } from "../../client/index.ts";
 import type { LoadedProfile } from "../../core/profile.ts";
 import {
+  type CompileStage,
   type ExecResult,
   type PistonExecuteRequest as PistonBody,
   PistonExecuteRequest,
@@ -78,8 +79,12 @@ const executeRoute = createRoute({
   },
 });
 
-/** Piston language → airlock profile and its language; versions are those the images ship. */
-export interface PistonRuntimeSpec extends PistonRuntime {
+/**
+ * Piston language → airlock profile and its language, with Piston's own names
+ * and aliases (its packages' metadata). Versions are not typed here: each is
+ * the image's own (GET /v1/profiles `versions`, images/versions.ts).
+ */
+export interface PistonRuntimeSpec extends Omit<PistonRuntime, "version"> {
   profile: string;
   profileLanguage: string;
 }
@@ -87,14 +92,12 @@ export interface PistonRuntimeSpec extends PistonRuntime {
 export const PISTON_RUNTIMES: readonly PistonRuntimeSpec[] = [
   {
     language: "python",
-    version: "3.11.2",
     aliases: ["py", "py3", "python3"],
     profile: "python",
     profileLanguage: "python",
   },
   {
     language: "javascript",
-    version: "24.21.0",
     aliases: ["node-javascript", "node-js", "js", "node"],
     runtime: "node",
     profile: "node",
@@ -102,20 +105,40 @@ export const PISTON_RUNTIMES: readonly PistonRuntimeSpec[] = [
   },
   {
     language: "typescript",
-    version: "24.21.0",
     aliases: ["ts", "node-ts"],
     runtime: "node",
     profile: "node",
     profileLanguage: "typescript",
   },
+  { language: "bash", aliases: ["sh"], profile: "shell", profileLanguage: "bash" },
+  { language: "c", aliases: ["gcc"], runtime: "gcc", profile: "c", profileLanguage: "c" },
   {
-    language: "bash",
-    version: "5.2.15",
-    aliases: ["sh"],
-    profile: "shell",
-    profileLanguage: "bash",
+    language: "c++",
+    aliases: ["cpp", "g++"],
+    runtime: "gcc",
+    profile: "cpp",
+    profileLanguage: "cpp",
   },
+  { language: "java", aliases: [], profile: "java", profileLanguage: "java" },
+  { language: "go", aliases: ["go", "golang"], profile: "go", profileLanguage: "go" },
+  { language: "rust", aliases: ["rs"], profile: "rust", profileLanguage: "rust" },
+  {
+    language: "csharp",
+    aliases: ["mono", "mono-csharp", "mono-c#", "mono-cs", "c#", "cs"],
+    runtime: "mono",
+    profile: "csharp",
+    profileLanguage: "csharp",
+  },
+  { language: "ruby", aliases: ["ruby3", "rb"], profile: "ruby", profileLanguage: "ruby" },
+  { language: "php", aliases: [], profile: "php", profileLanguage: "php" },
+  { language: "lua", aliases: [], profile: "lua", profileLanguage: "lua" },
+  { language: "perl", aliases: ["pl"], profile: "perl", profileLanguage: "perl" },
 ];
+
+/** A runtime as this gateway serves it: its version read from the profile's image. */
+interface ServedRuntime extends PistonRuntimeSpec {
+  version: string;
+}
 
 type PistonEnv = { Variables: AuthEnv["Variables"] & { pistonKey: string } };
 
@@ -202,10 +225,10 @@ function pistonAuth(keys: () => readonly KeyGrant[]): MiddlewareHandler<PistonEn
 }
 
 function findRuntime(
-  runtimes: readonly PistonRuntimeSpec[],
+  runtimes: readonly ServedRuntime[],
   language: string,
   version: string,
-): PistonRuntimeSpec | undefined {
+): ServedRuntime | undefined {
   return runtimes.find(
     (rt) =>
       (rt.language === language || rt.aliases.includes(language)) &&
@@ -290,15 +313,109 @@ export function toPistonStage(r: ExecResult, out: StreamedOutput): PistonStage {
   }
 }
 
+/** An image without a version label (an operator's own): Piston clients still need a semver. */
+const UNKNOWN_VERSION = "0.0.0";
+
 async function visibleRuntimes(client: AirlockClient, signal: AbortSignal) {
   const { profiles } = await client.profiles({ signal });
   const names = new Map(profiles.map((p) => [p.name, p]));
-  return {
-    runtimes: PISTON_RUNTIMES.filter((rt) =>
-      names.get(rt.profile)?.languages.includes(rt.profileLanguage),
-    ),
-    profiles: names,
+  const runtimes: ServedRuntime[] = [];
+  for (const rt of PISTON_RUNTIMES) {
+    const profile = names.get(rt.profile);
+    if (profile?.languages.includes(rt.profileLanguage) !== true) continue;
+    runtimes.push({ ...rt, version: profile.versions?.[rt.profileLanguage] ?? UNKNOWN_VERSION });
+  }
+  return { runtimes, profiles: names };
+}
+
+/** Piston's compile stage from airlock's (Piston reports no usage for it here). */
+export function toPistonCompileStage(c: CompileStage): PistonStage {
+  const base = {
+    stdout: c.stdout,
+    stderr: c.stderr,
+    output: c.stdout + c.stderr,
+    memory: null,
+    cpu_time: null,
+    wall_time: c.durationMs,
   };
+  switch (c.status) {
+    case "ok":
+      return { ...base, code: c.exitCode, signal: null, status: null, message: null };
+    case "timeout":
+      return {
+        ...base,
+        code: null,
+        signal: "SIGKILL",
+        status: "TO",
+        message: "Time limit exceeded",
+      };
+    case "oom":
+      return {
+        ...base,
+        code: null,
+        signal: "SIGKILL",
+        status: "SG",
+        message: "Memory limit exceeded",
+      };
+    default:
+      return {
+        ...base,
+        code: c.exitCode,
+        signal: null,
+        status: "RE",
+        message: `Exited with error status ${c.exitCode}`,
+      };
+  }
+}
+
+type Maximum = { timeoutMs: number; memoryMb: number };
+
+/** Piston's `ms`/`bytes` limits (-1 or absent: the profile's default) as airlock's, refused past the maximum. */
+function stageLimits(
+  timeout: number | undefined,
+  memory: number | undefined,
+  max: Maximum,
+  stage: "run" | "compile",
+): { timeoutMs?: number; memoryMb?: number } {
+  const limits: { timeoutMs?: number; memoryMb?: number } = {};
+  if (timeout !== undefined && timeout > 0) {
+    if (timeout > max.timeoutMs) {
+      throw new PistonError(
+        400,
+        `${stage}_timeout cannot exceed the configured limit of ${max.timeoutMs}`,
+      );
+    }
+    limits.timeoutMs = Math.max(100, Math.ceil(timeout));
+  }
+  if (memory !== undefined && memory > 0) {
+    const mb = Math.ceil(memory / (1024 * 1024));
+    if (mb > max.memoryMb) {
+      throw new PistonError(
+        400,
+        `${stage}_memory_limit cannot exceed the configured limit of ${max.memoryMb * 1024 * 1024}`,
+      );
+    }
+    limits.memoryMb = Math.max(16, mb);
+  }
+  return limits;
+}
+
+/** The run's limits, and a compiled language's compile limits (undefined: its defaults, or not compiled). */
+function pistonLimits(
+  body: PistonBody,
+  max: Maximum,
+  profile: { compileLimits?: { max: Maximum } | undefined } | undefined,
+) {
+  const limits = stageLimits(body.run_timeout, body.run_memory_limit, max, "run");
+  const compileMax = profile?.compileLimits?.max;
+  if (compileMax === undefined) return { limits, compileLimits: undefined };
+  const compile = stageLimits(
+    body.compile_timeout,
+    body.compile_memory_limit,
+    compileMax,
+    "compile",
+  );
+  return { limits, compileLimits: Object.keys(compile).length === 0 ? undefined : compile };
 }
 
 export interface PistonRouteDeps {
@@ -374,26 +491,7 @@ export function pistonRoutes(deps: PistonRouteDeps) {
     if (spec === undefined || max === undefined) {
       throw new PistonError(400, `${body.language}-${body.version} runtime is unknown`);
     }
-    const limits: { timeoutMs?: number; memoryMb?: number } = {};
-    if (body.run_timeout !== undefined && body.run_timeout > 0) {
-      if (body.run_timeout > max.timeoutMs) {
-        throw new PistonError(
-          400,
-          `run_timeout cannot exceed the configured limit of ${max.timeoutMs}`,
-        );
-      }
-      limits.timeoutMs = Math.max(100, Math.ceil(body.run_timeout));
-    }
-    if (body.run_memory_limit !== undefined && body.run_memory_limit > 0) {
-      const mb = Math.ceil(body.run_memory_limit / (1024 * 1024));
-      if (mb > max.memoryMb) {
-        throw new PistonError(
-          400,
-          `run_memory_limit cannot exceed the configured limit of ${max.memoryMb * 1024 * 1024}`,
-        );
-      }
-      limits.memoryMb = Math.max(16, mb);
-    }
+    const { limits, compileLimits } = pistonLimits(body, max, profiles.get(rt.profile));
     const [main, ...rest] = body.files;
     if (main === undefined) throw new PistonError(400, "files is required as an array");
     const files = [
@@ -404,17 +502,23 @@ export function pistonRoutes(deps: PistonRouteDeps) {
       client,
       {
         profile: rt.profile,
-        command: [...spec.command, ...(body.args ?? [])],
+        language: rt.profileLanguage,
+        ...(body.args === undefined ? {} : { args: body.args }),
         files,
         ...(body.stdin === undefined ? {} : { stdin: body.stdin }),
         ...(Object.keys(limits).length === 0 ? {} : { limits }),
+        ...(compileLimits === undefined ? {} : { compileLimits }),
       },
       c.req.raw.signal,
     );
-    return c.json(
-      { language: rt.language, version: rt.version, run: toPistonStage(result, out) },
-      200,
-    );
+    const { language, version } = rt;
+    // As Piston: a compiled language answers its compile stage, and no run stage when it failed.
+    if (result.compile === undefined) {
+      return c.json({ language, version, run: toPistonStage(result, out) }, 200);
+    }
+    const compile = toPistonCompileStage(result.compile);
+    if (result.status === "compile_error") return c.json({ language, version, compile }, 200);
+    return c.json({ language, version, compile, run: toPistonStage(result, out) }, 200);
   });
 
   // Piston answers every failure as {message}; keep the status (and Retry-After) of the gateway's.

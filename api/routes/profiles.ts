@@ -1,5 +1,6 @@
 // GET /v1/profiles: what a caller may run, with default and maximum limits.
 import { createRoute } from "@hono/zod-openapi";
+import { compiles } from "../../core/profile.ts";
 import { ProfileList } from "../../core/schemas.ts";
 import type { Admission } from "../admission/admit.ts";
 import type { AuthEnv } from "../auth.ts";
@@ -31,6 +32,8 @@ export function profileRoutes(admission: Admission) {
         languages: Object.keys(p.languages),
         defaultLanguage: p.defaultLanguage ?? Object.keys(p.languages)[0] ?? null,
         limits: p.limits,
+        ...(compiles(p) ? { compileLimits: p.compileLimits } : {}),
+        ...(p.versions === undefined ? {} : { versions: { ...p.versions } }),
       })),
     });
   });

@@ -35,7 +35,22 @@ describe("piston-client against airlock", () => {
       version: string;
       aliases: string[];
     }[];
-    expect(runtimes.map((r) => r.language)).toEqual(["python", "javascript", "typescript", "bash"]);
+    expect(runtimes.map((r) => r.language)).toEqual([
+      "python",
+      "javascript",
+      "typescript",
+      "bash",
+      "c",
+      "c++",
+      "java",
+      "go",
+      "rust",
+      "csharp",
+      "ruby",
+      "php",
+      "lua",
+      "perl",
+    ]);
     expect(runtimes.find((r) => r.language === "python")?.aliases).toContain("py");
   });
 

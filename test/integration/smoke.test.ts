@@ -18,6 +18,16 @@ const TOOLS: Record<string, readonly string[]> = {
   "airlock/shell:1": ["git"],
   "airlock/python:1": ["python3", "pip", "git"],
   "airlock/node:1": ["node"],
+  "airlock/python-data:1": ["python3", "pip", "git"],
+  "airlock/gcc:1": [],
+  "airlock/go:1": [],
+  "airlock/rust:1": [],
+  "airlock/java:1": [],
+  "airlock/ruby:1": [],
+  "airlock/php:1": [],
+  "airlock/lua:1": [],
+  "airlock/perl:1": [],
+  "airlock/csharp:1": [],
 };
 const OPTIONAL = ["python3", "pip", "node", "git"];
 

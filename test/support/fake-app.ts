@@ -49,13 +49,33 @@ export interface FakeAppOptions {
   serverTiming?: boolean;
 }
 
+/**
+ * The versions a real gateway reads from its images' labels (images/versions.ts):
+ * no engine here, so the ones Debian's packages and the node image had when written.
+ */
+const IMAGE_VERSIONS: Record<string, string> = {
+  python: "3.11.2",
+  javascript: "24.21.0",
+  typescript: "24.21.0",
+  bash: "5.2.15",
+};
+
+function versioned(profiles: Map<string, LoadedProfile>): Map<string, LoadedProfile> {
+  for (const p of profiles.values()) {
+    p.versions = Object.fromEntries(
+      Object.keys(p.languages).map((l) => [l, IMAGE_VERSIONS[l] ?? "1.0.0"]),
+    );
+  }
+  return profiles;
+}
+
 export function fakeApp(options: FakeAppOptions = {}) {
   const executor = new FakeExecutor();
   const state = options.state ?? tempState().state;
   const app = createApp({
     executor,
     client: fakeEngine(),
-    profiles: loadProfiles(),
+    profiles: versioned(loadProfiles()),
     keys: [
       { tenant: "a", hash: hashKey(FAKE_KEY) },
       { tenant: "b", hash: hashKey(FAKE_KEY_B) },
@@ -112,7 +132,7 @@ export function gatedApp(
     instanceId: "gated",
   });
   const executor = new FakeExecutor();
-  const profiles = loadProfiles();
+  const profiles = versioned(loadProfiles());
   const app = createApp({
     executor,
     client,

@@ -28,6 +28,7 @@ import { meterClient } from "../../executor/metered-client.ts";
 import type { WarmPool } from "../../executor/pool.ts";
 import type { ImportBounds } from "../../executor/workspace-files.ts";
 import type { WorkspaceStore } from "../../executor/workspaces.ts";
+import { readVersions } from "../../images/versions.ts";
 import { PolicyHolder, parsePolicy } from "../../policies/access/load.ts";
 import { environmentPolicy } from "../../policies/access/schema.ts";
 import { loadProfiles } from "../../policies/load.ts";
@@ -119,6 +120,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
   const direct = translateEngineErrors(new DockerodeClient(docker));
   const client = metrics === undefined ? direct : meterClient(direct, metrics);
   const profiles = loadProfiles({ extraDir: options.profilesDir });
+  await readVersions(docker, profiles);
   const envKeys = [
     { tenant: "test", hash: hashKey(key) },
     ...Object.entries(options.keys ?? {}).map(([tenant, k]) => ({ tenant, hash: hashKey(k) })),
@@ -174,6 +176,8 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
     ...(options.meterTiming === undefined ? {} : { meterTiming: options.meterTiming }),
     poolMin: options.poolMin ?? 0,
     poolMax: options.poolMax ?? 0,
+    // As main.ts by default: the language profiles park only once they have jobs.
+    poolWarm: ["shell", "python", "node", "shell-gvisor", "python-gvisor"],
     workspaceSizeCapFor: (tenant) => access.workspaceBytes(tenant),
     manifestStore: state.manifests,
     warn: (message, err) => console.warn(message, err),

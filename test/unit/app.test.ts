@@ -176,7 +176,22 @@ describe("GET /v1/profiles", () => {
     const body = (await res.json()) as {
       profiles: { name: string; limits: { max: { memoryMb: number } } }[];
     };
-    expect(body.profiles.map((p) => p.name).sort()).toEqual(["node", "python", "shell"]);
+    expect(body.profiles.map((p) => p.name).sort()).toEqual([
+      "c",
+      "cpp",
+      "csharp",
+      "go",
+      "java",
+      "lua",
+      "node",
+      "perl",
+      "php",
+      "python",
+      "python-data",
+      "ruby",
+      "rust",
+      "shell",
+    ]);
     expect(body.profiles[0]?.limits.max.memoryMb).toBeGreaterThan(0);
   });
 });

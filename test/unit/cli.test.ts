@@ -22,7 +22,13 @@ describe("airlock exec exit codes", () => {
         STATUS_EXIT[status],
       );
     }
-    expect(STATUS_EXIT).toEqual({ timeout: 124, oom: 137, output_limit: 125, workspace_full: 123 });
+    expect(STATUS_EXIT).toEqual({
+      timeout: 124,
+      oom: 137,
+      output_limit: 125,
+      workspace_full: 123,
+      compile_error: 1,
+    });
   });
 });
 

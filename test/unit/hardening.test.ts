@@ -33,7 +33,7 @@ describe("engineChecks", () => {
     [
       { ...healthy, Runtimes: { runc: {} } },
       "1.41",
-      "profiles python-gvisor, shell-gvisor name runtime runsc, which the engine does not have",
+      "profiles c-gvisor, python-gvisor, shell-gvisor name runtime runsc, which the engine does not have",
     ],
   ])("refuses to start when a protection is missing (%#)", async (info, api, message) => {
     const refusal = failures(await engineChecks(engine(info, api), profiles));

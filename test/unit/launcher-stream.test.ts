@@ -291,3 +291,63 @@ describe("LauncherStream with the job's output caps", () => {
     expect(c.counts()).toEqual({ overflows: 0, fulls: 1 });
   });
 });
+
+describe("a compiled job's compile step", () => {
+  /** The compiler's output, its markers, then the program's output and the trailer, as one wire. */
+  const wire = Buffer.concat([
+    frame(1, "cc says hi\n"),
+    frame(2, "main.c:1: warning\n"),
+    frame(1, `${MARK} compile 0\n`),
+    frame(2, `${MARK}\nprogram err\n`),
+    frame(1, "program out\n"),
+    frame(2, `${MARK}\n`),
+    frame(1, TRAILER),
+  ]);
+
+  function feed(bytes: Buffer, cut: number) {
+    const got = { compileOut: "", compileErr: "", compiled: [] as (number | undefined)[] };
+    const rec = new Recorder();
+    const stream = new LauncherStream(
+      NONCE,
+      "tar",
+      1024,
+      Object.assign(rec, {
+        compileOutput: (s: StreamName, b: Buffer) => {
+          if (s === "stdout") got.compileOut += b.toString("latin1");
+          else got.compileErr += b.toString("latin1");
+        },
+        compiled: (code: number | undefined) => got.compiled.push(code),
+      }),
+      true,
+    );
+    const demux = new FrameDemuxer((name, payload) => stream.push(name, payload));
+    for (let i = 0; i < bytes.length; i += cut) demux.push(bytes.subarray(i, i + cut));
+    return { rec, got };
+  }
+
+  it.each([1, 3, 7, 1000])("keeps the compiler's output apart, cut every %i bytes", (cut) => {
+    const { rec, got } = feed(wire, cut);
+    expect(got).toEqual({
+      compileOut: "cc says hi\n",
+      compileErr: "main.c:1: warning\n",
+      compiled: [0],
+    });
+    expect(rec.stdout).toBe("program out\n");
+    expect(rec.stderr).toBe("program err\n");
+    expect(rec.parsed?.exitCode).toBe(3);
+  });
+
+  it("reports a failed compile's exit code", () => {
+    const failed = Buffer.concat([
+      frame(2, "error: x\n"),
+      frame(1, `${MARK} compile 1\n`),
+      frame(2, `${MARK}\n${MARK}\n`),
+      frame(1, `${MARK} 1 ns100 10 0\n`),
+    ]);
+    const { rec, got } = feed(failed, 5);
+    expect(got.compiled).toEqual([1]);
+    expect(got.compileErr).toBe("error: x\n");
+    expect(rec.stdout + rec.stderr).toBe("");
+    expect(rec.parsed?.exitCode).toBe(1);
+  });
+});

@@ -26,7 +26,22 @@ describe("Piston adapter", () => {
     });
     expect(res.status).toBe(200);
     const runtimes = (await res.json()) as { language: string }[];
-    expect(runtimes.map((r) => r.language)).toEqual(["python", "javascript", "typescript", "bash"]);
+    expect(runtimes.map((r) => r.language)).toEqual([
+      "python",
+      "javascript",
+      "typescript",
+      "bash",
+      "c",
+      "c++",
+      "java",
+      "go",
+      "rust",
+      "csharp",
+      "ruby",
+      "php",
+      "lua",
+      "perl",
+    ]);
   });
 
   it("refuses a missing or wrong key with Piston's {message} and 401", async () => {

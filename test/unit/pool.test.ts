@@ -220,3 +220,61 @@ describe("WarmPool and a job's limits", () => {
     expect(pool.take(shell, other(shell))).toBeDefined();
   });
 });
+
+describe("WarmPool with many profiles", () => {
+  function manyPool(
+    engine: FakeEngine,
+    options: { total?: number; idleMs?: number; warm: string[] },
+  ) {
+    const pool = new WarmPool({
+      client: engine.client,
+      instanceId: "unit",
+      profiles: new Map(["shell", "python", "c", "java"].map((n) => [n, profile(n)])),
+      min: 1,
+      max: 3,
+      total: options.total,
+      idleMs: options.idleMs,
+      warm: new Set(options.warm),
+      maxParkMs: 60_000,
+      tickMs: 50,
+      orphanGraceMs: 0,
+      warn: () => undefined,
+    });
+    pool.start();
+    pools.push(pool);
+    return pool;
+  }
+  const parkedOf = (pool: WarmPool, name: string) => pool.stats().parked[name] ?? 0;
+
+  it("parks nothing for a profile nobody uses, warms it on demand and lets it go cold when idle", async () => {
+    const engine = new FakeEngine();
+    const pool = manyPool(engine, { idleMs: 400, warm: ["shell"] });
+    await until("the warm profile parked", () => parkedOf(pool, "shell") === 1);
+    await new Promise((r) => setTimeout(r, 150));
+    expect(parkedOf(pool, "c")).toBe(0);
+    expect(parkedOf(pool, "java")).toBe(0);
+    // The first job of an idle profile starts cold, and makes it warm.
+    expect(pool.take(profile("c"), profile("c").limits.default)).toBeUndefined();
+    await until("c parked after its first job", () => parkedOf(pool, "c") === 1);
+    // No job for idleMs: c goes cold; the always-warm shell stays.
+    await until("c gone cold", () => parkedOf(pool, "c") === 0, 3000);
+    expect(parkedOf(pool, "shell")).toBe(1);
+    expect(engine.running().length).toBe(1);
+  });
+
+  it("keeps all profiles together within the total cap, making room for the busiest", async () => {
+    const engine = new FakeEngine();
+    const pool = manyPool(engine, { total: 3, warm: ["shell", "python"] });
+    await until(
+      "warm profiles parked",
+      () => parkedOf(pool, "shell") + parkedOf(pool, "python") === 2,
+    );
+    const c = profile("c");
+    for (let i = 0; i < 3; i++) pool.take(c, c.limits.default);
+    await until("c holds more as it gets busy", () => parkedOf(pool, "c") >= 2);
+    await new Promise((r) => setTimeout(r, 200));
+    const all = ["shell", "python", "c", "java"].reduce((n, p) => n + parkedOf(pool, p), 0);
+    expect(all).toBeLessThanOrEqual(3);
+    expect(engine.running().length).toBeLessThanOrEqual(3);
+  });
+});

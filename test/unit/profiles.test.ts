@@ -30,7 +30,22 @@ const minimal = {
 describe("profile loading", () => {
   it("loads the built-in profiles with defaults merged in", () => {
     const profiles = loadProfiles();
-    expect([...profiles.keys()].sort()).toEqual(["node", "python", "shell"]);
+    expect([...profiles.keys()].sort()).toEqual([
+      "c",
+      "cpp",
+      "csharp",
+      "go",
+      "java",
+      "lua",
+      "node",
+      "perl",
+      "php",
+      "python",
+      "python-data",
+      "ruby",
+      "rust",
+      "shell",
+    ]);
     const python = profiles.get("python");
     expect(python?.network).toBe("none");
     expect(python?.user).toBe("1000:1000");
