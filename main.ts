@@ -88,7 +88,9 @@ async function main(): Promise<void> {
     approvals: state.approvals,
     instanceId: config.instanceId,
     auditWrite: (line) => audit.write(line),
-    auditRingSize: config.auditMemory,
+    audit: state.audit,
+    onAuditError: (err) =>
+      logger.error({ err }, "keeping an audit record in the state store failed"),
   });
   // A stop made before a restart (or by another gateway on this engine) holds from the start.
   await access.deps.stop.refresh();
@@ -151,6 +153,7 @@ async function main(): Promise<void> {
     const purged = await state.purge({
       executionsMs: config.executionRetentionMs,
       auditMs: config.executionRetentionMs,
+      auditKeepAtMost: config.auditMemory,
     });
     if (purged.executions + purged.idempotency + purged.approvals > 0) {
       logger.info(purged, "removed executions, idempotency entries and approvals past retention");

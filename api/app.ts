@@ -79,6 +79,7 @@ export function createApp(deps: AppDeps) {
       policy: new PolicyHolder(environmentPolicy(deps.keys ?? [])),
       client: deps.client,
       approvals: deps.state.approvals,
+      audit: deps.state.audit,
       instanceId: deps.instanceId,
     });
   const executions = new Executions({

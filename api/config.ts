@@ -88,7 +88,7 @@ export interface Config {
   policyFile: string | undefined;
   /** Where audit lines go: a file path, or "-" for stdout. */
   auditFile: string;
-  /** Audit records kept in memory for GET /v1/audit. */
+  /** Audit records the state store keeps for GET /v1/audit. */
   auditMemory: number;
   concurrency: number;
   maxQueue: number;

@@ -8,7 +8,7 @@ import { networkInterfaces } from "node:os";
 import type { EgressRules } from "../../core/egress.ts";
 import { AirlockError } from "../../core/errors.ts";
 import type { LoadedProfile } from "../../core/profile.ts";
-import type { ApprovalRecords } from "../../core/state.ts";
+import type { ApprovalRecords, AuditRecords } from "../../core/state.ts";
 import type { ContainerClient } from "../../executor/docker.ts";
 import { ApprovalStore } from "../../policies/access/approvals.ts";
 import { AuditLog } from "../../policies/access/audit.ts";
@@ -122,9 +122,13 @@ export interface CreateAccessOptions {
   /** This gateway's instance id: an approved job runs on the gateway that approved it. */
   instanceId: string;
   client: Pick<ContainerClient, "listVolumes" | "createVolume" | "removeVolume">;
-  /** Where audit lines go; default: nowhere (the in-memory ring only). */
+  /** Where audit lines go; default: nowhere (GET /v1/audit reads the store, or the ring). */
   auditWrite?: (line: string) => void;
+  /** The state store's audit records, which GET /v1/audit reads; without them, an in-memory ring. */
+  audit?: AuditRecords | undefined;
   auditRingSize?: number;
+  /** Told of an audit record the store could not keep. */
+  onAuditError?: (err: unknown) => void;
   now?: () => number;
 }
 
@@ -138,7 +142,11 @@ export function createAccess(o: CreateAccessOptions): Access {
     approvals: new ApprovalStore({ records: o.approvals, instanceId: o.instanceId, now }),
     checkpoints: new Checkpoints(),
     stop: new StopSwitch(o.client, now),
-    audit: new AuditLog(o.auditWrite ?? (() => {}), o.auditRingSize ?? 10_000),
+    audit: new AuditLog(o.auditWrite ?? (() => {}), {
+      ringSize: o.auditRingSize ?? 10_000,
+      records: o.audit,
+      ...(o.onAuditError === undefined ? {} : { onError: o.onAuditError }),
+    }),
     jobs: new RunningJobs(now),
     client: o.client,
     now,

@@ -254,7 +254,7 @@ export function adminRoutes(admission: Admission, queue: () => QueueView) {
 
   app.openapi(routes.audit, async (c) => {
     await admission.admit(c, { op: "audit.read", scopes: ["admin"] });
-    return c.json({ records: audit.query(c.req.valid("query")) });
+    return c.json({ records: await audit.query(c.req.valid("query")) });
   });
 
   app.openapi(routes.approvals, async (c) => {
