@@ -2082,7 +2082,7 @@ export interface paths {
         200: {
           content: {
             "application/json": {
-              /** this gateway's admitted jobs, oldest first */
+              /** this gateway's admitted jobs, oldest first; with replicas, then every other gateway's */
               jobs: {
                 /** this gateway's handle of the admitted job */
                 id: string;
@@ -2102,6 +2102,8 @@ export interface paths {
                 runningMs?: number | undefined;
                 /** the container's airlock.job label, once running */
                 jobId?: string | undefined;
+                /** the instance id of the gateway it runs on (with replicas: jobs of other gateways, read from the shared store, have an empty keyId and limits.timeoutMs 0, which only their own gateway knows) */
+                gateway?: string | undefined;
                 /** the container's limits once running; before that the timeout the policy allows */
                 limits: {
                   timeoutMs: number;

@@ -8,14 +8,14 @@ import { networkInterfaces } from "node:os";
 import type { EgressRules } from "../../core/egress.ts";
 import { AirlockError } from "../../core/errors.ts";
 import type { LoadedProfile } from "../../core/profile.ts";
-import type { ApprovalRecords, AuditRecords } from "../../core/state.ts";
+import type { ApprovalRecords, AuditRecords, ClusterRecords } from "../../core/state.ts";
 import type { ContainerClient } from "../../executor/docker.ts";
 import { ApprovalStore } from "../../policies/access/approvals.ts";
 import { AuditLog } from "../../policies/access/audit.ts";
 import { Checkpoints } from "../../policies/access/checkpoints.ts";
 import type { PolicyHolder } from "../../policies/access/load.ts";
 import { QuotaLedger } from "../../policies/access/quota.ts";
-import { RateLimiter } from "../../policies/access/rate-limit.ts";
+import { type Limiter, RateLimiter, SharedRateLimiter } from "../../policies/access/rate-limit.ts";
 import { RunningJobs } from "../../policies/access/running.ts";
 import { type TenantPolicy, tenantPolicy } from "../../policies/access/schema.ts";
 import { profileRefusal } from "../../policies/access/scopes.ts";
@@ -25,7 +25,7 @@ import type { Caller } from "../auth.ts";
 
 export interface AccessDeps {
   policy: PolicyHolder;
-  limiter: RateLimiter;
+  limiter: Limiter;
   quotas: QuotaLedger;
   approvals: ApprovalStore;
   /** Which approval rules a job meets, and what they remember. */
@@ -36,6 +36,9 @@ export interface AccessDeps {
   jobs: RunningJobs;
   /** For counting a tenant's workspaces. */
   client: Pick<ContainerClient, "listVolumes">;
+  /** What the gateways on a shared store share (replicas); undefined for one gateway alone. */
+  cluster?: ClusterRecords | undefined;
+  instanceId?: string | undefined;
   now: () => number;
 }
 
@@ -129,6 +132,11 @@ export interface CreateAccessOptions {
   auditRingSize?: number;
   /** Told of an audit record the store could not keep. */
   onAuditError?: (err: unknown) => void;
+  /**
+   * Replicas: rate limits and stops counted and kept in the shared store, so
+   * they hold across gateways. Without it they are this gateway's (stops on its engine).
+   */
+  cluster?: ClusterRecords | undefined;
   now?: () => number;
 }
 
@@ -137,11 +145,12 @@ export function createAccess(o: CreateAccessOptions): Access {
   const now = o.now ?? Date.now;
   return new Access({
     policy: o.policy,
-    limiter: new RateLimiter(now),
+    limiter:
+      o.cluster === undefined ? new RateLimiter(now) : new SharedRateLimiter(o.cluster.rates),
     quotas: new QuotaLedger(now),
     approvals: new ApprovalStore({ records: o.approvals, instanceId: o.instanceId, now }),
     checkpoints: new Checkpoints(),
-    stop: new StopSwitch(o.client, now),
+    stop: new StopSwitch(o.client, now, o.cluster?.stops),
     audit: new AuditLog(o.auditWrite ?? (() => {}), {
       ringSize: o.auditRingSize ?? 10_000,
       records: o.audit,
@@ -149,6 +158,8 @@ export function createAccess(o: CreateAccessOptions): Access {
     }),
     jobs: new RunningJobs(now),
     client: o.client,
+    cluster: o.cluster,
+    instanceId: o.instanceId,
     now,
   });
 }

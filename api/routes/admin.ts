@@ -14,8 +14,10 @@ import {
   StopState,
   UsageList,
 } from "../../core/schemas.ts";
+import type { RunningJobView } from "../../policies/access/running.ts";
 import { TENANT_NAME, tenantPolicy } from "../../policies/access/schema.ts";
 import { approvalReadScopes } from "../../policies/access/scopes.ts";
+import type { AccessDeps } from "../admission/access.ts";
 import type { Admission } from "../admission/admit.ts";
 import { approvalFor } from "../admission/approvals.ts";
 import { note } from "../admission/audit.ts";
@@ -185,6 +187,31 @@ const routes = {
   }),
 };
 
+/** Other gateways' open executions, from the shared store (replicas), as jobs. */
+async function siblingJobs(deps: AccessDeps): Promise<RunningJobView[]> {
+  if (deps.cluster === undefined) return [];
+  const now = deps.now();
+  const open = await deps.cluster.openExecutions(1000);
+  return open
+    .filter((e) => e.instanceId !== deps.instanceId)
+    .map((e) => ({
+      id: e.id,
+      tenant: e.tenant,
+      keyId: "",
+      profile: e.profile,
+      ...(e.workspace === undefined ? {} : { workspace: e.workspace }),
+      state: e.status === "running" ? ("running" as const) : ("queued" as const),
+      admittedAt: e.createdAt,
+      ...(e.startedAt === undefined
+        ? {}
+        : { startedAt: e.startedAt, runningMs: now - Date.parse(e.startedAt) }),
+      jobId: e.id,
+      ageMs: now - Date.parse(e.createdAt),
+      gateway: e.instanceId,
+      limits: { timeoutMs: 0 },
+    }));
+}
+
 /** The executor's queue, as GET /v1/admin/jobs shows it. */
 export interface QueueView {
   /** Jobs in a sandbox now, this gateway's internal ones (workspace file operations) included. */
@@ -244,7 +271,11 @@ export function adminRoutes(admission: Admission, queue: () => QueueView) {
 
   app.openapi(routes.jobs, async (c) => {
     await admission.admit(c, { op: "admin.jobs", scopes: ["admin"] });
-    const list = jobs.list();
+    const own = access.deps.instanceId;
+    const list = [
+      ...jobs.list().map((j) => (own === undefined ? j : { ...j, gateway: own })),
+      ...(await siblingJobs(access.deps)),
+    ];
     const queuedByTenant: Record<string, number> = {};
     for (const j of list) {
       if (j.state === "queued") queuedByTenant[j.tenant] = (queuedByTenant[j.tenant] ?? 0) + 1;
