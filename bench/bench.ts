@@ -21,6 +21,7 @@ import {
   timed,
 } from "./harness.ts";
 import { measureImportRss, measureStreamingRss } from "./memory.ts";
+import { replicasPhase } from "./replicas.ts";
 import {
   baselineSettled,
   dockerRunEcho,
@@ -36,8 +37,8 @@ const ROUNDS = Number(process.env["BENCH_ROUNDS"] ?? 20);
 // More jobs than the pool holds, so throughput is sustained, not a burst out of parked containers.
 const THROUGHPUT_JOBS = Number(process.env["BENCH_JOBS"] ?? 64);
 // BENCH_ONLY=<groups, comma-separated> runs only those groups of rows, e.g. BENCH_ONLY=phases,diff:
-// latency, phases, throughput, gvisor, diff, restart, curves, rss, streams, import, store, egress
-// (all by default).
+// latency, phases, throughput, gvisor, diff, restart, curves, rss, streams, import, store, egress,
+// replicas (all by default; replicas needs PostgreSQL and starts a second engine: bench/replicas.ts).
 const GROUPS = [
   "latency",
   "phases",
@@ -51,6 +52,7 @@ const GROUPS = [
   "import",
   "store",
   "egress",
+  "replicas",
 ] as const;
 type Group = (typeof GROUPS)[number];
 const ONLY = new Set(
@@ -347,6 +349,9 @@ async function main() {
   if (wants("streams")) await streamsGroup(r);
   if (wants("import")) await importGroup(r);
   if (wants("egress")) await egressPhase(r.results, r.rows, r.targets);
+  if (wants("replicas")) {
+    await replicasPhase(r.results, r.rows, { rounds: ROUNDS, jobs: THROUGHPUT_JOBS });
+  }
   report(r);
 }
 
