@@ -124,6 +124,7 @@ export function createApp(deps: AppDeps) {
   if (deps.replicas !== undefined) {
     app.use("/v1/workspaces/*", deps.replicas.forward());
     app.use("/v1/approvals/*", deps.replicas.forward());
+    app.use("/v1/executions/*", deps.replicas.forward());
   }
   // Before authentication, so refused keys are audited too.
   app.use("/v1/*", auditTrail(access.deps.audit));

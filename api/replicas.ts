@@ -4,11 +4,12 @@
 // idempotency keys released, its running approvals failed) — each dead
 // gateway claimed by one sweeper only; the stops of other gateways picked up
 // within a heartbeat; and the workspace routes forwarded to a live gateway of
-// the engine that holds the workspace's volume, signed with the peers' secret.
+// the engine that holds the workspace's volume (and a cancel to the gateway
+// running the execution), signed with the peers' secret.
 import { createHmac, timingSafeEqual } from "node:crypto";
-import type { Context, MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler, Next } from "hono";
 import { AirlockError } from "../core/errors.ts";
-import type { ClusterRecords, StateStore, StoredError } from "../core/state.ts";
+import type { ClusterRecords, GatewayRecord, StateStore, StoredError } from "../core/state.ts";
 import { guarded } from "./executions/executions.ts";
 
 export interface ReplicaOptions {
@@ -40,6 +41,8 @@ const NOT_FORWARDED = new Set([
   PEER_HEADER,
 ]);
 const WORKSPACE_PATH = /^\/v1\/workspaces\/([^/]+)(\/.*)?$/;
+/** Cancelling kills the job where it runs: sent to its gateway. */
+const CANCEL_PATH = /^\/v1\/executions\/([^/]+)$/;
 /** Approving runs the held job where it is approved: a workspace's job on its engine. */
 const APPROVE_PATH = /^\/v1\/approvals\/([^/]+)\/approve$/;
 
@@ -132,12 +135,37 @@ export class Replicas {
         );
       }
       if (signed === true) return next();
+      const cancel = c.req.method === "DELETE" ? CANCEL_PATH.exec(c.req.path) : null;
+      if (cancel !== null)
+        return this.cancelWhereItRuns(c, next, decodeURIComponent(cancel[1] as string));
       const workspace = await this.workspaceOf(c.req.method, c.req.path);
       if (workspace === undefined) return next();
       const engine = await guarded(() => this.o.cluster.workspaces.engineOf(workspace));
       if (engine === undefined || engine === this.o.engineId) return next();
-      return this.relay(c, workspace, engine);
+      const live = await this.live((g) => g.engineId === engine);
+      if (live.length === 0) {
+        throw new AirlockError(
+          "docker_unavailable",
+          `workspace ${workspace} lives on engine ${engine}, and no live gateway drives that engine now`,
+          { details: { workspace, engine, reason: "no_live_gateway" }, retryAfterSeconds: 5 },
+        );
+      }
+      return this.relay(c, live, `workspace ${workspace} lives on engine ${engine}`);
     };
+  }
+
+  /** Another live gateway's open execution: the cancel goes there; anything else is answered here. */
+  private async cancelWhereItRuns(c: Context, next: Next, id: string) {
+    const runner = await guarded(() => this.o.cluster.runnerOf(id));
+    if (runner === undefined || runner === this.o.instanceId) return next();
+    const live = await this.live((g) => g.instanceId === runner);
+    if (live.length === 0) return next();
+    return this.relay(c, live, `execution ${id} runs on gateway ${runner}`);
+  }
+
+  private async live(pick: (g: GatewayRecord) => boolean): Promise<GatewayRecord[]> {
+    const all = await guarded(() => this.o.cluster.gateways.live(this.o.gatewayTimeoutMs));
+    return all.filter((g) => pick(g) && g.instanceId !== this.o.instanceId);
   }
 
   /** The workspace a request works on: its path's, or a workspace job's being approved. */
@@ -150,17 +178,8 @@ export class Replicas {
     return (await guarded(() => this.o.state.approvals.get(id)))?.workspace;
   }
 
-  private async relay(c: Context, workspace: string, engine: string): Promise<Response> {
-    const live = (
-      await guarded(() => this.o.cluster.gateways.live(this.o.gatewayTimeoutMs))
-    ).filter((g) => g.engineId === engine && g.instanceId !== this.o.instanceId);
-    if (live.length === 0) {
-      throw new AirlockError(
-        "docker_unavailable",
-        `workspace ${workspace} lives on engine ${engine}, and no live gateway drives that engine now`,
-        { details: { workspace, engine, reason: "no_live_gateway" }, retryAfterSeconds: 5 },
-      );
-    }
+  /** Sends the request to the first of `live` that answers (round-robin), and its answer back. */
+  private async relay(c: Context, live: GatewayRecord[], why: string): Promise<Response> {
     const req = c.req.raw;
     const url = new URL(req.url);
     const path = url.pathname + url.search;
@@ -197,9 +216,9 @@ export class Replicas {
     }
     throw new AirlockError(
       "docker_unavailable",
-      `workspace ${workspace} lives on engine ${engine}, and none of its gateways answered (${(lastError as Error)?.message})`,
+      `${why}, and none of its gateways answered (${(lastError as Error)?.message})`,
       {
-        details: { workspace, engine, reason: "gateways_unreachable" },
+        details: { reason: "gateways_unreachable", gateways: live.map((g) => g.instanceId) },
         retryAfterSeconds: 5,
         cause: lastError,
       },

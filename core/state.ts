@@ -451,6 +451,8 @@ export interface ClusterRecords {
   readonly stops: StopRecords;
   /** Every tenant's queued and running executions, oldest first (the operators' view). */
   openExecutions(limit: number): Promise<ExecutionSummary[]>;
+  /** The gateway running an open execution (any tenant's), to send its cancel there. */
+  runnerOf(executionId: string): Promise<string | undefined>;
 }
 
 // ---------------------------------------------------------------- the store

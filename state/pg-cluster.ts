@@ -186,6 +186,14 @@ export class PgCluster implements ClusterRecords {
     this.stops = new PgStops(db);
   }
 
+  async runnerOf(executionId: string): Promise<string | undefined> {
+    const rows = await this.db.query(
+      "SELECT instance_id FROM executions WHERE id = $1 AND ended_at IS NULL",
+      [executionId],
+    );
+    return rows[0]?.["instance_id"] as string | undefined;
+  }
+
   async openExecutions(limit: number): Promise<ExecutionSummary[]> {
     const rows = await this.db.query(
       `SELECT ${SUMMARY_COLUMNS} FROM executions WHERE ended_at IS NULL

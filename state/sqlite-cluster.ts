@@ -194,6 +194,15 @@ export class SqliteCluster implements ClusterRecords {
     this.stops = new SqliteStops(db);
   }
 
+  async runnerOf(executionId: string): Promise<string | undefined> {
+    const row = this.db.guard(() =>
+      this.db
+        .stmt("SELECT instance_id FROM executions WHERE id = ? AND ended_at IS NULL")
+        .get(executionId),
+    );
+    return row?.["instance_id"] as string | undefined;
+  }
+
   async openExecutions(limit: number): Promise<ExecutionSummary[]> {
     const rows = this.db.guard(() =>
       this.db

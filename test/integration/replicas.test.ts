@@ -423,6 +423,29 @@ describe.skipIf(missing !== undefined)("three gateways, two engines, one Postgre
     expect((await viaA(KEY.agent, "DELETE", `/v1/workspaces/${ws}`)).status).toBe(204);
   });
 
+  it("an execution is cancelled through any gateway, and every gateway reads every audit record", async () => {
+    const res = await caller(b)(
+      KEY.agent,
+      "POST",
+      "/v1/exec",
+      { profile: "shell", command: ["sleep", "30"], limits: { timeoutMs: 60_000 } },
+      { prefer: "respond-async", "x-request-id": `cancel-${run}` },
+    );
+    expect(res.status).toBe(202);
+    const { id } = await json<{ id: string }>(res);
+    const read = async () =>
+      json<{ status: string }>(await caller(a2)(KEY.agent, "GET", `/v1/executions/${id}`));
+    await until("the job to run", read, (e) => e.status === "running");
+    const cancelled = await caller(a1)(KEY.agent, "DELETE", `/v1/executions/${id}`);
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.headers.get("x-airlock-served-by")).toBe(b.instanceId);
+    expect((await read()).status).toBe("cancelled");
+    const audit = await json<{ records: { op: string; tenant: string }[] }>(
+      await caller(a2)(KEY.admin, "GET", `/v1/audit?tenant=${T.agent}&op=executions.cancel`),
+    );
+    expect(audit.records.length).toBeGreaterThanOrEqual(1);
+  });
+
   it("a forwarded request with a wrong peer signature is refused", async () => {
     const res = await caller(b)(KEY.agent, "GET", "/v1/workspaces/ws_x/files", undefined, {
       "x-airlock-peer": `${Date.now()}.00`,

@@ -176,6 +176,8 @@ for (const backend of [sqliteBackend(), pgBackend()]) {
         error: { code: "internal" },
       });
       expect((await cluster(s).openExecutions(10)).map((e) => e.id)).toEqual(["e3"]);
+      expect(await cluster(s).runnerOf("e3")).toBe("g2");
+      expect(await cluster(s).runnerOf("e2")).toBeUndefined();
       t += 1000;
       expect(await s.executions.purge(500)).toBe(2);
       expect(await s.executions.get("a", "e3")).toBeDefined();
@@ -312,12 +314,13 @@ for (const backend of [sqliteBackend(), pgBackend()]) {
         ["g2", "B", "http://b"],
       ]);
       // Heartbeats use the store's clock (PostgreSQL's, on every host): a real wait.
-      t += 200;
-      await new Promise((r) => setTimeout(r, 200));
+      // Generous margins: this machine may be loaded.
+      t += 1000;
+      await new Promise((r) => setTimeout(r, 1000));
       await cluster(b).gateways.heartbeat({ instanceId: "g2", engineId: "B", url: "http://b" });
       const claims = await Promise.all([
-        cluster(a).gateways.claimDead(150),
-        cluster(b).gateways.claimDead(150),
+        cluster(a).gateways.claimDead(600),
+        cluster(b).gateways.claimDead(600),
       ]);
       expect(claims.flat()).toEqual(["g1"]);
       expect((await cluster(a).gateways.live(60_000)).map((g) => g.instanceId)).toEqual(["g2"]);
