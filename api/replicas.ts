@@ -74,6 +74,8 @@ export class Replicas {
 
   /** Registers this gateway, then keeps its heartbeat, sweeps the dead and refreshes the stops. */
   async start(): Promise<void> {
+    // Job slots this instance held when it last stopped are not held now.
+    await this.o.cluster.quotas.releaseInstance(this.o.instanceId);
     await this.beat();
     const { instanceId, engineId, url } = this.o;
     this.o.log("info", { instanceId, engineId, url }, "joined the gateways' registry");
@@ -106,6 +108,7 @@ export class Replicas {
       };
       const ended = {
         lost: await this.o.state.executions.markLost(id, error),
+        slots: await this.o.cluster.quotas.releaseInstance(id),
         keys: await this.o.state.idempotency.releaseInstance(id),
         approvals: await this.o.state.approvals.failRunning(id, error),
       };
@@ -118,6 +121,7 @@ export class Replicas {
   async stop(): Promise<void> {
     clearInterval(this.timer);
     await this.o.cluster.gateways.leave(this.o.instanceId);
+    await this.o.cluster.quotas.releaseInstance(this.o.instanceId);
   }
 
   /**

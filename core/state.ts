@@ -426,6 +426,34 @@ export interface RateCounters {
   purge(olderThanMs: number): Promise<number>;
 }
 
+/** What a finished job used, for the hourly budgets. */
+export interface UsageRecord {
+  at: number;
+  cpuMs: number;
+  containerMs: number;
+}
+
+export interface QuotaCounters {
+  /**
+   * Atomically, across every gateway on the store: takes one of the tenant's
+   * `max` job slots (an id to release), or says how many are taken.
+   */
+  acquireSlot(
+    tenant: string,
+    max: number,
+    instanceId: string,
+  ): Promise<{ slot: string } | { running: number }>;
+  releaseSlot(slot: string): Promise<void>;
+  /** The slots a gateway that died held; returns how many. */
+  releaseInstance(instanceId: string): Promise<number>;
+  running(tenant: string): Promise<number>;
+  recordUsage(tenant: string, usage: UsageRecord): Promise<void>;
+  /** The tenant's usage records since `sinceMs`, oldest first. */
+  usageSince(tenant: string, sinceMs: number): Promise<UsageRecord[]>;
+  /** Forgets usage older than `olderThanMs`. */
+  purge(olderThanMs: number): Promise<number>;
+}
+
 /** An emergency stop: of a tenant, or of everything ("*"). */
 export interface StopRecord {
   target: string;
@@ -448,6 +476,7 @@ export interface ClusterRecords {
   readonly gateways: GatewayRecords;
   readonly workspaces: WorkspacePlacements;
   readonly rates: RateCounters;
+  readonly quotas: QuotaCounters;
   readonly stops: StopRecords;
   /** Every tenant's queued and running executions, oldest first (the operators' view). */
   openExecutions(limit: number): Promise<ExecutionSummary[]>;

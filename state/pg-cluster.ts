@@ -3,15 +3,18 @@
 // hosts with drifting clocks agree who is alive; which engine holds each
 // workspace; rate-limit takes, counted under per-key advisory locks so a limit
 // holds across gateways; and the emergency stops.
+import { randomUUID } from "node:crypto";
 import type {
   ClusterRecords,
   ExecutionSummary,
   GatewayRecord,
   GatewayRecords,
+  QuotaCounters,
   RateCheck,
   RateCounters,
   StopRecord,
   StopRecords,
+  UsageRecord,
   WorkspacePlacements,
 } from "../core/state.ts";
 import { DB_NOW_MS, type PgDb, type Row } from "./pg-db.ts";
@@ -142,6 +145,92 @@ class PgRates implements RateCounters {
   }
 }
 
+function toUsage(row: Row): UsageRecord {
+  return {
+    at: row["at"] as number,
+    cpuMs: row["cpu_ms"] as number,
+    containerMs: row["container_ms"] as number,
+  };
+}
+
+class PgQuotas implements QuotaCounters {
+  private readonly db: PgDb;
+  private readonly now: () => number;
+
+  constructor(db: PgDb, now: () => number) {
+    this.db = db;
+    this.now = now;
+  }
+
+  async acquireSlot(tenant: string, max: number, instanceId: string) {
+    if (max >= Number.MAX_SAFE_INTEGER) {
+      // No limit to hold: one insert, no lock.
+      const slot = randomUUID();
+      await this.db.query(
+        "INSERT INTO quota_slots (id, tenant, instance_id, at) VALUES ($1, $2, $3, $4)",
+        [slot, tenant, instanceId, this.now()],
+      );
+      return { slot };
+    }
+    return this.db.tx(async (q): Promise<{ slot: string } | { running: number }> => {
+      await q.query("SELECT pg_advisory_xact_lock(hashtextextended('slots:' || $1, 0))", [tenant]);
+      const rows = await q.query("SELECT count(*)::int AS n FROM quota_slots WHERE tenant = $1", [
+        tenant,
+      ]);
+      const running = Number(rows[0]?.["n"] ?? 0);
+      if (running >= max) return { running };
+      const slot = randomUUID();
+      await q.query(
+        "INSERT INTO quota_slots (id, tenant, instance_id, at) VALUES ($1, $2, $3, $4)",
+        [slot, tenant, instanceId, this.now()],
+      );
+      return { slot };
+    });
+  }
+
+  async releaseSlot(slot: string): Promise<void> {
+    await this.db.query("DELETE FROM quota_slots WHERE id = $1", [slot]);
+  }
+
+  async releaseInstance(instanceId: string): Promise<number> {
+    const rows = await this.db.query(
+      "DELETE FROM quota_slots WHERE instance_id = $1 RETURNING id",
+      [instanceId],
+    );
+    return rows.length;
+  }
+
+  async running(tenant: string): Promise<number> {
+    const rows = await this.db.query(
+      "SELECT count(*)::int AS n FROM quota_slots WHERE tenant = $1",
+      [tenant],
+    );
+    return Number(rows[0]?.["n"] ?? 0);
+  }
+
+  async recordUsage(tenant: string, u: UsageRecord): Promise<void> {
+    await this.db.query(
+      "INSERT INTO usage (tenant, at, cpu_ms, container_ms) VALUES ($1, $2, $3, $4)",
+      [tenant, u.at, Math.round(u.cpuMs), Math.round(u.containerMs)],
+    );
+  }
+
+  async usageSince(tenant: string, sinceMs: number): Promise<UsageRecord[]> {
+    const rows = await this.db.query(
+      "SELECT at, cpu_ms, container_ms FROM usage WHERE tenant = $1 AND at > $2 ORDER BY at",
+      [tenant, sinceMs],
+    );
+    return rows.map(toUsage);
+  }
+
+  async purge(olderThanMs: number): Promise<number> {
+    const rows = await this.db.query("DELETE FROM usage WHERE at < $1 RETURNING tenant", [
+      this.now() - olderThanMs,
+    ]);
+    return rows.length;
+  }
+}
+
 class PgStops implements StopRecords {
   private readonly db: PgDb;
 
@@ -174,6 +263,7 @@ export class PgCluster implements ClusterRecords {
   readonly gateways: GatewayRecords;
   readonly workspaces: WorkspacePlacements;
   readonly rates: RateCounters;
+  readonly quotas: QuotaCounters;
   readonly stops: StopRecords;
 
   private readonly db: PgDb;
@@ -183,6 +273,7 @@ export class PgCluster implements ClusterRecords {
     this.gateways = new PgGateways(db);
     this.workspaces = new PgPlacements(db);
     this.rates = new PgRates(db, now);
+    this.quotas = new PgQuotas(db, now);
     this.stops = new PgStops(db);
   }
 

@@ -19,7 +19,7 @@ const MIGRATION_LOCK = 7_311_402_915;
 export const PG_MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
-    name: "executions, output, idempotency, approvals, audit, gateways, placements, rates, stops",
+    name: "executions, output, idempotency, approvals, audit, gateways, placements, rates, stops, quotas",
     sql: `
       CREATE TABLE executions (
         seq bigserial UNIQUE,
@@ -127,6 +127,23 @@ export const PG_MIGRATIONS: readonly Migration[] = [
         target text PRIMARY KEY,
         since text NOT NULL
       );
+
+      CREATE TABLE quota_slots (
+        id text PRIMARY KEY,
+        tenant text NOT NULL,
+        instance_id text NOT NULL,
+        at bigint NOT NULL
+      );
+      CREATE INDEX quota_slots_by_tenant ON quota_slots (tenant);
+      CREATE INDEX quota_slots_by_instance ON quota_slots (instance_id);
+
+      CREATE TABLE usage (
+        tenant text NOT NULL,
+        at bigint NOT NULL,
+        cpu_ms bigint NOT NULL,
+        container_ms bigint NOT NULL
+      );
+      CREATE INDEX usage_by_tenant ON usage (tenant, at);
     `,
   },
 ];

@@ -67,6 +67,7 @@ class PgState implements StateStore {
 
   async purge(r: Retention): Promise<PurgeReport> {
     await this.cluster.rates.purge(RATE_KEEP_MS);
+    await this.cluster.quotas.purge(RATE_KEEP_MS);
     return {
       executions: await this.executions.purge(r.executionsMs),
       idempotency: await this.idempotency.purge(),

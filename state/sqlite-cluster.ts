@@ -2,15 +2,18 @@
 // store, for gateways on one host sharing its file: the same contract as the
 // PostgreSQL store's (state/pg-cluster.ts). A rate take is one write
 // transaction (BEGIN IMMEDIATE), so it is atomic across connections too.
+import { randomUUID } from "node:crypto";
 import type {
   ClusterRecords,
   ExecutionSummary,
   GatewayRecord,
   GatewayRecords,
+  QuotaCounters,
   RateCheck,
   RateCounters,
   StopRecord,
   StopRecords,
+  UsageRecord,
   WorkspacePlacements,
 } from "../core/state.ts";
 import { type Db, iso, type Row } from "./sqlite-db.ts";
@@ -150,6 +153,79 @@ class SqliteRates implements RateCounters {
   }
 }
 
+class SqliteQuotas implements QuotaCounters {
+  private readonly db: Db;
+  private readonly now: () => number;
+
+  constructor(db: Db, now: () => number) {
+    this.db = db;
+    this.now = now;
+  }
+
+  async acquireSlot(tenant: string, max: number, instanceId: string) {
+    return this.db.tx((): { slot: string } | { running: number } => {
+      const running = Number(
+        this.db.stmt("SELECT count(*) AS n FROM quota_slots WHERE tenant = ?").get(tenant)?.["n"] ??
+          0,
+      );
+      if (running >= max) return { running };
+      const slot = randomUUID();
+      this.db
+        .stmt("INSERT INTO quota_slots (id, tenant, instance_id, at) VALUES (?, ?, ?, ?)")
+        .run(slot, tenant, instanceId, this.now());
+      return { slot };
+    });
+  }
+
+  async releaseSlot(slot: string): Promise<void> {
+    this.db.guard(() => this.db.stmt("DELETE FROM quota_slots WHERE id = ?").run(slot));
+  }
+
+  async releaseInstance(instanceId: string): Promise<number> {
+    const r = this.db.guard(() =>
+      this.db.stmt("DELETE FROM quota_slots WHERE instance_id = ?").run(instanceId),
+    );
+    return Number(r.changes);
+  }
+
+  async running(tenant: string): Promise<number> {
+    const row = this.db.guard(() =>
+      this.db.stmt("SELECT count(*) AS n FROM quota_slots WHERE tenant = ?").get(tenant),
+    );
+    return Number(row?.["n"] ?? 0);
+  }
+
+  async recordUsage(tenant: string, u: UsageRecord): Promise<void> {
+    this.db.guard(() =>
+      this.db
+        .stmt("INSERT INTO usage (tenant, at, cpu_ms, container_ms) VALUES (?, ?, ?, ?)")
+        .run(tenant, u.at, Math.round(u.cpuMs), Math.round(u.containerMs)),
+    );
+  }
+
+  async usageSince(tenant: string, sinceMs: number): Promise<UsageRecord[]> {
+    const rows = this.db.guard(() =>
+      this.db
+        .stmt(
+          "SELECT at, cpu_ms, container_ms FROM usage WHERE tenant = ? AND at > ? ORDER BY at, rowid",
+        )
+        .all(tenant, sinceMs),
+    );
+    return rows.map((r) => ({
+      at: r["at"] as number,
+      cpuMs: r["cpu_ms"] as number,
+      containerMs: r["container_ms"] as number,
+    }));
+  }
+
+  async purge(olderThanMs: number): Promise<number> {
+    return this.db.deleteInChunks(
+      "DELETE FROM usage WHERE rowid IN (SELECT rowid FROM usage WHERE at < ? LIMIT ?)",
+      [this.now() - olderThanMs],
+    );
+  }
+}
+
 class SqliteStops implements StopRecords {
   private readonly db: Db;
 
@@ -183,6 +259,7 @@ export class SqliteCluster implements ClusterRecords {
   readonly gateways: GatewayRecords;
   readonly workspaces: WorkspacePlacements;
   readonly rates: SqliteRates;
+  readonly quotas: SqliteQuotas;
   readonly stops: StopRecords;
   private readonly db: Db;
 
@@ -191,6 +268,7 @@ export class SqliteCluster implements ClusterRecords {
     this.gateways = new SqliteGateways(db, now);
     this.workspaces = new SqlitePlacements(db);
     this.rates = new SqliteRates(db, now);
+    this.quotas = new SqliteQuotas(db, now);
     this.stops = new SqliteStops(db);
   }
 

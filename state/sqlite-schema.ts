@@ -117,7 +117,7 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 3,
-    name: "gateways, workspace engines, rate takes, stops",
+    name: "gateways, workspace engines, rate takes, stops, quota slots, usage",
     sql: `
       CREATE TABLE gateways (
         instance_id TEXT PRIMARY KEY,
@@ -140,6 +140,20 @@ export const MIGRATIONS: readonly Migration[] = [
         target TEXT PRIMARY KEY,
         since TEXT NOT NULL
       );
+      CREATE TABLE quota_slots (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        instance_id TEXT NOT NULL,
+        at INTEGER NOT NULL
+      );
+      CREATE INDEX quota_slots_by_tenant ON quota_slots (tenant);
+      CREATE TABLE usage (
+        tenant TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        cpu_ms INTEGER NOT NULL,
+        container_ms INTEGER NOT NULL
+      );
+      CREATE INDEX usage_by_tenant ON usage (tenant, at);
     `,
   },
 ];

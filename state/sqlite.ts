@@ -93,6 +93,7 @@ class SqliteState implements StateStore {
     await this.manifests.purge(r.executionsMs);
     // Longer than the longest rate window (an hour).
     await this.cluster.rates.purge(2 * 3600_000);
+    await this.cluster.quotas.purge(2 * 3600_000);
     return {
       executions: await this.executions.purge(r.executionsMs),
       idempotency: await this.idempotency.purge(),

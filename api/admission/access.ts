@@ -14,7 +14,7 @@ import { ApprovalStore } from "../../policies/access/approvals.ts";
 import { AuditLog } from "../../policies/access/audit.ts";
 import { Checkpoints } from "../../policies/access/checkpoints.ts";
 import type { PolicyHolder } from "../../policies/access/load.ts";
-import { QuotaLedger } from "../../policies/access/quota.ts";
+import { type QuotaBook, QuotaLedger, SharedQuotaLedger } from "../../policies/access/quota.ts";
 import { type Limiter, RateLimiter, SharedRateLimiter } from "../../policies/access/rate-limit.ts";
 import { RunningJobs } from "../../policies/access/running.ts";
 import { type TenantPolicy, tenantPolicy } from "../../policies/access/schema.ts";
@@ -26,7 +26,7 @@ import type { Caller } from "../auth.ts";
 export interface AccessDeps {
   policy: PolicyHolder;
   limiter: Limiter;
-  quotas: QuotaLedger;
+  quotas: QuotaBook;
   approvals: ApprovalStore;
   /** Which approval rules a job meets, and what they remember. */
   checkpoints: Checkpoints;
@@ -133,8 +133,9 @@ export interface CreateAccessOptions {
   /** Told of an audit record the store could not keep. */
   onAuditError?: (err: unknown) => void;
   /**
-   * Replicas: rate limits and stops counted and kept in the shared store, so
-   * they hold across gateways. Without it they are this gateway's (stops on its engine).
+   * Replicas: rate limits, quotas and stops counted and kept in the shared
+   * store, so they hold across gateways. Without it they are this gateway's
+   * (stops on its engine).
    */
   cluster?: ClusterRecords | undefined;
   now?: () => number;
@@ -147,7 +148,10 @@ export function createAccess(o: CreateAccessOptions): Access {
     policy: o.policy,
     limiter:
       o.cluster === undefined ? new RateLimiter(now) : new SharedRateLimiter(o.cluster.rates),
-    quotas: new QuotaLedger(now),
+    quotas:
+      o.cluster === undefined
+        ? new QuotaLedger(now)
+        : new SharedQuotaLedger(o.cluster.quotas, o.instanceId, now),
     approvals: new ApprovalStore({ records: o.approvals, instanceId: o.instanceId, now }),
     checkpoints: new Checkpoints(),
     stop: new StopSwitch(o.client, now, o.cluster?.stops),

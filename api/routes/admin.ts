@@ -260,13 +260,15 @@ export function adminRoutes(admission: Admission, queue: () => QueueView) {
   app.openapi(routes.usage, async (c) => {
     await admission.admit(c, { op: "admin.usage", scopes: ["admin"] });
     const current = policy.current();
-    return c.json({
-      tenants: [...current.tenants.keys()].map((t) => ({
+    const tenants = [];
+    for (const t of current.tenants.keys()) {
+      tenants.push({
         tenant: t,
-        ...quotas.used(t),
+        ...(await quotas.used(t)),
         quotas: tenantPolicy(current, t).quotas,
-      })),
-    });
+      });
+    }
+    return c.json({ tenants });
   });
 
   app.openapi(routes.jobs, async (c) => {

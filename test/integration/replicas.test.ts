@@ -21,12 +21,14 @@ const KEY = {
   agent: `agent-key-${randomUUID()}`,
   limited: `limited-key-${randomUUID()}`,
   gated: `gated-key-${randomUUID()}`,
+  single: `single-key-${randomUUID()}`,
   admin: `admin-key-${randomUUID()}`,
 };
 // Tenants of this file only: a stop of one (a marker volume on the machine's engine, for the
 // embedded store) never touches another run's gateways.
 const run = randomUUID().slice(0, 8);
 const T = {
+  single: `single-${run}`,
   agent: `agent-${run}`,
   limited: `limited-${run}`,
   gated: `gated-${run}`,
@@ -58,6 +60,10 @@ const POLICY = {
       keys: [
         { id: "gated", hash: keyHash(KEY.gated), scopes: ["exec", "workspaces", "files.read"] },
       ],
+    },
+    [T.single]: {
+      quotas: { concurrentJobs: 1 },
+      keys: [{ id: "single", hash: keyHash(KEY.single), scopes: ["exec"] }],
     },
     [T.ops]: { keys: [{ id: "root", hash: keyHash(KEY.admin), scopes: ["admin"] }] },
   },
@@ -200,6 +206,36 @@ function sharedCases(name: string, gws: () => Call[]) {
         expect(res.status).toBe(429);
         expect((await json<{ error: { code: string } }>(res)).error.code).toBe("rate_limited");
       }
+    });
+
+    it("a quota of one job at a time holds across the gateways", async () => {
+      const [a, b, c] = gws() as [Call, Call, Call];
+      const job = { profile: "shell", command: ["sleep", "30"], limits: { timeoutMs: 60_000 } };
+      const res = await a(KEY.single, "POST", "/v1/exec", job, { prefer: "respond-async" });
+      expect(res.status).toBe(202);
+      const { id } = await json<{ id: string }>(res);
+      try {
+        for (const g of [b, c]) {
+          const refused = await g(KEY.single, "POST", "/v1/exec", {
+            profile: "shell",
+            command: ["true"],
+          });
+          expect(refused.status).toBe(429);
+          expect((await json<{ error: { code: string } }>(refused)).error.code).toBe(
+            "quota_exceeded",
+          );
+        }
+      } finally {
+        await c(KEY.single, "DELETE", `/v1/executions/${id}`);
+      }
+      // The slot comes back when the job ends.
+      await until(
+        "the slot to come back",
+        async () =>
+          (await b(KEY.single, "POST", "/v1/exec", { profile: "shell", command: ["true"] })).status,
+        (s) => s === 200,
+        15_000,
+      );
     });
 
     it("an approval created on one gateway, approved on others at once, runs once", async () => {

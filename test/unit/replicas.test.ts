@@ -5,6 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { PEER_HEADER, sign, signedByPeer } from "../../api/replicas.ts";
 import type { ClusterRecords } from "../../core/state.ts";
+import { SharedQuotaLedger } from "../../policies/access/quota.ts";
 import { SharedRateLimiter } from "../../policies/access/rate-limit.ts";
 import { StopSwitch } from "../../policies/access/stop.ts";
 import { tempState } from "../support/temp-state.ts";
@@ -70,6 +71,24 @@ describe("shared through the store", () => {
     // Another key, or a scope without a rule, is not counted against it.
     expect(await two.take("k:2", ["exec"], limits)).toBeUndefined();
     expect(await two.take("k:1", ["files.read"], limits)).toBeUndefined();
+  });
+
+  it("quotas: one tenant's job slots and hourly budget hold across gateways", async () => {
+    const { state } = tempState();
+    const counters = (state.cluster as ClusterRecords).quotas;
+    const [one, two] = [
+      new SharedQuotaLedger(counters, "g1"),
+      new SharedQuotaLedger(counters, "g2"),
+    ];
+    const quotas = { concurrentJobs: 1, cpuSecondsPerHour: 1 };
+    const slot = await one.acquire("t", quotas);
+    expect("release" in slot).toBe(true);
+    expect(await two.acquire("t", quotas)).toMatchObject({ limit: "concurrentJobs", used: 1 });
+    expect(await two.used("t")).toMatchObject({ running: 1 });
+    if ("release" in slot) await slot.release();
+    await two.record("t", 1500, 1600);
+    expect(await one.check("t", quotas)).toMatchObject({ limit: "cpuSecondsPerHour", used: 1.5 });
+    expect(await one.used("t")).toEqual({ cpuSeconds: 1.5, containerSeconds: 1.6, running: 0 });
   });
 
   it("a stop made on one gateway aborts the other's jobs at its next refresh, and survives", async () => {

@@ -63,7 +63,7 @@ function pgBackend(): Backend {
       const c = new pg.Client({ connectionString: db.url });
       await c.connect();
       await c.query(
-        "TRUNCATE executions, output, idempotency, approvals, audit, gateways, workspace_engines, rate_takes, stops",
+        "TRUNCATE executions, output, idempotency, approvals, audit, gateways, workspace_engines, rate_takes, stops, quota_slots, usage",
       );
       await c.end();
     },
@@ -365,6 +365,34 @@ for (const backend of [sqliteBackend(), pgBackend()]) {
       expect(await cluster(a).rates.take(checks)).toBeUndefined();
       t += 2 * 3600_000;
       expect(await cluster(a).rates.purge(3600_000)).toBeGreaterThan(0);
+    });
+
+    it("cluster: job slots are taken atomically across stores; usage is every store's", async () => {
+      const [a, b] = [await open(), await open()];
+      const taken = await Promise.all(
+        Array.from({ length: 6 }, (_, i) =>
+          cluster(i % 2 ? a : b).quotas.acquireSlot("t", 2, i % 2 ? "g1" : "g2"),
+        ),
+      );
+      const slots = taken.flatMap((x) => ("slot" in x ? [x.slot] : []));
+      expect(slots).toHaveLength(2);
+      expect(taken.find((x) => "running" in x)).toEqual({ running: 2 });
+      expect(await cluster(a).quotas.running("t")).toBe(2);
+      await cluster(b).quotas.releaseSlot(slots[0] as string);
+      expect(await cluster(a).quotas.running("t")).toBe(1);
+      expect(
+        "slot" in (await cluster(a).quotas.acquireSlot("t", Number.MAX_SAFE_INTEGER, "g3")),
+      ).toBe(true);
+      expect(await cluster(a).quotas.releaseInstance("g3")).toBe(1);
+      await cluster(a).quotas.recordUsage("t", { at: t, cpuMs: 100, containerMs: 200 });
+      await cluster(b).quotas.recordUsage("t", { at: t + 1, cpuMs: 50, containerMs: 60 });
+      await cluster(b).quotas.recordUsage("u", { at: t + 1, cpuMs: 7, containerMs: 7 });
+      expect(await cluster(b).quotas.usageSince("t", t - 1)).toEqual([
+        { at: t, cpuMs: 100, containerMs: 200 },
+        { at: t + 1, cpuMs: 50, containerMs: 60 },
+      ]);
+      t += 10_000;
+      expect(await cluster(a).quotas.purge(5000)).toBe(3);
     });
 
     if (backend.name === "postgres") {
