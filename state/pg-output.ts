@@ -1,10 +1,10 @@
 // Execution output kept for replay in the PostgreSQL store. As in the embedded
 // store (sqlite-output.ts), append is an in-memory enqueue and the queue is
-// written in one transaction every few milliseconds or N events; batches are
-// written one after another, in order, so a replay is always a prefix of the
+// written every few milliseconds or N events, one statement per execution;
+// batches are written one after another, in order, so a replay is always a prefix of the
 // output with no holes, capped at maxOutputBytes per execution.
 import type { OutputEvent, OutputPage, OutputRecords, OutputStream } from "../core/state.ts";
-import type { PgDb, Queryable } from "./pg-db.ts";
+import type { PgDb } from "./pg-db.ts";
 import type { OutputOptions } from "./sqlite-output.ts";
 
 interface Queued {
@@ -63,63 +63,60 @@ export class PgOutput implements OutputRecords {
     this.queue = [];
     this.queuedBytes = 0;
     this.writing = this.writing.then(() =>
-      this.db
-        .tx((q) => this.writeBatch(q, batch))
-        .catch((err: unknown) => {
-          this.failure ??= err;
-          this.o.onError(err);
-        }),
+      this.writeBatch(batch).catch((err: unknown) => {
+        this.failure ??= err;
+        this.o.onError(err);
+      }),
     );
   }
 
-  private async writeBatch(q: Queryable, batch: Queued[]): Promise<void> {
+  private async writeBatch(batch: Queued[]): Promise<void> {
     const byExecution = new Map<string, OutputEvent[]>();
     for (const item of batch) {
       const list = byExecution.get(item.executionId);
       if (list === undefined) byExecution.set(item.executionId, [item.event]);
       else list.push(item.event);
     }
-    for (const [id, events] of byExecution) await this.writeEvents(q, id, events);
+    for (const [id, events] of byExecution) await this.writeEvents(id, events);
   }
 
-  private async writeEvents(q: Queryable, executionId: string, events: OutputEvent[]) {
-    const counts = (
-      await q.query(
-        "SELECT output_bytes AS kept, output_dropped_bytes AS dropped FROM executions WHERE id = $1 FOR UPDATE",
-        [executionId],
-      )
-    )[0];
-    if (counts === undefined) return; // purged, or never recorded
-    let kept = counts["kept"] as number;
-    let dropped = counts["dropped"] as number;
-    const fit: OutputEvent[] = [];
-    for (const e of events) {
-      const bytes = e.data.byteLength;
-      if (dropped > 0 || kept + bytes > this.o.maxOutputBytes) dropped += bytes;
-      else {
-        fit.push(e);
-        kept += bytes;
-      }
-    }
-    if (fit.length > 0) {
-      // A seq written before (a writer's retry) is neither stored nor counted twice.
-      const inserted = await q.query(
-        `INSERT INTO output (execution_id, seq, stream, data)
-         SELECT $1, s, st, d FROM unnest($2::int[], $3::text[], $4::bytea[]) AS t(s, st, d)
-         ON CONFLICT DO NOTHING RETURNING octet_length(data) AS n`,
-        [
-          executionId,
-          fit.map((e) => e.seq),
-          fit.map((e) => e.stream),
-          fit.map((e) => Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength)) as never,
-        ],
-      );
-      const written = inserted.reduce((sum, r) => sum + Number(r["n"]), 0);
-      kept -= fit.reduce((sum, e) => sum + e.data.byteLength, 0) - written;
-    }
-    await q.query(
-      "UPDATE executions SET output_bytes = $1, output_dropped_bytes = $2 WHERE id = $3",
-      [kept, dropped, executionId],
+  /**
+   * One statement per execution and batch (one round trip): the events that
+   * still fit under maxOutputBytes — a prefix, by their running total — are
+   * inserted, the rest counted as dropped, under the execution row's lock.
+   * An event whose seq was written before (a writer's retry) is neither
+   * stored nor counted twice. An unknown execution's events are dropped.
+   */
+  private async writeEvents(executionId: string, events: OutputEvent[]): Promise<void> {
+    await this.db.query(
+      `WITH cur AS (
+         SELECT output_bytes AS kept, output_dropped_bytes AS dropped FROM executions
+         WHERE id = $1 FOR UPDATE
+       ), ev AS (
+         SELECT s, st, d, sum(octet_length(d)) OVER (ORDER BY ord) AS upto
+         FROM unnest($2::int[], $3::text[], $4::bytea[]) WITH ORDINALITY AS t(s, st, d, ord)
+       ), fit AS (
+         SELECT ev.* FROM ev, cur WHERE cur.dropped = 0 AND cur.kept + ev.upto <= $5
+       ), ins AS (
+         INSERT INTO output (execution_id, seq, stream, data)
+         SELECT $1, s, st, d FROM fit WHERE EXISTS (SELECT 1 FROM cur)
+         ON CONFLICT DO NOTHING RETURNING octet_length(data) AS n
+       )
+       UPDATE executions SET
+         output_bytes = output_bytes + (SELECT coalesce(sum(n), 0) FROM ins),
+         output_dropped_bytes = output_dropped_bytes
+           + (SELECT coalesce(sum(octet_length(d)), 0) FROM ev)
+           - (SELECT coalesce(sum(octet_length(d)), 0) FROM fit)
+       WHERE id = $1`,
+      [
+        executionId,
+        events.map((e) => e.seq),
+        events.map((e) => e.stream),
+        events.map((e) =>
+          Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength),
+        ) as never,
+        this.o.maxOutputBytes,
+      ],
     );
   }
 

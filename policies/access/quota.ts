@@ -136,12 +136,18 @@ export class SharedQuotaLedger implements QuotaBook {
     };
   }
 
-  async record(tenant: string, cpuMs: number, containerMs: number): Promise<void> {
-    await this.counters.recordUsage(tenant, {
-      at: this.now(),
-      cpuMs: Math.max(0, cpuMs),
-      containerMs: Math.max(0, containerMs),
-    });
+  /**
+   * Not waited for: the job's answer does not wait on its bookkeeping. A record
+   * the store cannot keep under-counts the hour's budget; it never fails a job that ran.
+   */
+  record(tenant: string, cpuMs: number, containerMs: number): void {
+    this.counters
+      .recordUsage(tenant, {
+        at: this.now(),
+        cpuMs: Math.max(0, cpuMs),
+        containerMs: Math.max(0, containerMs),
+      })
+      .catch(() => {});
   }
 
   async used(tenant: string): Promise<Used> {

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { AuditRecord, ClusterRecords, StateStore } from "../../core/state.ts";
+import type { AuditRecord, ClusterRecords, StateLimits, StateStore } from "../../core/state.ts";
 import { StoreConflictError, StoreUnavailableError } from "../../core/state.ts";
 import { openPgState } from "../../state/pg.ts";
 import { openSqliteState } from "../../state/sqlite.ts";
@@ -23,7 +23,7 @@ interface Backend {
   skip?: string | undefined;
   setup(): Promise<void>;
   /** A store on the shared data (a second call: a second gateway on it). */
-  open(): Promise<StateStore>;
+  open(limits?: Partial<StateLimits>): Promise<StateStore>;
   reset(): Promise<void>;
   teardown(): Promise<void>;
 }
@@ -33,7 +33,7 @@ function sqliteBackend(): Backend {
   return {
     name: "sqlite",
     async setup() {},
-    open: () => openSqliteState({ dataDir: dir, now }),
+    open: (limits = {}) => openSqliteState({ dataDir: dir, now, limits }),
     async reset() {
       if (dir !== "") rmSync(dir, { recursive: true, force: true });
       dir = mkdtempSync(join(tmpdir(), "airlock-contract-"));
@@ -54,7 +54,7 @@ function pgBackend(): Backend {
     async setup() {
       db = await testDatabase("airlock_contract");
     },
-    open: () => openPgState({ url: (db as TestDatabase).url, now, poolSize: 4 }),
+    open: (limits = {}) => openPgState({ url: (db as TestDatabase).url, now, poolSize: 4, limits }),
     async reset() {
       if (db === undefined) return;
       // Migrated by the first open; emptied between tests.
@@ -103,8 +103,8 @@ function auditRecord(fields: Partial<AuditRecord>): AuditRecord {
 for (const backend of [sqliteBackend(), pgBackend()]) {
   describe.skipIf(backend.skip !== undefined)(`state store contract: ${backend.name}`, () => {
     const opened: StateStore[] = [];
-    const open = async () => {
-      const s = await backend.open();
+    const open = async (limits?: Partial<StateLimits>) => {
+      const s = await backend.open(limits);
       opened.push(s);
       return s;
     };
@@ -201,6 +201,23 @@ for (const backend of [sqliteBackend(), pgBackend()]) {
       // Another gateway on the same data reads it all.
       const other = await open();
       expect((await other.output.read("a", "e1"))?.events.length).toBe(2);
+    });
+
+    it("output: past maxOutputBytes, that event and every later one are dropped and counted", async () => {
+      const s = await open({ maxOutputBytes: 10 });
+      await s.executions.create({ id: "e1", tenant: "a", profile: "shell", instanceId: "g" });
+      await s.executions.transition("e1", "running");
+      s.output.append("e1", { seq: 1, stream: "stdout", data: bytes("123456") });
+      await s.output.flush();
+      s.output.append("e1", { seq: 2, stream: "stdout", data: bytes("789012") });
+      s.output.append("e1", { seq: 3, stream: "stderr", data: bytes("x") });
+      // A writer's retry of a seq already kept is neither stored nor counted again.
+      s.output.append("e1", { seq: 1, stream: "stdout", data: bytes("123456") });
+      s.output.append("e9", { seq: 1, stream: "stdout", data: bytes("nobody") });
+      await s.executions.transition("e1", "done", { result: {} });
+      const page = await s.output.read("a", "e1");
+      expect(page?.events.map((e) => text(e.data))).toEqual(["123456"]);
+      expect([page?.storedBytes, page?.droppedBytes]).toEqual([6, 13]);
     });
 
     it("idempotency: one owner, then the answer; mismatch; abandon and release free the key", async () => {
