@@ -2074,7 +2074,7 @@ export interface paths {
     };
   };
   "/v1/admin/jobs": {
-    /** This gateway's running and queued jobs, with their age and limits, and the queue */
+    /** Running and queued jobs (this gateway's, then, with replicas, every other gateway's), with their age and limits, and this gateway's queue */
     get: {
       parameters: { query?: never; path?: never };
       requestBody?: never;

@@ -142,7 +142,7 @@ const routes = {
     adminRoute(
       "get",
       "/v1/admin/jobs",
-      "This gateway's running and queued jobs, with their age and limits, and the queue",
+      "Running and queued jobs (this gateway's, then, with replicas, every other gateway's), with their age and limits, and this gateway's queue",
       json(JobsView, "jobs and queue"),
     ),
   ),
