@@ -74,6 +74,11 @@ export class PgDb implements Queryable {
       max: options.max ?? 10,
       connectionTimeoutMillis: 5000,
       idleTimeoutMillis: 30_000,
+      // As the embedded store's WAL with synchronous=NORMAL: a commit does not
+      // wait for its fsync, so the hot path pays a round trip, not a disk
+      // flush (several per job). A crash of the database server may lose the
+      // last few hundred milliseconds of commits, never consistency.
+      options: "-c synchronous_commit=off",
       types,
     });
     // An idle client's connection that dies is reported here; the next query reconnects.
