@@ -19,7 +19,7 @@ const MIGRATION_LOCK = 7_311_402_915;
 export const PG_MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
-    name: "executions, output, idempotency, approvals, audit, gateways, placements, rates, stops, quotas",
+    name: "executions, output, idempotency, approvals, audit, gateways, placements, rates, stops, quotas, workspace manifests",
     sql: `
       CREATE TABLE executions (
         seq bigserial UNIQUE,
@@ -144,6 +144,13 @@ export const PG_MIGRATIONS: readonly Migration[] = [
         container_ms bigint NOT NULL
       );
       CREATE INDEX usage_by_tenant ON usage (tenant, at);
+
+      CREATE TABLE workspace_manifests (
+        workspace text PRIMARY KEY,
+        data bytea NOT NULL,
+        updated_at bigint NOT NULL
+      );
+      CREATE INDEX workspace_manifests_updated ON workspace_manifests (updated_at);
     `,
   },
 ];

@@ -16,6 +16,7 @@ import { PgCluster } from "./pg-cluster.ts";
 import { PgDb } from "./pg-db.ts";
 import { PgExecutions } from "./pg-executions.ts";
 import { PgIdempotency } from "./pg-idempotency.ts";
+import { PgManifests } from "./pg-manifests.ts";
 import { PgOutput } from "./pg-output.ts";
 import { migratePg } from "./pg-schema.ts";
 import { DEFAULT_LIMITS } from "./sqlite.ts";
@@ -42,6 +43,7 @@ class PgState implements StateStore {
   readonly idempotency: PgIdempotency;
   readonly approvals: PgApprovals;
   readonly audit: PgAudit;
+  readonly manifests: PgManifests;
   readonly cluster: ClusterRecords;
   readonly limits: StateLimits;
   private readonly db: PgDb;
@@ -62,12 +64,14 @@ class PgState implements StateStore {
     this.idempotency = new PgIdempotency(db, now, this.limits.maxAnswerBytes);
     this.approvals = new PgApprovals(db, now, this.limits.maxResultBytes);
     this.audit = new PgAudit(db, now);
+    this.manifests = new PgManifests(db, now);
     this.cluster = new PgCluster(db, now);
   }
 
   async purge(r: Retention): Promise<PurgeReport> {
     await this.cluster.rates.purge(RATE_KEEP_MS);
     await this.cluster.quotas.purge(RATE_KEEP_MS);
+    await this.manifests.purge(r.executionsMs);
     return {
       executions: await this.executions.purge(r.executionsMs),
       idempotency: await this.idempotency.purge(),

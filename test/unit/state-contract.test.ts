@@ -63,7 +63,7 @@ function pgBackend(): Backend {
       const c = new pg.Client({ connectionString: db.url });
       await c.connect();
       await c.query(
-        "TRUNCATE executions, output, idempotency, approvals, audit, gateways, workspace_engines, rate_takes, stops, quota_slots, usage",
+        "TRUNCATE executions, output, idempotency, approvals, audit, gateways, workspace_engines, rate_takes, stops, quota_slots, usage, workspace_manifests",
       );
       await c.end();
     },
@@ -410,6 +410,16 @@ for (const backend of [sqliteBackend(), pgBackend()]) {
       ]);
       t += 10_000;
       expect(await cluster(a).quotas.purge(5000)).toBe(3);
+    });
+
+    it("manifests: put replaces, get reads another store's, delete and purge forget", async () => {
+      const [a, b] = [await open(), await open()];
+      if (a.manifests === undefined || b.manifests === undefined) throw new Error("no manifests");
+      await a.manifests.put("ws1", bytes("one"));
+      await a.manifests.put("ws1", bytes("two"));
+      expect(text((await b.manifests.get("ws1")) as Uint8Array)).toBe("two");
+      await b.manifests.delete("ws1");
+      expect(await a.manifests.get("ws1")).toBeUndefined();
     });
 
     if (backend.name === "postgres") {
