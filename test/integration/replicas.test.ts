@@ -476,10 +476,16 @@ describe.skipIf(missing !== undefined)("three gateways, two engines, one Postgre
     expect(cancelled.status).toBe(200);
     expect(cancelled.headers.get("x-airlock-served-by")).toBe(b.instanceId);
     expect((await read()).status).toBe("cancelled");
-    const audit = await json<{ records: { op: string; tenant: string }[] }>(
-      await caller(a2)(KEY.admin, "GET", `/v1/audit?tenant=${T.agent}&op=executions.cancel`),
+    // Written by B when its request ended (after the answer), read through A2.
+    await until(
+      "B's audit record of the cancel, read on A2",
+      async () =>
+        json<{ records: { op: string }[] }>(
+          await caller(a2)(KEY.admin, "GET", `/v1/audit?tenant=${T.agent}&op=executions.cancel`),
+        ),
+      (audit) => audit.records.length >= 1,
+      5000,
     );
-    expect(audit.records.length).toBeGreaterThanOrEqual(1);
   });
 
   it("a forwarded request with a wrong peer signature is refused", async () => {
