@@ -16,6 +16,7 @@ import { createApp } from "./api/app.ts";
 import { ConfigError, hashKey, loadConfig } from "./api/config.ts";
 import { recoverState } from "./api/executions/executions.ts";
 import { createMetrics } from "./api/metrics.ts";
+import { Replicas } from "./api/replicas.ts";
 import { createRequestScope, requestIdMixin } from "./api/request-log.ts";
 import { StoreUnavailableError, StoreVersionError } from "./core/state.ts";
 import { connectEngine, DockerodeNetworks } from "./executor/docker.ts";
@@ -28,6 +29,8 @@ import { readVersions } from "./images/versions.ts";
 import { PolicyError, PolicyHolder } from "./policies/access/load.ts";
 import { environmentPolicy } from "./policies/access/schema.ts";
 import { loadProfiles, ProfileError } from "./policies/load.ts";
+import { openPgState } from "./state/pg.ts";
+import { redact } from "./state/pg-db.ts";
 import { defaultDataDir, openSqliteState } from "./state/sqlite.ts";
 
 async function main(): Promise<void> {
@@ -52,13 +55,17 @@ async function main(): Promise<void> {
     sync: false,
   });
   const dataDir = config.dataDir ?? defaultDataDir();
-  const state = await openSqliteState({
-    dataDir,
-    onError: (err) => logger.error({ err }, "writing execution output to the state store failed"),
-  });
+  const onStoreError = (err: unknown) =>
+    logger.error({ err }, "writing execution output to the state store failed");
+  const shared = config.replicas;
+  const state =
+    shared === undefined
+      ? await openSqliteState({ dataDir, onError: onStoreError })
+      : await openPgState({ url: shared.stateUrl, onError: onStoreError });
   // Jobs this instance ran when it died cannot be running now: they end `lost`.
   const recovered = await recoverState(state, config.instanceId);
-  logger.info({ dataDir, ...recovered }, "state store open");
+  const where = shared === undefined ? { dataDir } : { stateUrl: redact(shared.stateUrl) };
+  logger.info({ ...where, ...recovered }, "state store open");
   const engine = connectEngine();
   const docker = engine.docker;
   const client = meterClient(engine.client, metrics);
@@ -90,11 +97,29 @@ async function main(): Promise<void> {
     approvals: state.approvals,
     instanceId: config.instanceId,
     auditWrite: (line) => audit.write(line),
-    auditRingSize: config.auditMemory,
+    audit: state.audit,
+    cluster: shared === undefined ? undefined : state.cluster,
+    onAuditError: (err) =>
+      logger.error({ err }, "keeping an audit record in the state store failed"),
   });
   // A stop made before a restart (or by another gateway on this engine) holds from the start.
   await access.deps.stop.refresh();
   const stops = access.deps.stop.state();
+  const replicas =
+    shared === undefined || state.cluster === undefined
+      ? undefined
+      : new Replicas({
+          cluster: state.cluster,
+          state,
+          instanceId: config.instanceId,
+          engineId: shared.engineId ?? (await docker.info()).ID,
+          url: shared.advertiseUrl,
+          peerSecret: shared.peerSecret,
+          heartbeatMs: shared.heartbeatMs,
+          gatewayTimeoutMs: shared.gatewayTimeoutMs,
+          refreshStops: () => access.deps.stop.refresh(),
+          log: (level, fields, message) => logger[level](fields, message),
+        });
   if (stops.all !== null || stops.tenants.length > 0)
     logger.warn(stops, "an emergency stop is in force");
   // Jobs granted a network reach it through the egress proxy; without one
@@ -156,12 +181,15 @@ async function main(): Promise<void> {
     const purged = await state.purge({
       executionsMs: config.executionRetentionMs,
       auditMs: config.executionRetentionMs,
+      auditKeepAtMost: config.auditMemory,
     });
     if (purged.executions + purged.idempotency + purged.approvals > 0) {
       logger.info(purged, "removed executions, idempotency entries and approvals past retention");
     }
   };
   await housekeeping();
+  // Registered once it can serve: siblings forward its engine's workspaces here from now on.
+  await replicas?.start();
   // After the start-up reap, which removes this instance's leftovers, parked ones included.
   pool?.start();
   const reaper = setInterval(() => {
@@ -187,6 +215,7 @@ async function main(): Promise<void> {
     state,
     instanceId: config.instanceId,
     retentionMs: config.executionRetentionMs,
+    replicas,
   });
   const tls = config.tls;
   const scheme = tls === undefined ? "http" : "https";
@@ -240,6 +269,9 @@ async function main(): Promise<void> {
         await Promise.race([closed, new Promise((r) => setTimeout(r, 5000).unref())]);
         // The idle egress networks (the relay went with the executor's leftovers).
         await egress?.close().catch((err: unknown) => logger.warn({ err }, "closing egress"));
+        await replicas
+          ?.stop()
+          .catch((err: unknown) => logger.warn({ err }, "leaving the gateways' registry"));
         await state
           .close()
           .catch((err: unknown) => logger.error({ err }, "closing the state store"));

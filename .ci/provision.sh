@@ -111,8 +111,35 @@ ensure_runsc() {
   exit 1
 }
 
+# PostgreSQL for the shared state store's tests (replicas): Debian's, started
+# without systemd, with a role the tests create their own databases with.
+ensure_postgres() {
+  if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+    echo "==> installing postgresql (Debian's)"
+    apt_update_once
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null
+  fi
+  local version
+  version="$(pg_lsclusters -h | awk 'NR==1 {print $1}')"
+  if [ -z "$version" ]; then
+    version="$(ls /usr/lib/postgresql | sort -n | tail -1)"
+    pg_createcluster "$version" main >/dev/null
+  fi
+  if ! pg_lsclusters -h | awk -v v="$version" '$1==v && $2=="main" {print $4}' | grep -q online; then
+    echo "==> starting PostgreSQL $version"
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start
+  fi
+  for _ in $(seq 1 30); do
+    if su postgres -c "psql -tAc 'SELECT 1'" >/dev/null 2>&1; then break; fi
+    sleep 1
+  done
+  su postgres -c "psql -v ON_ERROR_STOP=1 -tAc \"DO \\\$\\\$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname='airlock') THEN CREATE ROLE airlock LOGIN CREATEDB PASSWORD 'airlock'; END IF; END\\\$\\\$\"" >/dev/null
+  echo "==> postgresql $version on 127.0.0.1:5432 (role airlock)"
+}
+
 ensure_node
 ensure_docker
+ensure_postgres
 ensure_debootstrap
 ensure_compose
 ensure_runsc

@@ -25,6 +25,7 @@ import { Executions, stateUnavailable } from "./executions/executions.ts";
 import { idempotency } from "./idempotency.ts";
 import type { Metrics } from "./metrics.ts";
 import { type OpenApiDocument, openApiDocument } from "./openapi.ts";
+import type { Replicas } from "./replicas.ts";
 import { type LogEnv, type RequestScope, requestLog } from "./request-log.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { dashboardRoutes } from "./routes/dashboard.ts";
@@ -67,6 +68,8 @@ export interface AppDeps {
   retentionMs?: number | undefined;
   /** Each answer says where its time went, phase by phase, in a Server-Timing header (AIRLOCK_SERVER_TIMING). */
   serverTiming?: boolean | undefined;
+  /** One of several gateways on a shared store: workspaces on other engines are forwarded. */
+  replicas?: Replicas | undefined;
 }
 
 /** 499: nginx's "client closed request"; the client is gone and never sees it. */
@@ -79,6 +82,7 @@ export function createApp(deps: AppDeps) {
       policy: new PolicyHolder(environmentPolicy(deps.keys ?? [])),
       client: deps.client,
       approvals: deps.state.approvals,
+      audit: deps.state.audit,
       instanceId: deps.instanceId,
     });
   const executions = new Executions({
@@ -115,6 +119,13 @@ export function createApp(deps: AppDeps) {
 
   const limitBody = limitBodies(deps.maxBodyBytes);
   for (const path of ["/v1/*", "/mcp", "/api/v2/*"]) app.use(path, limitBody);
+  // First: a workspace on another engine is that engine's gateway's request,
+  // audited, authenticated and admitted there, once.
+  if (deps.replicas !== undefined) {
+    app.use("/v1/workspaces/*", deps.replicas.forward());
+    app.use("/v1/approvals/*", deps.replicas.forward());
+    app.use("/v1/executions/*", deps.replicas.forward());
+  }
   // Before authentication, so refused keys are audited too.
   app.use("/v1/*", auditTrail(access.deps.audit));
   // Read on every request, so a policy reload takes effect at once.
@@ -132,6 +143,11 @@ export function createApp(deps: AppDeps) {
       warn: (message, err) => deps.logger.warn({ err }, message),
     }),
   );
+  if (deps.replicas !== undefined) {
+    const place = deps.replicas.place();
+    app.use("/v1/workspaces", place);
+    app.use("/v1/workspaces/*", place);
+  }
   app.route("/", profileRoutes(admission));
   app.route(
     "/",

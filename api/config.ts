@@ -69,6 +69,23 @@ const EnvSchema = z.object({
   AIRLOCK_SHUTDOWN_GRACE_MS: intFrom(0, 3600 * 1000).default(30_000),
   AIRLOCK_DATA_DIR: z.string().min(1).optional(),
   AIRLOCK_EXECUTION_RETENTION: duration(60_000, 365 * 86_400_000).default(7 * 86_400_000),
+  AIRLOCK_STATE_URL: z
+    .string()
+    .regex(
+      /^postgres(ql)?:\/\/\S+$/,
+      "must be a PostgreSQL URL such as postgres://user:password@host:5432/airlock",
+    )
+    .optional(),
+  AIRLOCK_ENGINE_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:-]{1,128}$/, "must be 1-128 letters, digits, or _ . : -")
+    .optional(),
+  AIRLOCK_ADVERTISE_URL: z
+    .url({ protocol: /^https?$/, error: "must be an http(s) URL" })
+    .optional(),
+  AIRLOCK_PEER_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
+  AIRLOCK_HEARTBEAT_MS: intFrom(100, 60_000).default(2000),
+  AIRLOCK_GATEWAY_TIMEOUT_MS: intFrom(500, 3600_000).default(15_000),
   AIRLOCK_LOG_LEVEL: z
     .enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"])
     .default("info"),
@@ -97,7 +114,7 @@ export interface Config {
   policyFile: string | undefined;
   /** Where audit lines go: a file path, or "-" for stdout. */
   auditFile: string;
-  /** Audit records kept in memory for GET /v1/audit. */
+  /** Audit records the state store keeps for GET /v1/audit. */
   auditMemory: number;
   concurrency: number;
   maxQueue: number;
@@ -133,6 +150,21 @@ export interface Config {
   dataDir: string | undefined;
   /** Ended executions, settled approvals and idempotency entries are kept this long. */
   executionRetentionMs: number;
+  /** Set with AIRLOCK_STATE_URL: this gateway is one of several sharing a PostgreSQL store. */
+  replicas: ReplicaConfig | undefined;
+}
+
+export interface ReplicaConfig {
+  stateUrl: string;
+  /** The engine's id; default: the one the engine reports (docker info). */
+  engineId: string | undefined;
+  /** Where sibling gateways reach this one. */
+  advertiseUrl: string;
+  /** Proves a forwarded request comes from a sibling gateway. */
+  peerSecret: string;
+  heartbeatMs: number;
+  /** A gateway silent this long is dead: its running executions end `lost`. */
+  gatewayTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -232,6 +264,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     generatedKey = randomBytes(24).toString("base64url");
     keys.push({ tenant: "default", hash: hashKey(generatedKey) });
   }
+  const tls = tlsFrom(e.AIRLOCK_TLS_CERT, e.AIRLOCK_TLS_KEY);
   return {
     port: e.AIRLOCK_PORT,
     host,
@@ -261,10 +294,49 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     logLevel: e.AIRLOCK_LOG_LEVEL,
     metricsPublic: e.AIRLOCK_METRICS_PUBLIC === "true",
     serverTiming: e.AIRLOCK_SERVER_TIMING === "true",
-    tls: tlsFrom(e.AIRLOCK_TLS_CERT, e.AIRLOCK_TLS_KEY),
+    tls,
     shutdownGraceMs: e.AIRLOCK_SHUTDOWN_GRACE_MS,
     dataDir: e.AIRLOCK_DATA_DIR,
     executionRetentionMs: e.AIRLOCK_EXECUTION_RETENTION,
+    replicas: replicaConfig(e, tls),
+  };
+}
+
+function replicaConfig(
+  e: z.infer<typeof EnvSchema>,
+  tls: TlsFiles | undefined,
+): ReplicaConfig | undefined {
+  if (e.AIRLOCK_STATE_URL === undefined) {
+    const stray = (
+      ["AIRLOCK_ENGINE_ID", "AIRLOCK_ADVERTISE_URL", "AIRLOCK_PEER_SECRET"] as const
+    ).find((name) => e[name] !== undefined);
+    if (stray !== undefined) {
+      throw new ConfigError(
+        `${stray} is set without AIRLOCK_STATE_URL: it only means something for several gateways on one store`,
+      );
+    }
+    return undefined;
+  }
+  if (e.AIRLOCK_PEER_SECRET === undefined) {
+    throw new ConfigError(
+      "AIRLOCK_STATE_URL needs AIRLOCK_PEER_SECRET (16+ characters, the same on every gateway): it authenticates requests one gateway forwards to another",
+    );
+  }
+  if (e.AIRLOCK_GATEWAY_TIMEOUT_MS < 2 * e.AIRLOCK_HEARTBEAT_MS) {
+    throw new ConfigError(
+      `AIRLOCK_GATEWAY_TIMEOUT_MS=${e.AIRLOCK_GATEWAY_TIMEOUT_MS} must be at least twice AIRLOCK_HEARTBEAT_MS=${e.AIRLOCK_HEARTBEAT_MS}, or a live gateway would be taken for dead`,
+    );
+  }
+  const scheme = tls === undefined ? "http" : "https";
+  return {
+    stateUrl: e.AIRLOCK_STATE_URL,
+    engineId: e.AIRLOCK_ENGINE_ID,
+    advertiseUrl: (
+      e.AIRLOCK_ADVERTISE_URL ?? `${scheme}://${hostname()}:${e.AIRLOCK_PORT}`
+    ).replace(/\/+$/, ""),
+    peerSecret: e.AIRLOCK_PEER_SECRET,
+    heartbeatMs: e.AIRLOCK_HEARTBEAT_MS,
+    gatewayTimeoutMs: e.AIRLOCK_GATEWAY_TIMEOUT_MS,
   };
 }
 

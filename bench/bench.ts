@@ -23,6 +23,7 @@ import {
 } from "./harness.ts";
 import { languagePhase } from "./languages.ts";
 import { measureImportRss, measureStreamingRss } from "./memory.ts";
+import { replicasPhase } from "./replicas.ts";
 import {
   baselineSettled,
   dockerRunEcho,
@@ -39,7 +40,8 @@ const ROUNDS = Number(process.env["BENCH_ROUNDS"] ?? 20);
 const THROUGHPUT_JOBS = Number(process.env["BENCH_JOBS"] ?? 64);
 // BENCH_ONLY=<groups, comma-separated> runs only those groups of rows, e.g. BENCH_ONLY=phases,diff:
 // latency, phases, throughput, gvisor, diff, restart, curves, rss, streams, import, store, egress,
-// languages (all by default).
+// languages, replicas (all by default; replicas needs PostgreSQL and starts a second engine:
+// bench/replicas.ts).
 const GROUPS = [
   "latency",
   "phases",
@@ -54,6 +56,7 @@ const GROUPS = [
   "store",
   "egress",
   "languages",
+  "replicas",
 ] as const;
 type Group = (typeof GROUPS)[number];
 const ONLY = new Set(
@@ -351,6 +354,9 @@ async function main() {
   if (wants("import")) await importGroup(r);
   if (wants("egress")) await egressPhase(r.results, r.rows, r.targets);
   if (wants("languages")) await languagesGroup(r);
+  if (wants("replicas")) {
+    await replicasPhase(r.results, r.rows, { rounds: ROUNDS, jobs: THROUGHPUT_JOBS });
+  }
   report(r);
 }
 

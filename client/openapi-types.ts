@@ -2127,7 +2127,7 @@ export interface paths {
     };
   };
   "/v1/admin/jobs": {
-    /** This gateway's running and queued jobs, with their age and limits, and the queue */
+    /** Running and queued jobs (this gateway's, then, with replicas, every other gateway's), with their age and limits, and this gateway's queue */
     get: {
       parameters: { query?: never; path?: never };
       requestBody?: never;
@@ -2135,7 +2135,7 @@ export interface paths {
         200: {
           content: {
             "application/json": {
-              /** this gateway's admitted jobs, oldest first */
+              /** this gateway's admitted jobs, oldest first; with replicas, then every other gateway's */
               jobs: {
                 /** this gateway's handle of the admitted job */
                 id: string;
@@ -2155,6 +2155,8 @@ export interface paths {
                 runningMs?: number | undefined;
                 /** the container's airlock.job label, once running */
                 jobId?: string | undefined;
+                /** the instance id of the gateway it runs on (with replicas: jobs of other gateways, read from the shared store, have an empty keyId and limits.timeoutMs 0, which only their own gateway knows) */
+                gateway?: string | undefined;
                 /** the container's limits once running; before that the timeout the policy allows */
                 limits: {
                   timeoutMs: number;

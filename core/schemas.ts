@@ -503,6 +503,12 @@ export const RunningJob = z.object({
   ageMs: z.number().describe("milliseconds since admission"),
   runningMs: z.number().optional().describe("milliseconds since its container started"),
   jobId: z.string().optional().describe("the container's airlock.job label, once running"),
+  gateway: z
+    .string()
+    .optional()
+    .describe(
+      "the instance id of the gateway it runs on (with replicas: jobs of other gateways, read from the shared store, have an empty keyId and limits.timeoutMs 0, which only their own gateway knows)",
+    ),
   limits: z
     .object({
       timeoutMs: z.number(),
@@ -515,7 +521,11 @@ export const RunningJob = z.object({
 });
 
 export const JobsView = z.object({
-  jobs: z.array(RunningJob).describe("this gateway's admitted jobs, oldest first"),
+  jobs: z
+    .array(RunningJob)
+    .describe(
+      "this gateway's admitted jobs, oldest first; with replicas, then every other gateway's",
+    ),
   queue: z.object({
     running: z
       .number()

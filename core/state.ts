@@ -1,7 +1,8 @@
 // The shared state a gateway keeps beyond one request (DESIGN.md "Executions",
 // "Replicas"): execution records and their output for replay, idempotency
-// entries, approvals and audit records. Interfaces and record types only; the
-// embedded store is state/sqlite.ts, and a PostgreSQL one fits beside it. So
+// entries, approvals, audit records, and what replicas share (the gateways'
+// registry, workspaces' engines, rate counters, stops). Interfaces and record
+// types only; the embedded store is state/sqlite.ts, PostgreSQL's state/pg.ts. So
 // every method is async, and every decision that must be atomic (a status
 // transition, taking an idempotency key, approving once) is one call, never a
 // read the caller follows with a write.
@@ -371,6 +372,118 @@ export interface ManifestRecords {
   delete(workspace: string): Promise<void>;
 }
 
+// ---------------------------------------------------------------- replicas
+
+/** A gateway as the registry knows it (DESIGN.md "Replicas"). */
+export interface GatewayRecord {
+  instanceId: string;
+  /** The Docker engine it drives: gateways with one engine id share workspaces' volumes. */
+  engineId: string;
+  /** Where sibling gateways reach it, for requests forwarded to its engine. */
+  url: string;
+  startedAt: string;
+  /** The store's clock, not the gateway's: gateways on several hosts compare one clock. */
+  heartbeatAt: string;
+}
+
+export interface GatewayRecords {
+  /** Registers the gateway, or renews its heartbeat. */
+  heartbeat(gateway: { instanceId: string; engineId: string; url: string }): Promise<void>;
+  /** Gateways heard from within `maxAgeMs`, oldest first. */
+  live(maxAgeMs: number): Promise<GatewayRecord[]>;
+  /**
+   * Removes the gateways not heard from for `maxAgeMs` and returns their ids;
+   * each id is returned to one caller only, which ends what it left behind.
+   */
+  claimDead(maxAgeMs: number): Promise<string[]>;
+  /** Removes a gateway that stops cleanly. */
+  leave(instanceId: string): Promise<void>;
+}
+
+/** Which engine holds a workspace's volume. */
+export interface WorkspacePlacements {
+  place(workspaceId: string, tenant: string, engineId: string): Promise<void>;
+  /** undefined: not recorded (made before the store knew, or gone). */
+  engineOf(workspaceId: string): Promise<string | undefined>;
+  remove(workspaceId: string): Promise<void>;
+}
+
+/** One sliding-window limit: at most `limit` takes of `key` within `windowMs`. */
+export interface RateCheck {
+  key: string;
+  windowMs: number;
+  limit: number;
+}
+
+export interface RateCounters {
+  /**
+   * Atomically, across every gateway on the store: when every check has room,
+   * counts one take against each and returns undefined; otherwise counts
+   * nothing and names the check that refused (the one whose room comes back last).
+   */
+  take(checks: readonly RateCheck[]): Promise<{ index: number; retryAfterMs: number } | undefined>;
+  /** Forgets takes older than `olderThanMs` (longer than the longest window). */
+  purge(olderThanMs: number): Promise<number>;
+}
+
+/** What a finished job used, for the hourly budgets. */
+export interface UsageRecord {
+  at: number;
+  cpuMs: number;
+  containerMs: number;
+}
+
+export interface QuotaCounters {
+  /**
+   * Atomically, across every gateway on the store: takes one of the tenant's
+   * `max` job slots (an id to release), or says how many are taken.
+   */
+  acquireSlot(
+    tenant: string,
+    max: number,
+    instanceId: string,
+  ): Promise<{ slot: string } | { running: number }>;
+  releaseSlot(slot: string): Promise<void>;
+  /** The slots a gateway that died held; returns how many. */
+  releaseInstance(instanceId: string): Promise<number>;
+  running(tenant: string): Promise<number>;
+  recordUsage(tenant: string, usage: UsageRecord): Promise<void>;
+  /** The tenant's usage records since `sinceMs`, oldest first. */
+  usageSince(tenant: string, sinceMs: number): Promise<UsageRecord[]>;
+  /** Forgets usage older than `olderThanMs`. */
+  purge(olderThanMs: number): Promise<number>;
+}
+
+/** An emergency stop: of a tenant, or of everything ("*"). */
+export interface StopRecord {
+  target: string;
+  since: string;
+}
+
+export interface StopRecords {
+  list(): Promise<StopRecord[]>;
+  /** Records a stop; one in force already keeps its `since`. Returns the stop in force. */
+  add(target: string, since: string): Promise<StopRecord>;
+  remove(target: string): Promise<void>;
+}
+
+/**
+ * What several gateways share beyond executions and approvals: the registry
+ * of live gateways, where workspaces live, rate-limit counters and the
+ * emergency stops. A store that serves one gateway may leave it out.
+ */
+export interface ClusterRecords {
+  readonly gateways: GatewayRecords;
+  readonly workspaces: WorkspacePlacements;
+  readonly rates: RateCounters;
+  readonly quotas: QuotaCounters;
+  readonly stops: StopRecords;
+  /** Every tenant's queued and running executions, oldest first (the operators' view). */
+  openExecutions(limit: number): Promise<ExecutionSummary[]>;
+  /** The gateway running an open execution (any tenant's), to send its cancel there. */
+  runnerOf(executionId: string): Promise<string | undefined>;
+}
+
 // ---------------------------------------------------------------- the store
 
 export interface StateLimits {
@@ -405,6 +518,8 @@ export interface StateStore {
   readonly limits: StateLimits;
   /** Workspace manifests; a store without them costs a full read of each workspace after a restart. */
   readonly manifests?: ManifestRecords;
+  /** Shared by the gateways on this store (DESIGN.md "Replicas"). */
+  readonly cluster?: ClusterRecords;
   /** Everything past its retention, and expired idempotency entries. */
   purge(retention: Retention): Promise<PurgeReport>;
   /** Writes queued output and closes; later calls fail. */

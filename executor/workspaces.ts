@@ -385,9 +385,35 @@ export class WorkspaceStore {
 
   private async destroy(id: string): Promise<void> {
     this.sizes.delete(id);
-    await this.deps.client.removeVolume(volumeOf(id));
+    await this.removeWhenFree(id);
     await this.use.forget(id);
     this.deps.manifests?.delete(id);
+  }
+
+  /**
+   * The volume, once no container holds it. The lock orders this gateway's
+   * operations only: another gateway on the same engine (replicas) may still
+   * be removing the container of a job it has answered. A volume still in use
+   * after 10 s is a 409 conflict to retry, not an internal failure.
+   */
+  private async removeWhenFree(id: string): Promise<void> {
+    const deadline = this.now() + 10_000;
+    for (;;) {
+      try {
+        await this.deps.client.removeVolume(volumeOf(id));
+        return;
+      } catch (err) {
+        if ((err as { statusCode?: unknown }).statusCode !== 409) throw err;
+        if (this.now() > deadline) {
+          throw new AirlockError(
+            "conflict",
+            `workspace ${id} is still in use by a job (on another gateway of this engine); retry when it has ended`,
+            { cause: err, retryAfterSeconds: 2 },
+          );
+        }
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
   }
 
   /** Removes every workspace idle for longer than its TTL (and stray markers); returns how many. */

@@ -50,7 +50,7 @@ const TRANSITION_SQL = Object.fromEntries(
   (Object.keys(EXECUTION_TRANSITIONS) as ExecutionStatus[]).map((to) => [to, transitionSql(to)]),
 ) as Record<ExecutionStatus, string>;
 
-function toSummary(row: Row): ExecutionSummary {
+export function toSummary(row: Row): ExecutionSummary {
   const e: ExecutionSummary = {
     id: row["id"] as string,
     tenant: row["tenant"] as string,

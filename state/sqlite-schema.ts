@@ -115,6 +115,47 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX workspace_manifests_updated ON workspace_manifests (updated_at);
     `,
   },
+  {
+    version: 3,
+    name: "gateways, workspace engines, rate takes, stops, quota slots, usage",
+    sql: `
+      CREATE TABLE gateways (
+        instance_id TEXT PRIMARY KEY,
+        engine_id TEXT NOT NULL,
+        url TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        heartbeat_at INTEGER NOT NULL
+      );
+      CREATE TABLE workspace_engines (
+        workspace_id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        engine_id TEXT NOT NULL
+      );
+      CREATE TABLE rate_takes (
+        key TEXT NOT NULL,
+        at INTEGER NOT NULL
+      );
+      CREATE INDEX rate_takes_by_key ON rate_takes (key, at);
+      CREATE TABLE stops (
+        target TEXT PRIMARY KEY,
+        since TEXT NOT NULL
+      );
+      CREATE TABLE quota_slots (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        instance_id TEXT NOT NULL,
+        at INTEGER NOT NULL
+      );
+      CREATE INDEX quota_slots_by_tenant ON quota_slots (tenant);
+      CREATE TABLE usage (
+        tenant TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        cpu_ms INTEGER NOT NULL,
+        container_ms INTEGER NOT NULL
+      );
+      CREATE INDEX usage_by_tenant ON usage (tenant, at);
+    `,
+  },
 ];
 
 /** Brings the store up to the newest migration; refuses a store newer than this code. */

@@ -17,6 +17,7 @@ import {
 } from "../core/state.ts";
 import { SqliteApprovals } from "./sqlite-approvals.ts";
 import { SqliteAudit } from "./sqlite-audit.ts";
+import { SqliteCluster } from "./sqlite-cluster.ts";
 import { Db, translateSqliteError } from "./sqlite-db.ts";
 import { SqliteExecutions } from "./sqlite-executions.ts";
 import { SqliteIdempotency } from "./sqlite-idempotency.ts";
@@ -65,6 +66,7 @@ class SqliteState implements StateStore {
   readonly approvals: SqliteApprovals;
   readonly audit: SqliteAudit;
   readonly manifests: SqliteManifests;
+  readonly cluster: SqliteCluster;
   readonly limits: StateLimits;
   private readonly db: Db;
 
@@ -84,10 +86,14 @@ class SqliteState implements StateStore {
     this.approvals = new SqliteApprovals(db, now, this.limits.maxResultBytes);
     this.audit = new SqliteAudit(db, now);
     this.manifests = new SqliteManifests(db, now);
+    this.cluster = new SqliteCluster(db, now);
   }
 
   async purge(r: Retention): Promise<PurgeReport> {
     await this.manifests.purge(r.executionsMs);
+    // Longer than the longest rate window (an hour).
+    await this.cluster.rates.purge(2 * 3600_000);
+    await this.cluster.quotas.purge(2 * 3600_000);
     return {
       executions: await this.executions.purge(r.executionsMs),
       idempotency: await this.idempotency.purge(),

@@ -8,14 +8,14 @@ import { networkInterfaces } from "node:os";
 import type { EgressRules } from "../../core/egress.ts";
 import { AirlockError } from "../../core/errors.ts";
 import type { LoadedProfile } from "../../core/profile.ts";
-import type { ApprovalRecords } from "../../core/state.ts";
+import type { ApprovalRecords, AuditRecords, ClusterRecords } from "../../core/state.ts";
 import type { ContainerClient } from "../../executor/docker.ts";
 import { ApprovalStore } from "../../policies/access/approvals.ts";
 import { AuditLog } from "../../policies/access/audit.ts";
 import { Checkpoints } from "../../policies/access/checkpoints.ts";
 import type { PolicyHolder } from "../../policies/access/load.ts";
-import { QuotaLedger } from "../../policies/access/quota.ts";
-import { RateLimiter } from "../../policies/access/rate-limit.ts";
+import { type QuotaBook, QuotaLedger, SharedQuotaLedger } from "../../policies/access/quota.ts";
+import { type Limiter, RateLimiter, SharedRateLimiter } from "../../policies/access/rate-limit.ts";
 import { RunningJobs } from "../../policies/access/running.ts";
 import { type TenantPolicy, tenantPolicy } from "../../policies/access/schema.ts";
 import { profileRefusal } from "../../policies/access/scopes.ts";
@@ -25,8 +25,8 @@ import type { Caller } from "../auth.ts";
 
 export interface AccessDeps {
   policy: PolicyHolder;
-  limiter: RateLimiter;
-  quotas: QuotaLedger;
+  limiter: Limiter;
+  quotas: QuotaBook;
   approvals: ApprovalStore;
   /** Which approval rules a job meets, and what they remember. */
   checkpoints: Checkpoints;
@@ -36,6 +36,9 @@ export interface AccessDeps {
   jobs: RunningJobs;
   /** For counting a tenant's workspaces. */
   client: Pick<ContainerClient, "listVolumes">;
+  /** What the gateways on a shared store share (replicas); undefined for one gateway alone. */
+  cluster?: ClusterRecords | undefined;
+  instanceId?: string | undefined;
   now: () => number;
 }
 
@@ -122,9 +125,19 @@ export interface CreateAccessOptions {
   /** This gateway's instance id: an approved job runs on the gateway that approved it. */
   instanceId: string;
   client: Pick<ContainerClient, "listVolumes" | "createVolume" | "removeVolume">;
-  /** Where audit lines go; default: nowhere (the in-memory ring only). */
+  /** Where audit lines go; default: nowhere (GET /v1/audit reads the store, or the ring). */
   auditWrite?: (line: string) => void;
+  /** The state store's audit records, which GET /v1/audit reads; without them, an in-memory ring. */
+  audit?: AuditRecords | undefined;
   auditRingSize?: number;
+  /** Told of an audit record the store could not keep. */
+  onAuditError?: (err: unknown) => void;
+  /**
+   * Replicas: rate limits, quotas and stops counted and kept in the shared
+   * store, so they hold across gateways. Without it they are this gateway's
+   * (stops on its engine).
+   */
+  cluster?: ClusterRecords | undefined;
   now?: () => number;
 }
 
@@ -133,14 +146,24 @@ export function createAccess(o: CreateAccessOptions): Access {
   const now = o.now ?? Date.now;
   return new Access({
     policy: o.policy,
-    limiter: new RateLimiter(now),
-    quotas: new QuotaLedger(now),
+    limiter:
+      o.cluster === undefined ? new RateLimiter(now) : new SharedRateLimiter(o.cluster.rates),
+    quotas:
+      o.cluster === undefined
+        ? new QuotaLedger(now)
+        : new SharedQuotaLedger(o.cluster.quotas, o.instanceId, now),
     approvals: new ApprovalStore({ records: o.approvals, instanceId: o.instanceId, now }),
     checkpoints: new Checkpoints(),
-    stop: new StopSwitch(o.client, now),
-    audit: new AuditLog(o.auditWrite ?? (() => {}), o.auditRingSize ?? 10_000),
+    stop: new StopSwitch(o.client, now, o.cluster?.stops),
+    audit: new AuditLog(o.auditWrite ?? (() => {}), {
+      ringSize: o.auditRingSize ?? 10_000,
+      records: o.audit,
+      ...(o.onAuditError === undefined ? {} : { onError: o.onAuditError }),
+    }),
     jobs: new RunningJobs(now),
     client: o.client,
+    cluster: o.cluster,
+    instanceId: o.instanceId,
     now,
   });
 }

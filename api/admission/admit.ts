@@ -114,7 +114,7 @@ export class Admission {
     const profile =
       workspace === undefined ? plan.profile : lookupProfile(this.deps.profiles, workspace.profile);
     if (profile !== undefined) this.checkProfile(c, profile);
-    this.takeRate(caller, plan.scopes);
+    await this.takeRate(caller, plan.scopes);
     if (plan.createsWorkspace === true) await admitNewWorkspace(this.access, caller.tenant);
     // A job plan always has a profile (the Plan type): its own or its workspace's.
     const job =
@@ -173,8 +173,12 @@ export class Admission {
   }
 
   /** Counts the request against the key's rate limit of every scope it needs. */
-  private takeRate(caller: Caller, scopes: Scope[]): void {
-    const limited = this.access.deps.limiter.take(caller.keyId, scopes, caller.grant.rateLimits);
+  private async takeRate(caller: Caller, scopes: Scope[]): Promise<void> {
+    const limited = await this.access.deps.limiter.take(
+      caller.keyId,
+      scopes,
+      caller.grant.rateLimits,
+    );
     if (limited === undefined) return;
     const per = limited.window === "perMinute" ? "minute" : "hour";
     throw new AirlockError(

@@ -75,7 +75,7 @@ export async function admitJob(
   const caller = c.get("caller");
   const tenant = access.tenant(caller.tenant);
   const limits = jobLimits(tenant, profile, job.request);
-  const refusal = access.deps.quotas.check(caller.tenant, tenant.quotas);
+  const refusal = await access.deps.quotas.check(caller.tenant, tenant.quotas);
   if (refusal !== undefined) throw quotaError(caller.tenant, refusal);
   // 403 naming a network the key was not granted, before anything is held or run.
   const egress = access.egress(caller, job.request.networks);
@@ -170,7 +170,7 @@ export async function accounted(
 ): Promise<ExecResult> {
   const { tenant } = entry;
   const { quotas, jobs, stop, now } = access.deps;
-  const slot = quotas.acquire(tenant, access.tenant(tenant).quotas);
+  const slot = await quotas.acquire(tenant, access.tenant(tenant).quotas);
   if (!("release" in slot)) throw quotaError(tenant, slot);
   const tracked = jobs.add(entry, timeoutMs);
   const stopSignal = stop.signal(tenant);
@@ -197,12 +197,12 @@ export async function accounted(
     }
     throw err;
   } finally {
-    slot.release();
+    await slot.release();
     tracked.done();
     // A killed or failed job still used its container time; when the cgroup
     // could not be read, its wall time counts as CPU time (one CPU, the default).
     const wall = result?.durationMs ?? now() - started;
-    quotas.record(tenant, result?.usage.cpuMs ?? (result === undefined ? 0 : wall), wall);
+    await quotas.record(tenant, result?.usage.cpuMs ?? (result === undefined ? 0 : wall), wall);
   }
 }
 

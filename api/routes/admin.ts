@@ -14,8 +14,10 @@ import {
   StopState,
   UsageList,
 } from "../../core/schemas.ts";
+import type { RunningJobView } from "../../policies/access/running.ts";
 import { TENANT_NAME, tenantPolicy } from "../../policies/access/schema.ts";
 import { approvalReadScopes } from "../../policies/access/scopes.ts";
+import type { AccessDeps } from "../admission/access.ts";
 import type { Admission } from "../admission/admit.ts";
 import { approvalFor } from "../admission/approvals.ts";
 import { note } from "../admission/audit.ts";
@@ -140,7 +142,7 @@ const routes = {
     adminRoute(
       "get",
       "/v1/admin/jobs",
-      "This gateway's running and queued jobs, with their age and limits, and the queue",
+      "Running and queued jobs (this gateway's, then, with replicas, every other gateway's), with their age and limits, and this gateway's queue",
       json(JobsView, "jobs and queue"),
     ),
   ),
@@ -184,6 +186,31 @@ const routes = {
     request: { params: ApprovalId },
   }),
 };
+
+/** Other gateways' open executions, from the shared store (replicas), as jobs. */
+async function siblingJobs(deps: AccessDeps): Promise<RunningJobView[]> {
+  if (deps.cluster === undefined) return [];
+  const now = deps.now();
+  const open = await deps.cluster.openExecutions(1000);
+  return open
+    .filter((e) => e.instanceId !== deps.instanceId)
+    .map((e) => ({
+      id: e.id,
+      tenant: e.tenant,
+      keyId: "",
+      profile: e.profile,
+      ...(e.workspace === undefined ? {} : { workspace: e.workspace }),
+      state: e.status === "running" ? ("running" as const) : ("queued" as const),
+      admittedAt: e.createdAt,
+      ...(e.startedAt === undefined
+        ? {}
+        : { startedAt: e.startedAt, runningMs: now - Date.parse(e.startedAt) }),
+      jobId: e.id,
+      ageMs: now - Date.parse(e.createdAt),
+      gateway: e.instanceId,
+      limits: { timeoutMs: 0 },
+    }));
+}
 
 /** The executor's queue, as GET /v1/admin/jobs shows it. */
 export interface QueueView {
@@ -233,18 +260,24 @@ export function adminRoutes(admission: Admission, queue: () => QueueView) {
   app.openapi(routes.usage, async (c) => {
     await admission.admit(c, { op: "admin.usage", scopes: ["admin"] });
     const current = policy.current();
-    return c.json({
-      tenants: [...current.tenants.keys()].map((t) => ({
+    const tenants = [];
+    for (const t of current.tenants.keys()) {
+      tenants.push({
         tenant: t,
-        ...quotas.used(t),
+        ...(await quotas.used(t)),
         quotas: tenantPolicy(current, t).quotas,
-      })),
-    });
+      });
+    }
+    return c.json({ tenants });
   });
 
   app.openapi(routes.jobs, async (c) => {
     await admission.admit(c, { op: "admin.jobs", scopes: ["admin"] });
-    const list = jobs.list();
+    const own = access.deps.instanceId;
+    const list = [
+      ...jobs.list().map((j) => (own === undefined ? j : { ...j, gateway: own })),
+      ...(await siblingJobs(access.deps)),
+    ];
     const queuedByTenant: Record<string, number> = {};
     for (const j of list) {
       if (j.state === "queued") queuedByTenant[j.tenant] = (queuedByTenant[j.tenant] ?? 0) + 1;
@@ -254,7 +287,7 @@ export function adminRoutes(admission: Admission, queue: () => QueueView) {
 
   app.openapi(routes.audit, async (c) => {
     await admission.admit(c, { op: "audit.read", scopes: ["admin"] });
-    return c.json({ records: audit.query(c.req.valid("query")) });
+    return c.json({ records: await audit.query(c.req.valid("query")) });
   });
 
   app.openapi(routes.approvals, async (c) => {

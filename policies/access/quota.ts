@@ -1,7 +1,10 @@
 // Per-tenant quotas: jobs running at once, and the hourly "cost" budgets —
 // CPU-seconds and container-seconds used by finished jobs in the last sliding
 // hour. A tenant at or over a budget gets no new job until enough of its
-// usage has aged out of the hour.
+// usage has aged out of the hour. In memory for one gateway (QuotaLedger), or
+// counted in the shared state store for replicas (SharedQuotaLedger), so the
+// quotas hold across every gateway of the service.
+import type { QuotaCounters } from "../../core/state.ts";
 import type { Quotas } from "./schema.ts";
 
 const HOUR_MS = 3600_000;
@@ -19,7 +22,141 @@ interface Usage {
   containerMs: number;
 }
 
-export class QuotaLedger {
+export interface Used {
+  cpuSeconds: number;
+  containerSeconds: number;
+  running: number;
+}
+
+/** The quotas' bookkeeping, as admission uses it: in memory (sync) or in the store (async). */
+export interface QuotaBook {
+  check(
+    tenant: string,
+    quotas: Quotas,
+  ): QuotaRefusal | undefined | Promise<QuotaRefusal | undefined>;
+  acquire(
+    tenant: string,
+    quotas: Quotas,
+  ):
+    | { release: () => void | Promise<void> }
+    | QuotaRefusal
+    | Promise<{ release: () => void | Promise<void> } | QuotaRefusal>;
+  record(tenant: string, cpuMs: number, containerMs: number): void | Promise<void>;
+  used(tenant: string): Used | Promise<Used>;
+}
+
+function concurrencyRefusal(running: number, quotas: Quotas): QuotaRefusal | undefined {
+  if (quotas.concurrentJobs === undefined || running < quotas.concurrentJobs) return undefined;
+  return { limit: "concurrentJobs", max: quotas.concurrentJobs, used: running, retryAfterMs: 1000 };
+}
+
+/** Which hourly budget the usage of the last hour (oldest first) exhausts, and when room comes back. */
+function budgetRefusal(records: Usage[], quotas: Quotas, now: number): QuotaRefusal | undefined {
+  const budgets = [
+    ["cpuSecondsPerHour", quotas.cpuSecondsPerHour, (u: Usage) => u.cpuMs],
+    ["containerSecondsPerHour", quotas.containerSecondsPerHour, (u: Usage) => u.containerMs],
+  ] as const;
+  for (const [limit, max, pick] of budgets) {
+    if (max === undefined) continue;
+    const budgetMs = max * 1000;
+    let used = records.reduce((sum, u) => sum + pick(u), 0);
+    if (used < budgetMs) continue;
+    // Room comes back as the oldest records leave the hour.
+    let retryAt = now + HOUR_MS;
+    for (const u of records) {
+      used -= pick(u);
+      if (used < budgetMs) {
+        retryAt = u.at + HOUR_MS;
+        break;
+      }
+    }
+    return {
+      limit,
+      max,
+      used: records.reduce((sum, u) => sum + pick(u), 0) / 1000,
+      retryAfterMs: Math.max(1000, retryAt - now),
+    };
+  }
+  return undefined;
+}
+
+function usedOf(records: Usage[], running: number): Used {
+  return {
+    cpuSeconds: records.reduce((s, u) => s + u.cpuMs, 0) / 1000,
+    containerSeconds: records.reduce((s, u) => s + u.containerMs, 0) / 1000,
+    running,
+  };
+}
+
+/** The quotas counted in the shared state store: job slots taken atomically, usage of every gateway. */
+export class SharedQuotaLedger implements QuotaBook {
+  private readonly counters: QuotaCounters;
+  private readonly instanceId: string;
+  private readonly now: () => number;
+
+  constructor(counters: QuotaCounters, instanceId: string, now: () => number = Date.now) {
+    this.counters = counters;
+    this.instanceId = instanceId;
+    this.now = now;
+  }
+
+  async check(tenant: string, quotas: Quotas): Promise<QuotaRefusal | undefined> {
+    if (quotas.concurrentJobs !== undefined) {
+      const refusal = concurrencyRefusal(await this.counters.running(tenant), quotas);
+      if (refusal !== undefined) return refusal;
+    }
+    if (quotas.cpuSecondsPerHour === undefined && quotas.containerSecondsPerHour === undefined) {
+      return undefined;
+    }
+    const now = this.now();
+    return budgetRefusal(await this.counters.usageSince(tenant, now - HOUR_MS), quotas, now);
+  }
+
+  async acquire(
+    tenant: string,
+    quotas: Quotas,
+  ): Promise<{ release: () => Promise<void> } | QuotaRefusal> {
+    const budget = await this.check(tenant, { ...quotas, concurrentJobs: undefined });
+    if (budget !== undefined) return budget;
+    // Every job takes a slot (the operators' view counts them), limited or not.
+    const taken = await this.counters.acquireSlot(
+      tenant,
+      quotas.concurrentJobs ?? Number.MAX_SAFE_INTEGER,
+      this.instanceId,
+    );
+    if (!("slot" in taken)) return concurrencyRefusal(taken.running, quotas) as QuotaRefusal;
+    let released = false;
+    return {
+      release: async () => {
+        if (released) return;
+        released = true;
+        // A slot that cannot be released now goes when this gateway leaves the registry (or dies).
+        await this.counters.releaseSlot(taken.slot).catch(() => {});
+      },
+    };
+  }
+
+  /**
+   * Not waited for: the job's answer does not wait on its bookkeeping. A record
+   * the store cannot keep under-counts the hour's budget; it never fails a job that ran.
+   */
+  record(tenant: string, cpuMs: number, containerMs: number): void {
+    this.counters
+      .recordUsage(tenant, {
+        at: this.now(),
+        cpuMs: Math.max(0, cpuMs),
+        containerMs: Math.max(0, containerMs),
+      })
+      .catch(() => {});
+  }
+
+  async used(tenant: string): Promise<Used> {
+    const records = await this.counters.usageSince(tenant, this.now() - HOUR_MS);
+    return usedOf(records, await this.counters.running(tenant));
+  }
+}
+
+export class QuotaLedger implements QuotaBook {
   private readonly running = new Map<string, number>();
   private readonly usage = new Map<string, Usage[]>();
   private readonly now: () => number;
@@ -46,42 +183,10 @@ export class QuotaLedger {
   }
 
   check(tenant: string, quotas: Quotas): QuotaRefusal | undefined {
-    const running = this.running.get(tenant) ?? 0;
-    if (quotas.concurrentJobs !== undefined && running >= quotas.concurrentJobs) {
-      return {
-        limit: "concurrentJobs",
-        max: quotas.concurrentJobs,
-        used: running,
-        retryAfterMs: 1000,
-      };
-    }
-    const budgets = [
-      ["cpuSecondsPerHour", quotas.cpuSecondsPerHour, (u: Usage) => u.cpuMs],
-      ["containerSecondsPerHour", quotas.containerSecondsPerHour, (u: Usage) => u.containerMs],
-    ] as const;
-    const records = this.recent(tenant);
-    for (const [limit, max, pick] of budgets) {
-      if (max === undefined) continue;
-      const budgetMs = max * 1000;
-      let used = records.reduce((sum, u) => sum + pick(u), 0);
-      if (used < budgetMs) continue;
-      // Room comes back as the oldest records leave the hour.
-      let retryAt = this.now() + HOUR_MS;
-      for (const u of records) {
-        used -= pick(u);
-        if (used < budgetMs) {
-          retryAt = u.at + HOUR_MS;
-          break;
-        }
-      }
-      return {
-        limit,
-        max,
-        used: records.reduce((sum, u) => sum + pick(u), 0) / 1000,
-        retryAfterMs: Math.max(1000, retryAt - this.now()),
-      };
-    }
-    return undefined;
+    return (
+      concurrencyRefusal(this.running.get(tenant) ?? 0, quotas) ??
+      budgetRefusal(this.recent(tenant), quotas, this.now())
+    );
   }
 
   /** Records what a finished job used. */
@@ -96,13 +201,8 @@ export class QuotaLedger {
   }
 
   /** Seconds used in the last hour, for the admin view. */
-  used(tenant: string): { cpuSeconds: number; containerSeconds: number; running: number } {
-    const records = this.recent(tenant);
-    return {
-      cpuSeconds: records.reduce((s, u) => s + u.cpuMs, 0) / 1000,
-      containerSeconds: records.reduce((s, u) => s + u.containerMs, 0) / 1000,
-      running: this.running.get(tenant) ?? 0,
-    };
+  used(tenant: string): Used {
+    return usedOf(this.recent(tenant), this.running.get(tenant) ?? 0);
   }
 
   private recent(tenant: string): Usage[] {

@@ -1,7 +1,10 @@
 // Per-key, per-scope rate limits over sliding windows of a minute and an hour.
 // A sliding log (the times of the last N admitted requests) gives exact
 // answers — 5 per minute means the 6th request inside any 60 s is refused —
-// and needs at most N timestamps per key, scope and window.
+// and needs at most N timestamps per key, scope and window. Replicas count in
+// the shared state store instead (SharedRateLimiter), so a limit holds across
+// every gateway of the service.
+import type { RateCounters } from "../../core/state.ts";
 import type { RateLimits, Scope } from "./schema.ts";
 
 export const WINDOWS = { perMinute: 60_000, perHour: 3600_000 } as const;
@@ -15,7 +18,65 @@ export interface RateRefusal {
   retryAfterMs: number;
 }
 
-export class RateLimiter {
+interface Check {
+  log: string;
+  window: WindowName;
+  limit: number;
+  scope: Scope;
+}
+
+/** One check per scope the request needs and window its rule sets. */
+function checksFor(keyId: string, scopes: readonly Scope[], limits: RateLimits): Check[] {
+  const checks: Check[] = [];
+  for (const scope of new Set(scopes)) {
+    const rule = limits[scope];
+    if (rule === undefined) continue;
+    for (const window of Object.keys(WINDOWS) as WindowName[]) {
+      const limit = rule[window];
+      if (limit !== undefined)
+        checks.push({ log: `${keyId}\0${scope}\0${window}`, window, limit, scope });
+    }
+  }
+  return checks;
+}
+
+export interface Limiter {
+  take(
+    keyId: string,
+    scopes: readonly Scope[],
+    limits: RateLimits,
+  ): RateRefusal | undefined | Promise<RateRefusal | undefined>;
+}
+
+/** The same limits, counted in the shared state store: one atomic take per request. */
+export class SharedRateLimiter implements Limiter {
+  private readonly counters: RateCounters;
+
+  constructor(counters: RateCounters) {
+    this.counters = counters;
+  }
+
+  async take(
+    keyId: string,
+    scopes: readonly Scope[],
+    limits: RateLimits,
+  ): Promise<RateRefusal | undefined> {
+    const checks = checksFor(keyId, scopes, limits);
+    // PostgreSQL's text holds no NUL: "/" separates instead (neither a scope nor a window has one).
+    const refused = await this.counters.take(
+      checks.map((c) => ({
+        key: `${c.log.replaceAll("\0", "/")}`,
+        windowMs: WINDOWS[c.window],
+        limit: c.limit,
+      })),
+    );
+    if (refused === undefined) return undefined;
+    const c = checks[refused.index] as Check;
+    return { scope: c.scope, window: c.window, limit: c.limit, retryAfterMs: refused.retryAfterMs };
+  }
+}
+
+export class RateLimiter implements Limiter {
   private readonly logs = new Map<string, number[]>();
   private readonly now: () => number;
 
@@ -29,16 +90,7 @@ export class RateLimiter {
    */
   take(keyId: string, scopes: readonly Scope[], limits: RateLimits): RateRefusal | undefined {
     const now = this.now();
-    const checks: { log: string; window: WindowName; limit: number; scope: Scope }[] = [];
-    for (const scope of new Set(scopes)) {
-      const rule = limits[scope];
-      if (rule === undefined) continue;
-      for (const window of Object.keys(WINDOWS) as WindowName[]) {
-        const limit = rule[window];
-        if (limit !== undefined)
-          checks.push({ log: `${keyId}\0${scope}\0${window}`, window, limit, scope });
-      }
-    }
+    const checks = checksFor(keyId, scopes, limits);
     let refusal: RateRefusal | undefined;
     for (const c of checks) {
       const times = this.prune(c.log, now - WINDOWS[c.window]);

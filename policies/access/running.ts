@@ -27,6 +27,8 @@ export interface RunningJobView extends JobEntry {
   jobId?: string;
   /** Milliseconds since admission. */
   ageMs: number;
+  /** The gateway it runs on (replicas). */
+  gateway?: string;
   /** The limits the container runs with, once running; before that the timeout the policy allows. */
   limits: Partial<Limits> & { timeoutMs: number };
 }

@@ -1,10 +1,13 @@
 // The emergency stop. A stop is a labelled marker volume on the engine (state
 // lives in Docker, like workspaces), so it survives a gateway restart and every
-// gateway on the engine sees it after its next refresh. Each tenant has an
+// gateway on the engine sees it after its next refresh; with replicas on
+// several engines it is a record in the shared state store instead
+// (core/state.ts StopRecords), which every gateway of the service refreshes. Each tenant has an
 // AbortController; jobs run with its signal, so a stop kills running
 // containers and drops queued jobs through the executor's cancellation path.
 import { createHash } from "node:crypto";
 import { AirlockError } from "../../core/errors.ts";
+import type { StopRecord, StopRecords } from "../../core/state.ts";
 
 export const LABEL_STOP = "airlock.stop";
 export const LABEL_STOPPED_AT = "airlock.stop.at";
@@ -32,29 +35,62 @@ export interface MarkerVolumes {
   listVolumes(label: string): Promise<{ id: string; labels: Record<string, string> }[]>;
 }
 
+/** Stops kept as marker volumes on the engine. */
+export function volumeStops(client: MarkerVolumes): StopRecords {
+  const list = async (): Promise<StopRecord[]> => {
+    const out: StopRecord[] = [];
+    for (const m of await client.listVolumes(LABEL_STOP)) {
+      const target = m.labels[LABEL_STOP];
+      if (target !== undefined && m.id === markerName(target)) {
+        out.push({ target, since: m.labels[LABEL_STOPPED_AT] ?? new Date(0).toISOString() });
+      }
+    }
+    return out;
+  };
+  return {
+    list,
+    async add(target, since) {
+      try {
+        await client.createVolume(markerName(target), {
+          [LABEL_STOP]: target,
+          [LABEL_STOPPED_AT]: since,
+        });
+      } catch (err) {
+        // 409: the marker exists already (stopped before, or by another gateway).
+        if ((err as { statusCode?: unknown }).statusCode !== 409) {
+          throw new AirlockError(
+            "docker_unavailable",
+            `the stop holds in this gateway, but its marker volume could not be written, so it would not survive a restart; retry: ${(err as Error).message}`,
+            { cause: err, retryAfterSeconds: 5 },
+          );
+        }
+      }
+      return { target, since };
+    },
+    async remove(target) {
+      await client.removeVolume(markerName(target));
+    },
+  };
+}
+
 export class StopSwitch {
-  private readonly client: MarkerVolumes;
+  private readonly markers: StopRecords;
   private readonly now: () => number;
   /** target ("*" or a tenant) → since (ISO). */
   private stops = new Map<string, string>();
   private readonly controllers = new Map<string, AbortController>();
   private all = new AbortController();
 
-  constructor(client: MarkerVolumes, now: () => number = Date.now) {
-    this.client = client;
+  /** `shared`: the state store's stops (replicas); without it, marker volumes on `client`'s engine. */
+  constructor(client: MarkerVolumes, now: () => number = Date.now, shared?: StopRecords) {
+    this.markers = shared ?? volumeStops(client);
     this.now = now;
   }
 
-  /** Reads the markers from the engine; stops another gateway made take effect here too. */
+  /** Reads the markers; stops another gateway made take effect here too. */
   async refresh(): Promise<void> {
-    const markers = await this.client.listVolumes(LABEL_STOP);
     const next = new Map<string, string>();
-    for (const m of markers) {
-      const target = m.labels[LABEL_STOP];
-      if (target !== undefined && m.id === markerName(target)) {
-        next.set(target, m.labels[LABEL_STOPPED_AT] ?? new Date(0).toISOString());
-      }
-    }
+    for (const m of await this.markers.list()) next.set(m.target, m.since);
     this.stops = next;
     this.fire();
   }
@@ -88,21 +124,9 @@ export class StopSwitch {
     const since = this.stops.get(target) ?? new Date(this.now()).toISOString();
     this.stops.set(target, since);
     this.fire();
-    try {
-      await this.client.createVolume(markerName(target), {
-        [LABEL_STOP]: target,
-        [LABEL_STOPPED_AT]: since,
-      });
-    } catch (err) {
-      // 409: the marker exists already (stopped before, or by another gateway).
-      if ((err as { statusCode?: unknown }).statusCode !== 409) {
-        throw new AirlockError(
-          "docker_unavailable",
-          `the stop holds in this gateway, but its marker volume could not be written, so it would not survive a restart; retry: ${(err as Error).message}`,
-          { cause: err, retryAfterSeconds: 5 },
-        );
-      }
-    }
+    // A stop already recorded (by another gateway) keeps its time.
+    const kept = await this.markers.add(target, since);
+    this.stops.set(target, kept.since);
     return this.state();
   }
 
@@ -111,13 +135,12 @@ export class StopSwitch {
     const targets = tenant === undefined ? [...this.stops.keys()] : [tenant];
     // Also markers this gateway has not seen yet.
     if (tenant === undefined) {
-      for (const m of await this.client.listVolumes(LABEL_STOP)) {
-        const t = m.labels[LABEL_STOP];
-        if (t !== undefined && !targets.includes(t)) targets.push(t);
+      for (const m of await this.markers.list()) {
+        if (!targets.includes(m.target)) targets.push(m.target);
       }
     }
     for (const target of targets) {
-      await this.client.removeVolume(markerName(target));
+      await this.markers.remove(target);
       this.stops.delete(target);
     }
     return this.state();

@@ -168,7 +168,7 @@ describe("workspaces, SSE and the audit line", () => {
       const r = (await exec.json()) as ExecResult;
       expect(r.stdout).toBe("hello from upstream\n");
       expect(r.egress?.[0]).toMatchObject({ host: "plain.test", decision: "allowed" });
-      const audit = gw.access.deps.audit.query({ op: "workspace.exec" });
+      const audit = await gw.access.deps.audit.query({ op: "workspace.exec" });
       expect(audit[0]?.egress).toMatchObject({ allowed: 1, denied: 0 });
       expect(audit[0]?.egress?.bytesIn).toBeGreaterThan(0);
     } finally {

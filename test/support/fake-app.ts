@@ -129,6 +129,7 @@ export function gatedApp(
     policy: new PolicyHolder(parsePolicy("test-policy.json", JSON.stringify(policy))),
     client,
     approvals: state.approvals,
+    audit: state.audit,
     instanceId: "gated",
   });
   const executor = new FakeExecutor();

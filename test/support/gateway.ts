@@ -140,6 +140,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
     policy,
     client,
     approvals: state.approvals,
+    audit: state.audit,
     instanceId,
     ...(auditFile === undefined ? {} : { auditWrite: (line) => appendFileSync(auditFile, line) }),
   });

@@ -50,11 +50,15 @@ export interface MainOptions {
   key?: string;
   /** More tenants beside "main": tenant → key. */
   keys?: Record<string, string>;
+  /** Listen here (a test that must know it first, e.g. for AIRLOCK_ADVERTISE_URL); default a free one. */
+  port?: number;
+  /** AIRLOCK_POLICY_FILE: its tenants are the keys (AIRLOCK_API_KEYS is then left unset). */
+  policyFile?: string;
 }
 
 /** Spawns main.ts; resolves once it answers /healthz, rejects if it exits first. */
 export async function spawnMain(options: MainOptions = {}): Promise<MainProcess> {
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const key = options.key ?? `main-key-${randomUUID()}`;
   const instanceId = options.instanceId ?? `main-${randomUUID().slice(0, 8)}`;
   const { socketPath } = options;
@@ -62,7 +66,9 @@ export async function spawnMain(options: MainOptions = {}): Promise<MainProcess>
   const dataDir = options.dataDir ?? tempDataDir();
   const { child, output } = startChild({
     AIRLOCK_PORT: String(port),
-    AIRLOCK_API_KEYS: keys.join(","),
+    ...(options.policyFile === undefined
+      ? { AIRLOCK_API_KEYS: keys.join(",") }
+      : { AIRLOCK_POLICY_FILE: options.policyFile }),
     AIRLOCK_INSTANCE_ID: instanceId,
     AIRLOCK_LOG_LEVEL: "info",
     ...(socketPath === undefined ? {} : { DOCKER_HOST: `unix://${socketPath}` }),

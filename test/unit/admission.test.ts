@@ -413,7 +413,7 @@ describe("admission through the routes", () => {
     expect(await res.json()).toMatchObject({
       error: { code: "stopped", details: { cancelled: true } },
     });
-    expect(access.deps.quotas.used("acme").running).toBe(0);
+    expect((await access.deps.quotas.used("acme")).running).toBe(0);
   });
 
   it("writes a streamed job's audit line when the job ends, with its status and exit code", async () => {

@@ -39,6 +39,45 @@ describe("loadConfig", () => {
     expect(() => loadConfig(env)).toThrow(name);
   });
 
+  it("replicas: AIRLOCK_STATE_URL with a peer secret, defaults for the rest", () => {
+    const keys = { AIRLOCK_API_KEYS: "a:aaaaaaaaaaaaaaaa1", AIRLOCK_PORT: "9000" };
+    expect(loadConfig(keys).replicas).toBeUndefined();
+    const url = "postgres://airlock:pw@db:5432/airlock";
+    const r = loadConfig({
+      ...keys,
+      AIRLOCK_STATE_URL: url,
+      AIRLOCK_PEER_SECRET: "0123456789abcdef",
+    }).replicas;
+    expect(r).toMatchObject({ stateUrl: url, engineId: undefined, heartbeatMs: 2000 });
+    expect(r?.advertiseUrl).toMatch(/^http:\/\/.+:9000$/);
+    expect(
+      loadConfig({
+        ...keys,
+        AIRLOCK_STATE_URL: url,
+        AIRLOCK_PEER_SECRET: "0123456789abcdef",
+        AIRLOCK_ENGINE_ID: "engine-b",
+        AIRLOCK_ADVERTISE_URL: "http://gw-2:8080/",
+      }).replicas,
+    ).toMatchObject({ engineId: "engine-b", advertiseUrl: "http://gw-2:8080" });
+  });
+
+  it.each([
+    [{ AIRLOCK_STATE_URL: "mysql://x" }, "AIRLOCK_STATE_URL"],
+    [{ AIRLOCK_STATE_URL: "postgres://db/a" }, "needs AIRLOCK_PEER_SECRET"],
+    [{ AIRLOCK_PEER_SECRET: "0123456789abcdef" }, "without AIRLOCK_STATE_URL"],
+    [
+      {
+        AIRLOCK_STATE_URL: "postgres://db/a",
+        AIRLOCK_PEER_SECRET: "0123456789abcdef",
+        AIRLOCK_HEARTBEAT_MS: "5000",
+        AIRLOCK_GATEWAY_TIMEOUT_MS: "6000",
+      },
+      "at least twice AIRLOCK_HEARTBEAT_MS",
+    ],
+  ])("replicas: refuses %j", (env, message) => {
+    expect(() => loadConfig({ AIRLOCK_API_KEYS: "a:aaaaaaaaaaaaaaaa1", ...env })).toThrow(message);
+  });
+
   it("reads the data directory and the execution retention (a duration)", () => {
     expect(loadConfig({})).toMatchObject({
       dataDir: undefined,

@@ -1,0 +1,187 @@
+// Execution records in the PostgreSQL store. As in the embedded store, every
+// status change is one UPDATE whose WHERE clause holds EXECUTION_TRANSITIONS,
+// so of two gateways (or a cancel racing the job's end) only one wins.
+import {
+  EXECUTION_TRANSITIONS,
+  type Execution,
+  type ExecutionQuery,
+  type ExecutionRecords,
+  type ExecutionStatus,
+  type ExecutionSummary,
+  isFinalExecutionStatus,
+  type NewExecution,
+  type Outcome,
+  StoreConflictError,
+  type StoredError,
+  type TransitionOptions,
+} from "../core/state.ts";
+import type { PgDb, Row } from "./pg-db.ts";
+import type { PgOutput } from "./pg-output.ts";
+import { capJson, iso } from "./sqlite-db.ts";
+
+export const SUMMARY_COLUMNS =
+  "id, tenant, status, profile, workspace, instance_id, created_at, started_at, ended_at, " +
+  "result_dropped_bytes, error, output_bytes, output_dropped_bytes";
+const ALL_COLUMNS = `${SUMMARY_COLUMNS}, result`;
+
+function sourcesOf(to: ExecutionStatus): ExecutionStatus[] {
+  return (Object.keys(EXECUTION_TRANSITIONS) as ExecutionStatus[]).filter((from) =>
+    EXECUTION_TRANSITIONS[from].includes(to),
+  );
+}
+
+function transitionSql(to: ExecutionStatus): string {
+  const from = sourcesOf(to)
+    .map((s) => `'${s}'`)
+    .join(", ");
+  const stamp =
+    to === "running" ? "started_at = $1," : isFinalExecutionStatus(to) ? "ended_at = $1," : "";
+  return `UPDATE executions SET status = '${to}', ${stamp}
+      result = coalesce($2, result),
+      result_dropped_bytes = coalesce($3::bigint, result_dropped_bytes),
+      error = coalesce($4, error)
+    WHERE id = $5 AND status IN (${from || "NULL"}) AND ($6::text IS NULL OR tenant = $6)
+    RETURNING ${SUMMARY_COLUMNS}, result IS NOT NULL AS has_result`;
+}
+
+const TRANSITION_SQL = Object.fromEntries(
+  (Object.keys(EXECUTION_TRANSITIONS) as ExecutionStatus[]).map((to) => [to, transitionSql(to)]),
+) as Record<ExecutionStatus, string>;
+
+export function toSummary(row: Row): ExecutionSummary {
+  const e: ExecutionSummary = {
+    id: row["id"] as string,
+    tenant: row["tenant"] as string,
+    status: row["status"] as ExecutionStatus,
+    profile: row["profile"] as string,
+    instanceId: row["instance_id"] as string,
+    createdAt: iso(row["created_at"] as number),
+    outputBytes: row["output_bytes"] as number,
+    outputDroppedBytes: row["output_dropped_bytes"] as number,
+  };
+  if (row["workspace"] !== null) e.workspace = row["workspace"] as string;
+  if (row["started_at"] !== null) e.startedAt = iso(row["started_at"] as number);
+  if (row["ended_at"] !== null) e.endedAt = iso(row["ended_at"] as number);
+  if (row["result_dropped_bytes"] !== null) {
+    e.resultDroppedBytes = row["result_dropped_bytes"] as number;
+  }
+  if (row["error"] !== null) e.error = JSON.parse(row["error"] as string) as StoredError;
+  return e;
+}
+
+function toExecution(row: Row): Execution {
+  const e: Execution = toSummary(row);
+  if (row["result"] !== null && row["result"] !== undefined) {
+    e.result = JSON.parse(row["result"] as string);
+  }
+  return e;
+}
+
+export class PgExecutions implements ExecutionRecords {
+  private readonly db: PgDb;
+  private readonly output: PgOutput;
+  private readonly now: () => number;
+  private readonly maxResultBytes: number;
+
+  constructor(db: PgDb, output: PgOutput, now: () => number, maxResultBytes: number) {
+    this.db = db;
+    this.output = output;
+    this.now = now;
+    this.maxResultBytes = maxResultBytes;
+  }
+
+  async create(n: NewExecution): Promise<Execution> {
+    const status = n.status ?? "queued";
+    const now = this.now();
+    const rows = await this.db.query(
+      `INSERT INTO executions (id, tenant, status, profile, workspace, instance_id, created_at, started_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING RETURNING ${ALL_COLUMNS}`,
+      [
+        n.id,
+        n.tenant,
+        status,
+        n.profile,
+        n.workspace ?? null,
+        n.instanceId,
+        now,
+        status === "running" ? now : null,
+      ],
+    );
+    const row = rows[0];
+    if (row === undefined) throw new StoreConflictError(`execution ${n.id} exists already`);
+    return toExecution(row);
+  }
+
+  async transition(
+    id: string,
+    to: ExecutionStatus,
+    options: TransitionOptions = {},
+  ): Promise<Outcome<Execution> | undefined> {
+    const result = capJson(options.result, this.maxResultBytes);
+    const error = options.error === undefined ? null : JSON.stringify(options.error);
+    const tenant = options.tenant ?? null;
+    // A final status is written after the output queued before it, so a reader that sees the end sees all of it.
+    if (isFinalExecutionStatus(to)) await this.output.flushQuietly();
+    const rows = await this.db.query(TRANSITION_SQL[to], [
+      this.now(),
+      result.json,
+      result.droppedBytes,
+      error,
+      id,
+      tenant,
+    ]);
+    const row = rows[0];
+    if (row === undefined) {
+      const current = await this.find(id, tenant);
+      return current === undefined ? undefined : { changed: false, record: current };
+    }
+    const record: Execution = toSummary(row);
+    if (result.json !== null) record.result = options.result;
+    else if (row["has_result"] === true) record.result = (await this.find(id, null))?.result;
+    return { changed: true, record };
+  }
+
+  async get(tenant: string, id: string): Promise<Execution | undefined> {
+    return this.find(id, tenant);
+  }
+
+  private async find(id: string, tenant: string | null): Promise<Execution | undefined> {
+    const rows = await this.db.query(
+      `SELECT ${ALL_COLUMNS} FROM executions WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)`,
+      [id, tenant],
+    );
+    return rows[0] === undefined ? undefined : toExecution(rows[0]);
+  }
+
+  async list(tenant: string, q: ExecutionQuery): Promise<ExecutionSummary[]> {
+    const rows = await this.db.query(
+      `SELECT ${SUMMARY_COLUMNS} FROM executions
+       WHERE tenant = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR workspace = $3)
+       ORDER BY created_at DESC, seq DESC LIMIT $4`,
+      [tenant, q.status ?? null, q.workspace ?? null, Math.max(0, Math.floor(q.limit))],
+    );
+    return rows.map(toSummary);
+  }
+
+  async markLost(instanceId: string, error?: StoredError): Promise<number> {
+    const rows = await this.db.query(
+      `UPDATE executions SET status = 'lost', ended_at = $1, error = coalesce($2, error)
+       WHERE instance_id = $3 AND ended_at IS NULL RETURNING id`,
+      [this.now(), error === undefined ? null : JSON.stringify(error), instanceId],
+    );
+    return rows.length;
+  }
+
+  async purge(olderThanMs: number): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const rows = await this.db.query(
+        `DELETE FROM executions WHERE id IN (SELECT id FROM executions
+           WHERE created_at < $1 AND ended_at IS NOT NULL AND ended_at < $1 LIMIT 500) RETURNING id`,
+        [this.now() - olderThanMs],
+      );
+      total += rows.length;
+      if (rows.length < 500) return total;
+    }
+  }
+}

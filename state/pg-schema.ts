@@ -1,0 +1,186 @@
+// The PostgreSQL store's schema, as numbered migrations (as sqlite-schema.ts):
+// each applied once, in order, in one transaction with its row in
+// schema_migrations. Gateways starting at once take one advisory lock, so
+// one migrates and the others then find the work done. A database of a newer
+// airlock is refused. Append new migrations; never edit one that shipped.
+import { StoreVersionError } from "../core/state.ts";
+import type { PgDb } from "./pg-db.ts";
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+const FINAL = "('done', 'failed', 'cancelled', 'lost')";
+/** Any constant: the key of the advisory lock migrations hold. */
+const MIGRATION_LOCK = 7_311_402_915;
+
+export const PG_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "executions, output, idempotency, approvals, audit, gateways, placements, rates, stops, quotas, workspace manifests",
+    sql: `
+      CREATE TABLE executions (
+        seq bigserial UNIQUE,
+        id text PRIMARY KEY,
+        tenant text NOT NULL,
+        status text NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled', 'lost')),
+        profile text NOT NULL,
+        workspace text,
+        instance_id text NOT NULL,
+        created_at bigint NOT NULL,
+        started_at bigint,
+        ended_at bigint,
+        result text,
+        result_dropped_bytes bigint,
+        error text,
+        output_bytes bigint NOT NULL DEFAULT 0,
+        output_dropped_bytes bigint NOT NULL DEFAULT 0,
+        CHECK ((ended_at IS NULL) = (status NOT IN ${FINAL}))
+      );
+      CREATE INDEX executions_by_tenant ON executions (tenant, created_at);
+      CREATE INDEX executions_by_workspace ON executions (tenant, workspace, created_at)
+        WHERE workspace IS NOT NULL;
+      CREATE INDEX executions_open ON executions (instance_id) WHERE ended_at IS NULL;
+      CREATE INDEX executions_created ON executions (created_at);
+
+      CREATE TABLE output (
+        execution_id text NOT NULL REFERENCES executions (id) ON DELETE CASCADE,
+        seq integer NOT NULL,
+        stream text NOT NULL CHECK (stream IN ('stdout', 'stderr')),
+        data bytea NOT NULL,
+        PRIMARY KEY (execution_id, seq)
+      );
+
+      CREATE TABLE idempotency (
+        tenant text NOT NULL,
+        key text NOT NULL,
+        fingerprint text NOT NULL,
+        state text NOT NULL CHECK (state IN ('in_flight', 'done')),
+        token text,
+        instance_id text NOT NULL,
+        ttl_ms bigint NOT NULL,
+        expires_at bigint NOT NULL,
+        status integer,
+        headers text,
+        body bytea,
+        PRIMARY KEY (tenant, key)
+      );
+      CREATE INDEX idempotency_expiry ON idempotency (expires_at);
+      CREATE INDEX idempotency_in_flight ON idempotency (instance_id) WHERE state = 'in_flight';
+
+      CREATE TABLE approvals (
+        seq bigserial UNIQUE,
+        id text PRIMARY KEY,
+        tenant text NOT NULL,
+        status text NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed', 'denied', 'expired', 'cancelled')),
+        request text NOT NULL,
+        job text,
+        created_at bigint NOT NULL,
+        expires_at bigint NOT NULL,
+        decided_at bigint,
+        decided_by text,
+        instance_id text,
+        settled_at bigint,
+        result text,
+        result_dropped_bytes bigint,
+        error text
+      );
+      CREATE INDEX approvals_pending ON approvals (tenant, expires_at) WHERE status = 'pending';
+      CREATE INDEX approvals_running ON approvals (instance_id) WHERE status = 'running';
+      CREATE INDEX approvals_settled ON approvals (settled_at) WHERE settled_at IS NOT NULL;
+      CREATE INDEX approvals_created ON approvals (created_at);
+
+      CREATE TABLE audit (
+        seq bigserial PRIMARY KEY,
+        time_ms bigint,
+        tenant text,
+        scope text,
+        status text NOT NULL,
+        op text NOT NULL,
+        record text NOT NULL
+      );
+      CREATE INDEX audit_time ON audit (time_ms);
+
+      CREATE TABLE gateways (
+        instance_id text PRIMARY KEY,
+        engine_id text NOT NULL,
+        url text NOT NULL,
+        started_at bigint NOT NULL,
+        heartbeat_at bigint NOT NULL
+      );
+
+      CREATE TABLE workspace_engines (
+        workspace_id text PRIMARY KEY,
+        tenant text NOT NULL,
+        engine_id text NOT NULL
+      );
+
+      CREATE TABLE rate_takes (
+        key text NOT NULL,
+        at bigint NOT NULL
+      );
+      CREATE INDEX rate_takes_by_key ON rate_takes (key, at);
+
+      CREATE TABLE stops (
+        target text PRIMARY KEY,
+        since text NOT NULL
+      );
+
+      CREATE TABLE quota_slots (
+        id text PRIMARY KEY,
+        tenant text NOT NULL,
+        instance_id text NOT NULL,
+        at bigint NOT NULL
+      );
+      CREATE INDEX quota_slots_by_tenant ON quota_slots (tenant);
+      CREATE INDEX quota_slots_by_instance ON quota_slots (instance_id);
+
+      CREATE TABLE usage (
+        tenant text NOT NULL,
+        at bigint NOT NULL,
+        cpu_ms bigint NOT NULL,
+        container_ms bigint NOT NULL
+      );
+      CREATE INDEX usage_by_tenant ON usage (tenant, at);
+
+      CREATE TABLE workspace_manifests (
+        workspace text PRIMARY KEY,
+        data bytea NOT NULL,
+        updated_at bigint NOT NULL
+      );
+      CREATE INDEX workspace_manifests_updated ON workspace_manifests (updated_at);
+    `,
+  },
+];
+
+/** Brings the database up to the newest migration; refuses one newer than this code. */
+export async function migratePg(db: PgDb, migrations = PG_MIGRATIONS): Promise<number> {
+  const latest = migrations.at(-1)?.version ?? 0;
+  return db.tx(async (q) => {
+    await q.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK]);
+    await q.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version integer PRIMARY KEY,
+      name text NOT NULL,
+      applied_at bigint NOT NULL
+    )`);
+    const rows = await q.query("SELECT coalesce(max(version), 0) AS v FROM schema_migrations");
+    const current = Number(rows[0]?.["v"] ?? 0);
+    if (current > latest) {
+      throw new StoreVersionError(
+        `the state store ${db.where} is at schema version ${current}, written by a newer airlock; ` +
+          `this one knows versions up to ${latest}. Run the newer airlock, or point AIRLOCK_STATE_URL at another database.`,
+      );
+    }
+    for (const m of migrations) {
+      if (m.version <= current) continue;
+      await q.query(m.sql);
+      await q.query(
+        "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        [m.version, m.name, Date.now()],
+      );
+    }
+    return latest;
+  });
+}

@@ -1,0 +1,117 @@
+// The pieces replicas are made of, without Docker: the peers' request
+// signature (api/replicas.ts), a rate limit counted in a shared store
+// (SharedRateLimiter) and a stop kept in one (StopSwitch with StopRecords),
+// each seen by two "gateways" on one embedded store.
+import { describe, expect, it } from "vitest";
+import { PEER_HEADER, sign, signedByPeer } from "../../api/replicas.ts";
+import type { ClusterRecords } from "../../core/state.ts";
+import { SharedQuotaLedger } from "../../policies/access/quota.ts";
+import { SharedRateLimiter } from "../../policies/access/rate-limit.ts";
+import { StopSwitch } from "../../policies/access/stop.ts";
+import { tempState } from "../support/temp-state.ts";
+
+const SECRET = "0123456789abcdef-peer";
+
+/** An engine's marker volumes, in memory: a stop kept in the store must leave none. */
+function markerVolumes() {
+  const volumes = new Map<string, Record<string, string>>();
+  return {
+    async createVolume(name: string, labels: Record<string, string>) {
+      volumes.set(name, labels);
+    },
+    async removeVolume(name: string) {
+      volumes.delete(name);
+    },
+    async listVolumes(label: string) {
+      return [...volumes]
+        .filter(([, labels]) => labels[label] !== undefined)
+        .map(([id, labels]) => ({ id, labels }));
+    },
+  };
+}
+
+function signed(path: string, at: number, secret = SECRET, method = "GET"): Request {
+  return new Request(`http://gw${path}`, {
+    method,
+    headers: { [PEER_HEADER]: `${at}.${sign(secret, at, method, path)}` },
+  });
+}
+
+describe("the peers' signature", () => {
+  it("holds for the same secret, method and path within a minute", () => {
+    const now = Date.now();
+    expect(signedByPeer(SECRET, signed("/v1/workspaces/ws_1/files?path=a", now), now)).toBe(true);
+    expect(signedByPeer(SECRET, new Request("http://gw/v1/x"), now)).toBeUndefined();
+  });
+
+  it("fails for another secret, another path, or an old signature", () => {
+    const now = Date.now();
+    expect(signedByPeer(SECRET, signed("/v1/a", now, "another-secret-0000"), now)).toBe(false);
+    const moved = new Request("http://gw/v1/b", { headers: signed("/v1/a", now).headers });
+    expect(signedByPeer(SECRET, moved, now)).toBe(false);
+    expect(signedByPeer(SECRET, signed("/v1/a", now - 120_000), now)).toBe(false);
+    const garbage = new Request("http://gw/v1/a", { headers: { [PEER_HEADER]: "x.y" } });
+    expect(signedByPeer(SECRET, garbage, now)).toBe(false);
+  });
+});
+
+describe("shared through the store", () => {
+  it("a rate limit counts every gateway's requests", async () => {
+    const { state } = tempState();
+    const cluster = state.cluster as ClusterRecords;
+    const [one, two] = [new SharedRateLimiter(cluster.rates), new SharedRateLimiter(cluster.rates)];
+    const limits = { exec: { perMinute: 2 } };
+    expect(await one.take("k:1", ["exec"], limits)).toBeUndefined();
+    expect(await two.take("k:1", ["exec"], limits)).toBeUndefined();
+    expect(await one.take("k:1", ["exec"], limits)).toMatchObject({
+      scope: "exec",
+      window: "perMinute",
+      limit: 2,
+    });
+    // Another key, or a scope without a rule, is not counted against it.
+    expect(await two.take("k:2", ["exec"], limits)).toBeUndefined();
+    expect(await two.take("k:1", ["files.read"], limits)).toBeUndefined();
+  });
+
+  it("quotas: one tenant's job slots and hourly budget hold across gateways", async () => {
+    const { state } = tempState();
+    const counters = (state.cluster as ClusterRecords).quotas;
+    const [one, two] = [
+      new SharedQuotaLedger(counters, "g1"),
+      new SharedQuotaLedger(counters, "g2"),
+    ];
+    const quotas = { concurrentJobs: 1, cpuSecondsPerHour: 1 };
+    const slot = await one.acquire("t", quotas);
+    expect("release" in slot).toBe(true);
+    expect(await two.acquire("t", quotas)).toMatchObject({ limit: "concurrentJobs", used: 1 });
+    expect(await two.used("t")).toMatchObject({ running: 1 });
+    if ("release" in slot) await slot.release();
+    await two.record("t", 1500, 1600);
+    expect(await one.check("t", quotas)).toMatchObject({ limit: "cpuSecondsPerHour", used: 1.5 });
+    expect(await one.used("t")).toEqual({ cpuSeconds: 1.5, containerSeconds: 1.6, running: 0 });
+  });
+
+  it("a stop made on one gateway aborts the other's jobs at its next refresh, and survives", async () => {
+    const { state } = tempState();
+    const stops = (state.cluster as ClusterRecords).stops;
+    const engine = markerVolumes();
+    const [here, there] = [
+      new StopSwitch(engine, Date.now, stops),
+      new StopSwitch(engine, Date.now, stops),
+    ];
+    const signal = there.signal("t1");
+    await here.stop("t1");
+    expect(signal.aborted).toBe(false);
+    await there.refresh();
+    expect(signal.aborted).toBe(true);
+    expect(there.stoppedFor("t1")?.target).toBe("tenant");
+    // No marker volume: the store holds it.
+    expect(await engine.listVolumes("airlock.stop")).toEqual([]);
+    const restarted = new StopSwitch(engine, Date.now, stops);
+    await restarted.refresh();
+    expect(restarted.state().tenants.map((t) => t.tenant)).toEqual(["t1"]);
+    await restarted.resume();
+    await here.refresh();
+    expect(here.stoppedFor("t1")).toBeUndefined();
+  });
+});
