@@ -38,7 +38,13 @@ async function main(): Promise<void> {
   const requestScope = createRequestScope();
   const logger = pino({ level: config.logLevel, mixin: requestIdMixin(requestScope) });
   const metrics = createMetrics(new Registry());
-  const profiles = loadProfiles({ extraDir: config.profilesDir });
+  const profiles = loadProfiles({ extraDir: config.profilesDir, only: config.profiles });
+  if (!profiles.has(config.defaultProfile)) {
+    throw new ConfigError(
+      `AIRLOCK_DEFAULT_PROFILE=${config.defaultProfile} names no loaded profile` +
+        (config.profiles === undefined ? "" : ` (AIRLOCK_PROFILES=${config.profiles.join(",")})`),
+    );
+  }
   // The generated key is the loopback operator's own: it may also use the admin routes.
   const policy =
     config.policyFile === undefined
@@ -165,11 +171,6 @@ async function main(): Promise<void> {
     metrics,
     egress: egress?.egress,
   });
-  if (!profiles.has(config.defaultProfile)) {
-    throw new ConfigError(
-      `AIRLOCK_DEFAULT_PROFILE=${config.defaultProfile} names no loaded profile`,
-    );
-  }
   const reaped = await executor.reap(true);
   if (reaped.containers + reaped.volumes > 0)
     logger.info(reaped, "removed leftovers of earlier runs");

@@ -39,6 +39,13 @@ const EnvSchema = z.object({
   AIRLOCK_MAX_QUEUE: intFrom(0, 100_000).default(64),
   AIRLOCK_MAX_BODY_BYTES: intFrom(1024, 1024 * 1024 * 1024).default(32 * 1024 * 1024),
   AIRLOCK_PROFILES_DIR: z.string().min(1).optional(),
+  AIRLOCK_PROFILES: z
+    .string()
+    .regex(
+      /^[a-z0-9][a-z0-9_-]*(,[a-z0-9][a-z0-9_-]*)*$/,
+      "must be profile names separated by commas",
+    )
+    .optional(),
   AIRLOCK_INSTANCE_ID: z
     .string()
     .regex(/^[A-Za-z0-9_.:-]{1,128}$/, "must be 1-128 letters, digits, or _ . : -")
@@ -120,6 +127,8 @@ export interface Config {
   maxQueue: number;
   maxBodyBytes: number;
   profilesDir: string | undefined;
+  /** AIRLOCK_PROFILES: only these profiles are served (and their images built); undefined: all. */
+  profiles: string[] | undefined;
   instanceId: string;
   orphanGraceMs: number;
   reapIntervalMs: number;
@@ -277,6 +286,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     maxQueue: e.AIRLOCK_MAX_QUEUE,
     maxBodyBytes: e.AIRLOCK_MAX_BODY_BYTES,
     profilesDir: e.AIRLOCK_PROFILES_DIR,
+    profiles: e.AIRLOCK_PROFILES?.split(","),
     instanceId: e.AIRLOCK_INSTANCE_ID ?? `${hostname()}-${e.AIRLOCK_PORT}`,
     orphanGraceMs: e.AIRLOCK_ORPHAN_GRACE_MS,
     reapIntervalMs: e.AIRLOCK_REAP_INTERVAL_MS,

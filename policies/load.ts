@@ -145,6 +145,8 @@ function profileFiles(dir: string): string[] {
 export interface LoadOptions {
   /** The operator's extra directory: *.json profiles, and seccomp files under seccomp/. */
   extraDir?: string | undefined;
+  /** Keep only these profiles (AIRLOCK_PROFILES): an operator who needs a few builds a few images. */
+  only?: readonly string[] | undefined;
 }
 
 export function loadProfiles(options: LoadOptions = {}): Map<string, LoadedProfile> {
@@ -164,5 +166,19 @@ export function loadProfiles(options: LoadOptions = {}): Map<string, LoadedProfi
     }
   }
   if (profiles.size === 0) throw new ProfileError(`no profiles found in ${dirs.join(", ")}`);
-  return profiles;
+  return options.only === undefined ? profiles : onlyThese(profiles, options.only);
+}
+
+function onlyThese(
+  profiles: Map<string, LoadedProfile>,
+  names: readonly string[],
+): Map<string, LoadedProfile> {
+  const unknown = names.filter((n) => !profiles.has(n));
+  if (unknown.length > 0) {
+    throw new ProfileError(
+      `AIRLOCK_PROFILES names ${unknown.map((n) => JSON.stringify(n)).join(", ")}, ` +
+        `which no profile is; known: ${[...profiles.keys()].sort().join(", ")}`,
+    );
+  }
+  return new Map([...profiles].filter(([name]) => names.includes(name)));
 }

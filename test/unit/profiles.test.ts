@@ -63,6 +63,16 @@ describe("profile loading", () => {
     });
   });
 
+  it("keeps only the profiles AIRLOCK_PROFILES names, and names one that does not exist", () => {
+    expect([...loadProfiles({ only: ["shell", "python"] }).keys()].sort()).toEqual([
+      "python",
+      "shell",
+    ]);
+    expect(() => loadProfiles({ only: ["shell", "cobol"] })).toThrow(
+      /AIRLOCK_PROFILES names "cobol", which no profile is; known: .*shell/,
+    );
+  });
+
   it("adds an operator's profile", () => {
     const profiles = loadProfiles({ extraDir: operatorDir({ "ruby.json": minimal }) });
     expect(profiles.get("ruby")?.limits.max.timeoutMs).toBe(300_000);
