@@ -98,13 +98,18 @@ else
 fi
 paths /tmp/drop.r > /tmp/drop; paths /tmp/take.r > /tmp/take
 comm -z -12 /tmp/drop /tmp/take > /tmp/both
-describe a ${DST} /tmp/drop /tmp/both
-describe b ${SRC}/tree /tmp/take /tmp/take
+# Described while the copy is staged: hashing and copying read the same files, on two CPUs.
+(describe a ${DST} /tmp/drop /tmp/both && describe b ${SRC}/tree /tmp/take /tmp/take) > /tmp/described &
+described=$!
 mkdir -- "$stage"
-if ! (cd ${SRC}/tree && xargs -0 -r -a /tmp/take cp -a --parents -t "${DST}/$stage" --); then
+copied=0
+(cd ${SRC}/tree && xargs -0 -r -a /tmp/take cp -a --parents -t "${DST}/$stage" --) || copied=1
+wait "$described" || copied=1
+if [ "$copied" != 0 ]; then
   rm -rf -- "$stage"
   exit 1
 fi
+cat /tmp/described
 chmod --reference=${SRC}/tree -- "$stage"
 xargs -0 -r -a /tmp/drop rm -f --
 find . -mindepth 1 -type d ! -path "./$stage" ! -path "./$stage/*" -printf '%P\\0' | sort -z > /tmp/dirs.now
