@@ -5,6 +5,7 @@
 import Dockerode from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Diff, ExecResult } from "../../core/schemas.ts";
+import { checkpointRoundTrip } from "../support/airlock-calls.ts";
 import { startGateway, type TestGateway } from "../support/gateway.ts";
 import { type ReadEntry, readTar } from "../support/tar.ts";
 
@@ -167,6 +168,12 @@ describe("restore", () => {
     expect(paths(done.diff.deleted)).toEqual(["late.txt"]);
     const files = await snapshot(id);
     expect(files.map((e) => [e.name, e.body])).toEqual([["a", "1\n"]]);
+  });
+});
+
+describe("the typed client", () => {
+  it("takes, diffs, restores, forks and deletes checkpoints", async () => {
+    await checkpointRoundTrip(gw);
   });
 });
 
