@@ -110,7 +110,10 @@ export async function checkpointPhase(
       );
       m.take.push(take);
       // A full restore: every file has to come back.
-      await gw.post(`${ws}/exec`, { command: ["sh", "-c", "rm -rf /workspace/d*"] });
+      await gw.post(`${ws}/exec`, {
+        command: ["sh", "-c", "rm -rf /workspace/d*"],
+        limits: { timeoutMs: 120_000 },
+      });
       const [restore] = await timed(() =>
         gw.post(`${ws}/restore`, { checkpoint: cp.id }).then((r) => r.json()),
       );
