@@ -2,9 +2,11 @@
 // mode and symlink; forks are independent; a diff between checkpoints is the
 // union of the execs' diffs; tenants never see each other's; a restore does
 // not interleave with other operations; limits; storage goes with the workspace.
+import { join } from "node:path";
 import Dockerode from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Diff, ExecResult } from "../../core/schemas.ts";
+import { POLICIES_DIR } from "../../policies/load.ts";
 import { checkpointRoundTrip } from "../support/airlock-calls.ts";
 import { startGateway, type TestGateway } from "../support/gateway.ts";
 import { type ReadEntry, readTar } from "../support/tar.ts";
@@ -168,6 +170,49 @@ describe("restore", () => {
     expect(paths(done.diff.deleted)).toEqual(["late.txt"]);
     const files = await snapshot(id);
     expect(files.map((e) => [e.name, e.body])).toEqual([["a", "1\n"]]);
+  });
+});
+
+describe("gVisor", () => {
+  it("restores every entry, comparing them all (its inode numbers say nothing across sandboxes)", async () => {
+    const gvisor = await startGateway({ profilesDir: join(POLICIES_DIR, "gvisor") });
+    const gv = (method: string, path: string, body?: unknown) =>
+      fetch(`${gvisor.url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${gvisor.key}`, "content-type": "application/json" },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+    const { id } = await ok<{ id: string }>(
+      gv("POST", "/v1/workspaces", { profile: "shell-gvisor" }),
+      201,
+    );
+    try {
+      await ok(gv("POST", `/v1/workspaces/${id}/exec`, { command: TREE }));
+      const tar = async () =>
+        Buffer.from(await (await gv("GET", `/v1/workspaces/${id}/archive`)).arrayBuffer());
+      const files = async () =>
+        (await readTar(await tar()))
+          .map((e) => [e.name, e.type, e.mode, e.linkname, e.body])
+          .sort();
+      const before = await files();
+      const cp = await ok<{ id: string }>(gv("POST", `/v1/workspaces/${id}/checkpoints`, {}), 201);
+      await ok(
+        gv("POST", `/v1/workspaces/${id}/exec`, {
+          command: "rm -rf src && echo x > run.sh && touch new",
+        }),
+      );
+      const back = await ok<{ diff: Diff }>(
+        gv("POST", `/v1/workspaces/${id}/restore`, { checkpoint: cp.id }),
+      );
+      expect(paths(back.diff.deleted)).toEqual(["new"]);
+      expect(paths(back.diff.modified)).toEqual(["run.sh"]);
+      expect(await files()).toEqual(before);
+    } finally {
+      await gv("DELETE", `/v1/workspaces/${id}`);
+      await gvisor.close();
+    }
+    expect(await checkpointVolumes(id)).toEqual([]);
+    expect(await gvisor.leftovers()).toEqual({ containers: 0, volumes: 0 });
   });
 });
 
