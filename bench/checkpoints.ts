@@ -81,6 +81,98 @@ async function json<T>(res: Promise<Response>): Promise<T> {
   return (await (await res).json()) as T;
 }
 
+interface Samples {
+  cpWall: number[];
+  cpOnly: number[];
+  take: number[];
+  restore: number[];
+  fork: number[];
+  stepBack: number[];
+  emptyExec: number[];
+}
+
+/** Each round: the plain copy, then a checkpoint, a full restore (after emptying) and a fork, side by side. */
+async function copyRounds(gw: BenchGateway, big: string, m: Samples, del: (p: string) => unknown) {
+  const ws = `/v1/workspaces/${big}`;
+  for (let i = 0; i < ROUNDS; i++) {
+    const [wall, only] = await plainCopy(`airlock-ws-${big}`);
+    m.cpWall.push(wall);
+    m.cpOnly.push(only);
+    const [take, cp] = await timed(() =>
+      json<{ id: string }>(gw.post(`${ws}/checkpoints`, { label: `bench ${i}` })),
+    );
+    m.take.push(take);
+    // A full restore: every file has to come back.
+    await gw.post(`${ws}/exec`, {
+      command: ["sh", "-c", "rm -rf /workspace/d*"],
+      limits: { timeoutMs: 120_000 },
+    });
+    const [restore] = await timed(() =>
+      gw.post(`${ws}/restore`, { checkpoint: cp.id }).then((r) => r.json()),
+    );
+    m.restore.push(restore);
+    const [fork, forked] = await timed(() =>
+      json<{ workspaces: { id: string }[] }>(gw.post(`${ws}/fork`, { checkpoint: cp.id })),
+    );
+    m.fork.push(fork);
+    for (const w of forked.workspaces) await del(`/v1/workspaces/${w.id}`);
+    await del(`${ws}/checkpoints/${cp.id}`);
+  }
+}
+
+/** One step back: one file changed since the checkpoint, against an empty exec. */
+async function stepBackRounds(gw: BenchGateway, big: string, empty: string, m: Samples) {
+  const ws = `/v1/workspaces/${big}`;
+  const cp = await json<{ id: string }>(gw.post(`${ws}/checkpoints`, {}));
+  for (let i = 0; i < ROUNDS + 2; i++) {
+    await gw.post(`${ws}/exec`, { command: ["sh", "-c", "echo changed >> d000/f00000"] });
+    const restore = () => gw.post(`${ws}/restore`, { checkpoint: cp.id }).then((r) => r.json());
+    m.stepBack.push((await timed(restore))[0]);
+    const nothing = () =>
+      gw.post(`/v1/workspaces/${empty}/exec`, { command: ["true"] }).then((r) => r.json());
+    m.emptyExec.push((await timed(nothing))[0]);
+  }
+}
+
+function addRows(m: Samples, results: Record<string, unknown>, rows: string[][]) {
+  const r = {
+    cpAWallMs: median(m.cpWall),
+    cpAOnlyMs: median(m.cpOnly),
+    checkpointMs: median(m.take),
+    restoreFullMs: median(m.restore),
+    forkMs: median(m.fork),
+    restoreOneStepMs: median(m.stepBack),
+    emptyExecMs: median(m.emptyExec),
+    rounds: ROUNDS,
+    /** checkpoint, restore, fork: each the median of its per-round ratio to the copy. */
+    ratios: [] as number[],
+  };
+  results["checkpoints"] = r;
+  const base = `cp -a in docker run ${r.cpAWallMs} ms (copy alone ${r.cpAOnlyMs} ms)`;
+  // Each round's own ratio (the copy was timed beside it), then their median:
+  // on a shared, loaded engine that drifts less than a ratio of two medians.
+  const ratio = (ms: number[]) => {
+    const each = ms.map((v, i) => v / (m.cpWall[i] ?? Number.NaN));
+    const mid = [...each].sort((a, b) => a - b)[Math.floor((each.length - 1) / 2)] ?? Number.NaN;
+    r.ratios.push(+mid.toFixed(2));
+    return `${mid.toFixed(2)}x (median of rounds; target <= 1.5x)`;
+  };
+  rows.push(["checkpoint, 10k files / 100 MB", `p50 ${r.checkpointMs} ms`, base, ratio(m.take)]);
+  rows.push([
+    "restore (all files), 10k / 100 MB",
+    `p50 ${r.restoreFullMs} ms`,
+    base,
+    ratio(m.restore),
+  ]);
+  rows.push(["fork from checkpoint, 10k / 100 MB", `p50 ${r.forkMs} ms`, base, ratio(m.fork)]);
+  rows.push([
+    "restore one step back (1 file)",
+    `p50 ${r.restoreOneStepMs} ms`,
+    `empty workspace exec p50 ${r.emptyExecMs} ms`,
+    `${(r.restoreOneStepMs / r.emptyExecMs).toFixed(2)}x (target <= 2x)`,
+  ]);
+}
+
 export async function checkpointPhase(
   gw: BenchGateway,
   results: Record<string, unknown>,
@@ -92,94 +184,23 @@ export async function checkpointPhase(
     (await json<{ id: string }>(gw.post("/v1/workspaces", { profile: "python" }))).id;
   const big = await mk();
   const empty = await mk();
-  const ws = `/v1/workspaces/${big}`;
   try {
-    await gw.post(`${ws}/exec`, {
+    await gw.post(`/v1/workspaces/${big}/exec`, {
       code: "import os\nfor i in range(10000):\n    d = 'd%03d' % (i // 100)\n    os.makedirs(d, exist_ok=True)\n    open('%s/f%05d' % (d, i), 'wb').write(os.urandom(10000))",
       limits: { timeoutMs: 120_000 },
     });
-    const m = { cpWall: [] as number[], cpOnly: [] as number[], take: [] as number[] };
-    const restoreMs: number[] = [];
-    const forkMs: number[] = [];
-    for (let i = 0; i < ROUNDS; i++) {
-      const [wall, only] = await plainCopy(`airlock-ws-${big}`);
-      m.cpWall.push(wall);
-      m.cpOnly.push(only);
-      const [take, cp] = await timed(() =>
-        json<{ id: string }>(gw.post(`${ws}/checkpoints`, { label: `bench ${i}` })),
-      );
-      m.take.push(take);
-      // A full restore: every file has to come back.
-      await gw.post(`${ws}/exec`, {
-        command: ["sh", "-c", "rm -rf /workspace/d*"],
-        limits: { timeoutMs: 120_000 },
-      });
-      const [restore] = await timed(() =>
-        gw.post(`${ws}/restore`, { checkpoint: cp.id }).then((r) => r.json()),
-      );
-      restoreMs.push(restore);
-      const [fork, forked] = await timed(() =>
-        json<{ workspaces: { id: string }[] }>(gw.post(`${ws}/fork`, { checkpoint: cp.id })),
-      );
-      forkMs.push(fork);
-      for (const w of forked.workspaces) await del(`/v1/workspaces/${w.id}`);
-      await del(`${ws}/checkpoints/${cp.id}`);
-    }
-    // One step back: one file changed since the checkpoint, against an empty exec.
-    const cp = await json<{ id: string }>(gw.post(`${ws}/checkpoints`, {}));
-    const stepBack: number[] = [];
-    const emptyExec: number[] = [];
-    for (let i = 0; i < ROUNDS + 2; i++) {
-      await gw.post(`${ws}/exec`, { command: ["sh", "-c", "echo changed >> d000/f00000"] });
-      stepBack.push(
-        (
-          await timed(() => gw.post(`${ws}/restore`, { checkpoint: cp.id }).then((r) => r.json()))
-        )[0],
-      );
-      emptyExec.push(
-        (
-          await timed(() =>
-            gw.post(`/v1/workspaces/${empty}/exec`, { command: ["true"] }).then((r) => r.json()),
-          )
-        )[0],
-      );
-    }
-    const r = {
-      cpAWallMs: median(m.cpWall),
-      cpAOnlyMs: median(m.cpOnly),
-      checkpointMs: median(m.take),
-      restoreFullMs: median(restoreMs),
-      forkMs: median(forkMs),
-      restoreOneStepMs: median(stepBack),
-      emptyExecMs: median(emptyExec),
-      rounds: ROUNDS,
-      /** checkpoint, restore, fork: each the median of its per-round ratio to the copy. */
-      ratios: [] as number[],
+    const m: Samples = {
+      cpWall: [],
+      cpOnly: [],
+      take: [],
+      restore: [],
+      fork: [],
+      stepBack: [],
+      emptyExec: [],
     };
-    results["checkpoints"] = r;
-    const base = `cp -a in docker run ${r.cpAWallMs} ms (copy alone ${r.cpAOnlyMs} ms)`;
-    // Each round's own ratio (the copy was timed beside it), then their median:
-    // on a shared, loaded engine that drifts less than a ratio of two medians.
-    const ratio = (ms: number[]) => {
-      const each = ms.map((v, i) => v / (m.cpWall[i] ?? Number.NaN));
-      const mid = [...each].sort((a, b) => a - b)[Math.floor((each.length - 1) / 2)] ?? Number.NaN;
-      r.ratios.push(+mid.toFixed(2));
-      return `${mid.toFixed(2)}x (median of rounds; target <= 1.5x)`;
-    };
-    rows.push(["checkpoint, 10k files / 100 MB", `p50 ${r.checkpointMs} ms`, base, ratio(m.take)]);
-    rows.push([
-      "restore (all files), 10k / 100 MB",
-      `p50 ${r.restoreFullMs} ms`,
-      base,
-      ratio(restoreMs),
-    ]);
-    rows.push(["fork from checkpoint, 10k / 100 MB", `p50 ${r.forkMs} ms`, base, ratio(forkMs)]);
-    rows.push([
-      "restore one step back (1 file)",
-      `p50 ${r.restoreOneStepMs} ms`,
-      `empty workspace exec p50 ${r.emptyExecMs} ms`,
-      `${(r.restoreOneStepMs / r.emptyExecMs).toFixed(2)}x (target <= 2x)`,
-    ]);
+    await copyRounds(gw, big, m, del);
+    await stepBackRounds(gw, big, empty, m);
+    addRows(m, results, rows);
   } finally {
     for (const id of [big, empty]) await del(`/v1/workspaces/${id}`);
   }

@@ -92,6 +92,15 @@ export function registerCheckpointTools(
         };
       }),
   );
+  registerForkAndDiff(server, client, { tool, text });
+}
+
+function registerForkAndDiff(
+  server: McpServer,
+  client: AirlockClient,
+  { tool, text }: ToolHelpers,
+) {
+  const ws = client.workspaces;
   server.registerTool(
     "fork_workspace",
     {
