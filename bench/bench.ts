@@ -397,7 +397,7 @@ async function gatewayGroups(r: Report) {
     if (wants("throughput")) await throughputGroup(gw, r);
     if (wants("diff")) await diffGroup(gw, r);
     // bench/checkpoints.ts: checkpoint, restore and fork beside cp -a; a restore one step back.
-    if (wants("checkpoints")) await checkpointPhase(gw, r.results, r.rows);
+    if (wants("checkpoints")) await checkpointPhase(gw, r.results, r.rows, r.targets);
     if (wants("store")) await storeGroup(gw, r);
   } finally {
     await gw.close();

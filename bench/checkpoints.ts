@@ -134,7 +134,9 @@ async function stepBackRounds(gw: BenchGateway, big: string, empty: string, m: S
   }
 }
 
-function addRows(m: Samples, results: Record<string, unknown>, rows: string[][]) {
+type Targets = { target: string; measured: string; met: boolean }[];
+
+function addRows(m: Samples, results: Record<string, unknown>, rows: string[][], targets: Targets) {
   const r = {
     cpAWallMs: median(m.cpWall),
     cpAOnlyMs: median(m.cpOnly),
@@ -157,6 +159,8 @@ function addRows(m: Samples, results: Record<string, unknown>, rows: string[][])
     r.ratios.push(+mid.toFixed(2));
     return `${mid.toFixed(2)}x (median of rounds; target <= 1.5x)`;
   };
+  const target = (what: string, x: number, max: number) =>
+    targets.push({ target: `${what} <= ${max}x`, measured: `${x.toFixed(2)}x`, met: x <= max });
   rows.push(["checkpoint, 10k files / 100 MB", `p50 ${r.checkpointMs} ms`, base, ratio(m.take)]);
   rows.push([
     "restore (all files), 10k / 100 MB",
@@ -171,12 +175,18 @@ function addRows(m: Samples, results: Record<string, unknown>, rows: string[][])
     `empty workspace exec p50 ${r.emptyExecMs} ms`,
     `${(r.restoreOneStepMs / r.emptyExecMs).toFixed(2)}x (target <= 2x)`,
   ]);
+  const [checkpoint, restore, fork] = r.ratios as [number, number, number];
+  target("checkpoint / cp -a (10k files, 100 MB)", checkpoint, 1.5);
+  target("restore / cp -a", restore, 1.5);
+  target("fork / cp -a", fork, 1.5);
+  target("restore one step back / empty exec", r.restoreOneStepMs / r.emptyExecMs, 2);
 }
 
 export async function checkpointPhase(
   gw: BenchGateway,
   results: Record<string, unknown>,
   rows: string[][],
+  targets: Targets = [],
 ) {
   const auth = { authorization: "Bearer bench-key-0123456789abcdef" };
   const del = (path: string) => fetch(`${gw.url}${path}`, { method: "DELETE", headers: auth });
@@ -200,7 +210,7 @@ export async function checkpointPhase(
     };
     await copyRounds(gw, big, m, del);
     await stepBackRounds(gw, big, empty, m);
-    addRows(m, results, rows);
+    addRows(m, results, rows, targets);
   } finally {
     for (const id of [big, empty]) await del(`/v1/workspaces/${id}`);
   }
