@@ -277,7 +277,8 @@ const HostConfig = z
   })
   .refine((h) => h.MemorySwap === h.Memory, "MemorySwap must equal Memory (no swap)")
   .refine(
-    (h) => h.Mounts.length === 1 || h.NetworkMode !== "none",
+    // Bind mounts are the CA's alone; a checkpoint's further volumes need no network.
+    (h) => h.Mounts.every((m) => m.Type === "volume") || h.NetworkMode !== "none",
     "the egress CA is mounted only for a job on an egress network",
   );
 
