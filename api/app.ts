@@ -8,6 +8,7 @@ import { AirlockError } from "../core/errors.ts";
 import type { LoadedProfile } from "../core/profile.ts";
 import { type StateStore, StoreUnavailableError } from "../core/state.ts";
 import { PhaseClock, timed } from "../core/timing.ts";
+import { Checkpoints, DEFAULT_CHECKPOINT_LIMITS } from "../executor/checkpoints.ts";
 import type { ContainerClient } from "../executor/docker.ts";
 import type { Executor } from "../executor/executor.ts";
 import type { Check } from "../executor/hardening.ts";
@@ -28,6 +29,7 @@ import { type OpenApiDocument, openApiDocument } from "./openapi.ts";
 import type { Replicas } from "./replicas.ts";
 import { type LogEnv, type RequestScope, requestLog } from "./request-log.ts";
 import { adminRoutes } from "./routes/admin.ts";
+import { checkpointRoutes } from "./routes/checkpoints.ts";
 import { dashboardRoutes } from "./routes/dashboard.ts";
 import { docsRoutes } from "./routes/docs.ts";
 import { egressRoutes } from "./routes/egress.ts";
@@ -90,6 +92,10 @@ export function createApp(deps: AppDeps) {
     instanceId: deps.instanceId,
     warn: (message, err) => deps.logger.warn({ err }, message),
   });
+  // Made here when the caller wires none (tests that never take one).
+  const checkpoints =
+    deps.workspaces.checkpoints ??
+    new Checkpoints(deps.workspaces.store, deps.client, DEFAULT_CHECKPOINT_LIMITS);
   // Every /v1 route asks this one admission whether it may go ahead (api/admission/admit.ts).
   const admission = new Admission({
     access,
@@ -98,7 +104,11 @@ export function createApp(deps: AppDeps) {
     executions,
     jobs: {
       exec: execJob(deps),
-      "workspace.exec": workspaceExecJob({ ...deps.workspaces, profiles: deps.profiles }),
+      "workspace.exec": workspaceExecJob({
+        ...deps.workspaces,
+        checkpoints,
+        profiles: deps.profiles,
+      }),
     },
   });
   const app = new OpenAPIHono<AuthEnv & LogEnv>({ defaultHook: validationHook });
@@ -157,6 +167,7 @@ export function createApp(deps: AppDeps) {
     "/",
     workspaceRoutes({ ...deps.workspaces, admission, profiles: deps.profiles, executions }),
   );
+  app.route("/", checkpointRoutes({ checkpoints, admission }));
   app.route("/", executionRoutes(admission, executions));
   app.route("/", egressRoutes(admission));
   app.route(

@@ -56,6 +56,9 @@ const EnvSchema = z.object({
   AIRLOCK_WORKSPACE_TTL_MS: intFrom(1000, 365 * 24 * 3600 * 1000).default(24 * 3600 * 1000),
   AIRLOCK_WORKSPACES_PER_TENANT: intFrom(0, 100_000).default(20),
   AIRLOCK_WORKSPACE_MAX_BYTES: intFrom(1024 * 1024, 2 ** 50).default(1024 * 1024 * 1024),
+  AIRLOCK_CHECKPOINTS_PER_WORKSPACE: intFrom(0, 10_000).default(32),
+  AIRLOCK_CHECKPOINT_BYTES_PER_TENANT: intFrom(0, 2 ** 53).default(10 * 1024 ** 3),
+  AIRLOCK_FORK_MAX: intFrom(1, 256).default(8),
   AIRLOCK_POOL_MIN: intFrom(0, 64).default(1),
   AIRLOCK_POOL_MAX: intFrom(0, 256).default(4),
   AIRLOCK_POOL_MAX_PARK_MS: intFrom(10_000, 24 * 3600 * 1000).default(300_000),
@@ -146,6 +149,8 @@ export interface Config {
   workspaceTtlMs: number;
   workspacesPerTenant: number;
   workspaceMaxBytes: number;
+  /** Checkpoints per workspace, their bytes per tenant, the largest fork. */
+  checkpointLimits: { perWorkspace: number; bytesPerTenant: number; forkMax: number };
   logLevel: z.infer<typeof EnvSchema>["AIRLOCK_LOG_LEVEL"];
   /** /metrics answers without a key. */
   metricsPublic: boolean;
@@ -301,6 +306,11 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     workspaceTtlMs: e.AIRLOCK_WORKSPACE_TTL_MS,
     workspacesPerTenant: e.AIRLOCK_WORKSPACES_PER_TENANT,
     workspaceMaxBytes: e.AIRLOCK_WORKSPACE_MAX_BYTES,
+    checkpointLimits: {
+      perWorkspace: e.AIRLOCK_CHECKPOINTS_PER_WORKSPACE,
+      bytesPerTenant: e.AIRLOCK_CHECKPOINT_BYTES_PER_TENANT,
+      forkMax: e.AIRLOCK_FORK_MAX,
+    },
     logLevel: e.AIRLOCK_LOG_LEVEL,
     metricsPublic: e.AIRLOCK_METRICS_PUBLIC === "true",
     serverTiming: e.AIRLOCK_SERVER_TIMING === "true",

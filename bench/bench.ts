@@ -6,6 +6,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseServerTiming } from "../core/timing.ts";
+import { checkpointPhase } from "./checkpoints.ts";
 import { egressPhase } from "./egress.ts";
 import {
   docker,
@@ -39,8 +40,8 @@ const ROUNDS = Number(process.env["BENCH_ROUNDS"] ?? 20);
 // More jobs than the pool holds, so throughput is sustained, not a burst out of parked containers.
 const THROUGHPUT_JOBS = Number(process.env["BENCH_JOBS"] ?? 64);
 // BENCH_ONLY=<groups, comma-separated> runs only those groups of rows, e.g. BENCH_ONLY=phases,diff:
-// latency, phases, throughput, gvisor, diff, restart, curves, rss, streams, import, store, egress,
-// languages, replicas (all by default; replicas needs PostgreSQL and starts a second engine:
+// latency, phases, throughput, gvisor, diff, checkpoints, restart, curves, rss, streams, import, store,
+// egress, languages, replicas (all by default; replicas needs PostgreSQL and starts a second engine:
 // bench/replicas.ts).
 const GROUPS = [
   "latency",
@@ -48,6 +49,7 @@ const GROUPS = [
   "throughput",
   "gvisor",
   "diff",
+  "checkpoints",
   "restart",
   "curves",
   "rss",
@@ -355,7 +357,7 @@ async function main() {
     rows: [],
     targets: [],
   };
-  const inProcess: Group[] = ["latency", "phases", "throughput", "diff", "store"];
+  const inProcess: Group[] = ["latency", "phases", "throughput", "diff", "checkpoints", "store"];
   if (inProcess.some(wants)) await gatewayGroups(r);
   if (wants("gvisor")) await gvisorGroup(r);
   if (wants("restart")) await restartGroup(r);
@@ -394,6 +396,8 @@ async function gatewayGroups(r: Report) {
     if (wants("phases")) await phasesGroup(gw, r);
     if (wants("throughput")) await throughputGroup(gw, r);
     if (wants("diff")) await diffGroup(gw, r);
+    // bench/checkpoints.ts: checkpoint, restore and fork beside cp -a; a restore one step back.
+    if (wants("checkpoints")) await checkpointPhase(gw, r.results, r.rows, r.targets);
     if (wants("store")) await storeGroup(gw, r);
   } finally {
     await gw.close();

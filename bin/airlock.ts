@@ -10,6 +10,9 @@ const USAGE = `usage: airlock <command>
   serve               run the gateway (as npm start; configured by AIRLOCK_* variables)
   exec [options] CMD  run one operation against a gateway, streaming its output (airlock exec --help)
   logs [-f] ID        an execution's output, replayed (and followed with -f) (airlock logs --help)
+  checkpoint WS       take (or --list, --delete, --diff) a workspace's checkpoints (airlock checkpoint --help)
+  restore WS CP       put a workspace back as a checkpoint has it
+  fork WS             new workspaces with a workspace's (or a checkpoint's) files (--count N, --checkpoint CP)
   mcp [--url --key]   an MCP server on stdio that forwards to a gateway (for desktop agent hosts)
   images build [--force] [name…]   build the sandbox images
   doctor              check the hardening airlock promises, as a table`;
@@ -44,6 +47,22 @@ switch (command) {
       break;
     }
     process.exitCode = await runLogs(rest, process.env);
+    break;
+  }
+  case "checkpoint":
+  case "restore":
+  case "fork": {
+    const cli = await import("../cli/checkpoint.ts");
+    if (rest.includes("--help") || rest.includes("-h")) {
+      const usage = {
+        checkpoint: cli.USAGE_CHECKPOINT,
+        restore: cli.USAGE_RESTORE,
+        fork: cli.USAGE_FORK,
+      };
+      process.stdout.write(`${usage[command]}\n`);
+      break;
+    }
+    process.exitCode = await cli.runCheckpointCommand(command, rest, process.env);
     break;
   }
   case "mcp": {

@@ -58,6 +58,11 @@ export type WorkspaceInfo = Answer<"/v1/workspaces/{id}", "get">;
 export type FileEntry = Answer<"/v1/workspaces/{id}/files", "get">[number];
 export type WrittenFile = Answer<"/v1/workspaces/{id}/files/content", "put">;
 export type ArchiveImport = Answer<"/v1/workspaces/{id}/archive", "put">;
+export type CheckpointInfo = Answer<"/v1/workspaces/{id}/checkpoints", "post">;
+export type CheckpointInput = JsonBody<Op<"/v1/workspaces/{id}/checkpoints", "post">>;
+export type ForkInput = JsonBody<Op<"/v1/workspaces/{id}/fork", "post">>;
+export type RestoreResult = Answer<"/v1/workspaces/{id}/restore", "post">;
+export type WorkspaceDiff = Answer<"/v1/workspaces/{id}/diff", "get">;
 export type StopState = Answer<"/v1/admin/stop", "get">;
 export type AuditQuery = NonNullable<RequestInit<Op<"/v1/audit", "get">>["query"]>;
 export type PistonExecuteInput = JsonBody<Op<"/api/v2/execute", "post">>;
@@ -194,6 +199,30 @@ type Json = <P extends Path, M extends MethodOf<P>>(
   init: RequestInit<Op<P, M>>,
 ) => Promise<Answer<P, M>>;
 
+/** Checkpoints, restore, fork and diff of a workspace (DESIGN.md "Workspace checkpoints"). */
+function checkpointMethods(send: Send, json: Json) {
+  const checkpoints = "/v1/workspaces/{id}/checkpoints";
+  return {
+    /** Takes a checkpoint of the workspace as it is now. */
+    checkpoint: (id: string, body: CheckpointInput = {}, call: CallOptions = {}) =>
+      json("post", checkpoints, { path: { id }, json: body, ...call }),
+    checkpoints: (id: string, call: CallOptions = {}) =>
+      json("get", checkpoints, { path: { id }, ...call }),
+    deleteCheckpoint: async (id: string, cp: string, call: CallOptions = {}) => {
+      await send("delete", "/v1/workspaces/{id}/checkpoints/{cp}", { path: { id, cp }, ...call });
+    },
+    /** Puts the workspace back as the checkpoint has it; the answer carries the diff it made. */
+    restore: (id: string, checkpoint: string, call: CallOptions = {}) =>
+      json("post", "/v1/workspaces/{id}/restore", { path: { id }, json: { checkpoint }, ...call }),
+    /** New workspaces holding the workspace's files (or a checkpoint's). */
+    fork: (id: string, body: ForkInput = {}, call: CallOptions = {}) =>
+      json("post", "/v1/workspaces/{id}/fork", { path: { id }, json: body, ...call }),
+    /** What changed from checkpoint `from` to checkpoint `to` (default: the workspace now). */
+    diff: (id: string, from: string, to = "current", call: CallOptions = {}) =>
+      json("get", "/v1/workspaces/{id}/diff", { path: { id }, query: { from, to }, ...call }),
+  };
+}
+
 function workspaceMethods(
   send: Send,
   json: Json,
@@ -252,6 +281,7 @@ function workspaceMethods(
         type: "application/x-tar",
         ...call,
       }),
+    ...checkpointMethods(send, json),
   };
 }
 

@@ -309,6 +309,9 @@ export interface paths {
                 stderr: string;
                 durationMs: number;
               } | undefined;
+              checkpoint?: {
+                id: string;
+              } | undefined;
             };
             /** With Accept: text/event-stream: `stdout` and `stderr` events (data: a JSON string, one chunk of output as written; id: its number in the execution, for Last-Event-ID on GET /v1/executions/{id}/events), then one `result` event (data: the ExecResult JSON), one `error` event (data: the error body) or one `end` event (data: {id, status}: cancelled). A client that disconnects leaves the job running. */
             "text/event-stream": string;
@@ -654,6 +657,8 @@ export interface paths {
             returnFiles?: string[] | undefined;
             /** named egress networks of the policy file the key is granted; none: no network */
             networks?: string[] | undefined;
+            /** take a checkpoint before the run; the result's checkpoint.id undoes the step */
+            checkpoint?: boolean | undefined;
           };
         };
       };
@@ -716,6 +721,9 @@ export interface paths {
                 stdout: string;
                 stderr: string;
                 durationMs: number;
+              } | undefined;
+              checkpoint?: {
+                id: string;
               } | undefined;
             };
             /** With Accept: text/event-stream: `stdout` and `stderr` events (data: a JSON string, one chunk of output as written; id: its number in the execution, for Last-Event-ID on GET /v1/executions/{id}/events), then one `result` event (data: the ExecResult JSON), one `error` event (data: the error body) or one `end` event (data: {id, status}: cancelled). A client that disconnects leaves the job running. */
@@ -1207,6 +1215,497 @@ export interface paths {
       };
     };
   };
+  "/v1/workspaces/{id}/checkpoints": {
+    /** Take a checkpoint of the workspace as it is now */
+    post: {
+      parameters: { query?: never; path: {
+          /** the workspace id (ws_…) */
+          id: string;
+        } };
+      requestBody?: {
+        content: {
+          "application/json": {
+            /** a name for the checkpoint, for the caller */
+            label?: string | undefined;
+          };
+        };
+      };
+      responses: {
+        201: {
+          content: {
+            "application/json": {
+              /** cp_ followed by 20 lower-case letters and digits */
+              id: string;
+              label: string | null;
+              /** ISO 8601 */
+              createdAt: string;
+              /** bytes of its regular files; counts against the tenant's checkpoint bytes */
+              bytes: number;
+              /** files, directories and symlinks */
+              entries: number;
+            };
+          };
+        };
+        400: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        401: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        403: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        404: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        413: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        422: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        423: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        429: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        500: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        503: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+      };
+    };
+    /** The workspace's checkpoints, oldest first */
+    get: {
+      parameters: { query?: never; path: {
+          /** the workspace id (ws_…) */
+          id: string;
+        } };
+      requestBody?: never;
+      responses: {
+        200: {
+          content: {
+            "application/json": {
+              checkpoints: {
+                /** cp_ followed by 20 lower-case letters and digits */
+                id: string;
+                label: string | null;
+                /** ISO 8601 */
+                createdAt: string;
+                /** bytes of its regular files; counts against the tenant's checkpoint bytes */
+                bytes: number;
+                /** files, directories and symlinks */
+                entries: number;
+              }[];
+            };
+          };
+        };
+        400: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        401: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        403: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        404: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        413: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        423: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        429: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        500: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        503: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+      };
+    };
+  };
+  "/v1/workspaces/{id}/checkpoints/{cp}": {
+    /** Delete a checkpoint and its storage */
+    delete: {
+      parameters: { query?: never; path: {
+          /** the workspace id (ws_…) */
+          id: string;
+          /** the checkpoint id (cp_…) */
+          cp: string;
+        } };
+      requestBody?: never;
+      responses: {
+        204: {
+          content?: never;
+        };
+        400: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        401: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        403: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        404: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        413: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        423: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        429: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        500: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        503: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+      };
+    };
+  };
+  "/v1/workspaces/{id}/restore": {
+    /** Put the workspace back exactly as a checkpoint has it; answers with the diff it made */
+    post: {
+      parameters: { query?: never; path: {
+          /** the workspace id (ws_…) */
+          id: string;
+        } };
+      requestBody: {
+        content: {
+          "application/json": {
+            /** the checkpoint to put back (cp_…) */
+            checkpoint: string;
+          };
+        };
+      };
+      responses: {
+        200: {
+          content: {
+            "application/json": {
+              checkpoint: string;
+              /** what the restore changed: from the workspace before it to the checkpoint */
+              diff: {
+                added: {
+                  path: string;
+                  type: "file" | "symlink";
+                  size: number;
+                  sha256: string;
+                  patch?: string | undefined;
+                }[];
+                modified: {
+                  path: string;
+                  type: "file" | "symlink";
+                  size: number;
+                  sha256: string;
+                  patch?: string | undefined;
+                }[];
+                deleted: {
+                  path: string;
+                }[];
+                truncated: boolean;
+              };
+            };
+          };
+        };
+        400: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        401: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        403: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        404: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        413: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        422: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        423: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        429: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        500: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        503: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+      };
+    };
+  };
+  "/v1/workspaces/{id}/fork": {
+    /** New workspaces of the same tenant and profile, holding the workspace's (or a checkpoint's) files */
+    post: {
+      parameters: { query?: never; path: {
+          /** the workspace id (ws_…) */
+          id: string;
+        } };
+      requestBody?: {
+        content: {
+          "application/json": {
+            /** fork the checkpoint's state (default: the workspace as it is now) */
+            checkpoint?: string | undefined;
+            /** how many workspaces (default 1) */
+            count?: number | undefined;
+          };
+        };
+      };
+      responses: {
+        201: {
+          content: {
+            "application/json": {
+              workspaces: {
+                /** ws_ followed by 20 lower-case letters and digits */
+                id: string;
+                profile: string;
+                /** ISO 8601 */
+                createdAt: string;
+                /** ISO 8601 */
+                lastUsedAt: string;
+                /** ISO 8601: idle workspaces are removed after their TTL */
+                expiresAt: string;
+                /** egress networks its jobs get unless they ask for others */
+                networks?: string[] | undefined;
+              }[];
+            };
+          };
+        };
+        400: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        401: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        403: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        404: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        413: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        422: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        423: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        429: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        500: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        503: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+      };
+    };
+  };
+  "/v1/workspaces/{id}/diff": {
+    /** What changed from a checkpoint to another, or to the workspace now */
+    get: {
+      parameters: { query: {
+          /** a checkpoint id */
+          from: string;
+          /** a checkpoint id, or current (the default) */
+          to?: string | undefined;
+        }; path: {
+          /** the workspace id (ws_…) */
+          id: string;
+        } };
+      requestBody?: never;
+      responses: {
+        200: {
+          content: {
+            "application/json": {
+              added: {
+                path: string;
+                type: "file" | "symlink";
+                size: number;
+                sha256: string;
+                patch?: string | undefined;
+              }[];
+              modified: {
+                path: string;
+                type: "file" | "symlink";
+                size: number;
+                sha256: string;
+                patch?: string | undefined;
+              }[];
+              deleted: {
+                path: string;
+              }[];
+              truncated: boolean;
+            };
+          };
+        };
+        400: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        401: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        403: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        404: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        413: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        423: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        429: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        500: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+        503: {
+          content: {
+            "application/json": components["schemas"]["ErrorBody"];
+          };
+        };
+      };
+    };
+  };
   "/v1/executions/{id}": {
     /** An execution: its status, and its result once done; with wait, held until it ends */
     get: {
@@ -1302,6 +1801,9 @@ export interface paths {
                   stdout: string;
                   stderr: string;
                   durationMs: number;
+                } | undefined;
+                checkpoint?: {
+                  id: string;
                 } | undefined;
               } | undefined;
               /** set when the result was too large to keep (then result is absent) */
@@ -1447,6 +1949,9 @@ export interface paths {
                   stdout: string;
                   stderr: string;
                   durationMs: number;
+                } | undefined;
+                checkpoint?: {
+                  id: string;
                 } | undefined;
               } | undefined;
               /** set when the result was too large to keep (then result is absent) */
@@ -2409,6 +2914,9 @@ export interface paths {
                     stderr: string;
                     durationMs: number;
                   } | undefined;
+                  checkpoint?: {
+                    id: string;
+                  } | undefined;
                 } | undefined;
                 error?: {
                   code: string;
@@ -2555,6 +3063,9 @@ export interface paths {
                   stderr: string;
                   durationMs: number;
                 } | undefined;
+                checkpoint?: {
+                  id: string;
+                } | undefined;
               } | undefined;
               error?: {
                 code: string;
@@ -2696,6 +3207,9 @@ export interface paths {
                   stdout: string;
                   stderr: string;
                   durationMs: number;
+                } | undefined;
+                checkpoint?: {
+                  id: string;
                 } | undefined;
               } | undefined;
               error?: {
@@ -2843,6 +3357,9 @@ export interface paths {
                   stdout: string;
                   stderr: string;
                   durationMs: number;
+                } | undefined;
+                checkpoint?: {
+                  id: string;
                 } | undefined;
               } | undefined;
               error?: {

@@ -25,6 +25,17 @@ export interface WorkspaceRef {
   sizeCapBytes?: number | undefined;
 }
 
+/**
+ * A volume mounted beside /workspace, for jobs airlock runs for itself between
+ * volumes (a checkpoint's copy, restore, fork and diff: executor/checkpoints.ts).
+ */
+export interface JobMount {
+  volume: string;
+  /** An absolute path under /airlock/. */
+  target: string;
+  readOnly: boolean;
+}
+
 export interface Job {
   readonly id: string;
   readonly tenant: string;
@@ -45,6 +56,8 @@ export interface Job {
   readonly workspace?: WorkspaceRef | undefined;
   /** Set when the job asked for networks it was granted: what its proxy lets through. */
   readonly egress?: EgressRules | undefined;
+  /** Volumes mounted beside /workspace (system jobs only; such a job never takes a parked container). */
+  readonly mounts?: readonly JobMount[] | undefined;
 }
 
 /**

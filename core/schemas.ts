@@ -105,7 +105,15 @@ export const ExecRequest = z
 export type ExecRequest = z.infer<typeof ExecRequest>;
 
 /** POST /v1/workspaces/:id/exec: as /v1/exec, the profile being the workspace's. */
-export const WorkspaceExecRequest = z.strictObject(ExecFields).superRefine(oneOfCommandOrCode);
+export const WorkspaceExecRequest = z
+  .strictObject({
+    ...ExecFields,
+    checkpoint: z
+      .boolean()
+      .optional()
+      .describe("take a checkpoint before the run; the result's checkpoint.id undoes the step"),
+  })
+  .superRefine(oneOfCommandOrCode);
 export type WorkspaceExecRequest = z.infer<typeof WorkspaceExecRequest>;
 
 export const CreateWorkspaceRequest = z.strictObject({
@@ -188,6 +196,8 @@ export const ExecResult = z.object({
   egress: z.array(EgressEntry).optional(),
   /** A compiled language: its compile stage; status compile_error when it failed (nothing ran). */
   compile: CompileStage.optional(),
+  /** A workspace exec with `checkpoint: true`: the checkpoint taken before the run. */
+  checkpoint: z.object({ id: z.string() }).optional(),
 });
 export type ExecResult = z.infer<typeof ExecResult>;
 
@@ -229,6 +239,48 @@ export const WorkspaceInfo = z.object({
     .describe("egress networks its jobs get unless they ask for others"),
 });
 export type WorkspaceInfo = z.infer<typeof WorkspaceInfo>;
+
+// Workspace checkpoints (DESIGN.md "Workspace checkpoints").
+
+export const CreateCheckpointRequest = z.strictObject({
+  label: z.string().max(256).optional().describe("a name for the checkpoint, for the caller"),
+});
+export type CreateCheckpointRequest = z.infer<typeof CreateCheckpointRequest>;
+
+export const CheckpointInfo = z.object({
+  id: z.string().describe("cp_ followed by 20 lower-case letters and digits"),
+  label: z.string().nullable(),
+  createdAt: z.string().describe("ISO 8601"),
+  bytes: z
+    .number()
+    .describe("bytes of its regular files; counts against the tenant's checkpoint bytes"),
+  entries: z.number().describe("files, directories and symlinks"),
+});
+export type CheckpointInfo = z.infer<typeof CheckpointInfo>;
+
+export const CheckpointList = z.object({ checkpoints: z.array(CheckpointInfo) });
+
+export const RestoreRequest = z.strictObject({
+  checkpoint: z.string().min(1).describe("the checkpoint to put back (cp_…)"),
+});
+export type RestoreRequest = z.infer<typeof RestoreRequest>;
+
+export const RestoreResult = z.object({
+  checkpoint: z.string(),
+  diff: Diff.describe("what the restore changed: from the workspace before it to the checkpoint"),
+});
+
+export const ForkRequest = z.strictObject({
+  checkpoint: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("fork the checkpoint's state (default: the workspace as it is now)"),
+  count: z.number().int().min(1).optional().describe("how many workspaces (default 1)"),
+});
+export type ForkRequest = z.infer<typeof ForkRequest>;
+
+export const ForkResult = z.object({ workspaces: z.array(WorkspaceInfo) });
 
 export const FileEntry = z.object({
   path: z.string(),

@@ -17,6 +17,7 @@
 // the egress CA, read-only, at fixed paths; the relay runs only its script.
 import { z } from "zod";
 import { WORKSPACE_DIR } from "../core/paths.ts";
+import { LABEL_CHECKPOINT, LABEL_CHECKPOINT_META } from "../executor/checkpoint-volumes.ts";
 import { LABEL_INSTANCE } from "../executor/container-spec.ts";
 import {
   CA_BUNDLE_PATH,
@@ -117,15 +118,25 @@ export function isAirlockContainer(labels: Record<string, string> | null | undef
   return labels != null && Object.hasOwn(labels, LABEL_INSTANCE);
 }
 
-/** Job volumes carry `airlock`; workspaces, their touch markers and stop markers their own keys. */
-const VOLUME_KEYS = [LABEL_INSTANCE, LABEL_WORKSPACE, LABEL_TOUCH, LABEL_STOP];
+/** Job volumes carry `airlock`; workspaces, their touch markers, stop markers and checkpoints their own keys. */
+const VOLUME_KEYS = [
+  LABEL_INSTANCE,
+  LABEL_WORKSPACE,
+  LABEL_TOUCH,
+  LABEL_STOP,
+  LABEL_CHECKPOINT,
+  LABEL_CHECKPOINT_META,
+];
 export function isAirlockVolume(labels: Record<string, string> | null | undefined): boolean {
   return labels != null && VOLUME_KEYS.some((k) => Object.hasOwn(labels, k));
 }
 
-/** What a sandbox may mount at /workspace: a job's volume or a workspace, never a marker. */
+/** What a sandbox may mount: a job's volume, a workspace or a checkpoint's data, never a marker. */
 export function isMountableVolume(labels: Record<string, string> | null | undefined): boolean {
-  return labels != null && [LABEL_INSTANCE, LABEL_WORKSPACE].some((k) => Object.hasOwn(labels, k));
+  return (
+    labels != null &&
+    [LABEL_INSTANCE, LABEL_WORKSPACE, LABEL_CHECKPOINT].some((k) => Object.hasOwn(labels, k))
+  );
 }
 
 const positive = z.number().int().positive();
@@ -177,6 +188,23 @@ function CaMount(target: string) {
     ReadOnly: z.literal(true, "the CA is mounted read-only"),
   });
 }
+
+/**
+ * A checkpoint's system job mounts more volumes beside /workspace
+ * (executor/checkpoints.ts): existing ones only (no VolumeOptions, so the
+ * engine makes none), under /airlock/, each still held to isMountableVolume.
+ */
+const ExtraMount = z.strictObject({
+  Type: z.literal("volume", "only volume mounts are allowed (no bind or tmpfs mounts)"),
+  Source: z.string().regex(VOLUME_NAME, "must be a volume name"),
+  Target: z
+    .string()
+    .regex(
+      /^\/airlock\/(?:src|dst|d\d{1,3})$/,
+      "a further volume goes at /airlock/src, /airlock/dst or /airlock/d<n>",
+    ),
+  ReadOnly: z.boolean().optional(),
+});
 
 const NO_NEW_PRIVILEGES = "no-new-privileges:true";
 const SECCOMP = "seccomp=";
@@ -237,13 +265,20 @@ const HostConfig = z
       Config: emptyMap("no logging options"),
     }),
     Mounts: z.union(
-      [z.tuple([Mount]), z.tuple([Mount, CaMount(CA_BUNDLE_PATH), CaMount(CA_CERT_PATH)])],
-      `exactly one mount: a volume at ${WORKSPACE_DIR} (no bind or tmpfs mounts), and beside it, on an egress network only, the CA read-only`,
+      [
+        z
+          .tuple([Mount])
+          .rest(ExtraMount)
+          .refine((m) => m.length <= 260, "at most 260 mounts"),
+        z.tuple([Mount, CaMount(CA_BUNDLE_PATH), CaMount(CA_CERT_PATH)]),
+      ],
+      `a volume at ${WORKSPACE_DIR} first (no bind or tmpfs mounts), and beside it either existing airlock volumes at /airlock/src, /airlock/dst or /airlock/d<n> (a checkpoint's job) or, on an egress network only, the CA read-only`,
     ),
   })
   .refine((h) => h.MemorySwap === h.Memory, "MemorySwap must equal Memory (no swap)")
   .refine(
-    (h) => h.Mounts.length === 1 || h.NetworkMode !== "none",
+    // Bind mounts are the CA's alone; a checkpoint's further volumes need no network.
+    (h) => h.Mounts.every((m) => m.Type === "volume") || h.NetworkMode !== "none",
     "the egress CA is mounted only for a job on an egress network",
   );
 

@@ -170,7 +170,9 @@ export function createSocketProxy(options: ProxyOptions) {
    * engine from the mount's own options, which the schema holds to airlock's
    * label and the plain local driver.
    */
-  async function mountProblem(mount: Mount): Promise<string | undefined> {
+  async function mountProblem(
+    mount: Pick<Mount, "Source" | "VolumeOptions">,
+  ): Promise<string | undefined> {
     const { status, json } = await ask("GET", `/volumes/${encodeURIComponent(mount.Source)}`);
     if (status === 404) {
       return mount.VolumeOptions === undefined

@@ -4,6 +4,7 @@
 // stdin, see launcher.ts), so a container started ahead of demand by the warm
 // pool is, by construction, the same container a cold start would make.
 
+import type { JobMount } from "../core/job.ts";
 import { WORKSPACE_DIR } from "../core/paths.ts";
 import type { Limits, LoadedProfile } from "../core/profile.ts";
 import type { ContainerSpec } from "./docker.ts";
@@ -24,6 +25,8 @@ export interface SpecContext {
   deadline: number;
   /** A job granted a network: its own egress network (egress-network.ts), the CA mounts, the runtime. */
   egress?: { network: string; mounts: Mount[]; runtime: string } | undefined;
+  /** Volumes beside /workspace (a system job's copy between volumes). */
+  mounts?: readonly JobMount[] | undefined;
 }
 
 type Mount = { Type: "bind"; Source: string; Target: string; ReadOnly: true };
@@ -95,6 +98,12 @@ export function containerSpec(
           },
         },
         ...(ctx.egress?.mounts ?? []),
+        ...(ctx.mounts ?? []).map((m) => ({
+          Type: "volume" as const,
+          Source: m.volume,
+          Target: m.target,
+          ReadOnly: m.readOnly,
+        })),
       ],
     },
   };

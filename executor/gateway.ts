@@ -5,6 +5,7 @@
 import type { MetricsSink } from "../core/metrics.ts";
 import type { LoadedProfile } from "../core/profile.ts";
 import type { ManifestRecords } from "../core/state.ts";
+import { type CheckpointLimits, Checkpoints, DEFAULT_CHECKPOINT_LIMITS } from "./checkpoints.ts";
 import type { ContainerClient } from "./docker.ts";
 import type { Egress } from "./egress-network.ts";
 import { createExecutor, type Executor } from "./executor.ts";
@@ -48,6 +49,8 @@ export interface GatewayCoreOptions {
   manifestCacheBytes?: number;
   /** Where workspace manifests are also kept, so a restart does not read every workspace whole (the state store's). */
   manifestStore?: ManifestRecords | undefined;
+  /** Checkpoints per workspace, their bytes per tenant, the largest fork; default DEFAULT_CHECKPOINT_LIMITS. */
+  checkpointLimits?: CheckpointLimits | undefined;
   warn: (message: string, err: unknown) => void;
   /** The egress side (egress-network.ts): jobs granted networks are refused without it. */
   egress?: Egress | undefined;
@@ -62,6 +65,7 @@ export interface GatewayCore {
   pool: WarmPool | undefined;
   store: WorkspaceStore;
   files: WorkspaceFiles;
+  checkpoints: Checkpoints;
   manifests: ManifestCache;
 }
 
@@ -140,5 +144,10 @@ export function createGatewayCore(o: GatewayCoreOptions): GatewayCore {
     await manifests.flush();
     return report;
   };
-  return { executor, stop, pool, store, files, manifests };
+  const checkpoints = new Checkpoints(
+    store,
+    o.client,
+    o.checkpointLimits ?? DEFAULT_CHECKPOINT_LIMITS,
+  );
+  return { executor, stop, pool, store, files, checkpoints, manifests };
 }

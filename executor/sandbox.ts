@@ -67,11 +67,11 @@ export async function runSandbox(
 ): Promise<ExecResult> {
   const net = await leaseNetwork(deps, job);
   // One-shot jobs take a parked container when there is one; a workspace job
-  // needs its own volume mounted, and a job with a network its own network,
-  // so they always start cold.
+  // needs its own volume mounted, a job with a network its own network, and a
+  // system job with other volumes (a checkpoint's) those, so they always start cold.
   const limits = compilePhaseLimits(job);
   const parked =
-    job.workspace === undefined && net === undefined
+    job.workspace === undefined && net === undefined && job.mounts === undefined
       ? deps.pool?.take(job.profile, limits)
       : undefined;
   // The proxy's variables last: the request's env cannot point them elsewhere.
@@ -126,8 +126,14 @@ export async function runSandbox(
     // With a background hook a one-shot answer does not wait for the engine's
     // removal; a workspace job's waits unless its caller takes the removal
     // (afterAnswer) and holds the workspace's lock until it ends, so the volume
-    // is free when the lock is released.
-    const handOff = job.workspace === undefined ? deps.background : options.afterAnswer;
+    // is free when the lock is released. A job with other volumes mounted (a
+    // checkpoint's) always waits: they are free once it has answered.
+    const handOff =
+      job.mounts !== undefined
+        ? undefined
+        : job.workspace === undefined
+          ? deps.background
+          : options.afterAnswer;
     if (deps.background === undefined || handOff === undefined) {
       await cleanup;
       phase("remove");
@@ -175,6 +181,7 @@ async function readyContainer(
           net === undefined
             ? undefined
             : { network: net.network, mounts: net.mounts, runtime: net.runtime(job.profile) },
+        mounts: job.mounts,
       }),
     );
   }

@@ -109,6 +109,16 @@ function checkLinkChains(links: ReadonlyMap<string, string>): void {
   }
 }
 
+/**
+ * The upload rules for the symlinks of a whole tree (a checkpoint's or a
+ * fork's source): each relative, and none leading outside /workspace with
+ * the others in place. Throws the upload's own refusal naming the first that breaks them.
+ */
+export function checkTreeLinks(links: ReadonlyMap<string, string>): void {
+  for (const [name, target] of links) checkSymlink(name, target);
+  checkLinkChains(links);
+}
+
 /** The rules, one header at a time; what it remembers is the names (for links) and the counts. */
 class EntryChecker {
   entries = 0;

@@ -13,6 +13,7 @@ import { type Job, type JobFile, systemJob, type WorkspaceRef } from "../core/jo
 import { type LoadedProfile, lookupProfile } from "../core/profile.ts";
 import type { ExecResult } from "../core/schemas.ts";
 import { packFiles, parseOwner } from "./archive.ts";
+import { removeCheckpointsOf } from "./checkpoint-volumes.ts";
 import { fileContainerSpec } from "./container-spec.ts";
 import type { ContainerClient } from "./docker.ts";
 import type { Executor, ExecutorRunOptions } from "./executor.ts";
@@ -95,6 +96,8 @@ interface Workspace {
 export class WorkspaceStore {
   private readonly deps: WorkspaceStoreDeps;
   private readonly locks = new WorkspaceLocks();
+  /** Workspaces an exclusive operation (a restore) has claimed: anything else asked of them is a 409. */
+  private readonly claimed = new Map<string, string>();
   private readonly use: WorkspaceUse;
   private readonly reservations: WorkspaceReservations;
   /**
@@ -223,12 +226,51 @@ export class WorkspaceStore {
 
   async remove(tenant: string, id: string): Promise<void> {
     const ws = await this.find(tenant, id);
+    this.assertUnclaimed(id);
     await this.locks.run(id, () => this.destroy(ws.id));
   }
 
   /** Runs `op` on the caller's workspace, after the operations before it, and records the use. */
   async operate<T>(tenant: string, id: string, op: (ws: Workspace) => Promise<T>): Promise<T> {
     const ws = await this.find(tenant, id);
+    this.assertUnclaimed(id);
+    return this.queue(ws, op);
+  }
+
+  /**
+   * Like operate(), for an operation that must not interleave with any other
+   * (a restore): from the moment it is asked until it ends, every other
+   * operation asked of the workspace is refused with 409 conflict rather than
+   * queued behind it. Operations already queued run first.
+   */
+  async exclusive<T>(
+    tenant: string,
+    id: string,
+    what: string,
+    op: (ws: Workspace) => Promise<T>,
+  ): Promise<T> {
+    const ws = await this.find(tenant, id);
+    this.assertUnclaimed(id);
+    this.claimed.set(id, what);
+    try {
+      return await this.queue(ws, op);
+    } finally {
+      this.claimed.delete(id);
+    }
+  }
+
+  private assertUnclaimed(id: string): void {
+    const what = this.claimed.get(id);
+    if (what === undefined) return;
+    throw new AirlockError(
+      "conflict",
+      `workspace ${id} is being ${what}; try again when it has finished`,
+      { details: { workspace: id, operation: what } },
+    );
+  }
+
+  private queue<T>(ws: Workspace, op: (ws: Workspace) => Promise<T>): Promise<T> {
+    const { id } = ws;
     return this.locks.run(id, async () => {
       // It may have been deleted or expired while this operation waited its turn.
       if ((await this.deps.client.volumeLabels(ws.volume)) === undefined) {
@@ -317,6 +359,8 @@ export class WorkspaceStore {
     id: string,
     build: (workspace: WorkspaceRef, profile: LoadedProfile) => Job,
     options: ExecutorRunOptions,
+    /** Runs first, under the same lock (a checkpoint); what it returns joins the result. */
+    before?: (ws: Workspace) => Promise<Partial<ExecResult>>,
   ): Promise<ExecResult> {
     // The answer goes out before the job's container is removed; the lock is
     // held until it is, so the next operation finds the volume free.
@@ -324,12 +368,13 @@ export class WorkspaceStore {
       this.operate(tenant, id, async (ws) => {
         const removals: Promise<void>[] = [];
         try {
-          const result = await this.deps.executor.run(build(this.ref(ws), ws.profile), {
+          const extra = before === undefined ? {} : await before(ws);
+          const run = await this.deps.executor.run(build(this.ref(ws), ws.profile), {
             ...options,
             afterAnswer: (removal) => removals.push(removal),
           });
-          this.noteRun(ws, result);
-          resolve(result);
+          this.noteRun(ws, run);
+          resolve({ ...run, ...extra });
         } finally {
           // A failed job's removal too: the lock is released only once its container is gone.
           await Promise.allSettled(removals);
@@ -360,12 +405,21 @@ export class WorkspaceStore {
    * it, so nothing of the workspace touches the host disk. Removed in finally.
    */
   async withFileContainer<T>(ws: Workspace, fn: (containerId: string) => Promise<T>): Promise<T> {
+    return this.withVolumeContainer(ws.profile, ws.volume, fn);
+  }
+
+  /** withFileContainer() on any volume of airlock's (a checkpoint's), with the profile's image. */
+  async withVolumeContainer<T>(
+    profile: LoadedProfile,
+    volume: string,
+    fn: (containerId: string) => Promise<T>,
+  ): Promise<T> {
     const { client } = this.deps;
     const id = await client.create(
-      fileContainerSpec(ws.profile, {
+      fileContainerSpec(profile, {
         instanceId: this.deps.instanceId,
         jobId: `files-${randomBytes(6).toString("hex")}`,
-        volume: ws.volume,
+        volume,
         deadline: this.now() + this.deps.orphanGraceMs,
       }),
     );
@@ -378,6 +432,20 @@ export class WorkspaceStore {
     }
   }
 
+  /** Runs a job airlock made for itself (a checkpoint's copy between volumes), through the queue. */
+  runJob(job: Job): Promise<ExecResult> {
+    return this.deps.executor.run(job);
+  }
+
+  /**
+   * The workspace's files changed behind this store's back (a restore, a
+   * fork's copy): the manifest cache and the known size forget them.
+   */
+  forgetManifest(id: string): void {
+    this.deps.manifests?.delete(id);
+    this.sizes.delete(id);
+  }
+
   /** Logs a failure that leaves the answer as it is. */
   warn(message: string, err: unknown): void {
     this.deps.warn(message, err);
@@ -385,6 +453,8 @@ export class WorkspaceStore {
 
   private async destroy(id: string): Promise<void> {
     this.sizes.delete(id);
+    // Its checkpoints go first: a failure here leaves the workspace to be removed again.
+    await removeCheckpointsOf(this.deps.client, id);
     await this.removeWhenFree(id);
     await this.use.forget(id);
     this.deps.manifests?.delete(id);

@@ -14,6 +14,7 @@ import {
   FileInput,
   oneOfCommandOrCode,
 } from "../../core/schemas.ts";
+import { registerCheckpointTools } from "./checkpoint-tools.ts";
 
 const workspaceId = z.string().min(1).describe("the workspace id from create_workspace (ws_…)");
 
@@ -35,7 +36,17 @@ export const ExecToolInput = z
 
 /** workspace_exec's input: the workspace exec body plus which workspace, and `async`. */
 export const WorkspaceExecToolInput = z
-  .strictObject({ workspace: workspaceId, ...ExecFields, ...asyncField })
+  .strictObject({
+    workspace: workspaceId,
+    ...ExecFields,
+    checkpoint: z
+      .boolean()
+      .optional()
+      .describe(
+        "take a checkpoint before the run; the result's checkpoint.id undoes the step (restore)",
+      ),
+    ...asyncField,
+  })
   .superRefine(oneOfCommandOrCode);
 
 export const GetExecutionInput = z.strictObject({
@@ -436,5 +447,6 @@ export function createMcpServer(client: AirlockClient, version: string): McpServ
       }),
   );
 
+  registerCheckpointTools(server, client, { tool, text });
   return server;
 }

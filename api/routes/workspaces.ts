@@ -15,8 +15,9 @@ import {
   WrittenFile,
 } from "../../core/schemas.ts";
 import { phase } from "../../core/timing.ts";
+import type { Checkpoints } from "../../executor/checkpoints.ts";
 import type { WorkspaceFiles } from "../../executor/workspace-files.ts";
-import type { WorkspaceStore } from "../../executor/workspaces.ts";
+import type { Workspace, WorkspaceStore } from "../../executor/workspaces.ts";
 import type { Scope } from "../../policies/access/schema.ts";
 import { decodeFiles, resolveJob } from "../../policies/resolve.ts";
 import type { Admission } from "../admission/admit.ts";
@@ -32,6 +33,8 @@ import { answerExec, EXEC_RESPONSES } from "./exec.ts";
 export interface WorkspaceRouteDeps {
   store: WorkspaceStore;
   files: WorkspaceFiles;
+  /** Checkpoints, restore, fork, diff (api/routes/checkpoints.ts); app.ts makes one when absent. */
+  checkpoints?: Checkpoints | undefined;
   defaultProfile: string;
 }
 
@@ -282,10 +285,16 @@ export function workspaceRoutes(deps: WorkspaceRoutesOptions) {
 
 /** How a workspace exec runs (admission runs it now, or once approved: held-jobs.ts). */
 export function workspaceExecJob(
-  deps: Pick<WorkspaceRoutesOptions, "store" | "profiles">,
+  deps: Pick<WorkspaceRoutesOptions, "store" | "profiles" | "checkpoints">,
 ): JobBuilder {
   return ({ request, tenant, workspace, id, limits, egress }, options) => {
-    const body = request as WorkspaceExecRequest;
+    const { checkpoint, ...body } = request as WorkspaceExecRequest;
+    const { checkpoints } = deps;
+    // `checkpoint: true`: one is taken under the same lock, just before the run.
+    const before =
+      checkpoint === true && checkpoints !== undefined
+        ? async (ws: Workspace) => ({ checkpoint: { id: (await checkpoints.take(ws, null)).id } })
+        : undefined;
     return deps.store.exec(
       tenant,
       workspace ?? "",
@@ -300,6 +309,7 @@ export function workspaceExecJob(
         egress,
       }),
       options,
+      before,
     );
   };
 }

@@ -198,3 +198,42 @@ describe("airlock exec: a job held for an admin's approval", () => {
     expect(r.stderr).toMatch(/approval_denied \(HTTP 403\): approval apr_\w+ was denied by ops/);
   });
 });
+
+describe("airlock checkpoint, restore, fork", () => {
+  it("takes a checkpoint, lists and diffs it, restores it and forks from it, printing JSON", async () => {
+    const client = createClient({ baseUrl: gw.url, apiKey: gw.key });
+    const { id } = await client.workspaces.create({
+      profile: "shell",
+      files: [{ path: "a.txt", content: "one\n" }],
+    });
+    try {
+      const taken = await airlock(["checkpoint", id, "--label", "start"]);
+      expect(taken.code).toBe(0);
+      const cp = JSON.parse(taken.stdout) as { id: string; label: string; bytes: number };
+      expect(cp).toMatchObject({ label: "start", bytes: 4 });
+      await client.workspaces.exec(id, { command: "echo two > a.txt" });
+      const diff = await airlock(["checkpoint", id, "--diff", cp.id]);
+      expect(JSON.parse(diff.stdout).modified[0].patch).toContain("+two");
+      const listed = await airlock(["checkpoint", id, "--list"]);
+      expect(JSON.parse(listed.stdout).checkpoints.map((c: { id: string }) => c.id)).toEqual([
+        cp.id,
+      ]);
+      const restored = await airlock(["restore", id, cp.id]);
+      expect(restored.code).toBe(0);
+      expect(await client.workspaces.readText(id, "a.txt")).toBe("one\n");
+      const forked = await airlock(["fork", id, "--checkpoint", cp.id, "--count", "2"]);
+      const made = JSON.parse(forked.stdout).workspaces as { id: string }[];
+      expect(made).toHaveLength(2);
+      for (const w of made) {
+        expect(await client.workspaces.readText(w.id, "a.txt")).toBe("one\n");
+        await client.workspaces.delete(w.id);
+      }
+      const refused = await airlock(["restore", id, "cp_00000000000000000000"]);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain("not_found (HTTP 404)");
+      expect((await airlock(["checkpoint", id, "--delete", cp.id])).code).toBe(0);
+    } finally {
+      await client.workspaces.delete(id);
+    }
+  });
+});

@@ -38,12 +38,16 @@ describe("MCP over Streamable HTTP", () => {
   it("lists the tools", async () => {
     const { tools } = await client.listTools();
     expect(tools.map((t) => t.name).sort()).toEqual([
+      "checkpoint",
       "create_workspace",
       "delete_workspace",
+      "diff_workspace",
       "exec",
+      "fork_workspace",
       "get_execution",
       "list_files",
       "read_file",
+      "restore",
       "wait_approval",
       "workspace_exec",
       "write_file",

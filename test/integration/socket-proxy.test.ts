@@ -17,7 +17,7 @@ import { createClient } from "../../client/index.ts";
 import { createSocketProxy } from "../../deploy/socket-proxy.ts";
 import { containerSpec } from "../../executor/container-spec.ts";
 import { loadProfiles, POLICIES_DIR } from "../../policies/load.ts";
-import { execOnce, workspaceRoundTrip } from "../support/airlock-calls.ts";
+import { checkpointRoundTrip, execOnce, workspaceRoundTrip } from "../support/airlock-calls.ts";
 import { startUpstream } from "../support/egress-upstream.ts";
 import { keyHash, startGateway, type TestGateway } from "../support/gateway.ts";
 
@@ -59,6 +59,10 @@ describe("what airlock does goes through", () => {
 
   it("a workspace round trip", async () => {
     await workspaceRoundTrip(gw);
+  });
+
+  it("checkpoints: take, diff, restore, fork (system jobs mounting more volumes)", async () => {
+    await checkpointRoundTrip(gw);
   });
 
   it("a job with its own limits on a parked container (docker update)", async () => {

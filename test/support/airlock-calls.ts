@@ -48,3 +48,40 @@ export async function workspaceRoundTrip(t: Target): Promise<void> {
     await client.workspaces.delete(id);
   }
 }
+
+/** Checkpoint, diff, restore and fork through the typed client (and whatever engine the target uses). */
+export async function checkpointRoundTrip(t: Target): Promise<void> {
+  const ws = clientFor(t).workspaces;
+  const { id } = await ws.create({
+    profile: "shell",
+    files: [{ path: "a.txt", content: "one\n" }],
+  });
+  try {
+    const cp = await ws.checkpoint(id, { label: "first" });
+    expect(cp).toMatchObject({ label: "first", bytes: 4, entries: 1 });
+    const step = await ws.exec(id, {
+      command: "echo two > a.txt && touch b.txt",
+      checkpoint: true,
+    });
+    expect(step.checkpoint?.id).toMatch(/^cp_/);
+    const diff = await ws.diff(id, cp.id);
+    expect(diff.modified.map((e) => e.path)).toEqual(["a.txt"]);
+    expect(diff.added.map((e) => e.path)).toEqual(["b.txt"]);
+    const back = await ws.restore(id, cp.id);
+    expect(back.diff.deleted).toEqual([{ path: "b.txt" }]);
+    expect(await ws.readText(id, "a.txt")).toBe("one\n");
+    const { workspaces } = await ws.fork(id, { checkpoint: step.checkpoint?.id ?? "", count: 2 });
+    for (const w of workspaces) {
+      expect(await ws.readText(w.id, "a.txt")).toBe("one\n");
+      await ws.delete(w.id);
+    }
+    expect((await ws.checkpoints(id)).checkpoints.map((c) => c.id)).toEqual([
+      cp.id,
+      step.checkpoint?.id,
+    ]);
+    await ws.deleteCheckpoint(id, cp.id);
+    expect((await ws.checkpoints(id)).checkpoints).toHaveLength(1);
+  } finally {
+    await ws.delete(id);
+  }
+}

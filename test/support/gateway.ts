@@ -17,6 +17,7 @@ import { hashKey } from "../../api/config.ts";
 import { recoverState } from "../../api/executions/executions.ts";
 import { createMetrics, type Metrics } from "../../api/metrics.ts";
 import type { StateStore } from "../../core/state.ts";
+import type { CheckpointLimits } from "../../executor/checkpoints.ts";
 import { LABEL_INSTANCE } from "../../executor/container-spec.ts";
 import { DockerodeClient, DockerodeNetworks } from "../../executor/docker.ts";
 import { openEgress } from "../../executor/egress-network.ts";
@@ -110,6 +111,8 @@ export interface GatewayOptions {
   dataDir?: string;
   /** Run the egress proxy (jobs may ask for the policy's networks); upstreamCa: extra roots it trusts. */
   egress?: { upstreamCa?: string };
+  /** Checkpoints per workspace, their bytes per tenant, the largest fork (executor/checkpoints.ts). */
+  checkpointLimits?: CheckpointLimits;
 }
 
 export async function startGateway(options: GatewayOptions = {}): Promise<TestGateway> {
@@ -158,7 +161,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
           ...(metrics === undefined ? {} : { onConnection: (e) => metrics.egress(e) }),
           warn: (message, err) => console.warn(message, err),
         });
-  const { executor, pool, store, files, manifests } = createGatewayCore({
+  const { executor, pool, store, files, checkpoints, manifests } = createGatewayCore({
     egress: egress?.egress,
     client,
     profiles,
@@ -181,6 +184,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
     poolWarm: ["shell", "python", "node", "shell-gvisor", "python-gvisor"],
     workspaceSizeCapFor: (tenant) => access.workspaceBytes(tenant),
     manifestStore: state.manifests,
+    checkpointLimits: options.checkpointLimits,
     warn: (message, err) => console.warn(message, err),
     metrics,
   });
@@ -191,7 +195,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
     access,
     maxBodyBytes: options.maxBodyBytes ?? 32 * 1024 * 1024,
     logger: pino({ level: "silent" }),
-    workspaces: { store, files, defaultProfile: "shell" },
+    workspaces: { store, files, checkpoints, defaultProfile: "shell" },
     metrics,
     state,
     instanceId,

@@ -173,9 +173,22 @@ describe("a create body may hold only what airlock sends", () => {
       "no bind",
     ],
     [
-      "a second mount",
-      (s) => (host(s)["Mounts"] = [...(host(s)["Mounts"] as Obj[]), { Type: "volume" }]),
-      "exactly one mount",
+      "a second mount elsewhere than /airlock/ (where a checkpoint's job puts its volumes)",
+      (s) =>
+        (host(s)["Mounts"] = [
+          ...(host(s)["Mounts"] as Obj[]),
+          { Type: "volume", Source: "other", Target: "/data" },
+        ]),
+      "a further volume goes at /airlock/src",
+    ],
+    [
+      "a second mount that would make a volume",
+      (s) =>
+        (host(s)["Mounts"] = [
+          ...(host(s)["Mounts"] as Obj[]),
+          { Type: "volume", Source: "other", Target: "/airlock/src", VolumeOptions: {} },
+        ]),
+      "VolumeOptions",
     ],
     [
       "volume driver options (o=bind)",

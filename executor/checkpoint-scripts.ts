@@ -1,0 +1,173 @@
+// The shell that checkpoints, restores, forks and diffs run inside a system
+// container (the profile's image, user and hardening) with the volumes mounted
+// beside /workspace: nothing of a workspace touches the gateway's disk, and
+// only what changed crosses the engine's API.
+//
+// What makes a restore or a diff cheap is the listing a checkpoint keeps of
+// the workspace as it was taken (`files`: one record per file and symlink,
+// `%y %i %s %T@ %C@ %m %P` as executor/listing.ts reads them, sorted). An
+// entry whose record is the same now has not been written since: no
+// unprivileged process can set a ctime, and any write, chmod, rename or link
+// moves it. So the records that differ are the only candidates (`comm`), and
+// only they are hashed, copied or removed. Under gVisor, whose inode numbers
+// and ctimes mean nothing across sandboxes, `full` makes every entry a candidate.
+//
+// Output goes to stdout as NUL-separated fields (parsed by checkpoint-output.ts);
+// the small files of a diff, for its patches, are copied into the job's own
+// /workspace and come back as the job's returned files.
+
+export const SRC = "/airlock/src";
+export const DST = "/airlock/dst";
+
+const PRELUDE = `set -eu
+export LC_ALL=C
+RECORD='%y %i %s %T@ %C@ %m %P\\0'
+`;
+
+/**
+ * describe TAG ROOT LIST HASHLIST: for each path of LIST (NUL-separated,
+ * relative to ROOT): a record "type size ./path target"; sha256 of the files
+ * also in HASHLIST; and the files of at most $max bytes (64 at most) copied to
+ * /workspace/TAG for their patches.
+ */
+const DESCRIBE = `describe() {
+  printf 'S%s\\0' "$1"
+  (cd "$2" && starts "$3" -printf '%y\\0%s\\0%p\\0%l\\0')
+  printf 'H%s\\0' "$1"
+  (cd "$2" && starts "$4" -type f -print0 | xargs -0 -r sha256sum -z --)
+  mkdir -p "/workspace/$1"
+  # head stops reading after 64: what it leaves unread ends find with SIGPIPE, not an error.
+  (cd "$2" && starts "$3" -type f -size -"$((max + 1))"c -print0 2>/dev/null \\
+    | head -z -n 64 | xargs -0 -r cp --parents -t "/workspace/$1" --)
+}
+# starts LIST EXPR...: find with each path of LIST (as ./path) as a starting
+# point, not descending; xargs puts the paths last, so the script rotates the
+# -maxdepth and the expression behind them.
+starts() {
+  list=$1
+  shift
+  sed -z 's|^|./|' "$list" | xargs -0 -r sh -c 'n=$1; shift; i=0
+    while [ "$i" -lt "$n" ]; do set -- "$@" "$1"; shift; i=$((i + 1)); done
+    exec find "$@"' sh "$(($# + 2))" -maxdepth 0 "$@"
+}
+# paths LISTING > OUT: the paths of a sorted listing, sorted by path
+paths() { cut -z -d' ' -f7- "$1" | sort -z; }
+`;
+
+/** Lists the links and special files of the tree at . (the upload rules are checked on them). */
+const LINKS = `find . -mindepth 1 \\( -type l -printf 'l\\0%P\\0%l\\0' \\) -o \\( ! -type f ! -type d -printf '%y\\0%P\\0\\0' \\)`;
+
+/**
+ * $1: bytes the tenant's checkpoints may still take. /airlock/src is the
+ * workspace (read-only), /airlock/dst the new checkpoint's volume. Prints
+ * "C entries bytes", exits 3 past the budget before copying anything, else
+ * prints the tree's links and special files and copies it with its listings.
+ */
+export const CHECKPOINT_SCRIPT = `${PRELUDE}
+budget=$1
+cd ${SRC}
+set -- $(find . -mindepth 1 -printf '%y %s\\n' | awk '{ n++ } $1 == "f" { s += $2 } END { printf "%d %.0f", n, s }')
+printf 'C\\0%s\\0%s\\0' "$1" "$2"
+[ "$2" -le "$budget" ] || exit 3
+${LINKS}
+find . -mindepth 1 ! -type d -printf "$RECORD" | sort -z > ${DST}/files
+find . -mindepth 1 -type d -printf '%m %P\\0' | sort -z > ${DST}/dirs
+cp -a . ${DST}/tree
+# As an upload's would be: no setuid or setgid bits.
+find ${DST}/tree -type f -perm /6000 -exec chmod ug-s -- {} +
+`;
+
+/**
+ * $1: the staging directory's name, $2: 1 for a full restore, $3: patch size
+ * cap. /airlock/src is the checkpoint (read-only), /airlock/dst the workspace.
+ * Describes what will change (side a: the workspace now, b: the checkpoint),
+ * copies what the checkpoint has that the workspace lacks into a staging
+ * directory inside the workspace (a failure there drops it: the workspace is
+ * as it was), then, in one short step, removes what changed since and links
+ * the staged entries in place, and puts back the directories and their modes.
+ */
+export const RESTORE_SCRIPT = `${PRELUDE}
+${DESCRIBE}
+stage=$1 full=$2 max=$3
+cd ${DST}
+find . -mindepth 1 ! -type d -printf "$RECORD" | sort -z > /tmp/now
+if [ "$full" = 1 ]; then
+  cp /tmp/now /tmp/drop.r; cp ${SRC}/files /tmp/take.r
+else
+  comm -z -23 /tmp/now ${SRC}/files > /tmp/drop.r
+  comm -z -13 /tmp/now ${SRC}/files > /tmp/take.r
+fi
+paths /tmp/drop.r > /tmp/drop; paths /tmp/take.r > /tmp/take
+comm -z -12 /tmp/drop /tmp/take > /tmp/both
+# Described while the copy is staged: hashing and copying read the same files, on two CPUs.
+(describe a ${DST} /tmp/drop /tmp/both && describe b ${SRC}/tree /tmp/take /tmp/take) > /tmp/described &
+described=$!
+mkdir -- "$stage"
+copied=0
+# A tar pipe: three times as fast as cp --parents over 10,000 paths (directory modes are put right below).
+{ (cd ${SRC}/tree && tar --null --verbatim-files-from --no-recursion -T /tmp/take -cf -) || : > /tmp/tar.failed; } \\
+  | tar -C "${DST}/$stage" -xpf - || copied=1
+[ ! -e /tmp/tar.failed ] || copied=1
+wait "$described" || copied=1
+if [ "$copied" != 0 ]; then
+  rm -rf -- "$stage"
+  exit 1
+fi
+cat /tmp/described
+chmod --reference=${SRC}/tree -- "$stage"
+xargs -0 -r -a /tmp/drop rm -f --
+find . -mindepth 1 -type d ! -path "./$stage" ! -path "./$stage/*" -printf '%P\\0' | sort -z > /tmp/dirs.now
+cut -z -d' ' -f2- ${SRC}/dirs | sort -z > /tmp/dirs.then
+comm -z -23 /tmp/dirs.now /tmp/dirs.then | xargs -0 -r rm -rf --
+cp -al "$stage/." .
+rm -rf -- "$stage"
+find . -mindepth 1 -type d -printf '%m %P\\0' | sort -z > /tmp/modes.now
+comm -z -13 /tmp/modes.now ${SRC}/dirs \\
+  | xargs -0 -r -n1 sh -c 'p=\${1#* }; mkdir -p -- "$p"; chmod "\${1%% *}" -- "$p"' sh
+`;
+
+/**
+ * $1: the source directory, $2: 1 to list its links and special files first,
+ * then the destinations (new workspaces' volumes), each filled with a copy of
+ * it, in parallel.
+ */
+export const FORK_SCRIPT = `${PRELUDE}
+src=$1 check=$2
+shift 2
+if [ "$check" = 1 ]; then (cd "$src" && ${LINKS}); fi
+pids=
+for d in "$@"; do
+  cp -a "$src/." "$d/" &
+  pids="$pids $!"
+done
+fail=0
+for p in $pids; do wait "$p" || fail=1; done
+exit $fail
+`;
+
+/**
+ * $1: "ws" when side b is a workspace, "cp" when a checkpoint; $2: 1 for a
+ * full comparison; $3: patch size cap. /airlock/src is checkpoint a, /airlock/dst
+ * side b, both read-only. Describes the entries whose records differ.
+ */
+export const DIFF_SCRIPT = `${PRELUDE}
+${DESCRIBE}
+kind=$1 full=$2 max=$3
+if [ "$kind" = ws ]; then
+  (cd ${DST} && find . -mindepth 1 ! -type d -printf "$RECORD" | sort -z) > /tmp/b
+  broot=${DST}
+else
+  cp ${DST}/files /tmp/b
+  broot=${DST}/tree
+fi
+if [ "$full" = 1 ]; then
+  cp ${SRC}/files /tmp/a.r; cp /tmp/b /tmp/b.r
+else
+  comm -z -23 ${SRC}/files /tmp/b > /tmp/a.r
+  comm -z -13 ${SRC}/files /tmp/b > /tmp/b.r
+fi
+paths /tmp/a.r > /tmp/la; paths /tmp/b.r > /tmp/lb
+comm -z -12 /tmp/la /tmp/lb > /tmp/both
+describe a ${SRC}/tree /tmp/la /tmp/both
+describe b "$broot" /tmp/lb /tmp/lb
+`;
