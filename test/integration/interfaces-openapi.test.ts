@@ -104,6 +104,15 @@ describe("real responses validate against /openapi.json", () => {
     await client.workspaces.readFile(ws.id, "w.txt").catch(() => {});
     await client.workspaces.exportArchive(ws.id);
     await client.workspaces.importArchive(ws.id, await makeTar([{ name: "t.txt", body: "t\n" }]));
+    // Checkpoints: taken, listed, diffed, restored, forked from and deleted.
+    const cp = await client.workspaces.checkpoint(ws.id, { label: "before" });
+    await client.workspaces.checkpoints(ws.id);
+    await client.workspaces.diff(ws.id, cp.id);
+    await client.workspaces.restore(ws.id, cp.id);
+    const forked = await client.workspaces.fork(ws.id, { checkpoint: cp.id, count: 1 });
+    for (const f of forked.workspaces) await client.workspaces.delete(f.id);
+    await client.workspaces.deleteCheckpoint(ws.id, cp.id);
+    await client.workspaces.restore(ws.id, "cp_nope").catch(() => {});
     await client.workspaces.delete(ws.id);
 
     const mcpHeaders = {
@@ -201,6 +210,12 @@ describe("real responses validate against /openapi.json", () => {
     await raw("POST", "/v1/admin/stop", as(AGENT_KEY, {}));
     await raw("POST", "/v1/admin/policy/reload", as(ADMIN_KEY));
     await admin.admin.usage();
+    // No network is defined here: the decision on a name the policy lacks (no packet is sent).
+    await raw(
+      "POST",
+      "/v1/admin/egress/check",
+      as(ADMIN_KEY, { network: "pypi", host: "pypi.org", port: 443 }),
+    );
     // The jobs view with a job in it, so a running job's shape is checked too.
     const sleeping = client.exec({
       profile: "shell",
