@@ -355,6 +355,12 @@ async function judge(op: Operation, res: Response): Promise<void> {
   if (op.method === "POST" && op.path === "/v1/workspaces" && res.status === 201) {
     created.add((JSON.parse(raw) as { id: string }).id);
   }
+  // A fork that went through made workspaces of its own, which go at the end too.
+  if (op.method === "POST" && op.path === "/v1/workspaces/{id}/fork" && res.status === 201) {
+    for (const w of (JSON.parse(raw) as { workspaces: { id: string }[] }).workspaces) {
+      created.add(w.id);
+    }
+  }
 }
 
 describe("the HTTP API under generated input", () => {
