@@ -18,7 +18,8 @@ import type {
   WorkspacePlacements,
 } from "../core/state.ts";
 import { DB_NOW_MS, type PgDb, type Row } from "./pg-db.ts";
-import { SUMMARY_COLUMNS, toSummary } from "./pg-executions.ts";
+import { SUMMARY_COLUMNS } from "./pg-executions.ts";
+import { toSummary } from "./rows.ts";
 import { iso } from "./sqlite-db.ts";
 
 function toGateway(row: Row): GatewayRecord {

@@ -8,13 +8,13 @@ import type {
   ApprovalCreate,
   ApprovalRecord,
   ApprovalRecords,
-  ApprovalRequest,
   ApprovalStatus,
   NewApproval,
   Outcome,
   StoredError,
 } from "../core/state.ts";
-import { capJson, type Db, iso, type Row } from "./sqlite-db.ts";
+import { toApprovalRecord } from "./rows.ts";
+import { capJson, type Db, type Row } from "./sqlite-db.ts";
 
 const COLUMNS =
   "id, status, request, created_at, expires_at, decided_at, decided_by, instance_id, result, result_dropped_bytes, error";
@@ -31,25 +31,7 @@ export class SqliteApprovals implements ApprovalRecords {
   }
 
   private toRecord(row: Row, now = this.now()): ApprovalRecord {
-    const request = JSON.parse(row["request"] as string) as ApprovalRequest;
-    const expiresAt = row["expires_at"] as number;
-    const status = row["status"] as ApprovalStatus;
-    const a: ApprovalRecord = {
-      ...request,
-      id: row["id"] as string,
-      status: status === "pending" && expiresAt <= now ? "expired" : status,
-      createdAt: iso(row["created_at"] as number),
-      expiresAt: iso(expiresAt),
-    };
-    if (row["decided_at"] !== null) a.decidedAt = iso(row["decided_at"] as number);
-    if (row["decided_by"] !== null) a.decidedBy = row["decided_by"] as string;
-    if (row["instance_id"] !== null) a.instanceId = row["instance_id"] as string;
-    if (row["result"] !== null) a.result = JSON.parse(row["result"] as string);
-    if (row["result_dropped_bytes"] !== null) {
-      a.resultDroppedBytes = row["result_dropped_bytes"] as number;
-    }
-    if (row["error"] !== null) a.error = JSON.parse(row["error"] as string) as StoredError;
-    return a;
+    return toApprovalRecord(row, now);
   }
 
   async create(n: NewApproval): Promise<ApprovalCreate> {

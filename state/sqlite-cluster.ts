@@ -16,8 +16,8 @@ import type {
   UsageRecord,
   WorkspacePlacements,
 } from "../core/state.ts";
+import { toSummary } from "./rows.ts";
 import { type Db, iso, type Row } from "./sqlite-db.ts";
-import { toSummary } from "./sqlite-executions.ts";
 
 const SUMMARY_COLUMNS =
   "id, tenant, status, profile, workspace, instance_id, created_at, started_at, ended_at, " +

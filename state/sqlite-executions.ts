@@ -15,7 +15,8 @@ import {
   type StoredError,
   type TransitionOptions,
 } from "../core/state.ts";
-import { capJson, type Db, iso, type Row } from "./sqlite-db.ts";
+import { toExecution, toSummary } from "./rows.ts";
+import { capJson, type Db } from "./sqlite-db.ts";
 import type { SqliteOutput } from "./sqlite-output.ts";
 
 const SUMMARY_COLUMNS =
@@ -49,35 +50,6 @@ function transitionSql(to: ExecutionStatus): string {
 const TRANSITION_SQL = Object.fromEntries(
   (Object.keys(EXECUTION_TRANSITIONS) as ExecutionStatus[]).map((to) => [to, transitionSql(to)]),
 ) as Record<ExecutionStatus, string>;
-
-export function toSummary(row: Row): ExecutionSummary {
-  const e: ExecutionSummary = {
-    id: row["id"] as string,
-    tenant: row["tenant"] as string,
-    status: row["status"] as ExecutionStatus,
-    profile: row["profile"] as string,
-    instanceId: row["instance_id"] as string,
-    createdAt: iso(row["created_at"] as number),
-    outputBytes: row["output_bytes"] as number,
-    outputDroppedBytes: row["output_dropped_bytes"] as number,
-  };
-  if (row["workspace"] !== null) e.workspace = row["workspace"] as string;
-  if (row["started_at"] !== null) e.startedAt = iso(row["started_at"] as number);
-  if (row["ended_at"] !== null) e.endedAt = iso(row["ended_at"] as number);
-  if (row["result_dropped_bytes"] !== null) {
-    e.resultDroppedBytes = row["result_dropped_bytes"] as number;
-  }
-  if (row["error"] !== null) e.error = JSON.parse(row["error"] as string) as StoredError;
-  return e;
-}
-
-function toExecution(row: Row): Execution {
-  const e: Execution = toSummary(row);
-  if (row["result"] !== null && row["result"] !== undefined) {
-    e.result = JSON.parse(row["result"] as string);
-  }
-  return e;
-}
 
 export class SqliteExecutions implements ExecutionRecords {
   private readonly db: Db;
