@@ -215,6 +215,16 @@ function sharedCases(name: string, gws: () => Call[]) {
       expect(res.status).toBe(202);
       const { id } = await json<{ id: string }>(res);
       try {
+        // A 202 answers once the execution is recorded, before the job takes
+        // its slot (the job's own admission): probe only once it runs.
+        await until(
+          "the first job to run",
+          async () =>
+            (await json<{ status: string }>(await a(KEY.single, "GET", `/v1/executions/${id}`)))
+              .status,
+          (s) => s === "running",
+          15_000,
+        );
         for (const g of [b, c]) {
           const refused = await g(KEY.single, "POST", "/v1/exec", {
             profile: "shell",
