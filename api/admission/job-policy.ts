@@ -54,7 +54,17 @@ export interface JobSpec {
  */
 export type JobTicket =
   | { status: "pending_approval"; response: Response }
-  | { status: "admitted"; execution: ExecutionMeta; run: JobRunner };
+  | {
+      status: "admitted";
+      execution: ExecutionMeta;
+      /** Runs the job once, in the job slot admission took for it (and gives the slot back at its end). */
+      run: JobRunner;
+      /** Gives the slot back when the job never runs (its record could not be made); idempotent. */
+      release: () => Promise<void>;
+    };
+
+/** A job slot of the tenant's concurrency quota, taken and not yet given back. */
+export type JobSlot = { release: () => void | Promise<void> };
 
 export const seconds = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
 
@@ -75,8 +85,32 @@ export async function admitJob(
   const caller = c.get("caller");
   const tenant = access.tenant(caller.tenant);
   const limits = jobLimits(tenant, profile, job.request);
-  const refusal = await access.deps.quotas.check(caller.tenant, tenant.quotas);
-  if (refusal !== undefined) throw quotaError(caller.tenant, refusal);
+  // The job slot is taken here, before any answer: an admitted job (an async
+  // one's 202 included) holds it, so a refusal is this request's 429 and never
+  // a failure after its 202, even when another gateway asks at the same time.
+  const slot = await takeSlot(access, caller.tenant);
+  try {
+    return await ticket(c, access, jobs, profile, workspace, job, scopes, limits, slot);
+  } catch (err) {
+    await slot.release();
+    throw err;
+  }
+}
+
+/** Past the quotas: the job held for a human (its slot given back), or admitted in `slot`. */
+async function ticket(
+  c: Context<AuthEnv>,
+  access: Access,
+  jobs: JobBuilders,
+  profile: LoadedProfile,
+  workspace: string | undefined,
+  job: JobSpec,
+  scopes: Scope[],
+  limits: { timeoutMs: number },
+  slot: JobSlot,
+): Promise<JobTicket> {
+  const caller = c.get("caller");
+  const tenant = access.tenant(caller.tenant);
   // 403 naming a network the key was not granted, before anything is held or run.
   const egress = access.egress(caller, job.request.networks);
 
@@ -99,6 +133,7 @@ export async function admitJob(
       limits.timeoutMs,
       (o) => jobs[job.kind]({ ...execution, request: job.request, limits, egress }, o),
       options,
+      slot,
     );
   const { timeoutMs } = limits;
   const reasons = access.deps.checkpoints.reasons(
@@ -124,9 +159,18 @@ export async function admitJob(
       reasons,
       audit: { scope: audit.scope ?? null, commandDigest: audit.commandDigest ?? null },
     };
+    // A held job takes its slot once approved, when it runs (held-jobs.ts).
+    await slot.release();
     return { status: "pending_approval", response: await holdForApproval(c, access, held) };
   }
-  return { status: "admitted", execution, run: (options) => audited(c, run(options)) };
+  return {
+    status: "admitted",
+    execution,
+    run: (options) => audited(c, run(options)),
+    release: async () => {
+      await slot.release();
+    },
+  };
 }
 
 /** Notes how the job ended on the request's audit line, written when it ends (SSE included). */
@@ -167,11 +211,12 @@ export async function accounted(
   timeoutMs: number,
   run: (options: ExecutorRunOptions) => Promise<ExecResult>,
   options: ExecutorRunOptions,
+  /** The slot admission took for it; none: one is taken now (a held job, once approved). */
+  taken?: JobSlot,
 ): Promise<ExecResult> {
   const { tenant } = entry;
   const { quotas, jobs, stop, now } = access.deps;
-  const slot = await quotas.acquire(tenant, access.tenant(tenant).quotas);
-  if (!("release" in slot)) throw quotaError(tenant, slot);
+  const slot = taken ?? (await takeSlot(access, tenant));
   const tracked = jobs.add(entry, timeoutMs);
   const stopSignal = stop.signal(tenant);
   const signal =
@@ -245,6 +290,13 @@ export function jobLimits(
     asked.timeoutMs ??
     Math.min(profile.limits.default.timeoutMs, maxMs ?? Number.POSITIVE_INFINITY);
   return { timeoutMs };
+}
+
+/** A job slot of the tenant (atomic across gateways on a shared store), or its 429 quota_exceeded. */
+async function takeSlot(access: Access, tenant: string): Promise<JobSlot> {
+  const slot = await access.deps.quotas.acquire(tenant, access.tenant(tenant).quotas);
+  if (!("release" in slot)) throw quotaError(tenant, slot);
+  return slot;
 }
 
 function quotaError(tenant: string, r: QuotaRefusal): AirlockError {

@@ -14,7 +14,7 @@ import type { Admission } from "../admission/admit.ts";
 import type { JobBuilder } from "../admission/held-jobs.ts";
 import type { JobTicket } from "../admission/job-policy.ts";
 import type { AuthEnv } from "../auth.ts";
-import type { Executions } from "../executions/executions.ts";
+import type { Executions, StartOptions } from "../executions/executions.ts";
 import { BEARER, EXEC_EVENTS, errorResponses, V1_ERRORS } from "../openapi.ts";
 import { streamJob } from "../stream-job.ts";
 import { jsonBody, routesApp } from "../validate.ts";
@@ -106,16 +106,23 @@ export function execJob(deps: Pick<ExecRouteDeps, "executor" | "profiles">): Job
 export async function answerExec(c: Context<AuthEnv>, job: JobTicket, executions: Executions) {
   if (job.status === "pending_approval") return job.response;
   const { execution, run } = job;
+  // Admission took the job's slot: a job whose record cannot be made gives it back.
+  const start = (options?: StartOptions) =>
+    executions.start(execution, run, options).catch(async (err: unknown) => {
+      await job.release();
+      throw err;
+    });
   if (prefersAsync(c.req.header("prefer"))) {
-    const started = await executions.start(execution, run);
+    // The job is admitted (its slot taken) and recorded: the 202 promises it runs.
+    const started = await start();
     c.header("Location", `/v1/executions/${started.id}`);
     c.header("Preference-Applied", "respond-async");
     return c.json({ id: started.id, status: "queued" as const }, 202);
   }
   if (wantsEventStream(c.req.header("accept"))) {
-    return streamJob(c, (sink) => executions.start(execution, run, { sink }));
+    return streamJob(c, (sink) => start({ sink }));
   }
-  const started = await executions.start(execution, run, { signal: c.req.raw.signal });
+  const started = await start({ signal: c.req.raw.signal });
   c.header("Location", `/v1/executions/${started.id}`);
   return c.json(await started.result);
 }

@@ -215,16 +215,8 @@ function sharedCases(name: string, gws: () => Call[]) {
       expect(res.status).toBe(202);
       const { id } = await json<{ id: string }>(res);
       try {
-        // A 202 answers once the execution is recorded, before the job takes
-        // its slot (the job's own admission): probe only once it runs.
-        await until(
-          "the first job to run",
-          async () =>
-            (await json<{ status: string }>(await a(KEY.single, "GET", `/v1/executions/${id}`)))
-              .status,
-          (s) => s === "running",
-          15_000,
-        );
+        // The 202 means admitted: the job holds its slot from then on, before
+        // it even runs, so the other gateways refuse at once.
         for (const g of [b, c]) {
           const refused = await g(KEY.single, "POST", "/v1/exec", {
             profile: "shell",
@@ -235,6 +227,16 @@ function sharedCases(name: string, gws: () => Call[]) {
             "quota_exceeded",
           );
         }
+        // And the job the 202 promised runs (it never fails for want of its slot).
+        await until(
+          "the first job to run",
+          async () =>
+            json<{ status: string; error?: unknown }>(
+              await a(KEY.single, "GET", `/v1/executions/${id}`),
+            ),
+          (e) => e.status !== "queued",
+          15_000,
+        ).then((e) => expect(e).toMatchObject({ status: "running" }));
       } finally {
         await c(KEY.single, "DELETE", `/v1/executions/${id}`);
       }

@@ -11,7 +11,7 @@ import { hashKey } from "../../api/config.ts";
 import { createMetrics } from "../../api/metrics.ts";
 import { AirlockError } from "../../core/errors.ts";
 import type { LoadedProfile } from "../../core/profile.ts";
-import type { StateStore } from "../../core/state.ts";
+import type { ClusterRecords, StateStore } from "../../core/state.ts";
 import type { ContainerClient } from "../../executor/docker.ts";
 import type { WorkspaceFiles } from "../../executor/workspace-files.ts";
 import type { WorkspaceStore } from "../../executor/workspaces.ts";
@@ -102,7 +102,16 @@ export function fakeApp(options: FakeAppOptions = {}) {
  * are tenant a's).
  */
 export function gatedApp(
-  extra: { requireApproval?: unknown; rateLimits?: unknown; state?: StateStore } = {},
+  extra: {
+    requireApproval?: unknown;
+    rateLimits?: unknown;
+    /** Tenant a's quotas. */
+    quotas?: unknown;
+    state?: StateStore;
+    /** Counters kept in a shared store, as a replica keeps them (a state's `cluster`). */
+    cluster?: ClusterRecords | undefined;
+    instanceId?: string;
+  } = {},
 ) {
   const h = (key: string) => `sha256:${hashKey(key).toString("hex")}`;
   const policy = {
@@ -110,6 +119,7 @@ export function gatedApp(
       a: {
         requireApproval: extra.requireApproval ?? { jobsOverSeconds: 5 },
         rateLimits: extra.rateLimits ?? {},
+        ...(extra.quotas === undefined ? {} : { quotas: extra.quotas }),
         keys: [
           {
             id: "agent",
@@ -130,7 +140,8 @@ export function gatedApp(
     client,
     approvals: state.approvals,
     audit: state.audit,
-    instanceId: "gated",
+    instanceId: extra.instanceId ?? "gated",
+    cluster: extra.cluster,
   });
   const executor = new FakeExecutor();
   const profiles = versioned(loadProfiles());
@@ -147,7 +158,7 @@ export function gatedApp(
       defaultProfile: "shell",
     },
     state,
-    instanceId: "gated",
+    instanceId: extra.instanceId ?? "gated",
   });
   return { app, executor, access, state };
 }

@@ -1,13 +1,18 @@
 // The pieces replicas are made of, without Docker: the peers' request
 // signature (api/replicas.ts), a rate limit counted in a shared store
 // (SharedRateLimiter) and a stop kept in one (StopSwitch with StopRecords),
-// each seen by two "gateways" on one embedded store.
+// each seen by two "gateways" on one embedded store; and an async job's
+// 202, which promises it runs: its job slot is taken before the answer.
 import { describe, expect, it } from "vitest";
 import { PEER_HEADER, sign, signedByPeer } from "../../api/replicas.ts";
+import type { Job } from "../../core/job.ts";
+import type { ExecResult } from "../../core/schemas.ts";
 import type { ClusterRecords } from "../../core/state.ts";
 import { SharedQuotaLedger } from "../../policies/access/quota.ts";
 import { SharedRateLimiter } from "../../policies/access/rate-limit.ts";
 import { StopSwitch } from "../../policies/access/stop.ts";
+import { GATED_KEYS, gatedApp } from "../support/fake-app.ts";
+import { okResult } from "../support/fake-executor.ts";
 import { tempState } from "../support/temp-state.ts";
 
 const SECRET = "0123456789abcdef-peer";
@@ -113,5 +118,92 @@ describe("shared through the store", () => {
     await restarted.resume();
     await here.refresh();
     expect(here.stoppedFor("t1")).toBeUndefined();
+  });
+});
+
+/** The store's counters, with 50 ms more to take a job slot. */
+function slowSlots(cluster: ClusterRecords): ClusterRecords {
+  const quotas = Object.create(cluster.quotas) as ClusterRecords["quotas"];
+  quotas.acquireSlot = async (...args) => {
+    await new Promise((r) => setTimeout(r, 50));
+    return cluster.quotas.acquireSlot(...args);
+  };
+  return Object.assign(Object.create(cluster) as ClusterRecords, { quotas });
+}
+
+describe("an async job's 202 means admitted", () => {
+  /** Two gateways on one store, tenant a limited to one job at a time; gateway one's jobs wait for `finish`. */
+  function twoGateways(shared: boolean) {
+    const { state } = tempState();
+    const cluster = shared ? (state.cluster as ClusterRecords) : undefined;
+    const options = { state, requireApproval: {}, quotas: { concurrentJobs: 1 } };
+    // Gateway one's store is far away (as PostgreSQL is): its slot takes a while.
+    const one = gatedApp({ ...options, cluster: cluster && slowSlots(cluster), instanceId: "g1" });
+    const two = shared ? gatedApp({ ...options, cluster, instanceId: "g2" }) : one;
+    let finish: (() => void) | undefined;
+    const ran: string[] = [];
+    one.executor.behaviour = (job: Job, options) => {
+      ran.push(job.id);
+      options.onStart?.(job);
+      return new Promise<ExecResult>((resolve) => {
+        finish = () => resolve(okResult(job.id, "late\n"));
+      });
+    };
+    const exec = (app: typeof one.app, headers: Record<string, string> = {}) =>
+      app.request("/v1/exec", {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${GATED_KEYS.runner}`,
+          "content-type": "application/json",
+          ...headers,
+        },
+        body: JSON.stringify({ profile: "shell", command: "x" }),
+      });
+    return { one, two, exec, ran, finish: () => finish?.() };
+  }
+
+  for (const shared of [false, true]) {
+    it(`holds the slot before answering, so a rival is the 429 (${shared ? "shared store" : "one gateway"})`, async () => {
+      const { one, two, exec, ran, finish } = twoGateways(shared);
+      const accepted = await exec(one.app, { prefer: "respond-async" });
+      expect(accepted.status).toBe(202);
+      const { id } = (await accepted.json()) as { id: string };
+      // At once, before the first job has even started: the slot is already its.
+      const rival = await exec(two.app);
+      expect(rival.status).toBe(429);
+      expect(await rival.json()).toMatchObject({
+        error: { code: "quota_exceeded", details: { limit: "concurrentJobs" } },
+      });
+      const read = async () =>
+        (await (
+          await one.app.request(`/v1/executions/${id}?wait=5`, {
+            headers: { authorization: `Bearer ${GATED_KEYS.runner}` },
+          })
+        ).json()) as { status: string; error?: unknown };
+      for (let i = 0; i < 100 && ran.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      finish();
+      expect(await read()).toMatchObject({ status: "done" });
+      expect(ran).toEqual([id]);
+      // The slot came back with its end.
+      one.executor.behaviour = async (job: Job) => okResult(job.id, "ok\n");
+      const after = await exec(two.app);
+      expect(after.status).toBe(200);
+    });
+  }
+
+  it("gives the slot back when the job is refused after admission took it", async () => {
+    const { one, exec } = twoGateways(true);
+    const refused = await one.app.request("/v1/exec", {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${GATED_KEYS.runner}`,
+        "content-type": "application/json",
+      },
+      body: JSON.stringify({ profile: "shell", command: "x", networks: ["nowhere"] }),
+    });
+    expect(refused.status).toBe(403);
+    one.executor.behaviour = async (job: Job) => okResult(job.id, "ok\n");
+    expect((await exec(one.app)).status).toBe(200);
+    expect((await exec(one.app)).status).toBe(200);
   });
 });
