@@ -1,8 +1,9 @@
 // What gateways on one PostgreSQL share beyond executions (core/state.ts
 // ClusterRecords): the registry of live gateways, on the database's clock so
 // hosts with drifting clocks agree who is alive; which engine holds each
-// workspace; rate-limit takes, counted under per-key advisory locks so a limit
-// holds across gateways; and the emergency stops.
+// workspace; rate-limit takes and job slots, counted under advisory locks so
+// a limit holds across gateways (each in one round trip: a function of
+// pg-schema.ts); and the emergency stops.
 import { randomUUID } from "node:crypto";
 import type {
   ClusterRecords,
@@ -109,33 +110,16 @@ class PgRates implements RateCounters {
 
   async take(checks: readonly RateCheck[]) {
     if (checks.length === 0) return undefined;
-    const now = this.now();
-    return this.db.tx(async (q) => {
-      // In one order on every gateway, so two takes never wait on each other's locks in a cycle.
-      for (const key of [...new Set(checks.map((c) => c.key))].sort()) {
-        await q.query("SELECT pg_advisory_xact_lock(hashtextextended('rate:' || $1, 0))", [key]);
-      }
-      let refusal: { index: number; retryAfterMs: number } | undefined;
-      for (const [index, c] of checks.entries()) {
-        // The limit-th newest take inside the window: while there is one, the window is full.
-        const rows = await q.query(
-          `SELECT at FROM rate_takes WHERE key = $1 AND at > $2 ORDER BY at DESC OFFSET $3 LIMIT 1`,
-          [c.key, now - c.windowMs, c.limit - 1],
-        );
-        const at = rows[0]?.["at"] as number | undefined;
-        if (at === undefined) continue;
-        const retryAfterMs = at + c.windowMs - now;
-        if (refusal === undefined || retryAfterMs > refusal.retryAfterMs) {
-          refusal = { index, retryAfterMs };
-        }
-      }
-      if (refusal !== undefined) return refusal;
-      await q.query("INSERT INTO rate_takes (key, at) SELECT unnest($1::text[]), $2", [
-        checks.map((c) => c.key),
-        now,
-      ]);
-      return undefined;
-    });
+    // Locked, checked and counted in one round trip (airlock_take_rates, pg-schema.ts).
+    const rows = await this.db.query("SELECT airlock_take_rates($1, $2, $3, $4) AS refused", [
+      checks.map((c) => c.key),
+      checks.map((c) => c.windowMs),
+      checks.map((c) => c.limit),
+      this.now(),
+    ]);
+    const refused = rows[0]?.["refused"] as (number | string)[] | null | undefined;
+    if (refused === null || refused === undefined) return undefined;
+    return { index: Number(refused[0]), retryAfterMs: Number(refused[1]) };
   }
 
   async purge(olderThanMs: number): Promise<number> {
@@ -173,20 +157,17 @@ class PgQuotas implements QuotaCounters {
       );
       return { slot };
     }
-    return this.db.tx(async (q): Promise<{ slot: string } | { running: number }> => {
-      await q.query("SELECT pg_advisory_xact_lock(hashtextextended('slots:' || $1, 0))", [tenant]);
-      const rows = await q.query("SELECT count(*)::int AS n FROM quota_slots WHERE tenant = $1", [
-        tenant,
-      ]);
-      const running = Number(rows[0]?.["n"] ?? 0);
-      if (running >= max) return { running };
-      const slot = randomUUID();
-      await q.query(
-        "INSERT INTO quota_slots (id, tenant, instance_id, at) VALUES ($1, $2, $3, $4)",
-        [slot, tenant, instanceId, this.now()],
-      );
-      return { slot };
-    });
+    // Under the tenant's advisory lock, counted and taken in one round trip (pg-schema.ts).
+    const slot = randomUUID();
+    const rows = await this.db.query("SELECT airlock_take_slot($1, $2, $3, $4, $5) AS n", [
+      tenant,
+      max,
+      slot,
+      instanceId,
+      this.now(),
+    ]);
+    const running = Number(rows[0]?.["n"] ?? 0);
+    return running < 0 ? { slot } : { running };
   }
 
   async releaseSlot(slot: string): Promise<void> {

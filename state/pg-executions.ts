@@ -15,8 +15,8 @@ import {
   type StoredError,
   type TransitionOptions,
 } from "../core/state.ts";
-import type { PgDb } from "./pg-db.ts";
-import type { PgOutput } from "./pg-output.ts";
+import type { Param, PgDb, Row } from "./pg-db.ts";
+import { outputColumns, type PgOutput } from "./pg-output.ts";
 import { toExecution, toSummary } from "./rows.ts";
 import { capJson } from "./sqlite-db.ts";
 
@@ -92,16 +92,10 @@ export class PgExecutions implements ExecutionRecords {
     const result = capJson(options.result, this.maxResultBytes);
     const error = options.error === undefined ? null : JSON.stringify(options.error);
     const tenant = options.tenant ?? null;
-    // A final status is written after the output queued before it, so a reader that sees the end sees all of it.
-    if (isFinalExecutionStatus(to)) await this.output.flushQuietly();
-    const rows = await this.db.query(TRANSITION_SQL[to], [
-      this.now(),
-      result.json,
-      result.droppedBytes,
-      error,
-      id,
-      tenant,
-    ]);
+    const params = [this.now(), result.json, result.droppedBytes, error, id, tenant];
+    const rows = isFinalExecutionStatus(to)
+      ? await this.end(to, params)
+      : await this.db.query(TRANSITION_SQL[to], params);
     const row = rows[0];
     if (row === undefined) {
       const current = await this.find(id, tenant);
@@ -111,6 +105,32 @@ export class PgExecutions implements ExecutionRecords {
     if (result.json !== null) record.result = options.result;
     else if (row["has_result"] === true) record.result = (await this.find(id, null))?.result;
     return { changed: true, record };
+  }
+
+  /**
+   * A final status, in one round trip with the output still queued for it
+   * (airlock_end_execution in pg-schema.ts): the output is written first, so
+   * a reader that sees the end sees all of it.
+   */
+  private async end(to: ExecutionStatus, params: Param[]): Promise<Row[]> {
+    const [now, json, dropped, error, id, tenant] = params;
+    const events = await this.output.takeQueued(id as string);
+    const rows = await this.db.query(
+      "SELECT *, result IS NOT NULL AS has_result FROM airlock_end_execution($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+      [
+        id as string,
+        to,
+        sourcesOf(to),
+        now as number,
+        json as string | null,
+        dropped as number | null,
+        error as string | null,
+        tenant as string | null,
+        ...outputColumns(events),
+        this.output.maxOutputBytes,
+      ],
+    );
+    return rows;
   }
 
   async get(tenant: string, id: string): Promise<Execution | undefined> {

@@ -81,43 +81,38 @@ export class PgOutput implements OutputRecords {
   }
 
   /**
-   * One statement per execution and batch (one round trip): the events that
-   * still fit under maxOutputBytes — a prefix, by their running total — are
-   * inserted, the rest counted as dropped, under the execution row's lock.
-   * An event whose seq was written before (a writer's retry) is neither
-   * stored nor counted twice. An unknown execution's events are dropped.
+   * One statement per execution and batch (one round trip, airlock_write_output
+   * in pg-schema.ts): the events that still fit under maxOutputBytes — a
+   * prefix, by their running total — are inserted, the rest counted as
+   * dropped, under the execution row's lock. An event whose seq was written
+   * before (a writer's retry) is neither stored nor counted twice. An unknown
+   * execution's events are dropped.
    */
   private async writeEvents(executionId: string, events: OutputEvent[]): Promise<void> {
-    await this.db.query(
-      `WITH cur AS (
-         SELECT output_bytes AS kept, output_dropped_bytes AS dropped FROM executions
-         WHERE id = $1 FOR UPDATE
-       ), ev AS (
-         SELECT s, st, d, sum(octet_length(d)) OVER (ORDER BY ord) AS upto
-         FROM unnest($2::int[], $3::text[], $4::bytea[]) WITH ORDINALITY AS t(s, st, d, ord)
-       ), fit AS (
-         SELECT ev.* FROM ev, cur WHERE cur.dropped = 0 AND cur.kept + ev.upto <= $5
-       ), ins AS (
-         INSERT INTO output (execution_id, seq, stream, data)
-         SELECT $1, s, st, d FROM fit WHERE EXISTS (SELECT 1 FROM cur)
-         ON CONFLICT DO NOTHING RETURNING octet_length(data) AS n
-       )
-       UPDATE executions SET
-         output_bytes = output_bytes + (SELECT coalesce(sum(n), 0) FROM ins),
-         output_dropped_bytes = output_dropped_bytes
-           + (SELECT coalesce(sum(octet_length(d)), 0) FROM ev)
-           - (SELECT coalesce(sum(octet_length(d)), 0) FROM fit)
-       WHERE id = $1`,
-      [
-        executionId,
-        events.map((e) => e.seq),
-        events.map((e) => e.stream),
-        events.map((e) =>
-          Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength),
-        ) as never,
-        this.o.maxOutputBytes,
-      ],
-    );
+    await this.db.query("SELECT airlock_write_output($1, $2, $3, $4, $5)", [
+      executionId,
+      ...outputColumns(events),
+      this.o.maxOutputBytes,
+    ]);
+  }
+
+  /**
+   * An execution's queued events, taken out of the queue to be written with
+   * its end (one round trip: pg-executions.ts), once every batch written
+   * before them is in.
+   */
+  async takeQueued(executionId: string): Promise<OutputEvent[]> {
+    const mine = this.queue.filter((q) => q.executionId === executionId);
+    if (mine.length > 0) {
+      this.queue = this.queue.filter((q) => q.executionId !== executionId);
+      this.queuedBytes -= mine.reduce((n, q) => n + q.event.data.byteLength, 0);
+    }
+    await this.writing;
+    return mine.map((q) => q.event);
+  }
+
+  get maxOutputBytes(): number {
+    return this.o.maxOutputBytes;
   }
 
   async read(
@@ -155,4 +150,13 @@ export class PgOutput implements OutputRecords {
     clearTimeout(this.timer);
     this.timer = undefined;
   }
+}
+
+/** Events as the three arrays airlock_write_output takes (seqs, streams, bytes). */
+export function outputColumns(events: OutputEvent[]): [number[], string[], never] {
+  return [
+    events.map((e) => e.seq),
+    events.map((e) => e.stream),
+    events.map((e) => Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength)) as never,
+  ];
 }

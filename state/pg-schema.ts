@@ -153,6 +153,92 @@ export const PG_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX workspace_manifests_updated ON workspace_manifests (updated_at);
     `,
   },
+  {
+    version: 2,
+    name: "one round trip each: a job slot taken, rate limits taken, an execution ended with its last output",
+    // A VOLATILE function's statements each see what committed before them,
+    // so the count after the advisory lock sees every slot taken before it.
+    sql: `
+      CREATE FUNCTION airlock_take_slot(p_tenant text, p_max bigint, p_id text, p_instance text, p_at bigint)
+      RETURNS bigint LANGUAGE plpgsql AS $$
+      DECLARE n bigint;
+      BEGIN
+        PERFORM pg_advisory_xact_lock(hashtextextended('slots:' || p_tenant, 0));
+        SELECT count(*) INTO n FROM quota_slots WHERE tenant = p_tenant;
+        IF n >= p_max THEN RETURN n; END IF;
+        INSERT INTO quota_slots (id, tenant, instance_id, at) VALUES (p_id, p_tenant, p_instance, p_at);
+        RETURN -1;
+      END $$;
+
+      CREATE FUNCTION airlock_write_output(p_id text, p_seqs int[], p_streams text[], p_data bytea[], p_max bigint)
+      RETURNS void LANGUAGE sql AS $$
+        WITH cur AS (
+          SELECT output_bytes AS kept, output_dropped_bytes AS dropped FROM executions
+          WHERE id = p_id FOR UPDATE
+        ), ev AS (
+          SELECT s, st, d, sum(octet_length(d)) OVER (ORDER BY ord) AS upto
+          FROM unnest(p_seqs, p_streams, p_data) WITH ORDINALITY AS t(s, st, d, ord)
+        ), fit AS (
+          SELECT ev.* FROM ev, cur WHERE cur.dropped = 0 AND cur.kept + ev.upto <= p_max
+        ), ins AS (
+          INSERT INTO output (execution_id, seq, stream, data)
+          SELECT p_id, s, st, d FROM fit WHERE EXISTS (SELECT 1 FROM cur)
+          ON CONFLICT DO NOTHING RETURNING octet_length(data) AS n
+        )
+        UPDATE executions SET
+          output_bytes = output_bytes + (SELECT coalesce(sum(n), 0) FROM ins),
+          output_dropped_bytes = output_dropped_bytes
+            + (SELECT coalesce(sum(octet_length(d)), 0) FROM ev)
+            - (SELECT coalesce(sum(octet_length(d)), 0) FROM fit)
+        WHERE id = p_id
+      $$;
+
+      -- Every key locked (in one order, so two takes never wait in a cycle), every
+      -- window checked; a take counted against each only when all have room.
+      -- Refused: {index (from 0) of the check whose room comes back last, ms until it does}.
+      CREATE FUNCTION airlock_take_rates(p_keys text[], p_windows bigint[], p_limits bigint[], p_now bigint)
+      RETURNS bigint[] LANGUAGE plpgsql AS $$
+      DECLARE
+        k text;
+        taken_at bigint;
+        refused bigint[];
+      BEGIN
+        FOR k IN SELECT DISTINCT u COLLATE "C" FROM unnest(p_keys) AS u ORDER BY 1 LOOP
+          PERFORM pg_advisory_xact_lock(hashtextextended('rate:' || k, 0));
+        END LOOP;
+        FOR i IN 1 .. cardinality(p_keys) LOOP
+          -- The limit-th newest take inside the window: while there is one, the window is full.
+          SELECT at INTO taken_at FROM rate_takes WHERE key = p_keys[i] AND at > p_now - p_windows[i]
+            ORDER BY at DESC OFFSET p_limits[i] - 1 LIMIT 1;
+          IF FOUND AND (refused IS NULL OR taken_at + p_windows[i] - p_now > refused[2]) THEN
+            refused := ARRAY[i - 1, taken_at + p_windows[i] - p_now];
+          END IF;
+        END LOOP;
+        IF refused IS NOT NULL THEN RETURN refused; END IF;
+        INSERT INTO rate_takes (key, at) SELECT unnest(p_keys), p_now;
+        RETURN NULL;
+      END $$;
+
+      -- The last output first, then the end: a reader that sees the end sees all of it.
+      CREATE FUNCTION airlock_end_execution(
+        p_id text, p_to text, p_from text[], p_now bigint, p_result text, p_dropped bigint,
+        p_error text, p_tenant text, p_seqs int[], p_streams text[], p_data bytea[], p_max bigint)
+      RETURNS SETOF executions LANGUAGE plpgsql AS $$
+      BEGIN
+        IF cardinality(p_seqs) > 0 THEN
+          PERFORM airlock_write_output(p_id, p_seqs, p_streams, p_data, p_max);
+        END IF;
+        RETURN QUERY WITH ended AS (
+          UPDATE executions SET status = p_to, ended_at = p_now,
+            result = coalesce(p_result, result),
+            result_dropped_bytes = coalesce(p_dropped, result_dropped_bytes),
+            error = coalesce(p_error, error)
+          WHERE id = p_id AND status = ANY (p_from) AND (p_tenant IS NULL OR tenant = p_tenant)
+          RETURNING *
+        ) SELECT * FROM ended;
+      END $$;
+    `,
+  },
 ];
 
 /** Brings the database up to the newest migration; refuses one newer than this code. */

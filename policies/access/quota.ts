@@ -119,19 +119,39 @@ export class SharedQuotaLedger implements QuotaBook {
     const budget = await this.check(tenant, { ...quotas, concurrentJobs: undefined });
     if (budget !== undefined) return budget;
     // Every job takes a slot (the operators' view counts them), limited or not.
-    const taken = await this.counters.acquireSlot(
-      tenant,
-      quotas.concurrentJobs ?? Number.MAX_SAFE_INTEGER,
-      this.instanceId,
-    );
+    if (quotas.concurrentJobs === undefined) return this.countedSlot(tenant);
+    const taken = await this.counters.acquireSlot(tenant, quotas.concurrentJobs, this.instanceId);
     if (!("slot" in taken)) return concurrencyRefusal(taken.running, quotas) as QuotaRefusal;
+    return this.releasing(Promise.resolve(taken.slot));
+  }
+
+  /**
+   * A slot with no limit to hold, so nobody waits for it: taken and given back
+   * beside the job (in that order), not before it and its answer. Until the
+   * store has it, the operators' view may count one job fewer.
+   */
+  private countedSlot(tenant: string): { release: () => Promise<void> } {
+    const taken = this.counters
+      .acquireSlot(tenant, Number.MAX_SAFE_INTEGER, this.instanceId)
+      .then((t) => ("slot" in t ? t.slot : undefined))
+      .catch(() => undefined);
+    const slot = this.releasing(taken);
+    return {
+      release: async () => {
+        void slot.release();
+      },
+    };
+  }
+
+  private releasing(taken: Promise<string | undefined>): { release: () => Promise<void> } {
     let released = false;
     return {
       release: async () => {
         if (released) return;
         released = true;
+        const slot = await taken;
         // A slot that cannot be released now goes when this gateway leaves the registry (or dies).
-        await this.counters.releaseSlot(taken.slot).catch(() => {});
+        if (slot !== undefined) await this.counters.releaseSlot(slot).catch(() => {});
       },
     };
   }
