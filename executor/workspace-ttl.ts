@@ -1,7 +1,8 @@
 // When each workspace was last used, and the sweep that removes those idle for
 // longer than their TTL. A use is recorded as a label on a tiny marker volume
 // (volume labels cannot be changed), at most once per interval, so any gateway
-// on the engine, a restarted one included, sees the same last use.
+// on the engine, a restarted one included, sees the same last use. A marker
+// never outlives its workspace, even when another gateway deletes it meanwhile.
 import type { ContainerClient } from "./docker.ts";
 import {
   LABEL_CREATED,
@@ -66,6 +67,15 @@ export class WorkspaceUse {
     for (const m of await this.markers(id)) {
       if (m.at < now) await this.client.removeVolume(m.name);
     }
+    // Another gateway on this engine may have deleted the workspace meanwhile:
+    // it removes the volume, then the markers, so a marker made after its
+    // sweep of them is seen here, with the volume gone, and goes too.
+    if (!(await this.exists(id))) await this.forget(id);
+  }
+
+  private async exists(id: string): Promise<boolean> {
+    const found = await this.client.listVolumes(`${LABEL_WORKSPACE}=${id}`);
+    return found.some((v) => v.labels[LABEL_WORKSPACE] === id);
   }
 
   /** The workspace is gone: so are its markers. */

@@ -5,6 +5,8 @@ import type { ContainerClient, LabelledObject } from "../../executor/docker.ts";
 import {
   LABEL_CREATED,
   LABEL_TENANT,
+  LABEL_TOUCH,
+  LABEL_TOUCHED,
   LABEL_TTL,
   LABEL_WORKSPACE,
   volumeOf,
@@ -49,16 +51,18 @@ function volumes() {
 
 describe("WorkspaceUse", () => {
   it("records a use at most once per interval, keeping only the latest marker", async () => {
-    const { all, client } = volumes();
+    const { all, client, workspace } = volumes();
+    workspace("ws_a", "t", 5);
+    const markers = () => [...all.keys()].filter((k) => k.startsWith("airlock-wst-"));
     let now = 100_000;
     const use = new WorkspaceUse(client, () => now);
     await use.touch("ws_a", 20_000);
     now += 500;
     await use.touch("ws_a", 20_000);
-    expect([...all.keys()]).toEqual(["airlock-wst-ws_a-100000"]);
+    expect(markers()).toEqual(["airlock-wst-ws_a-100000"]);
     now += 1000;
     await use.touch("ws_a", 20_000);
-    expect([...all.keys()]).toEqual(["airlock-wst-ws_a-101500"]);
+    expect(markers()).toEqual(["airlock-wst-ws_a-101500"]);
     // Another gateway (no memory of the use) reads it back from the marker.
     expect(await new WorkspaceUse(client, () => now).lastUsed("ws_a", 5)).toBe(101_500);
   });
@@ -72,7 +76,11 @@ describe("WorkspaceUse", () => {
     workspace("ws_used", "t", now - 10_000);
     const use = new WorkspaceUse(client, () => now);
     await new WorkspaceUse(client, () => now - 1000).touch("ws_used", 5000);
-    await new WorkspaceUse(client, () => now - 1000).touch("ws_gone", 5000);
+    // Left by a gateway that died half-way through deleting ws_gone.
+    await client.createVolume(`airlock-wst-ws_gone-${now - 1000}`, {
+      [LABEL_TOUCH]: "ws_gone",
+      [LABEL_TOUCHED]: String(now - 1000),
+    });
     const removed: string[] = [];
     const count = await use.sweep({
       defaultTtlMs: 5000,
@@ -91,6 +99,30 @@ describe("WorkspaceUse", () => {
       "airlock-ws-ws_used",
       `airlock-wst-ws_used-${now - 1000}`,
     ]);
+  });
+});
+
+describe("a use recorded while another gateway deletes the workspace", () => {
+  it("leaves no marker behind, whichever comes first", async () => {
+    const { all, client, workspace } = volumes();
+    const markers = () => [...all.keys()].filter((k) => k.startsWith("airlock-wst-"));
+    // The delete (volume, then markers) runs between the marker's creation and the check.
+    workspace("ws_r", "t", 5);
+    const racing = Object.create(client) as ContainerClient;
+    racing.createVolume = async (name, labels) => {
+      await client.createVolume(name, labels);
+      all.delete(volumeOf("ws_r"));
+      await new WorkspaceUse(client, () => 0).forget("ws_r");
+    };
+    await new WorkspaceUse(racing, () => 100_000).touch("ws_r", 20_000);
+    expect(markers()).toEqual([]);
+    // The delete done before the use: the marker goes at once too.
+    await new WorkspaceUse(client, () => 200_000).touch("ws_r", 20_000);
+    expect(markers()).toEqual([]);
+    // A workspace that is still there keeps its marker.
+    workspace("ws_s", "t", 5);
+    await new WorkspaceUse(client, () => 300_000).touch("ws_s", 20_000);
+    expect(markers()).toEqual(["airlock-wst-ws_s-300000"]);
   });
 });
 
