@@ -471,6 +471,38 @@ describe.skipIf(missing !== undefined)("three gateways, two engines, one Postgre
     expect((await viaA(KEY.agent, "DELETE", `/v1/workspaces/${ws}`)).status).toBe(204);
   });
 
+  it("a fork of a workspace on engine B, made through either engine's gateway, is usable through A", async () => {
+    const [viaA, viaB] = [caller(a1), caller(b)];
+    const ws = await newWorkspace(viaB);
+    const base = await viaA(KEY.agent, "POST", `/v1/workspaces/${ws}/exec`, {
+      command: ["sh", "-c", "echo base > base.txt"],
+    });
+    expect(base.status).toBe(200);
+    const forks: string[] = [];
+    for (const via of [viaB, viaA]) {
+      const res = await via(KEY.agent, "POST", `/v1/workspaces/${ws}/fork`, {});
+      expect(res.status, await res.clone().text()).toBe(201);
+      forks.push(
+        ...(await json<{ workspaces: { id: string }[] }>(res)).workspaces.map((w) => w.id),
+      );
+    }
+    expect(forks).toHaveLength(2);
+    for (const fork of forks) {
+      // Recorded on B's engine, where its volume is: A forwards to B.
+      const run = await caller(a2)(KEY.agent, "POST", `/v1/workspaces/${fork}/exec`, {
+        command: ["sh", "-c", "cat base.txt; echo mine > mine.txt"],
+      });
+      expect(run.status, await run.clone().text()).toBe(200);
+      expect(run.headers.get("x-airlock-served-by")).toBe(b.instanceId);
+      expect((await json<{ stdout: string }>(run)).stdout).toBe("base\n");
+      expect(await lines(viaA, fork, "mine.txt")).toBe(1);
+    }
+    expect(await lines(viaA, ws, "mine.txt")).toBe(0);
+    for (const id of [...forks, ws]) {
+      expect((await viaA(KEY.agent, "DELETE", `/v1/workspaces/${id}`)).status).toBe(204);
+    }
+  });
+
   it("an execution is cancelled through any gateway, and every gateway reads every audit record", async () => {
     const res = await caller(b)(
       KEY.agent,
