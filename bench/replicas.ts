@@ -3,13 +3,14 @@
 // embedded store (target ≤ 1.2x), and sustained throughput with two engines —
 // two gateways, the machine's engine and a second dockerd started here —
 // against one gateway on one engine (target ≥ 1.7x, bounded by the machine's
-// cores: both engines share them). Needs PostgreSQL (.ci/provision.sh); without
+// cores: both engines share them; the machine's CPU use during each run shows
+// how busy the cores already are with one). Needs PostgreSQL (.ci/provision.sh); without
 // it the rows say so. Everything it starts is stopped and removed.
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ClusterRecords, StateStore } from "../core/state.ts";
 import { SharedQuotaLedger } from "../policies/access/quota.ts";
@@ -256,14 +257,30 @@ export async function replicasPhase(
       engineB.socket,
     );
     started.push(onB);
-    const one = await jobsPerSecond([onPg], options.jobs, 8);
-    const two = await jobsPerSecond([onPg, onB], options.jobs, 8);
-    results["replicasThroughput"] = { oneEngine: one, twoEngines: two, ratio: two / one };
+    const [one, oneCpu] = await withCpu(() => jobsPerSecond([onPg], options.jobs, 8));
+    const [two, twoCpu] = await withCpu(() => jobsPerSecond([onPg, onB], options.jobs, 8));
+    results["replicasThroughput"] = {
+      oneEngine: one,
+      twoEngines: two,
+      ratio: two / one,
+      cores: cpus().length,
+      oneEngineCpu: oneCpu,
+      twoEnginesCpu: twoCpu,
+      loadAverage: loadavg(),
+    };
     rows.push([
       "echo throughput, 2 engines (2 gateways)",
       `${two.toFixed(1)} jobs/s`,
       `1 engine ${one.toFixed(1)} jobs/s`,
       `${(two / one).toFixed(2)}x (target >= 1.7x; both engines share this machine's cores)`,
+    ]);
+    // The bound: a second engine on the same cores adds capacity only if one left them idle.
+    const perJob = (c: CpuUse, jobs: number) => (c.busyMs / jobs).toFixed(1);
+    rows.push([
+      "machine CPU during the throughput runs",
+      `1 engine: ${pct(oneCpu)} of ${cpus().length} cores busy, ${perJob(oneCpu, options.jobs)} ms CPU per job`,
+      `2 engines: ${pct(twoCpu)} busy, ${perJob(twoCpu, options.jobs)} ms per job`,
+      `ceiling ~${((cpus().length * 1000 * options.jobs) / oneCpu.busyMs).toFixed(1)} jobs/s on these cores (load avg ${loadavg()[0]?.toFixed(1)})`,
     ]);
   } finally {
     for (const gw of started) await gw.stop().catch(() => {});
@@ -271,6 +288,35 @@ export async function replicasPhase(
     await db.drop().catch(() => {});
     rmSync(profilesB, { recursive: true, force: true });
   }
+}
+
+interface CpuUse {
+  /** CPU time every process of the machine used (engines, gateways, containers, the bench, anyone else). */
+  busyMs: number;
+  /** Wall time times cores: what the machine could have used. */
+  capacityMs: number;
+}
+
+const pct = (c: CpuUse) => `${Math.round((100 * c.busyMs) / Math.max(1, c.capacityMs))}%`;
+
+/** The machine's CPU time, busy and in all, from /proc/stat (ticks of 10 ms). */
+function cpuTicks(): { busy: number; total: number } {
+  const line = readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "";
+  // user nice system idle iowait irq softirq steal (guest time is inside user).
+  const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = ticks.reduce((a, b) => a + b, 0);
+  return { busy: total - (ticks[3] ?? 0) - (ticks[4] ?? 0), total };
+}
+
+/** What `run` answers, and the machine's CPU used meanwhile. */
+async function withCpu<T>(run: () => Promise<T>): Promise<[T, CpuUse]> {
+  const before = cpuTicks();
+  const value = await run();
+  const after = cpuTicks();
+  return [
+    value,
+    { busyMs: (after.busy - before.busy) * 10, capacityMs: (after.total - before.total) * 10 },
+  ];
 }
 
 /** A profiles directory where every built-in profile (and the bench's) runs on the shell image, which engine B holds. */
