@@ -94,10 +94,19 @@ export class SharedQuotaLedger implements QuotaBook {
   private readonly instanceId: string;
   private readonly now: () => number;
 
-  constructor(counters: QuotaCounters, instanceId: string, now: () => number = Date.now) {
+  private readonly countAfterMs: number;
+
+  constructor(
+    counters: QuotaCounters,
+    instanceId: string,
+    now: () => number = Date.now,
+    /** A job of a tenant without concurrentJobs is counted as running once it has run this long. */
+    countAfterMs = 250,
+  ) {
     this.counters = counters;
     this.instanceId = instanceId;
     this.now = now;
+    this.countAfterMs = countAfterMs;
   }
 
   async check(tenant: string, quotas: Quotas): Promise<QuotaRefusal | undefined> {
@@ -126,19 +135,26 @@ export class SharedQuotaLedger implements QuotaBook {
   }
 
   /**
-   * A slot with no limit to hold, so nobody waits for it: taken and given back
-   * beside the job (in that order), not before it and its answer. Until the
-   * store has it, the operators' view may count one job fewer.
+   * A slot with no limit to hold, so nobody waits for it: it only counts the
+   * job for the operators' view. Taken once the job has run for COUNT_AFTER_MS
+   * (a job that ends sooner never costs the store a write), and given back
+   * beside the job's end, not before its answer.
    */
   private countedSlot(tenant: string): { release: () => Promise<void> } {
-    const taken = this.counters
-      .acquireSlot(tenant, Number.MAX_SAFE_INTEGER, this.instanceId)
-      .then((t) => ("slot" in t ? t.slot : undefined))
-      .catch(() => undefined);
-    const slot = this.releasing(taken);
+    let slot: { release: () => Promise<void> } | undefined;
+    const timer = setTimeout(() => {
+      slot = this.releasing(
+        this.counters
+          .acquireSlot(tenant, Number.MAX_SAFE_INTEGER, this.instanceId)
+          .then((t) => ("slot" in t ? t.slot : undefined))
+          .catch(() => undefined),
+      );
+    }, this.countAfterMs);
+    timer.unref();
     return {
       release: async () => {
-        void slot.release();
+        clearTimeout(timer);
+        void slot?.release();
       },
     };
   }

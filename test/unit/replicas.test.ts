@@ -96,6 +96,27 @@ describe("shared through the store", () => {
     expect(await one.used("t")).toEqual({ cpuSeconds: 1.5, containerSeconds: 1.6, running: 0 });
   });
 
+  it("a tenant without concurrentJobs: a job is counted as running only once it has run a while", async () => {
+    const { state } = tempState();
+    const store = (state.cluster as ClusterRecords).quotas;
+    let writes = 0;
+    const counters = Object.create(store) as ClusterRecords["quotas"];
+    counters.acquireSlot = (...args) => {
+      writes++;
+      return store.acquireSlot(...args);
+    };
+    const ledger = new SharedQuotaLedger(counters, "g1", Date.now, 50);
+    const quick = await ledger.acquire("t", {});
+    if ("release" in quick) await quick.release();
+    const long = await ledger.acquire("t", {});
+    await until(async () => (await ledger.used("t")).running === 1);
+    if ("release" in long) await long.release();
+    await until(async () => (await ledger.used("t")).running === 0);
+    await new Promise((r) => setTimeout(r, 100));
+    // The quick job never reached the store.
+    expect(writes).toBe(1);
+  });
+
   it("a stop made on one gateway aborts the other's jobs at its next refresh, and survives", async () => {
     const { state } = tempState();
     const stops = (state.cluster as ClusterRecords).stops;
@@ -120,6 +141,14 @@ describe("shared through the store", () => {
     expect(here.stoppedFor("t1")).toBeUndefined();
   });
 });
+
+async function until(ok: () => Promise<boolean>, ms = 2000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await ok())) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
 
 /** The store's counters, with 50 ms more to take a job slot. */
 function slowSlots(cluster: ClusterRecords): ClusterRecords {
