@@ -55,21 +55,27 @@ export const MAX_EVENT_BYTES = 72 * 1024;
  * a full collection; those come after ~64 MB of such garbage, so 16 fast
  * streams held 25-45 MB of dead buffers. Here one response's events are cut
  * from one ring of memory, in order, and given back in the same order (a
- * socket flushes writes in order), so a long stream reuses the same 256 KiB.
+ * socket flushes writes in order), so a long stream reuses the same memory.
  * Backpressure keeps what is in flight below that; an event that does not
  * fit gets fresh memory, as do all of them once the order is broken (a
  * response whose socket failed gives back nothing, or out of order).
  */
 export class FrameRing implements FrameSource {
   static readonly BYTES = 256 * 1024;
+  private readonly bytes: number;
   private memory: Buffer | undefined;
   /** The events not given back yet, oldest first, as offsets into `memory`. */
   private readonly spans: { start: number; end: number }[] = [];
   private broken = false;
 
+  /** `bytes`: what backpressure lets be in flight at once, so the ring is rarely short. */
+  constructor(bytes: number = FrameRing.BYTES) {
+    this.bytes = bytes;
+  }
+
   alloc(bytes: number): Buffer {
     if (this.broken) return Buffer.allocUnsafe(bytes);
-    this.memory ??= Buffer.allocUnsafeSlow(FrameRing.BYTES);
+    this.memory ??= Buffer.allocUnsafeSlow(this.bytes);
     const at = this.room(bytes);
     if (at === undefined) return Buffer.allocUnsafe(bytes);
     this.spans.push({ start: at, end: at + bytes });
@@ -96,10 +102,10 @@ export class FrameRing implements FrameSource {
     const oldest = this.spans[0];
     const newest = this.spans.at(-1);
     if (oldest === undefined || newest === undefined)
-      return bytes <= FrameRing.BYTES ? 0 : undefined;
+      return bytes <= this.bytes ? 0 : undefined;
     if (newest.start >= oldest.start) {
       // In use: one run from the oldest to the newest. Free: after it, and before it.
-      if (FrameRing.BYTES - newest.end >= bytes) return newest.end;
+      if (this.bytes - newest.end >= bytes) return newest.end;
       return oldest.start >= bytes ? 0 : undefined;
     }
     // Wrapped: free only between the newest and the oldest.

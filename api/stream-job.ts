@@ -25,11 +25,24 @@ import { JobCancelledError } from "../executor/sandbox.ts";
 import type { AuthEnv } from "./auth.ts";
 import type { Started } from "./executions/executions.ts";
 import type { OutputSink } from "./executions/output.ts";
-import { encodeEvent, FrameRing, type FrameSource, freshFrames } from "./output-events.ts";
+import {
+  encodeEvent,
+  FrameRing,
+  type FrameSource,
+  freshFrames,
+  MAX_EVENT_BYTES,
+} from "./output-events.ts";
 
-/** Bytes of encoded events that may wait for a slow client (queued, or written but not yet flushed). */
-const SSE_HIGH_WATER = 128 * 1024;
-const SSE_LOW_WATER = 32 * 1024;
+/**
+ * Bytes of encoded events that may wait for a slow client (queued, or written
+ * but not yet flushed). The kernel's socket buffer, not this, is what keeps a
+ * fast client's stream full: these bound the memory each stream holds while
+ * its client lags (with 100 streams at once, every 64 KiB here is 6.4 MB).
+ */
+const SSE_HIGH_WATER = 64 * 1024;
+const SSE_LOW_WATER = 16 * 1024;
+/** A response's event ring: what the high water lets be in flight, and the event that crosses it. */
+const RING_BYTES = SSE_HIGH_WATER + MAX_EVENT_BYTES;
 
 const SSE_HEADERS = {
   "content-type": "text/event-stream",
@@ -96,7 +109,7 @@ export class EventStream {
   constructor(c: Context<AuthEnv>) {
     this.c = c;
     this.outgoing = nodeResponse(c);
-    this.ring = this.outgoing === undefined ? undefined : new FrameRing();
+    this.ring = this.outgoing === undefined ? undefined : new FrameRing(RING_BYTES);
     this.queue = new EventQueue(this.ring ?? freshFrames);
     // The client left: its events are dropped and the producer never waits for it again.
     const signal = c.req.raw.signal;

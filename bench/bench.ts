@@ -14,10 +14,12 @@ import {
   engineCycle,
   type Gateway,
   gvisorProfiles,
+  type Poster,
   hasRunsc,
   profiles,
   type Report,
   startGateway,
+  startProcessGateway,
   stats,
   throughput,
   timed,
@@ -84,10 +86,13 @@ const SCENARIOS = [
 ];
 
 type Scenario = (typeof SCENARIOS)[number];
+
+/** The pause before each timed call of the latency rows and the phase table. */
+const settle = () => new Promise((resolve) => setTimeout(resolve, 300));
 type Stats = ReturnType<typeof stats>;
 
 /** Latency of each scenario, against a `docker run --rm` per call; each scenario's airlock stats. */
-async function latencyRows(gw: Gateway, r: Report, scenarios: readonly Scenario[]) {
+async function latencyRows(gw: Poster, r: Report, scenarios: readonly Scenario[]) {
   const latency: Record<string, unknown> = {};
   const out = new Map<string, Stats>();
   for (const s of scenarios) {
@@ -95,11 +100,15 @@ async function latencyRows(gw: Gateway, r: Report, scenarios: readonly Scenario[
     const b: number[] = [];
     await gw.post("/v1/exec", { profile: s.profile, command: s.argv }); // warm-up
     for (let i = 0; i < ROUNDS; i++) {
+      // Each call, airlock's and docker run's, on an engine done with the one
+      // before (its removal, the pool's refill): a single call's latency.
+      await settle();
       a.push(
         await timed(() =>
           gw.post("/v1/exec", { profile: s.profile, command: s.argv }).then((res) => res.json()),
         ),
       );
+      await settle();
       b.push(await timed(() => dockerRun(s.profile, s.argv)));
     }
     const sa = stats(a);
@@ -127,7 +136,7 @@ function latencyTarget(
   r.targets.push({ target: `${what} ${p} <= ${max} ms`, measured: `${s[p]} ms`, met: s[p] <= max });
 }
 
-async function latencyGroup(gw: Gateway, r: Report) {
+async function latencyGroup(gw: Poster, r: Report) {
   const { latency, out } = await latencyRows(gw, r, SCENARIOS);
   r.results["latency"] = latency;
   latencyTarget(r, "echo", out.get("echo hi (shell)"), "p50", 8);
@@ -191,13 +200,13 @@ async function gvisorGroup(r: Report) {
  * client). Paced as the latency rows are (the pool refills between calls); a
  * phase a call did not have (create and start: a pool miss) counts as 0.
  */
-async function phasesGroup(gw: Gateway, r: Report) {
+async function phasesGroup(gw: Poster, r: Report) {
   const n = Math.max(ROUNDS, 40);
   const body = { profile: "shell", command: ["echo", "hi"] };
   await gw.post("/v1/exec", body); // warm-up
   const samples: Map<string, number>[] = [];
   for (let i = 0; i < n; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await settle();
     const t0 = performance.now();
     const res = await gw.post("/v1/exec", body);
     await res.json();
@@ -390,10 +399,19 @@ async function languagesGroup(r: Report) {
 }
 
 async function gatewayGroups(r: Report) {
+  if (wants("latency") || wants("phases")) {
+    // What a caller sees: the gateway in its own process, as deployed.
+    const main = await startProcessGateway();
+    try {
+      if (wants("latency")) await latencyGroup(main, r);
+      if (wants("phases")) await phasesGroup(main, r);
+    } finally {
+      await main.close();
+    }
+  }
+  if (!["throughput", "diff", "checkpoints", "store"].some((g) => wants(g as Group))) return;
   const gw = await startGateway({ concurrency: 16 });
   try {
-    if (wants("latency")) await latencyGroup(gw, r);
-    if (wants("phases")) await phasesGroup(gw, r);
     if (wants("throughput")) await throughputGroup(gw, r);
     if (wants("diff")) await diffGroup(gw, r);
     // bench/checkpoints.ts: checkpoint, restore and fork beside cp -a; a restore one step back.

@@ -265,6 +265,38 @@ export async function startMainGateway(env: Record<string, string>) {
   return { url, pid: child.pid as number, stop };
 }
 
+/**
+ * The real gateway in a process of its own, as it is deployed, with the
+ * in-process gateway's call helpers: a client never shares the gateway's
+ * event loop, so latency measured here is what a caller sees (the in-process
+ * gateway's background removals and refills would delay the bench's own
+ * reading of each answer).
+ */
+export async function startProcessGateway(env: Record<string, string> = {}) {
+  const main = await startMainGateway({
+    AIRLOCK_SERVER_TIMING: "true",
+    AIRLOCK_CONCURRENCY: "16",
+    AIRLOCK_POOL_MIN: "2",
+    AIRLOCK_POOL_WARM: "shell,python,node,shell-bench",
+    ...env,
+  });
+  // As the in-process gateway does: let the pool park its first containers.
+  await new Promise((r) => setTimeout(r, 3000));
+  const post = async (path: string, body: unknown) => {
+    const res = await fetch(`${main.url}${path}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    if (res.status >= 300) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
+    return res;
+  };
+  return { url: main.url, pid: main.pid, post, close: main.stop };
+}
+
+/** What the latency rows need of a gateway: either kind. */
+export type Poster = Pick<Gateway, "post">;
+
 /** Runs `work` while sampling the process's RSS; its peak (VmHWM included, so no peak between samples is missed) and idle RSS. */
 export async function peakRssDuring<T>(pid: number, work: () => Promise<T>) {
   const atStart = memoryOf(pid);

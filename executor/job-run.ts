@@ -139,7 +139,7 @@ export async function runJob(
       await client.start(id);
       phase("start");
     }
-    const exited = client.wait(id);
+    const exited = attached === undefined ? client.wait(id) : exitOfParked(client, id, io, kill);
     exited.catch(() => undefined);
     const run: Run = { client, id, job, io, kill, exited };
     io.sendHeader();
@@ -183,6 +183,23 @@ export async function runJob(
     options.signal?.removeEventListener("abort", onAbort);
     if (!handedOver) io.release();
   }
+}
+
+/**
+ * A parked container's exit, without a wait request on every job's critical
+ * path: its attach stream ends when it does, and only then is the engine
+ * asked for the code. Once the run is over (the stream released by us, not
+ * ended by the container) nobody asks: the promise never settles.
+ */
+function exitOfParked(
+  client: ContainerClient,
+  id: string,
+  io: JobStream,
+  kill: KillSwitch,
+): Promise<number> {
+  return io.ended.then(() =>
+    kill.disposed ? new Promise<number>(() => undefined) : client.wait(id),
+  );
 }
 
 /**

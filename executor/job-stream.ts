@@ -126,7 +126,8 @@ export class JobStream {
   sendJob(job: Job): void {
     const cwd = job.workdir === "" ? WORKSPACE_DIR : `${WORKSPACE_DIR}/${job.workdir}`;
     const compile = job.compile?.argv;
-    this.stream.write(jobLines(this.nonce, { cwd, env: job.env, argv: job.argv, compile }));
+    const inherited = job.profile.env;
+    this.stream.write(jobLines(this.nonce, { cwd, env: job.env, inherited, argv: job.argv, compile }));
     if (compile === undefined) this.sendStdin(job);
   }
 

@@ -39,6 +39,8 @@ export class KillSwitch {
   private killing: Promise<void> | undefined;
   private deadline: NodeJS.Timeout | undefined;
   private confirmTimer: NodeJS.Timeout | undefined;
+  /** The run is over (dispose). */
+  disposed = false;
 
   constructor(
     client: ContainerClient,
@@ -101,6 +103,7 @@ export class KillSwitch {
 
   /** Clears the timers (the run is over, whichever way). */
   dispose(): void {
+    this.disposed = true;
     clearTimeout(this.deadline);
     clearTimeout(this.confirmTimer);
   }

@@ -92,6 +92,13 @@ export interface JobSpec {
   cwd: string;
   /** Variables to add to the container's environment (names already validated). */
   env: Readonly<Record<string, string>>;
+  /**
+   * The environment the container was created with (its profile's): a
+   * variable it already holds with the same value is not sent again. The
+   * launcher reads its lines a byte at a time (as `read` must, from a pipe),
+   * each byte a system call, and under gVisor's ptrace platform a costly one.
+   */
+  inherited?: Readonly<Record<string, string>> | undefined;
   argv: readonly string[];
   /** A compiled language's compile argv, run first (see the file's comment). */
   compile?: readonly string[] | undefined;
@@ -120,7 +127,9 @@ export function jobLines(nonce: string, spec: JobSpec): string {
   const lines = [
     // cd sets OLDPWD; the job's environment holds only what the profile and the request set.
     `cd ${shellQuote(spec.cwd)} || exit 125; unset OLDPWD`,
-    ...Object.entries(spec.env).map(([k, v]) => `export ${k}=${shellQuote(v)}`),
+    ...Object.entries(spec.env)
+      .filter(([k, v]) => spec.inherited?.[k] !== v)
+      .map(([k, v]) => `export ${k}=${shellQuote(v)}`),
     ...(spec.compile === undefined ? [] : compileLines(spec.compile)),
     `set -- ${spec.argv.map(shellQuote).join(" ")}`,
   ];

@@ -109,4 +109,16 @@ describe("jobPreamble", () => {
       "abc tar\ncd '/workspace/a b' || exit 125; unset OLDPWD\nexport X='1\n2'\nset -- 'sh' '-c' 'echo '\\''hi'\\''\necho $X'\nabc\n",
     );
   });
+
+  it("leaves out what the container holds already, and exports what differs from it", () => {
+    const text = jobPreamble("abc", {
+      cwd: "/workspace",
+      env: { PATH: "/bin", LANG: "C.UTF-8", X: "1" },
+      inherited: { PATH: "/usr/bin:/bin", LANG: "C.UTF-8" },
+      argv: ["true"],
+    });
+    expect(text).toBe(
+      "abc tar\ncd '/workspace' || exit 125; unset OLDPWD\nexport PATH='/bin'\nexport X='1'\nset -- 'true'\nabc\n",
+    );
+  });
 });

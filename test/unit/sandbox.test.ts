@@ -106,6 +106,7 @@ const job = resolveJob(
   {
     profile: "shell",
     command: "echo hi",
+    env: { GREETING: "hi there" },
     files: [{ path: "in.txt", content: "x", encoding: "utf8" }],
   },
   "t",
@@ -143,7 +144,9 @@ describe("runSandbox lifecycle", () => {
     expect(stdin.startsWith(`${nonce} tar\ncd '/workspace' || exit 125; unset OLDPWD\n`)).toBe(
       true,
     );
-    expect(stdin).toContain("\nexport LANG='C.UTF-8'\n");
+    // The request's variables; the profile's are the container's own already (its create spec).
+    expect(stdin).toContain("\nexport GREETING='hi there'\n");
+    expect(stdin).not.toContain("export LANG=");
     expect(stdin.endsWith(`\nset -- '/bin/sh' '-c' 'echo hi'\n${nonce}\n`)).toBe(true);
   });
 
