@@ -53,8 +53,10 @@ export function auditTrail(
     } finally {
       // A streamed job is still running when its handler returns: its line is
       // written when it ends, with its status and exit code, without holding
-      // back the response.
-      whenRequestEnds(c, write);
+      // back the response. Any other line is written in the event loop's next
+      // turn, once the answer has gone out (its row in the store is a write
+      // on the answer's path otherwise); no later request is read before it.
+      whenRequestEnds(c, () => setImmediate(write));
     }
     function write() {
       const caller = c.get("caller") as Caller | undefined;

@@ -529,6 +529,8 @@ describe("admission through the routes", () => {
     await call(KEYS.agent, "POST", "/v1/exec", { ...EXEC, env: { TOKEN: "sup3r-s3cret-value" } });
     await call(KEYS.reader, "POST", "/v1/exec", EXEC);
     await call("wrong-key-0123456789", "POST", "/v1/exec", EXEC);
+    // Lines go out in the event loop's turn after each answer.
+    await new Promise((resolve) => setImmediate(resolve));
     const records = audit();
     expect(records).toHaveLength(3);
     expect(records[0]).toMatchObject({
