@@ -17,11 +17,19 @@ export interface TreeReport {
   links: Map<string, string>;
   /** Paths of entries that are neither file, directory nor symlink (FIFOs, sockets, devices). */
   specials: string[];
+  /** Paths of files and directories the sandbox user cannot read (or enter). */
+  unreadable: string[];
 }
 
 export function parseTreeReport(stdout: string): TreeReport {
   const f = stdout.split("\0");
-  const report: TreeReport = { entries: 0, bytes: 0, links: new Map(), specials: [] };
+  const report: TreeReport = {
+    entries: 0,
+    bytes: 0,
+    links: new Map(),
+    specials: [],
+    unreadable: [],
+  };
   let i = 0;
   if (f[0] === "C") {
     report.entries = Number(f[1]);
@@ -31,13 +39,33 @@ export function parseTreeReport(stdout: string): TreeReport {
   for (; i + 2 < f.length; i += 3) {
     const [type, path, target] = [f[i], f[i + 1] ?? "", f[i + 2] ?? ""];
     if (type === "l") report.links.set(path, target);
+    else if (type === "u") report.unreadable.push(path);
     else report.specials.push(path);
   }
   return report;
 }
 
-/** 400 naming the first entry of the tree that an upload would have refused. */
+/**
+ * 400 naming the first entry of the tree that an upload would have refused,
+ * or that the copy cannot read: a checkpoint or fork holds every byte of the
+ * workspace or is not made, and the sandbox user, who owns the entry, can make
+ * it readable.
+ */
 export function assertSafeTree(report: TreeReport, what: string): void {
+  const unreadable = report.unreadable[0];
+  if (unreadable !== undefined) {
+    throw new AirlockError(
+      "invalid_request",
+      `${what}: ${JSON.stringify(unreadable)} cannot be read by the sandbox user (its mode denies it); make it readable (chmod u+r, u+rx for a directory) or delete it, then try again`,
+      {
+        details: {
+          entry: unreadable,
+          problem: "cannot be read by the sandbox user",
+          unreadable: report.unreadable.slice(0, 20),
+        },
+      },
+    );
+  }
   const special = report.specials[0];
   if (special !== undefined) {
     throw new AirlockError(

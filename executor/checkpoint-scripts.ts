@@ -34,10 +34,11 @@ const DESCRIBE = `describe() {
   printf 'S%s\\0' "$1"
   (cd "$2" && starts "$3" -printf '%y\\0%s\\0%p\\0%l\\0')
   printf 'H%s\\0' "$1"
-  (cd "$2" && starts "$4" -type f -print0 | xargs -0 -r sha256sum -z --)
+  # A file its user cannot read (mode 000) has no sum: the diff shows it changed.
+  (cd "$2" && starts "$4" -type f -readable -print0 | xargs -0 -r sha256sum -z --)
   mkdir -p "/workspace/$1"
   # head stops reading after 64: what it leaves unread ends find with SIGPIPE, not an error.
-  (cd "$2" && starts "$3" -type f -size -"$((max + 1))"c -print0 2>/dev/null \\
+  (cd "$2" && starts "$3" -type f -readable -size -"$((max + 1))"c -print0 2>/dev/null \\
     | head -z -n 64 | xargs -0 -r cp --parents -t "/workspace/$1" --)
 }
 # starts LIST EXPR...: find with each path of LIST (as ./path) as a starting
@@ -54,27 +55,51 @@ starts() {
 paths() { cut -z -d' ' -f7- "$1" | sort -z; }
 `;
 
-/** Lists the links and special files of the tree at . (the upload rules are checked on them). */
-const LINKS = `find . -mindepth 1 \\( -type l -printf 'l\\0%P\\0%l\\0' \\) -o \\( ! -type f ! -type d -printf '%y\\0%P\\0\\0' \\)`;
+/**
+ * Lists the links and special files of the tree at . (the upload rules are
+ * checked on them), and writes what its user cannot read to /tmp/unreadable.
+ */
+const LINKS = `find . -mindepth 1 \\( -type l -printf 'l\\0%P\\0%l\\0' \\) -o \\( ! -type f ! -type d -printf '%y\\0%P\\0\\0' \\) -o \\( ! -readable -o -type d ! -executable \\) -fprintf /tmp/unreadable 'u\\0%P\\0\\0' || :`;
+
+/** Copies the tree at $1 to $2 (which does not exist yet): every entry, with its mode, times and links. */
+const COPY_TREE = (from: string, to: string) => `cp -a ${from} ${to}`;
+
+/** Exits 4 (UNREADABLE in checkpoints.ts), printing them, when the walk found entries it cannot read. */
+const REFUSE_UNREADABLE = `[ ! -s /tmp/unreadable ] || { cat /tmp/unreadable; exit 4; }`;
 
 /**
  * $1: bytes the tenant's checkpoints may still take. /airlock/src is the
  * workspace (read-only), /airlock/dst the new checkpoint's volume. Prints
  * "C entries bytes", exits 3 past the budget before copying anything, else
- * prints the tree's links and special files and copies it with its listings.
+ * prints the tree's links and special files, exits 4 with the entries its
+ * user cannot read (a checkpoint holds every byte or is not taken), and
+ * copies it with its listings.
  */
 export const CHECKPOINT_SCRIPT = `${PRELUDE}
 budget=$1
 cd ${SRC}
-set -- $(find . -mindepth 1 -printf '%y %s\\n' | awk '{ n++ } $1 == "f" { s += $2 } END { printf "%d %.0f", n, s }')
+# One walk writes everything the checkpoint needs to know: its listings, the
+# sizes, the entries an upload would refuse or its user cannot read.
+: > /tmp/unreadable; : > /tmp/report; : > /tmp/suid
+find . -mindepth 1 \\( -type d -fprintf /tmp/dirs '%m %P\\0' -fprintf /tmp/sizes 'd 0\\n' \\
+    \\( -readable -executable -o -fprintf /tmp/unreadable 'u\\0%P\\0\\0' \\) \\) \\
+  -o \\( -fprintf /tmp/files "$RECORD" -fprintf /tmp/sizes '%y %s\\n' \\( \\
+    -type f \\( -readable -o -fprintf /tmp/unreadable 'u\\0%P\\0\\0' \\) \\
+      \\( ! -perm /6000 -o -fprintf /tmp/suid '%P\\0' \\) \\
+    -o -type l -fprintf /tmp/report 'l\\0%P\\0%l\\0' \\
+    -o -fprintf /tmp/report '%y\\0%P\\0\\0' \\) \\) || :
+set -- $(awk '{ n++ } $1 == "f" { s += $2 } END { printf "%d %.0f", n, s }' /tmp/sizes)
 printf 'C\\0%s\\0%s\\0' "$1" "$2"
 [ "$2" -le "$budget" ] || exit 3
-${LINKS}
-find . -mindepth 1 ! -type d -printf "$RECORD" | sort -z > ${DST}/files
-find . -mindepth 1 -type d -printf '%m %P\\0' | sort -z > ${DST}/dirs
-cp -a . ${DST}/tree
+cat /tmp/report
+${REFUSE_UNREADABLE}
+# The listings are sorted on one CPU while the tree is copied on the other.
+(sort -z /tmp/files > ${DST}/files && sort -z /tmp/dirs > ${DST}/dirs) &
+sorted=$!
+${COPY_TREE(".", `${DST}/tree`)}
+wait "$sorted"
 # As an upload's would be: no setuid or setgid bits.
-find ${DST}/tree -type f -perm /6000 -exec chmod ug-s -- {} +
+(cd ${DST}/tree && xargs -0 -r -a /tmp/suid chmod ug-s --)
 `;
 
 /**
@@ -90,7 +115,12 @@ export const RESTORE_SCRIPT = `${PRELUDE}
 ${DESCRIBE}
 stage=$1 full=$2 max=$3
 cd ${DST}
-find . -mindepth 1 ! -type d -printf "$RECORD" | sort -z > /tmp/now
+# One walk: the records of the files and links, and the directories with their
+# modes. A directory its user cannot enter (it owns them all) is opened first:
+# the restore gives it the checkpoint's mode, or removes it.
+find . -mindepth 1 \\( -type d \\( -readable -executable -o -exec chmod u+rwx -- {} \\; \\) \\
+  -fprintf /tmp/dirs.r '%m %P\\0' \\) -o -printf "$RECORD" | sort -z > /tmp/now
+sort -z /tmp/dirs.r > /tmp/modes.now
 if [ "$full" = 1 ]; then
   cp /tmp/now /tmp/drop.r; cp ${SRC}/files /tmp/take.r
 else
@@ -99,13 +129,16 @@ else
 fi
 paths /tmp/drop.r > /tmp/drop; paths /tmp/take.r > /tmp/take
 comm -z -12 /tmp/drop /tmp/take > /tmp/both
+# The directories above what is taken come along (before it), with their
+# checkpoint's modes, so that linking them in below puts those modes back.
+sed -z -n ':a s|/[^/]*$||p; ta' /tmp/take | sort -z -u - /tmp/take > /tmp/take.tar
 # Described while the copy is staged: hashing and copying read the same files, on two CPUs.
 (describe a ${DST} /tmp/drop /tmp/both && describe b ${SRC}/tree /tmp/take /tmp/take) > /tmp/described &
 described=$!
 mkdir -- "$stage"
 copied=0
-# A tar pipe: three times as fast as cp --parents over 10,000 paths (directory modes are put right below).
-{ (cd ${SRC}/tree && tar --null --verbatim-files-from --no-recursion -T /tmp/take -cf -) || : > /tmp/tar.failed; } \\
+# A tar pipe: three times as fast as cp --parents over 10,000 paths.
+{ (cd ${SRC}/tree && tar --null --verbatim-files-from --no-recursion -T /tmp/take.tar -cf -) || : > /tmp/tar.failed; } \\
   | tar -C "${DST}/$stage" -xpf - || copied=1
 [ ! -e /tmp/tar.failed ] || copied=1
 wait "$described" || copied=1
@@ -116,25 +149,30 @@ fi
 cat /tmp/described
 chmod --reference=${SRC}/tree -- "$stage"
 xargs -0 -r -a /tmp/drop rm -f --
-find . -mindepth 1 -type d ! -path "./$stage" ! -path "./$stage/*" -printf '%P\\0' | sort -z > /tmp/dirs.now
+cut -z -d' ' -f2- /tmp/modes.now | sort -z > /tmp/dirs.now
 cut -z -d' ' -f2- ${SRC}/dirs | sort -z > /tmp/dirs.then
 comm -z -23 /tmp/dirs.now /tmp/dirs.then | xargs -0 -r rm -rf --
 cp -al "$stage/." .
 rm -rf -- "$stage"
-find . -mindepth 1 -type d -printf '%m %P\\0' | sort -z > /tmp/modes.now
+# The checkpoint's directories that were missing or of another mode, and held
+# nothing taken (empty ones): made, and given their modes.
 comm -z -13 /tmp/modes.now ${SRC}/dirs \\
   | xargs -0 -r -n1 sh -c 'p=\${1#* }; mkdir -p -- "$p"; chmod "\${1%% *}" -- "$p"' sh
 `;
 
 /**
- * $1: the source directory, $2: 1 to list its links and special files first,
- * then the destinations (new workspaces' volumes), each filled with a copy of
- * it, in parallel.
+ * $1: the source directory, $2: 1 to list its links and special files first
+ * (and exit 4 with those its user cannot read), then the destinations (new
+ * workspaces' volumes), each filled with a copy of it, in parallel.
  */
 export const FORK_SCRIPT = `${PRELUDE}
 src=$1 check=$2
 shift 2
-if [ "$check" = 1 ]; then (cd "$src" && ${LINKS}); fi
+if [ "$check" = 1 ]; then
+  : > /tmp/unreadable
+  (cd "$src" && ${LINKS})
+  ${REFUSE_UNREADABLE}
+fi
 pids=
 for d in "$@"; do
   cp -a "$src/." "$d/" &

@@ -59,6 +59,11 @@ export const DEFAULT_CHECKPOINT_LIMITS: CheckpointLimits = {
 
 /** The exit status of CHECKPOINT_SCRIPT past its byte budget. */
 const OVER_BUDGET = 3;
+/** The exit status of CHECKPOINT_SCRIPT and FORK_SCRIPT when their user cannot read an entry. */
+const UNREADABLE = 4;
+
+/** Takes a container's removal, so the answer need not wait for it (the workspace's lock does). */
+type Hold = (removal: Promise<unknown>) => void;
 
 export interface RestoreResult {
   checkpoint: string;
@@ -79,7 +84,7 @@ export class Checkpoints {
   }
 
   create(tenant: string, workspace: string, label?: string): Promise<CheckpointInfo> {
-    return this.store.operate(tenant, workspace, (ws) => this.take(ws, label ?? null));
+    return this.store.operate(tenant, workspace, (ws, hold) => this.take(ws, label ?? null, hold));
   }
 
   async list(tenant: string, workspace: string): Promise<CheckpointInfo[]> {
@@ -95,9 +100,10 @@ export class Checkpoints {
 
   /**
    * Takes a checkpoint of a workspace whose lock the caller holds (an exec
-   * with `checkpoint: true` takes one this way before its run).
+   * with `checkpoint: true` takes one this way before its run). With `hold`,
+   * the copy's container is removed after the answer, under that lock.
    */
-  async take(ws: Workspace, label: string | null): Promise<CheckpointInfo> {
+  async take(ws: Workspace, label: string | null, hold?: Hold): Promise<CheckpointInfo> {
     const existing = await checkpointsOf(this.client, ws.id);
     if (existing.length >= this.limits.perWorkspace) {
       throw new AirlockError(
@@ -113,10 +119,14 @@ export class Checkpoints {
         },
       );
     }
-    return this.tenants.run(ws.tenant, () => this.copyToCheckpoint(ws, label));
+    return this.tenants.run(ws.tenant, () => this.copyToCheckpoint(ws, label, hold));
   }
 
-  private async copyToCheckpoint(ws: Workspace, label: string | null): Promise<CheckpointInfo> {
+  private async copyToCheckpoint(
+    ws: Workspace,
+    label: string | null,
+    hold: Hold | undefined,
+  ): Promise<CheckpointInfo> {
     const used = await checkpointBytesOf(this.client, ws.tenant);
     const id = newId("cp_");
     const createdAt = Date.now();
@@ -126,6 +136,8 @@ export class Checkpoints {
       [LABEL_CREATED]: String(createdAt),
     };
     await this.client.createVolume(dataVolumeOf(id), { ...common, [LABEL_CHECKPOINT]: id });
+    // The copy's container goes after the answer, unless the checkpoint fails: its volume can go only then.
+    let removal: Promise<unknown> = Promise.resolve();
     try {
       // Mounted once at /workspace, the new volume takes the image's /workspace
       // owner, so the profile's user can fill it.
@@ -139,10 +151,15 @@ export class Checkpoints {
           { volume: ws.volume, target: SRC, readOnly: true },
           { volume: dataVolumeOf(id), target: DST, readOnly: false },
         ],
+        {
+          hold: (work) => {
+            removal = work;
+          },
+        },
       );
       const report = parseTreeReport(result.stdout);
       if (result.exitCode === OVER_BUDGET) throw this.overBudget(ws.tenant, used, report.bytes);
-      assertOk(result, `checkpointing ${ws.id}`);
+      if (result.exitCode !== UNREADABLE) assertOk(result, `checkpointing ${ws.id}`);
       assertSafeTree(report, `workspace ${ws.id} cannot be checkpointed`);
       await this.client.createVolume(metaVolumeOf(id), {
         ...common,
@@ -151,6 +168,8 @@ export class Checkpoints {
         [LABEL_CHECKPOINT_BYTES]: String(report.bytes),
         [LABEL_CHECKPOINT_ENTRIES]: String(report.entries),
       });
+      if (hold === undefined) await removal;
+      else hold(removal);
       return {
         id,
         label,
@@ -159,6 +178,7 @@ export class Checkpoints {
         entries: report.entries,
       };
     } catch (err) {
+      await removal.catch(() => undefined);
       await removeCheckpoint(this.client, id).catch((e: unknown) =>
         this.store.warn(`removing the unfinished checkpoint ${id}`, e),
       );
@@ -183,7 +203,7 @@ export class Checkpoints {
    * with the diff that made (from the workspace before to the checkpoint).
    */
   restore(tenant: string, workspace: string, checkpoint: string): Promise<RestoreResult> {
-    return this.store.exclusive(tenant, workspace, "restored", async (ws) => {
+    return this.store.exclusive(tenant, workspace, "restored", async (ws, hold) => {
       const cp = await this.find(ws, checkpoint);
       const stage = `.airlock-restore-${randomBytes(8).toString("hex")}`;
       const result = await this.run(
@@ -194,7 +214,7 @@ export class Checkpoints {
           { volume: dataVolumeOf(cp.id), target: SRC, readOnly: true },
           { volume: ws.volume, target: DST, readOnly: false },
         ],
-        true,
+        { returnFiles: true, hold },
       );
       // Its files changed behind the manifest cache's back.
       this.store.forgetManifest(ws.id);
@@ -246,6 +266,7 @@ export class Checkpoints {
             : { volume: dataVolumeOf(cp.id), target: SRC, readOnly: true };
         const from = cp === undefined ? SRC : `${SRC}/tree`;
         const check = cp === undefined ? "1" : "0";
+        // Its container is removed before the answer: the new workspaces' volumes are free then.
         const result = await this.run(
           ws,
           FORK_SCRIPT,
@@ -254,7 +275,7 @@ export class Checkpoints {
         );
         // Made empty, filled behind the store's back: their sizes are measured when next needed.
         for (const info of made) this.store.forgetManifest(info.id);
-        assertOk(result, `forking ${ws.id}`);
+        if (result.exitCode !== UNREADABLE) assertOk(result, `forking ${ws.id}`);
         if (cp === undefined)
           assertSafeTree(parseTreeReport(result.stdout), `workspace ${ws.id} cannot be forked`);
         return made;
@@ -271,7 +292,7 @@ export class Checkpoints {
 
   /** The diff from checkpoint `from` to checkpoint `to`, or to the workspace now ("current"). */
   diff(tenant: string, workspace: string, from: string, to: string): Promise<Diff> {
-    return this.store.operate(tenant, workspace, async (ws) => {
+    return this.store.operate(tenant, workspace, async (ws, hold) => {
       const a = await this.find(ws, from);
       const b = to === "current" ? undefined : await this.find(ws, to);
       const result = await this.run(
@@ -282,7 +303,7 @@ export class Checkpoints {
           { volume: dataVolumeOf(a.id), target: SRC, readOnly: true },
           { volume: b === undefined ? ws.volume : dataVolumeOf(b.id), target: DST, readOnly: true },
         ],
-        true,
+        { returnFiles: true, hold },
       );
       assertOk(result, `diffing ${ws.id}`);
       return diffOfSides(result.stdout, result.files, ws.profile);
@@ -306,19 +327,24 @@ export class Checkpoints {
     return found;
   }
 
-  /** A system job on the workspace's profile with the volumes beside its own /workspace. */
+  /**
+   * A system job on the workspace's profile with the volumes beside its own
+   * /workspace. With `hold`, it answers before its container is removed, and
+   * the removal keeps the workspace's lock (which guards those volumes).
+   */
   private run(
     ws: Workspace,
     script: string,
     args: string[],
     mounts: JobMount[],
-    returnFiles = false,
+    options: { returnFiles?: boolean; hold?: Hold | undefined } = {},
   ): Promise<ExecResult> {
     const base = profileJob(ws.profile, ws.tenant, ["/bin/sh", "-c", script, "airlock", ...args], {
       limits: { ...ws.profile.limits.max },
     });
-    const job: Job = { ...base, mounts, returnFiles: returnFiles ? ["**"] : [] };
-    return this.store.runJob(job);
+    const job: Job = { ...base, mounts, returnFiles: options.returnFiles === true ? ["**"] : [] };
+    const { hold } = options;
+    return this.store.runJob(job, hold === undefined ? {} : { afterAnswer: hold });
   }
 }
 

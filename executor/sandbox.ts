@@ -126,14 +126,13 @@ export async function runSandbox(
     // With a background hook a one-shot answer does not wait for the engine's
     // removal; a workspace job's waits unless its caller takes the removal
     // (afterAnswer) and holds the workspace's lock until it ends, so the volume
-    // is free when the lock is released. A job with other volumes mounted (a
-    // checkpoint's) always waits: they are free once it has answered.
+    // is free when the lock is released. So does a job with other volumes
+    // mounted (a checkpoint's): those are free once it has answered, unless
+    // its caller holds the lock that guards them.
     const handOff =
-      job.mounts !== undefined
-        ? undefined
-        : job.workspace === undefined
-          ? deps.background
-          : options.afterAnswer;
+      job.workspace === undefined && job.mounts === undefined
+        ? deps.background
+        : options.afterAnswer;
     if (deps.background === undefined || handOff === undefined) {
       await cleanup;
       phase("remove");

@@ -93,6 +93,9 @@ interface Workspace {
   networks: string[];
 }
 
+/** An operation under a workspace's lock; `hold` keeps the lock, past its answer, until `work` ends. */
+export type LockedOp<T> = (ws: Workspace, hold: (work: Promise<unknown>) => void) => Promise<T>;
+
 export class WorkspaceStore {
   private readonly deps: WorkspaceStoreDeps;
   private readonly locks = new WorkspaceLocks();
@@ -230,8 +233,13 @@ export class WorkspaceStore {
     await this.locks.run(id, () => this.destroy(ws.id));
   }
 
-  /** Runs `op` on the caller's workspace, after the operations before it, and records the use. */
-  async operate<T>(tenant: string, id: string, op: (ws: Workspace) => Promise<T>): Promise<T> {
+  /**
+   * Runs `op` on the caller's workspace, after the operations before it, and
+   * records the use. What `op` hands to `hold` (a container's removal) keeps
+   * the lock after op's answer has gone out, so the next operation finds the
+   * volumes free.
+   */
+  async operate<T>(tenant: string, id: string, op: LockedOp<T>): Promise<T> {
     const ws = await this.find(tenant, id);
     this.assertUnclaimed(id);
     return this.queue(ws, op);
@@ -243,12 +251,7 @@ export class WorkspaceStore {
    * operation asked of the workspace is refused with 409 conflict rather than
    * queued behind it. Operations already queued run first.
    */
-  async exclusive<T>(
-    tenant: string,
-    id: string,
-    what: string,
-    op: (ws: Workspace) => Promise<T>,
-  ): Promise<T> {
+  async exclusive<T>(tenant: string, id: string, what: string, op: LockedOp<T>): Promise<T> {
     const ws = await this.find(tenant, id);
     this.assertUnclaimed(id);
     this.claimed.set(id, what);
@@ -269,24 +272,29 @@ export class WorkspaceStore {
     );
   }
 
-  private queue<T>(ws: Workspace, op: (ws: Workspace) => Promise<T>): Promise<T> {
+  private queue<T>(ws: Workspace, op: LockedOp<T>): Promise<T> {
     const { id } = ws;
-    return this.locks.run(id, async () => {
-      // It may have been deleted or expired while this operation waited its turn.
-      if ((await this.deps.client.volumeLabels(ws.volume)) === undefined) {
-        throw new AirlockError("not_found", `workspace ${JSON.stringify(id)} does not exist`);
-      }
-      try {
-        return await op(ws);
-      } catch (err) {
-        // Whatever it got to do is unknown now.
-        this.sizes.delete(ws.id);
-        throw err;
-      } finally {
-        await this.use
-          .touch(ws.id, ws.ttlMs)
-          .catch((err: unknown) => this.deps.warn(`recording use of ${id}`, err));
-      }
+    // Settled with op's answer; the lock is held until what op handed to `hold` has ended too.
+    return new Promise<T>((resolve, reject) => {
+      void this.locks.run(id, async () => {
+        const held: Promise<unknown>[] = [];
+        try {
+          // It may have been deleted or expired while this operation waited its turn.
+          if ((await this.deps.client.volumeLabels(ws.volume)) === undefined) {
+            throw new AirlockError("not_found", `workspace ${JSON.stringify(id)} does not exist`);
+          }
+          resolve(await op(ws, (work) => held.push(work)));
+        } catch (err) {
+          // Whatever it got to do is unknown now.
+          this.sizes.delete(ws.id);
+          reject(err);
+        } finally {
+          await Promise.allSettled(held);
+          await this.use
+            .touch(ws.id, ws.ttlMs)
+            .catch((err: unknown) => this.deps.warn(`recording use of ${id}`, err));
+        }
+      });
     });
   }
 
@@ -433,8 +441,8 @@ export class WorkspaceStore {
   }
 
   /** Runs a job airlock made for itself (a checkpoint's copy between volumes), through the queue. */
-  runJob(job: Job): Promise<ExecResult> {
-    return this.deps.executor.run(job);
+  runJob(job: Job, options: ExecutorRunOptions = {}): Promise<ExecResult> {
+    return this.deps.executor.run(job, options);
   }
 
   /**
