@@ -40,7 +40,8 @@ export function asText(data: Buffer): string | undefined {
 
 export function returnMatcher(globs: readonly string[]): (path: string) => boolean {
   if (globs.length === 0) return () => false;
-  const match = picomatch([...globs], { dot: true });
+  // dotAll: "**" matches a name with a newline in it, as "*" already does.
+  const match = picomatch([...globs], { dot: true, flags: "s" });
   return (path) => match(path);
 }
 

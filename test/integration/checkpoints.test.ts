@@ -355,6 +355,70 @@ describe("tenants, limits and storage", () => {
     expect(await checkpointVolumes(id)).toEqual([]);
   });
 
+  it("answers 400 naming a file its user cannot read; a restore over one still works", async () => {
+    const id = await newWorkspace();
+    await exec(id, "mkdir d && echo s > d/secret && echo k > keep && chmod 000 d/secret");
+    for (const [path, body] of [
+      [`/v1/workspaces/${id}/checkpoints`, {}],
+      [`/v1/workspaces/${id}/fork`, {}],
+    ] as const) {
+      const res = await call("POST", path, body);
+      const text = await res.text();
+      expect(res.status, text).toBe(400);
+      const { error } = JSON.parse(text) as {
+        error: { code: string; message: string; details: { entry: string } };
+      };
+      expect(error.code).toBe("invalid_request");
+      expect(error.message).toContain('"d/secret" cannot be read');
+      expect(error.details.entry).toBe("d/secret");
+    }
+    expect(await checkpointVolumes(id)).toEqual([]);
+
+    await exec(id, "chmod 600 d/secret");
+    const before = await snapshot(id);
+    const cp = await checkpoint(id);
+    // Unreadable again, and a directory its user can neither list nor enter.
+    await exec(id, "chmod 000 d/secret && mkdir -p x/y && echo z > x/y/z && chmod 000 x/y x");
+    const back = await restore(id, cp.id);
+    expect(paths(back.diff.modified)).toEqual(["d/secret"]);
+    expect(paths(back.diff.deleted)).toEqual(["x/y/z"]);
+    expect(await snapshot(id)).toEqual(before);
+  });
+
+  it("names files that are not UTF-8 in checkpoint diffs exactly as exec diffs do", async () => {
+    const id = await newWorkspace();
+    const empty = await checkpoint(id);
+    // Latin-1 "café", a directory named with a stray byte, a newline, valid UTF-8.
+    const names = ["caf\\351", "d\\377/f", "n\\nl", "na\\303\\257ve"];
+    const write = names
+      .map(
+        (n) =>
+          `mkdir -p "$(dirname "$(printf '${n}')")" && printf 'v%s\\n' "$1" > "$(printf '${n}')"`,
+      )
+      .join(" && ");
+    const made = await ok<ExecResult>(
+      call("POST", `/v1/workspaces/${id}/exec`, { command: ["sh", "-c", write, "sh", "1"] }),
+    );
+    expect(made.diff.added).toHaveLength(4);
+    expect(paths(made.diff.added)).toContain("caf\ufffd");
+    const first = await checkpoint(id);
+    const between = await ok<Diff>(
+      call("GET", `/v1/workspaces/${id}/diff?from=${empty.id}&to=${first.id}`),
+    );
+    expect(between.added).toEqual(made.diff.added);
+
+    const edit = await ok<ExecResult>(
+      call("POST", `/v1/workspaces/${id}/exec`, { command: ["sh", "-c", write, "sh", "2"] }),
+    );
+    const now = await ok<Diff>(call("GET", `/v1/workspaces/${id}/diff?from=${first.id}`));
+    expect(now.modified).toEqual(edit.diff.modified);
+    const undo = await restore(id, first.id);
+    expect(paths(undo.diff.modified)).toEqual(paths(edit.diff.modified));
+    expect(undo.diff.modified.every((e) => e.patch?.includes("+v1") === true)).toBe(true);
+    const none = await restore(id, empty.id);
+    expect(paths(none.diff.deleted)).toEqual(paths(made.diff.added));
+  });
+
   it("removes a workspace's checkpoint storage with the workspace", async () => {
     const id = await newWorkspace();
     await exec(id, "echo x > x");
