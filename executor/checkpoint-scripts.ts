@@ -61,8 +61,16 @@ paths() { cut -z -d' ' -f7- "$1" | sort -z; }
  */
 const LINKS = `find . -mindepth 1 \\( -type l -printf 'l\\0%P\\0%l\\0' \\) -o \\( ! -type f ! -type d -printf '%y\\0%P\\0\\0' \\) -o \\( ! -readable -o -type d ! -executable \\) -fprintf /tmp/unreadable 'u\\0%P\\0\\0' || :`;
 
-/** Copies the tree at $1 to $2 (which does not exist yet): every entry, with its mode, times and links. */
-const COPY_TREE = (from: string, to: string) => `cp -a ${from} ${to}`;
+/**
+ * Copies the tree at FROM to TO (made here): every entry with its mode, times
+ * and hard links. A tar pipe rather than `cp -a`: one process reads while the
+ * other writes, on two CPUs, and where the files must come from the disk (a
+ * workspace's pages go with its last job's memory limit) the reads overlap
+ * the writes; it took a third to a half of cp -a's time here.
+ */
+const COPY_TREE = (from: string, to: string) => `mkdir -- ${to}
+{ (cd ${from} && tar -cf - .) || : > /tmp/tar.failed; } | tar -C ${to} -xpf -
+[ ! -e /tmp/tar.failed ]`;
 
 /** Exits 4 (UNREADABLE in checkpoints.ts), printing them, when the walk found entries it cannot read. */
 const REFUSE_UNREADABLE = `[ ! -s /tmp/unreadable ] || { cat /tmp/unreadable; exit 4; }`;
@@ -72,27 +80,29 @@ const REFUSE_UNREADABLE = `[ ! -s /tmp/unreadable ] || { cat /tmp/unreadable; ex
  * workspace (read-only), /airlock/dst the new checkpoint's volume. Prints
  * "C entries bytes", exits 3 past the budget before copying anything, else
  * prints the tree's links and special files, exits 4 with the entries its
- * user cannot read (a checkpoint holds every byte or is not taken), and
- * copies it with its listings.
+ * user cannot read (a checkpoint holds every byte or is not taken) or when
+ * it has special files, and copies it with its listings.
  */
 export const CHECKPOINT_SCRIPT = `${PRELUDE}
 budget=$1
 cd ${SRC}
 # One walk writes everything the checkpoint needs to know: its listings, the
 # sizes, the entries an upload would refuse or its user cannot read.
-: > /tmp/unreadable; : > /tmp/report; : > /tmp/suid
+: > /tmp/unreadable; : > /tmp/report; : > /tmp/special; : > /tmp/suid
 find . -mindepth 1 \\( -type d -fprintf /tmp/dirs '%m %P\\0' -fprintf /tmp/sizes 'd 0\\n' \\
     \\( -readable -executable -o -fprintf /tmp/unreadable 'u\\0%P\\0\\0' \\) \\) \\
   -o \\( -fprintf /tmp/files "$RECORD" -fprintf /tmp/sizes '%y %s\\n' \\( \\
     -type f \\( -readable -o -fprintf /tmp/unreadable 'u\\0%P\\0\\0' \\) \\
       \\( ! -perm /6000 -o -fprintf /tmp/suid '%P\\0' \\) \\
     -o -type l -fprintf /tmp/report 'l\\0%P\\0%l\\0' \\
-    -o -fprintf /tmp/report '%y\\0%P\\0\\0' \\) \\) || :
+    -o -fprintf /tmp/report '%y\\0%P\\0\\0' -fprint0 /tmp/special \\) \\) || :
 set -- $(awk '{ n++ } $1 == "f" { s += $2 } END { printf "%d %.0f", n, s }' /tmp/sizes)
 printf 'C\\0%s\\0%s\\0' "$1" "$2"
 [ "$2" -le "$budget" ] || exit 3
 cat /tmp/report
 ${REFUSE_UNREADABLE}
+# A FIFO or socket is refused (checkpoint-output.ts) before anything is copied.
+[ ! -s /tmp/special ] || exit 4
 # The listings are sorted on one CPU while the tree is copied on the other.
 (sort -z /tmp/files > ${DST}/files && sort -z /tmp/dirs > ${DST}/dirs) &
 sorted=$!

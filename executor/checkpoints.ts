@@ -59,7 +59,7 @@ export const DEFAULT_CHECKPOINT_LIMITS: CheckpointLimits = {
 
 /** The exit status of CHECKPOINT_SCRIPT past its byte budget. */
 const OVER_BUDGET = 3;
-/** The exit status of CHECKPOINT_SCRIPT and FORK_SCRIPT when their user cannot read an entry. */
+/** The exit status of CHECKPOINT_SCRIPT and FORK_SCRIPT when an entry cannot be taken (unreadable, special). */
 const UNREADABLE = 4;
 
 /** Takes a container's removal, so the answer need not wait for it (the workspace's lock does). */
