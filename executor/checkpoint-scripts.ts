@@ -164,9 +164,10 @@ cut -z -d' ' -f2- ${SRC}/dirs | sort -z > /tmp/dirs.then
 comm -z -23 /tmp/dirs.now /tmp/dirs.then | xargs -0 -r rm -rf --
 cp -al "$stage/." .
 rm -rf -- "$stage"
-# The checkpoint's directories that were missing or of another mode, and held
-# nothing taken (empty ones): made, and given their modes.
-comm -z -13 /tmp/modes.now ${SRC}/dirs \\
+# The checkpoint's directories still missing or of another mode (empty ones,
+# whose modes no staged entry brought): made, and given their modes.
+find . -mindepth 1 -type d -printf '%m %P\\0' | sort -z > /tmp/modes.after
+comm -z -13 /tmp/modes.after ${SRC}/dirs \\
   | xargs -0 -r -n1 sh -c 'p=\${1#* }; mkdir -p -- "$p"; chmod "\${1%% *}" -- "$p"' sh
 `;
 
