@@ -101,8 +101,7 @@ export class FrameRing implements FrameSource {
   private room(bytes: number): number | undefined {
     const oldest = this.spans[0];
     const newest = this.spans.at(-1);
-    if (oldest === undefined || newest === undefined)
-      return bytes <= this.bytes ? 0 : undefined;
+    if (oldest === undefined || newest === undefined) return bytes <= this.bytes ? 0 : undefined;
     if (newest.start >= oldest.start) {
       // In use: one run from the oldest to the newest. Free: after it, and before it.
       if (this.bytes - newest.end >= bytes) return newest.end;

@@ -127,7 +127,9 @@ export class JobStream {
     const cwd = job.workdir === "" ? WORKSPACE_DIR : `${WORKSPACE_DIR}/${job.workdir}`;
     const compile = job.compile?.argv;
     const inherited = job.profile.env;
-    this.stream.write(jobLines(this.nonce, { cwd, env: job.env, inherited, argv: job.argv, compile }));
+    this.stream.write(
+      jobLines(this.nonce, { cwd, env: job.env, inherited, argv: job.argv, compile }),
+    );
     if (compile === undefined) this.sendStdin(job);
   }
 
