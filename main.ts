@@ -136,6 +136,14 @@ async function main(): Promise<void> {
     dataDir,
     instanceId: config.instanceId,
     relayImage: profiles.get("node")?.image ?? "airlock/node:1",
+    // The longest a job can hold its network: its holder's deadline (the reaper's) must not cut it.
+    jobMaxMs:
+      Math.max(
+        0,
+        ...[...profiles.values()].map(
+          (p) => p.limits.max.timeoutMs + p.compileLimits.max.timeoutMs,
+        ),
+      ) + config.orphanGraceMs,
     onConnection: (entry) => metrics.egress(entry),
     warn: (message, err) => logger.warn({ err }, message),
   }).catch((err: unknown) => {

@@ -13,8 +13,9 @@
 // AIRLOCK_BUILD_IMAGES=never, and images are built on the host (npm run images).
 // Networks (egress, executor/egress-network.ts): only airlock-egress-* ones,
 // internal and with no host address, made, joined by airlock's relay and
-// removed; a sandbox joins one of them or none, and its only bind mounts are
-// the egress CA, read-only, at fixed paths; the relay runs only its script.
+// removed; a sandbox joins one of them (directly, or in the namespace of a
+// holder made on it) or none, and its only bind mounts are the egress CA,
+// read-only, at fixed paths; the relay runs only its script, a holder only sleeps.
 import { z } from "zod";
 import { WORKSPACE_DIR } from "../core/paths.ts";
 import { LABEL_CHECKPOINT, LABEL_CHECKPOINT_META } from "../executor/checkpoint-volumes.ts";
@@ -22,7 +23,9 @@ import { LABEL_INSTANCE } from "../executor/container-spec.ts";
 import {
   CA_BUNDLE_PATH,
   CA_CERT_PATH,
+  EGRESS_HOLDER,
   EGRESS_NETWORK,
+  HOLDER_CMD,
   LABEL_EGRESS,
   RELAY_SCRIPT,
   RUNSC_NETWORK_RUNTIME,
@@ -216,12 +219,13 @@ const HostConfig = z
     NanoCpus: positive.optional(),
     PidsLimit: positive.optional(),
     // none even where a profile allows a network, or the job's own egress
-    // network (airlock-egress-*, internal, only the relay on it besides).
+    // network (airlock-egress-*, internal, only the relay on it besides), or
+    // the namespace of that network's holder (the proxy checks the holder).
     NetworkMode: z
       .string()
       .refine(
-        (mode) => mode === "none" || EGRESS_NETWORK.test(mode),
-        "NetworkMode must be none or an airlock-egress-* network",
+        (mode) => mode === "none" || EGRESS_NETWORK.test(mode) || holderOf(mode) !== undefined,
+        "NetworkMode must be none, an airlock-egress-* network or container:airlock-egress-holder-*",
       ),
     ReadonlyRootfs: z.literal(true, "the root filesystem must be read-only"),
     Tmpfs: z
@@ -410,6 +414,58 @@ export const RelayCreateBody = z.strictObject({
     LogConfig: z.strictObject({ Type: z.literal("none"), Config: emptyMap("no logging options") }),
   }),
 });
+
+/** The holder a `container:<name>` network mode names, if it names one. */
+export function holderOf(mode: string): string | undefined {
+  const name = mode.startsWith("container:") ? mode.slice("container:".length) : undefined;
+  return name !== undefined && EGRESS_HOLDER.test(name) ? name : undefined;
+}
+
+/** A job's network holder (egress-network.ts): on its egress network, only sleeping. */
+export const HolderCreateBody = z.strictObject({
+  name: z.string().regex(EGRESS_HOLDER, "must be airlock-egress-holder-<id>").optional(),
+  Image: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$/, "must be an image reference"),
+  Entrypoint: z.tuple([]),
+  Cmd: z.tuple(
+    [z.literal(HOLDER_CMD[0]), z.literal(HOLDER_CMD[1])],
+    `a holder runs only ${HOLDER_CMD.join(" ")}`,
+  ),
+  User: z.literal("65534:65534"),
+  Hostname: z.literal("sandbox"),
+  Labels: Labels.refine(
+    (l) => isAirlockContainer(l) && l[LABEL_EGRESS] === "holder",
+    `a holder must carry the ${LABEL_INSTANCE} and ${LABEL_EGRESS}=holder labels`,
+  ),
+  NetworkingConfig: z.strictObject({
+    EndpointsConfig: z
+      .record(
+        z.string().regex(EGRESS_NETWORK),
+        z.strictObject({
+          IPAMConfig: z.strictObject({ IPv4Address: z.string().regex(/^\d+\.\d+\.\d+\.\d+$/) }),
+        }),
+      )
+      .refine((e) => Object.keys(e).length === 1, "a holder is on one network"),
+  }),
+  HostConfig: z.strictObject({
+    NetworkMode: z.string().regex(EGRESS_NETWORK, "a holder is on an airlock-egress-* network"),
+    ReadonlyRootfs: z.literal(true),
+    CapDrop: z.tuple([z.literal("ALL")]),
+    SecurityOpt: z.tuple([z.literal(NO_NEW_PRIVILEGES)]),
+    Memory: positive,
+    PidsLimit: positive,
+    LogConfig: z.strictObject({ Type: z.literal("none"), Config: emptyMap("no logging options") }),
+  }),
+});
+
+/** Whether a create body asks for a holder (then held to HolderCreateBody). */
+export function isHolderCreate(raw: Buffer): boolean {
+  try {
+    const body = JSON.parse(raw.toString("utf8")) as { Labels?: Record<string, unknown> };
+    return body.Labels?.[LABEL_EGRESS] === "holder";
+  } catch {
+    return false;
+  }
+}
 
 /** Whether a create body asks for the relay (then held to RelayCreateBody, else to the sandbox's rules). */
 export function isRelayCreate(raw: Buffer): boolean {

@@ -17,14 +17,18 @@
 import { createServer, type IncomingMessage, request, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { z } from "zod";
+import { EGRESS_HOLDER, EGRESS_NETWORK, LABEL_EGRESS } from "../executor/egress-relay.ts";
 import { relayAttach } from "./attach-relay.ts";
 import {
   CONTAINER_NAME,
   ContainerUpdateBody,
   checkBody,
   containerCreateBody,
+  HolderCreateBody,
+  holderOf,
   isAirlockContainer,
   isAirlockVolume,
+  isHolderCreate,
   isMountableVolume,
   isRelayCreate,
   type Mount,
@@ -76,12 +80,14 @@ interface Outgoing {
 const refused = (message: string): Verdict => ({ status: 403, message });
 
 /** The create's query as the engine reads it: only `name` (dockerode repeats the whole body there). */
-function createQuery(query: string): string | Verdict {
+function createQuery(query: string, pattern = CONTAINER_NAME): string | Verdict {
   const names = new URLSearchParams(query).getAll("name");
   if (names.length === 0) return "";
   const [name] = names;
-  if (names.length > 1 || name === undefined || !CONTAINER_NAME.test(name)) {
-    return refused("name: the container's name must be one airlock-<job id>");
+  if (names.length > 1 || name === undefined || !pattern.test(name)) {
+    return refused(
+      `name: the container's name must be one ${pattern === CONTAINER_NAME ? "airlock-<job id>" : "airlock-egress-holder-<id>"}`,
+    );
   }
   return `?name=${encodeURIComponent(name)}`;
 }
@@ -188,6 +194,24 @@ export function createSocketProxy(options: ProxyOptions) {
     return undefined;
   }
 
+  /** Why a sandbox may not join `name`'s network namespace, or undefined: only a holder on an egress network. */
+  async function holderProblem(name: string): Promise<string | undefined> {
+    const { status, json } = await ask("GET", `/containers/${encodeURIComponent(name)}/json`);
+    if (status !== 200) return `container ${name} is not there to join (${status})`;
+    const info = json as {
+      Config?: { Labels?: Record<string, string> };
+      HostConfig?: { NetworkMode?: string };
+    };
+    const labels = info.Config?.Labels;
+    if (!isAirlockContainer(labels) || labels?.[LABEL_EGRESS] !== "holder") {
+      return `container ${name} is not an airlock egress holder`;
+    }
+    if (!EGRESS_NETWORK.test(info.HostConfig?.NetworkMode ?? "")) {
+      return `container ${name} is not on an airlock-egress-* network`;
+    }
+    return undefined;
+  }
+
   async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -242,6 +266,12 @@ export function createSocketProxy(options: ProxyOptions) {
       const name = createQuery(query);
       return typeof name === "string" ? { path: path + name, body: json(checked.value) } : name;
     }
+    if (rule.kind === "create-container" && isHolderCreate(raw)) {
+      const checked = checkBody(HolderCreateBody, raw);
+      if (checked.problem !== undefined) return refused(checked.problem);
+      const name = createQuery(query, EGRESS_HOLDER);
+      return typeof name === "string" ? { path: path + name, body: json(checked.value) } : name;
+    }
     if (rule.kind !== "create-container") {
       const checked =
         rule.kind === "container"
@@ -255,6 +285,11 @@ export function createSocketProxy(options: ProxyOptions) {
     if (checked.problem !== undefined) return refused(checked.problem);
     const name = createQuery(query);
     if (typeof name !== "string") return name;
+    const holder = holderOf(checked.value.HostConfig.NetworkMode);
+    if (holder !== undefined) {
+      const problem = await holderProblem(holder);
+      if (problem !== undefined) return refused(`HostConfig.NetworkMode: ${problem}`);
+    }
     for (const mount of checked.value.HostConfig.Mounts) {
       if (mount.Type !== "volume") continue;
       const problem = await mountProblem(mount);

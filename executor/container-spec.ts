@@ -23,7 +23,7 @@ export interface SpecContext {
   volume: string;
   /** Epoch ms after which anything left of this job is an orphan. */
   deadline: number;
-  /** A job granted a network: its own egress network (egress-network.ts), the CA mounts, the runtime. */
+  /** A job granted a network: its egress holder's namespace (egress-network.ts), the CA mounts, the runtime. */
   egress?: { network: string; mounts: Mount[]; runtime: string } | undefined;
   /** Volumes beside /workspace (a system job's copy between volumes). */
   mounts?: readonly JobMount[] | undefined;
@@ -54,7 +54,8 @@ export function containerSpec(
     Env: Object.entries(profile.env).map(([k, v]) => `${k}=${v}`),
     WorkingDir: WORKSPACE_DIR,
     User: profile.user,
-    Hostname: "sandbox",
+    // In an egress holder's namespace the holder's name is the container's (egress-network.ts).
+    ...(ctx.egress === undefined ? { Hostname: "sandbox" } : {}),
     Labels: labels,
     AttachStdin: true,
     AttachStdout: true,

@@ -1,25 +1,32 @@
 // Where a job granted a network is plugged in. Each such job gets its own
 // Docker network: internal (no route out) and with no address of the host's
 // on it (com.docker.network.bridge.inhibit_ipv4), so nothing is reachable from
-// it but the one other member, a relay container airlock keeps running. The
-// relay only pipes TCP to the gateway's egress proxy (egress-proxy.ts), which
-// decides every connection with the job's rules; the job is known to the proxy
-// by a credential in its proxy URL. One network per job also keeps sandboxes
-// apart from each other (no sibling on the same bridge). A network whose job
-// has ended (its container removed) is kept for the next one, up to
-// MAX_IDLE_NETWORKS: making one and connecting the relay costs more than the
-// container's own start.
+// it but the relay, a container airlock keeps running that only pipes TCP to
+// the gateway's egress proxy (egress-proxy.ts), which decides every connection
+// with the job's rules; the job is known to the proxy by a credential in its
+// proxy URL. One network per job also keeps sandboxes apart from each other.
+//
+// The job's container does not join the network itself: it shares the network
+// namespace of a "holder" (a sleeping container on that network, made with it).
+// The engine starts a container on a user-defined network ~300 ms slower than
+// one with none (veth, embedded DNS set up in its namespace); joining a
+// holder's namespace is faster than either. So a network and its holder are
+// made ahead of demand (SPARE_NETWORKS, refilled in the background), each is
+// handed to one job and removed after it — never reused, never shared — and
+// everything of it is off the answer's critical path but the proxy lease.
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import type { EgressEntry, EgressRules } from "../core/egress.ts";
 import type { LoadedProfile } from "../core/profile.ts";
-import { LABEL_INSTANCE } from "./container-spec.ts";
-import type { ContainerClient, NetworkClient } from "./docker.ts";
+import { LABEL_DEADLINE, LABEL_INSTANCE } from "./container-spec.ts";
+import type { ContainerClient, ContainerSpec, NetworkClient } from "./docker.ts";
 import { EgressCa } from "./egress-ca.ts";
 import { EgressProxy } from "./egress-proxy.ts";
 import {
   CA_BUNDLE_PATH,
   CA_CERT_PATH,
+  HOLDER_CMD,
+  HOLDER_PREFIX,
   LABEL_EGRESS,
   RELAY_PORT,
   RELAY_SCRIPT,
@@ -28,9 +35,12 @@ import {
 
 export { CA_BUNDLE_PATH, CA_CERT_PATH, LABEL_EGRESS } from "./egress-relay.ts";
 
-const MAX_IDLE_NETWORKS = 8;
-/** Networks made ahead of demand, so that a job rarely waits for one. */
+/** Networks (with their holders) made ahead of demand, so that a job rarely waits for one. */
 const SPARE_NETWORKS = 2;
+/** A spare older than this is replaced, not handed out (its holder's deadline must hold for the job). */
+const SPARE_MAX_AGE_MS = 10 * 60_000;
+/** How long past its making a holder may be needed, by default: the longest job and then some. */
+const DEFAULT_JOB_MAX_MS = 60 * 60_000;
 
 export interface EgressOptions {
   client: ContainerClient;
@@ -38,32 +48,44 @@ export interface EgressOptions {
   proxy: EgressProxy;
   ca: EgressCa;
   instanceId: string;
-  /** An image with node in it, for the relay. */
+  /** An image with node in it, for the relay (and the holders). */
   relayImage: string;
   /** The /16 (as "a.b") per-job /29 networks are cut from. */
   subnetPrefix?: string;
+  /** The longest a job may hold a network (its timeouts and the orphan grace): the holders' deadline. */
+  jobMaxMs?: number | undefined;
   warn: (message: string, err: unknown) => void;
 }
 
 /** What a job's container needs, and what it did, while it holds its network. */
 export interface JobNetwork {
+  /** The container's NetworkMode: `container:<holder>`, the holder's namespace on the job's network. */
   network: string;
   env: Record<string, string>;
   mounts: { Type: "bind"; Source: string; Target: string; ReadOnly: true }[];
   runtime(profile: LoadedProfile): string;
   entries(): EgressEntry[];
-  /** Once the job's container is gone (`reusable`: surely gone, so another job may have the network). */
-  release(reusable: boolean): Promise<void>;
+  /** Once the job's container is gone: removes the holder and the network. */
+  release(): Promise<void>;
+}
+
+/** A network with the relay on it and a holder started in it, for one job. */
+interface Made {
+  name: string;
+  holder: string;
+  relayIp: string;
+  madeAt: number;
 }
 
 export class Egress {
   private readonly o: EgressOptions;
   private started: Promise<string> | undefined;
   private next = 0;
-  /** Networks no job holds, the relay still on them. */
-  private readonly idle: { name: string; relayIp: string }[] = [];
-  /** Spare networks being made now (close waits for them). */
-  private readonly filling = new Set<Promise<void>>();
+  /** Spare networks no job has had. */
+  private readonly spare: Made[] = [];
+  /** Spares being made, and networks being removed (close waits for them). */
+  private readonly work = new Set<Promise<void>>();
+  private filling = 0;
   private closed = false;
 
   constructor(options: EgressOptions) {
@@ -102,14 +124,14 @@ export class Egress {
   }
 
   /** A network for one job under `rules`; release it when the job's container is gone. */
-  async lease(jobId: string, rules: EgressRules): Promise<JobNetwork> {
+  async lease(_jobId: string, rules: EgressRules): Promise<JobNetwork> {
     const relay = await this.start();
-    const { name, relayIp } = this.idle.pop() ?? (await this.makeNetwork(relay, jobId));
+    const made = this.takeSpare() ?? (await this.make(relay));
     this.replenish(relay);
     const lease = this.o.proxy.open(rules);
-    const proxyUrl = `http://airlock:${lease.token}@${relayIp}:${RELAY_PORT}`;
+    const proxyUrl = `http://airlock:${lease.token}@${made.relayIp}:${RELAY_PORT}`;
     return {
-      network: name,
+      network: `container:${made.holder}`,
       env: proxyEnv(proxyUrl),
       mounts: [
         { Type: "bind", Source: this.o.ca.bundleFile, Target: CA_BUNDLE_PATH, ReadOnly: true },
@@ -117,61 +139,116 @@ export class Egress {
       ],
       runtime: (profile) => (profile.runtime === "runsc" ? RUNSC_NETWORK_RUNTIME : profile.runtime),
       entries: lease.entries,
-      release: async (reusable) => {
+      release: async () => {
         lease.close();
-        if (reusable && this.idle.length < MAX_IDLE_NETWORKS) this.idle.push({ name, relayIp });
-        else await this.removeNetwork(name, relay);
+        await this.track(this.remove(made, relay));
       },
     };
   }
 
-  /** Tops the idle networks up to SPARE_NETWORKS in the background. */
+  /** The oldest spare still young enough; older ones are removed. */
+  private takeSpare(): Made | undefined {
+    for (let made = this.spare.shift(); made !== undefined; made = this.spare.shift()) {
+      if (Date.now() - made.madeAt <= SPARE_MAX_AGE_MS) return made;
+      void this.track(this.remove(made, undefined));
+    }
+    return undefined;
+  }
+
+  /** Tops the spares up to SPARE_NETWORKS in the background. */
   private replenish(relay: string): void {
-    while (!this.closed && this.idle.length + this.filling.size < SPARE_NETWORKS) {
-      const fill: Promise<void> = this.makeNetwork(relay, `spare-${randomUUID()}`)
-        .then(async (made) => {
-          if (this.closed) await this.removeNetwork(made.name, relay);
-          else this.idle.push(made);
-        })
-        .catch((err: unknown) => this.o.warn("making a spare egress network", err))
-        .finally(() => this.filling.delete(fill));
-      this.filling.add(fill);
+    while (!this.closed && this.spare.length + this.filling < SPARE_NETWORKS) {
+      this.filling++;
+      void this.track(
+        this.make(relay)
+          .then(async (made) => {
+            if (this.closed) await this.remove(made, relay);
+            else this.spare.push(made);
+          })
+          .catch((err: unknown) => this.o.warn("making a spare egress network", err))
+          .finally(() => {
+            this.filling--;
+          }),
+      );
     }
   }
 
-  private async makeNetwork(relay: string, jobId: string) {
-    const name = `airlock-egress-${jobId}`;
+  private track(work: Promise<void>): Promise<void> {
+    this.work.add(work);
+    return work.finally(() => this.work.delete(work));
+  }
+
+  /** A fresh network: the relay joins it while the holder starts on it (fixed addresses, no race). */
+  private async make(relay: string): Promise<Made> {
+    const id = randomUUID();
+    const name = `airlock-egress-${id}`;
+    const holder = `${HOLDER_PREFIX}${id}`;
     const labels = { [LABEL_INSTANCE]: this.o.instanceId, [LABEL_EGRESS]: "network" };
-    const relayIp = await this.createNetwork(name, labels);
-    try {
-      await this.o.networks.connect(name, relay, relayIp);
-    } catch (err) {
-      await this.o.networks.removeNetwork(name).catch(() => undefined);
-      throw err;
+    const { relayIp, holderIp } = await this.createNetwork(name, labels);
+    const made = { name, holder, relayIp, madeAt: Date.now() };
+    const joined = this.o.networks.connect(name, relay, made.relayIp);
+    const held = this.o.client
+      .create(this.holderSpec(name, holder, holderIp))
+      .then((hid) => this.o.client.start(hid));
+    const [j, h] = await Promise.allSettled([joined, held]);
+    if (j.status === "rejected" || h.status === "rejected") {
+      await this.remove(made, relay).catch(() => undefined);
+      throw j.status === "rejected" ? j.reason : (h as PromiseRejectedResult).reason;
     }
-    return { name, relayIp };
+    return made;
   }
 
-  private async removeNetwork(name: string, relay: string): Promise<void> {
-    await this.o.networks.disconnect(name, relay);
-    await this.o.networks.removeNetwork(name);
+  /** A container that only sleeps in the network's namespace, for the job's container to share. */
+  private holderSpec(network: string, name: string, ip: string): ContainerSpec {
+    const deadline = Date.now() + SPARE_MAX_AGE_MS + (this.o.jobMaxMs ?? DEFAULT_JOB_MAX_MS);
+    return {
+      name,
+      Image: this.o.relayImage,
+      Entrypoint: [],
+      Cmd: [...HOLDER_CMD],
+      User: "65534:65534",
+      // The job's container cannot set its own host name in a shared namespace.
+      Hostname: "sandbox",
+      Labels: {
+        [LABEL_INSTANCE]: this.o.instanceId,
+        [LABEL_EGRESS]: "holder",
+        [LABEL_DEADLINE]: String(deadline),
+      },
+      NetworkingConfig: { EndpointsConfig: { [network]: { IPAMConfig: { IPv4Address: ip } } } },
+      HostConfig: {
+        NetworkMode: network,
+        ReadonlyRootfs: true,
+        CapDrop: ["ALL"],
+        SecurityOpt: ["no-new-privileges:true"],
+        Memory: 32 * 1024 * 1024,
+        PidsLimit: 8,
+        LogConfig: { Type: "none", Config: {} },
+      },
+    };
   }
 
-  /** Removes the idle networks (at shutdown: jobs are done). */
+  /** The holder, then the relay's endpoint, then the network (`relay` undefined: the relay is gone or unknown). */
+  private async remove(made: Made, relay: string | undefined): Promise<void> {
+    await this.o.client.remove(made.holder);
+    const joined = relay ?? (await this.started?.catch(() => undefined));
+    if (joined !== undefined) await this.o.networks.disconnect(made.name, joined);
+    await this.o.networks.removeNetwork(made.name);
+  }
+
+  /** Removes the spares and waits for removals under way (at shutdown: jobs are done). */
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all(this.filling);
+    while (this.work.size > 0) await Promise.allSettled([...this.work]);
     const relay = await this.started?.catch(() => undefined);
-    for (const { name } of this.idle.splice(0)) {
-      await (relay === undefined
-        ? this.o.networks.removeNetwork(name)
-        : this.removeNetwork(name, relay)
-      ).catch((err: unknown) => this.o.warn(`removing network ${name}`, err));
+    for (const made of this.spare.splice(0)) {
+      await this.remove(made, relay).catch((err: unknown) =>
+        this.o.warn(`removing network ${made.name}`, err),
+      );
     }
   }
 
-  /** A /29 of its own (returns the relay's address in it); one the engine already has is skipped. */
-  private async createNetwork(name: string, labels: Record<string, string>): Promise<string> {
+  /** A /29 of its own (returns the relay's and the holder's addresses in it); one the engine already has is skipped. */
+  private async createNetwork(name: string, labels: Record<string, string>) {
     const prefix = this.o.subnetPrefix ?? "10.213";
     for (let attempt = 0; ; attempt++) {
       const index = this.next++ % 8192;
@@ -179,17 +256,26 @@ export class Egress {
       const fourth = (index % 32) * 8;
       try {
         await this.o.networks.createNetwork(name, `${prefix}.${third}.${fourth}/29`, labels);
-        return `${prefix}.${third}.${fourth + 2}`;
+        const at = (n: number) => `${prefix}.${third}.${fourth + n}`;
+        return { relayIp: at(2), holderIp: at(3) };
       } catch (err) {
         if (attempt >= 8 || !/overlap|already/i.test((err as Error).message)) throw err;
       }
     }
   }
 
-  /** Removes this instance's networks and relay left by a run that died. */
+  /** Removes this instance's holders, relay and networks left by a run that died. */
   async sweep(): Promise<void> {
+    const own = (labels: Record<string, string>) => labels[LABEL_INSTANCE] === this.o.instanceId;
+    for (const c of await this.o.client.listContainers(LABEL_EGRESS)) {
+      if (own(c.labels)) {
+        await this.o.client
+          .remove(c.id)
+          .catch((err: unknown) => this.o.warn(`removing container ${c.id}`, err));
+      }
+    }
     for (const n of await this.o.networks.listNetworks(LABEL_EGRESS)) {
-      if (n.labels[LABEL_INSTANCE] === this.o.instanceId) {
+      if (own(n.labels)) {
         await this.o.networks
           .removeNetwork(n.name)
           .catch((err: unknown) => this.o.warn(`removing network ${n.name}`, err));
@@ -226,6 +312,8 @@ export interface OpenEgressOptions {
   dataDir: string;
   instanceId: string;
   relayImage: string;
+  /** The longest a job may hold a network: its holder's deadline (default an hour). */
+  jobMaxMs?: number | undefined;
   /** PEM of extra roots for upstreams whose TLS the proxy terminates. */
   upstreamCa?: string | undefined;
   onConnection?: ((entry: EgressEntry) => void) | undefined;

@@ -1,11 +1,17 @@
 // The fixed parts of a job's egress network, shared by the code that makes
 // them (egress-network.ts) and the socket proxy that lets exactly them through
 // (deploy/docker-api-rules.ts): names, labels, the relay's script, the paths
-// the CA is mounted at, and the gVisor runtime for network-granted jobs.
+// the CA is mounted at, the holders' command, and the gVisor runtime for
+// network-granted jobs.
 
 /** Each job's network is airlock-egress-<job id>. */
 export const EGRESS_NETWORK = /^airlock-egress-[A-Za-z0-9][A-Za-z0-9_.-]{0,100}$/;
-/** On egress networks ("network") and the relay container ("relay"). */
+/** A job's network holder (egress-network.ts): airlock-egress-holder-<uuid>. */
+export const HOLDER_PREFIX = "airlock-egress-holder-";
+export const EGRESS_HOLDER = /^airlock-egress-holder-[A-Za-z0-9][A-Za-z0-9_.-]{0,100}$/;
+/** What a holder runs: nothing but a sleep, so that its network namespace lives. */
+export const HOLDER_CMD = ["sleep", "infinity"] as const;
+/** On egress networks ("network"), the relay container ("relay") and the holders ("holder"). */
 export const LABEL_EGRESS = "airlock.egress";
 export const RELAY_PORT = 3128;
 /** Where the sandbox finds the CA bundle (read-only). */

@@ -113,16 +113,21 @@ export async function runSandbox(
       parked !== undefined && deps.pool !== undefined
         ? deps.pool.dispose(parked)
         : removeAll(deps, containerId, job.workspace === undefined ? volume : undefined);
-    // The network is released once the container is gone (kept for another
-    // job only if it surely is: a job's network never holds another's container).
-    const cleanup: Promise<void> =
+    // The network is removed once the container is gone, after the answer
+    // where there is a background (it is no other job's: nothing waits for it).
+    const released =
       net === undefined
-        ? removal.then(() => undefined)
-        : removal.then((removed) =>
+        ? undefined
+        : removal.then(() =>
             net
-              .release(removed !== false)
+              .release()
               .catch((err: unknown) => deps.warn(`removing network ${net.network}`, err)),
           );
+    const cleanup: Promise<void> = removal.then(() => undefined);
+    if (released !== undefined) {
+      if (deps.background === undefined) await released;
+      else deps.background(released);
+    }
     // With a background hook a one-shot answer does not wait for the engine's
     // removal; a workspace job's waits unless its caller takes the removal
     // (afterAnswer) and holds the workspace's lock until it ends, so the volume

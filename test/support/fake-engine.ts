@@ -32,6 +32,8 @@ export interface FakeEngine {
   containers: Map<string, Record<string, string>>;
   /** Network name → labels; absent names are 404. */
   networks: Map<string, Record<string, string>>;
+  /** Container id → its HostConfig.NetworkMode in an inspect (default none). */
+  networkModes: Map<string, string>;
   /** Bytes that reached the engine on an attach connection after it answered 404. */
   afterRefusedAttach: () => Buffer;
   close(): Promise<void>;
@@ -44,6 +46,7 @@ export async function startFakeEngine(): Promise<FakeEngine> {
   const volumes = new Map<string, FakeVolume>();
   const containers = new Map<string, Record<string, string>>();
   const networks = new Map<string, Record<string, string>>();
+  const networkModes = new Map<string, string>();
   const late: Buffer[] = [];
   const sockets = new Set<Socket>();
 
@@ -60,7 +63,14 @@ export async function startFakeEngine(): Promise<FakeEngine> {
       const labels = containers.get(inspect[1] as string);
       return labels === undefined
         ? [404, { message: "No such container" }]
-        : [200, { Id: inspect[1], Config: { Labels: labels } }];
+        : [
+            200,
+            {
+              Id: inspect[1],
+              Config: { Labels: labels },
+              HostConfig: { NetworkMode: networkModes.get(inspect[1] as string) ?? "none" },
+            },
+          ];
     }
     const network = /^\/networks\/([^/]+)$/.exec(path);
     if (method === "GET" && network !== null) {
@@ -123,6 +133,7 @@ export async function startFakeEngine(): Promise<FakeEngine> {
     received,
     volumes,
     containers,
+    networkModes,
     networks,
     afterRefusedAttach: () => Buffer.concat(late),
     async close() {

@@ -17,7 +17,12 @@ import {
   meterContainerSpec,
   type SpecContext,
 } from "../../executor/container-spec.ts";
-import { CA_BUNDLE_PATH, CA_CERT_PATH, RELAY_SCRIPT } from "../../executor/egress-relay.ts";
+import {
+  CA_BUNDLE_PATH,
+  CA_CERT_PATH,
+  HOLDER_CMD,
+  RELAY_SCRIPT,
+} from "../../executor/egress-relay.ts";
 import { METER_SCRIPT } from "../../executor/workspace-meter.ts";
 import { LABEL_STOP, LABEL_STOPPED_AT } from "../../policies/access/stop.ts";
 import { loadProfiles, POLICIES_DIR } from "../../policies/load.ts";
@@ -504,6 +509,70 @@ describe("egress: exactly airlock's networks, relay and CA mounts", () => {
     engine.networks.set("airlock-egress-foreign", {});
     engine.networks.set("bridge", {});
     engine.containers.set("relay1", { airlock: "unit", "airlock.egress": "relay" });
+    engine.containers.set("airlock-egress-holder-h1", {
+      airlock: "unit",
+      "airlock.egress": "holder",
+    });
+    engine.networkModes.set("airlock-egress-holder-h1", "airlock-egress-j1");
+    // Named like a holder, labelled like one, but on the default bridge.
+    engine.containers.set("airlock-egress-holder-h2", {
+      airlock: "unit",
+      "airlock.egress": "holder",
+    });
+    engine.networkModes.set("airlock-egress-holder-h2", "bridge");
+    engine.containers.set("airlock-egress-holder-h3", {
+      airlock: "unit",
+      "airlock.egress": "relay",
+    });
+    engine.networkModes.set("airlock-egress-holder-h3", "airlock-egress-j1");
+  });
+  const holder = (): Obj => ({
+    name: "airlock-egress-holder-h1",
+    Image: "airlock/node:1",
+    Entrypoint: [],
+    Cmd: [...HOLDER_CMD],
+    User: "65534:65534",
+    Hostname: "sandbox",
+    Labels: { airlock: "unit", "airlock.egress": "holder", "airlock.deadline": "1" },
+    NetworkingConfig: {
+      EndpointsConfig: { "airlock-egress-j1": { IPAMConfig: { IPv4Address: "10.213.0.3" } } },
+    },
+    HostConfig: {
+      NetworkMode: "airlock-egress-j1",
+      ReadonlyRootfs: true,
+      CapDrop: ["ALL"],
+      SecurityOpt: [NNP],
+      Memory: 33554432,
+      PidsLimit: 8,
+      LogConfig: { Type: "none", Config: {} },
+    },
+  });
+  const inHolder = (name: string) => () => {
+    const spec = egressSpec();
+    host(spec)["NetworkMode"] = `container:${name}`;
+    return spec;
+  };
+
+  it("a holder on its network, and a job in a holder's namespace, go through", async () => {
+    expect((await create(holder(), "?name=airlock-egress-holder-h1")).status).toBe(201);
+    expect((await create(inHolder("airlock-egress-holder-h1")())).status).toBe(201);
+    expect(refusals).toEqual([]);
+  });
+
+  it.each<[string, () => Obj, string]>([
+    ["a holder named like a job", holder, "?name=airlock-j1"],
+    ["a job in the namespace of a holder on the bridge", inHolder("airlock-egress-holder-h2"), ""],
+    [
+      "a job in the namespace of a relay named as a holder",
+      inHolder("airlock-egress-holder-h3"),
+      "",
+    ],
+    ["a job in the namespace of a missing holder", inHolder("airlock-egress-holder-h9"), ""],
+    ["a job in any other container's namespace", inHolder("c1"), ""],
+  ])("refused: %s", async (_, make, query) => {
+    const res = await create(make(), query);
+    expect(res.status).toBe(403);
+    expect(reached("/containers/create")).toEqual([]);
   });
 
   it("airlock's egress calls go through: a job on its network (runc and runsc-net), the relay, the network", async () => {
@@ -534,7 +603,7 @@ describe("egress: exactly airlock's networks, relay and CA mounts", () => {
       "a sandbox on the default bridge",
       egressSpec,
       (s) => (host(s)["NetworkMode"] = "bridge"),
-      "NetworkMode must be none or an airlock-egress-* network",
+      "NetworkMode must be none, an airlock-egress-* network or container:airlock-egress-holder-*",
     ],
     [
       "a sandbox on the host's network",
@@ -594,6 +663,19 @@ describe("egress: exactly airlock's networks, relay and CA mounts", () => {
       "the relay is on the default bridge",
     ],
     ["a relay as root", relay, (s) => (s["User"] = "0:0"), "User"],
+    [
+      "a holder running other code",
+      holder,
+      (s) => ((s["Cmd"] as string[])[0] = "node"),
+      "Cmd",
+    ],
+    [
+      "a holder on the bridge",
+      holder,
+      (s) => (host(s)["NetworkMode"] = "bridge"),
+      "a holder is on an airlock-egress-* network",
+    ],
+    ["a holder as root", holder, (s) => (s["User"] = "0:0"), "User"],
   ])("refused: %s", async (_, make, edit, message) => {
     const spec = make();
     edit(spec);
