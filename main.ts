@@ -136,6 +136,8 @@ async function main(): Promise<void> {
     dataDir,
     instanceId: config.instanceId,
     relayImage: profiles.get("node")?.image ?? "airlock/node:1",
+    relayNetwork: config.egressRelayNetwork,
+    caVolume: config.egressCaVolume,
     // The longest a job can hold its network: its holder's deadline (the reaper's) must not cut it.
     jobMaxMs:
       Math.max(

@@ -78,6 +78,23 @@ const EnvSchema = z.object({
   AIRLOCK_TLS_KEY: z.string().min(1).optional(),
   AIRLOCK_SHUTDOWN_GRACE_MS: intFrom(0, 3600 * 1000).default(30_000),
   AIRLOCK_DATA_DIR: z.string().min(1).optional(),
+  // The gateway in a container (docker-compose.yml): a network it is on, for
+  // the egress relay to reach its proxy, and a volume of its own (mounted at
+  // the path) holding the egress CA's public certificates for sandboxes.
+  AIRLOCK_EGRESS_RELAY_NETWORK: z
+    .string()
+    .regex(
+      /^airlock-relay-[A-Za-z0-9][A-Za-z0-9_.-]{0,100}$/,
+      "must be the name of a Docker network airlock-relay-<name> the gateway is on",
+    )
+    .optional(),
+  AIRLOCK_EGRESS_CA_VOLUME: z
+    .string()
+    .regex(
+      /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}:\/\S+$/,
+      "must be <volume>:<where the gateway mounts it>, such as airlock-egress-ca:/var/lib/airlock-ca",
+    )
+    .optional(),
   AIRLOCK_EXECUTION_RETENTION: duration(60_000, 365 * 86_400_000).default(7 * 86_400_000),
   AIRLOCK_STATE_URL: z
     .string()
@@ -162,6 +179,10 @@ export interface Config {
   shutdownGraceMs: number;
   /** Where the state store lives (executions, idempotency, approvals); default: state/sqlite.ts defaultDataDir(). */
   dataDir: string | undefined;
+  /** The gateway in a container: the network its egress relay reaches it on (default: the engine's bridge). */
+  egressRelayNetwork: string | undefined;
+  /** The gateway in a container: the volume sandboxes get the egress CA from, and where the gateway mounts it. */
+  egressCaVolume: { name: string; path: string } | undefined;
   /** Ended executions, settled approvals and idempotency entries are kept this long. */
   executionRetentionMs: number;
   /** Set with AIRLOCK_STATE_URL: this gateway is one of several sharing a PostgreSQL store. */
@@ -241,6 +262,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     );
   }
   const e = parsed.data;
+  // Empty is unset: a compose override that names a policy file blanks the keys variable.
+  if (e.AIRLOCK_API_KEYS?.trim() === "") e.AIRLOCK_API_KEYS = undefined;
   if (e.AIRLOCK_POLICY_FILE !== undefined) {
     const other =
       e.AIRLOCK_API_KEYS !== undefined
@@ -317,6 +340,14 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     tls,
     shutdownGraceMs: e.AIRLOCK_SHUTDOWN_GRACE_MS,
     dataDir: e.AIRLOCK_DATA_DIR,
+    egressRelayNetwork: e.AIRLOCK_EGRESS_RELAY_NETWORK,
+    egressCaVolume:
+      e.AIRLOCK_EGRESS_CA_VOLUME === undefined
+        ? undefined
+        : {
+            name: e.AIRLOCK_EGRESS_CA_VOLUME.slice(0, e.AIRLOCK_EGRESS_CA_VOLUME.indexOf(":")),
+            path: e.AIRLOCK_EGRESS_CA_VOLUME.slice(e.AIRLOCK_EGRESS_CA_VOLUME.indexOf(":") + 1),
+          },
     executionRetentionMs: e.AIRLOCK_EXECUTION_RETENTION,
     replicas: replicaConfig(e, tls),
   };

@@ -23,10 +23,12 @@ import { LABEL_INSTANCE } from "../executor/container-spec.ts";
 import {
   CA_BUNDLE_PATH,
   CA_CERT_PATH,
+  CA_DIR_PATH,
   EGRESS_HOLDER,
   EGRESS_NETWORK,
   HOLDER_CMD,
   LABEL_EGRESS,
+  RELAY_NETWORK,
   RELAY_SCRIPT,
   RUNSC_NETWORK_RUNTIME,
 } from "../executor/egress-relay.ts";
@@ -87,8 +89,12 @@ export function ruleFor(method: string, rawPath: string): Rule {
   if (is("GET", "/containers/json") || is("GET", "/volumes")) return { kind: "allow" };
   if (is("POST", "/containers/create")) return { kind: "create-container" };
   if (is("POST", "/volumes/create")) return { kind: "create-volume" };
-  // The default bridge's gateway (where the relay reaches the proxy), and the egress networks' list.
+  // The default bridge's gateway, or the subnet of the network a gateway in a
+  // container is on (where the relay reaches the proxy), and the egress networks' list.
   if (is("GET", "/networks/bridge") || is("GET", "/networks")) return { kind: "allow" };
+  const relayNet = /^\/networks\/([^/]+)$/.exec(path);
+  if (method === "GET" && relayNet !== null && RELAY_NETWORK.test(relayNet[1] as string))
+    return { kind: "allow" };
   if (is("POST", "/networks/create")) return { kind: "create-network" };
   const network = /^\/networks\/([^/]+)(?:\/(connect|disconnect))?$/.exec(path);
   if (network !== null && EGRESS_NETWORK.test(network[1] as string)) {
@@ -193,6 +199,18 @@ function CaMount(target: string) {
 }
 
 /**
+ * The egress CA's volume (a gateway in a container keeps the CA's public
+ * certificates in a volume of its own), read-only at /etc/airlock. The proxy
+ * checks that the volume carries airlock.egress=ca.
+ */
+const CaVolumeMount = z.strictObject({
+  Type: z.literal("volume"),
+  Source: z.string().regex(VOLUME_NAME, "must be a volume name"),
+  Target: z.literal(CA_DIR_PATH),
+  ReadOnly: z.literal(true, "the CA is mounted read-only"),
+});
+
+/**
  * A checkpoint's system job mounts more volumes beside /workspace
  * (executor/checkpoints.ts): existing ones only (no VolumeOptions, so the
  * engine makes none), under /airlock/, each still held to isMountableVolume.
@@ -275,14 +293,17 @@ const HostConfig = z
           .rest(ExtraMount)
           .refine((m) => m.length <= 260, "at most 260 mounts"),
         z.tuple([Mount, CaMount(CA_BUNDLE_PATH), CaMount(CA_CERT_PATH)]),
+        z.tuple([Mount, CaVolumeMount]),
       ],
       `a volume at ${WORKSPACE_DIR} first (no bind or tmpfs mounts), and beside it either existing airlock volumes at /airlock/src, /airlock/dst or /airlock/d<n> (a checkpoint's job) or, on an egress network only, the CA read-only`,
     ),
   })
   .refine((h) => h.MemorySwap === h.Memory, "MemorySwap must equal Memory (no swap)")
   .refine(
-    // Bind mounts are the CA's alone; a checkpoint's further volumes need no network.
-    (h) => h.Mounts.every((m) => m.Type === "volume") || h.NetworkMode !== "none",
+    // Bind mounts and /etc/airlock are the CA's alone; a checkpoint's further volumes need no network.
+    (h) =>
+      h.Mounts.every((m) => m.Type === "volume" && m.Target !== CA_DIR_PATH) ||
+      h.NetworkMode !== "none",
     "the egress CA is mounted only for a job on an egress network",
   );
 
@@ -405,7 +426,12 @@ export const RelayCreateBody = z.strictObject({
     `the relay must carry the ${LABEL_INSTANCE} and ${LABEL_EGRESS}=relay labels`,
   ),
   HostConfig: z.strictObject({
-    NetworkMode: z.literal("bridge", "the relay is on the default bridge"),
+    NetworkMode: z
+      .string()
+      .refine(
+        (mode) => mode === "bridge" || RELAY_NETWORK.test(mode),
+        "the relay is on the default bridge or an airlock-relay-* network (the gateway's)",
+      ),
     ReadonlyRootfs: z.literal(true),
     CapDrop: z.tuple([z.literal("ALL")]),
     SecurityOpt: z.tuple([z.literal(NO_NEW_PRIVILEGES)]),

@@ -17,7 +17,13 @@
 import { createServer, type IncomingMessage, request, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { z } from "zod";
-import { EGRESS_HOLDER, EGRESS_NETWORK, LABEL_EGRESS } from "../executor/egress-relay.ts";
+import {
+  CA_DIR_PATH,
+  CA_VOLUME_LABEL,
+  EGRESS_HOLDER,
+  EGRESS_NETWORK,
+  LABEL_EGRESS,
+} from "../executor/egress-relay.ts";
 import { relayAttach } from "./attach-relay.ts";
 import {
   CONTAINER_NAME,
@@ -177,7 +183,7 @@ export function createSocketProxy(options: ProxyOptions) {
    * label and the plain local driver.
    */
   async function mountProblem(
-    mount: Pick<Mount, "Source" | "VolumeOptions">,
+    mount: Pick<Mount, "Source" | "VolumeOptions"> & { Target: string },
   ): Promise<string | undefined> {
     const { status, json } = await ask("GET", `/volumes/${encodeURIComponent(mount.Source)}`);
     if (status === 404) {
@@ -187,7 +193,11 @@ export function createSocketProxy(options: ProxyOptions) {
     }
     if (status !== 200) return `the engine did not say whose volume ${mount.Source} is (${status})`;
     const volume = json as { Labels?: Record<string, string>; Driver?: string; Options?: object };
-    if (!isMountableVolume(volume.Labels)) return `volume ${mount.Source} is not airlock's`;
+    if (mount.Target === CA_DIR_PATH) {
+      // Only the egress CA's volume goes there (read-only: the schema says so).
+      if (volume.Labels?.[LABEL_EGRESS] !== CA_VOLUME_LABEL)
+        return `volume ${mount.Source} is not the egress CA's (${LABEL_EGRESS}=${CA_VOLUME_LABEL})`;
+    } else if (!isMountableVolume(volume.Labels)) return `volume ${mount.Source} is not airlock's`;
     if (volume.Driver !== "local" || Object.keys(volume.Options ?? {}).length > 0) {
       return `volume ${mount.Source} is not a plain local volume`;
     }

@@ -29,7 +29,7 @@ export interface SpecContext {
   mounts?: readonly JobMount[] | undefined;
 }
 
-type Mount = { Type: "bind"; Source: string; Target: string; ReadOnly: true };
+type Mount = { Type: "bind" | "volume"; Source: string; Target: string; ReadOnly: true };
 
 export function jobLabels(ctx: SpecContext): Record<string, string> {
   return {

@@ -222,6 +222,8 @@ export class DockerodeClient implements ContainerClient {
 export interface NetworkClient {
   /** The host's address on the engine's default bridge (docker0). */
   bridgeGateway(): Promise<string>;
+  /** The IPv4 subnets of a network (the gateway in a container finds its own address by them). */
+  subnets(name: string): Promise<string[]>;
   createNetwork(name: string, subnet: string, labels: Record<string, string>): Promise<void>;
   connect(network: string, container: string, ipv4: string): Promise<void>;
   disconnect(network: string, container: string): Promise<void>;
@@ -244,6 +246,12 @@ export class DockerodeNetworks implements NetworkClient {
     if (gateway === undefined)
       throw new Error("the engine's default bridge has no gateway address");
     return gateway;
+  }
+
+  async subnets(name: string): Promise<string[]> {
+    const info = await this.docker.getNetwork(name).inspect();
+    const config = (info as { IPAM?: { Config?: { Subnet?: string }[] } }).IPAM?.Config ?? [];
+    return config.flatMap((c) => (c.Subnet === undefined ? [] : [c.Subnet]));
   }
 
   async createNetwork(name: string, subnet: string, labels: Record<string, string>) {

@@ -8,9 +8,11 @@ import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { createSecureContext, type SecureContext } from "node:tls";
 import { promisify } from "node:util";
+
+import { CA_BUNDLE_PATH, CA_CERT_PATH } from "./egress-relay.ts";
 
 const run = promisify(execFile);
 const SYSTEM_ROOTS = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"];
@@ -62,6 +64,19 @@ export class EgressCa {
       mode: 0o644,
     });
     return ca;
+  }
+
+  /**
+   * Copies the public certificates (never the key) into `dir`, named as the
+   * sandbox sees them: a volume of the gateway's own, mounted at CA_DIR_PATH
+   * when the gateway runs in a container and its paths are not the host's.
+   */
+  publishTo(dir: string): void {
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    writeFileSync(join(dir, basename(CA_CERT_PATH)), readFileSync(this.certFile), { mode: 0o644 });
+    writeFileSync(join(dir, basename(CA_BUNDLE_PATH)), readFileSync(this.bundleFile), {
+      mode: 0o644,
+    });
   }
 
   /** A TLS context presenting a certificate for `host`, signed by the CA (made once per host). */

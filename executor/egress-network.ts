@@ -15,6 +15,8 @@
 // handed to one job and removed after it — never reused, never shared — and
 // everything of it is off the answer's critical path but the proxy lease.
 import { randomUUID } from "node:crypto";
+import { BlockList, isIPv4 } from "node:net";
+import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import type { EgressEntry, EgressRules } from "../core/egress.ts";
 import type { LoadedProfile } from "../core/profile.ts";
@@ -25,6 +27,7 @@ import { EgressProxy } from "./egress-proxy.ts";
 import {
   CA_BUNDLE_PATH,
   CA_CERT_PATH,
+  CA_DIR_PATH,
   HOLDER_CMD,
   HOLDER_PREFIX,
   LABEL_EGRESS,
@@ -54,6 +57,10 @@ export interface EgressOptions {
   subnetPrefix?: string;
   /** The longest a job may hold a network (its timeouts and the orphan grace): the holders' deadline. */
   jobMaxMs?: number | undefined;
+  /** The gateway in a container: the network (it is on) where the relay reaches it; default the engine's bridge. */
+  relayNetwork?: string | undefined;
+  /** The gateway in a container: the volume with the CA's public certificates (EgressCa.publishTo). */
+  caVolume?: string | undefined;
   warn: (message: string, err: unknown) => void;
 }
 
@@ -62,17 +69,27 @@ export interface JobNetwork {
   /** The container's NetworkMode: `container:<holder>`, the holder's namespace on the job's network. */
   network: string;
   env: Record<string, string>;
-  mounts: { Type: "bind"; Source: string; Target: string; ReadOnly: true }[];
+  mounts: EgressMount[];
   runtime(profile: LoadedProfile): string;
   entries(): EgressEntry[];
   /** Once the job's container is gone: removes the holder and the network. */
   release(): Promise<void>;
 }
 
+/** The CA, read-only: files of the gateway's host, or a volume of the gateway's own. */
+export type EgressMount = {
+  Type: "bind" | "volume";
+  Source: string;
+  Target: string;
+  ReadOnly: true;
+};
+
 /** A network with the relay on it and a holder started in it, for one job. */
 interface Made {
   name: string;
   holder: string;
+  /** The holder's id, once the engine gave one. */
+  holderId?: string | undefined;
   relayIp: string;
   madeAt: number;
 }
@@ -92,10 +109,14 @@ export class Egress {
     this.o = options;
   }
 
-  /** Listens on the default bridge and starts the relay, once. */
+  /** Listens where the relay can reach the proxy and starts the relay, once. */
   private start(): Promise<string> {
     this.started ??= (async () => {
-      const gateway = await this.o.networks.bridgeGateway();
+      const { relayNetwork } = this.o;
+      const gateway =
+        relayNetwork === undefined
+          ? await this.o.networks.bridgeGateway()
+          : ownAddressIn(relayNetwork, await this.o.networks.subnets(relayNetwork));
       const address = await this.o.proxy.listen(gateway);
       const id = await this.o.client.create({
         name: `airlock-egress-relay-${this.o.instanceId}`,
@@ -105,7 +126,7 @@ export class Egress {
         User: "65534:65534",
         Labels: { [LABEL_INSTANCE]: this.o.instanceId, [LABEL_EGRESS]: "relay" },
         HostConfig: {
-          NetworkMode: "bridge",
+          NetworkMode: relayNetwork ?? "bridge",
           ReadonlyRootfs: true,
           CapDrop: ["ALL"],
           SecurityOpt: ["no-new-privileges:true"],
@@ -133,10 +154,18 @@ export class Egress {
     return {
       network: `container:${made.holder}`,
       env: proxyEnv(proxyUrl),
-      mounts: [
-        { Type: "bind", Source: this.o.ca.bundleFile, Target: CA_BUNDLE_PATH, ReadOnly: true },
-        { Type: "bind", Source: this.o.ca.certFile, Target: CA_CERT_PATH, ReadOnly: true },
-      ],
+      mounts:
+        this.o.caVolume === undefined
+          ? [
+              {
+                Type: "bind",
+                Source: this.o.ca.bundleFile,
+                Target: CA_BUNDLE_PATH,
+                ReadOnly: true,
+              },
+              { Type: "bind", Source: this.o.ca.certFile, Target: CA_CERT_PATH, ReadOnly: true },
+            ]
+          : [{ Type: "volume", Source: this.o.caVolume, Target: CA_DIR_PATH, ReadOnly: true }],
       runtime: (profile) => (profile.runtime === "runsc" ? RUNSC_NETWORK_RUNTIME : profile.runtime),
       entries: lease.entries,
       release: async () => {
@@ -185,11 +214,12 @@ export class Egress {
     const holder = `${HOLDER_PREFIX}${id}`;
     const labels = { [LABEL_INSTANCE]: this.o.instanceId, [LABEL_EGRESS]: "network" };
     const { relayIp, holderIp } = await this.createNetwork(name, labels);
-    const made = { name, holder, relayIp, madeAt: Date.now() };
+    const made: Made = { name, holder, relayIp, madeAt: Date.now() };
     const joined = this.o.networks.connect(name, relay, made.relayIp);
-    const held = this.o.client
-      .create(this.holderSpec(name, holder, holderIp))
-      .then((hid) => this.o.client.start(hid));
+    const held = this.o.client.create(this.holderSpec(name, holder, holderIp)).then((id) => {
+      made.holderId = id;
+      return this.o.client.start(id);
+    });
     const [j, h] = await Promise.allSettled([joined, held]);
     if (j.status === "rejected" || h.status === "rejected") {
       await this.remove(made, relay).catch(() => undefined);
@@ -228,10 +258,14 @@ export class Egress {
   }
 
   /** The holder, then the relay's endpoint, then the network (`relay` undefined: the relay is gone or unknown). */
-  private async remove(made: Made, relay: string | undefined): Promise<void> {
-    await this.o.client.remove(made.holder);
+  private async remove(made: Made, relay: string | undefined, alive?: Set<string>): Promise<void> {
+    if (alive === undefined || made.holderId === undefined || alive.has(made.holderId)) {
+      await this.o.client.remove(made.holderId ?? made.holder);
+    }
     const joined = relay ?? (await this.started?.catch(() => undefined));
-    if (joined !== undefined) await this.o.networks.disconnect(made.name, joined);
+    if (joined !== undefined && (alive === undefined || alive.has(joined))) {
+      await this.o.networks.disconnect(made.name, joined);
+    }
     await this.o.networks.removeNetwork(made.name);
   }
 
@@ -240,8 +274,14 @@ export class Egress {
     this.closed = true;
     while (this.work.size > 0) await Promise.allSettled([...this.work]);
     const relay = await this.started?.catch(() => undefined);
-    for (const made of this.spare.splice(0)) {
-      await this.remove(made, relay).catch((err: unknown) =>
+    const spares = this.spare.splice(0);
+    if (spares.length === 0) return;
+    // The executor's last reap may have removed the holders (and the relay) already.
+    const alive = new Set(
+      (await this.o.client.listContainers(LABEL_EGRESS).catch(() => [])).map((c) => c.id),
+    );
+    for (const made of spares) {
+      await this.remove(made, relay, alive).catch((err: unknown) =>
         this.o.warn(`removing network ${made.name}`, err),
       );
     }
@@ -284,6 +324,24 @@ export class Egress {
   }
 }
 
+/** This gateway's address on `network` (its `subnets`): it must be on it (the gateway in a container). */
+function ownAddressIn(network: string, subnets: string[]): string {
+  const list = new BlockList();
+  for (const subnet of subnets) {
+    const [ip, bits] = subnet.split("/");
+    if (ip !== undefined && isIPv4(ip)) list.addSubnet(ip, Number(bits), "ipv4");
+  }
+  const own = Object.values(networkInterfaces())
+    .flatMap((l) => l ?? [])
+    .find((i) => i.family === "IPv4" && list.check(i.address, "ipv4"));
+  if (own === undefined) {
+    throw new Error(
+      `AIRLOCK_EGRESS_RELAY_NETWORK=${network}: the gateway has no address on it (${subnets.join(", ") || "no subnet"}); attach its container to that network`,
+    );
+  }
+  return own.address;
+}
+
 /** The variables that make proxy-aware tools use the proxy and trust the CA. */
 function proxyEnv(url: string): Record<string, string> {
   return {
@@ -314,6 +372,10 @@ export interface OpenEgressOptions {
   relayImage: string;
   /** The longest a job may hold a network: its holder's deadline (default an hour). */
   jobMaxMs?: number | undefined;
+  /** The gateway in a container: the network the relay reaches it on (AIRLOCK_EGRESS_RELAY_NETWORK). */
+  relayNetwork?: string | undefined;
+  /** The gateway in a container: the CA's volume, and where the gateway mounts it (AIRLOCK_EGRESS_CA_VOLUME). */
+  caVolume?: { name: string; path: string } | undefined;
   /** PEM of extra roots for upstreams whose TLS the proxy terminates. */
   upstreamCa?: string | undefined;
   onConnection?: ((entry: EgressEntry) => void) | undefined;
@@ -325,8 +387,9 @@ export async function openEgress(
   o: OpenEgressOptions,
 ): Promise<{ egress: Egress; close(): Promise<void> }> {
   const ca = await EgressCa.open(join(o.dataDir, "egress"));
+  if (o.caVolume !== undefined) ca.publishTo(o.caVolume.path);
   const proxy = new EgressProxy({ ca, upstreamCa: o.upstreamCa, onConnection: o.onConnection });
-  const egress = new Egress({ ...o, proxy, ca });
+  const egress = new Egress({ ...o, caVolume: o.caVolume?.name, proxy, ca });
   await egress.sweep();
   return {
     egress,

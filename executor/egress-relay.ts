@@ -14,6 +14,12 @@ export const HOLDER_CMD = ["sleep", "infinity"] as const;
 /** On egress networks ("network"), the relay container ("relay") and the holders ("holder"). */
 export const LABEL_EGRESS = "airlock.egress";
 export const RELAY_PORT = 3128;
+/** A network the gateway in a container is on, for the relay to reach it (AIRLOCK_EGRESS_RELAY_NETWORK). */
+export const RELAY_NETWORK = /^airlock-relay-[A-Za-z0-9][A-Za-z0-9_.-]{0,100}$/;
+/** Where a CA volume (the gateway in a container) is mounted in the sandbox, read-only. */
+export const CA_DIR_PATH = "/etc/airlock";
+/** On the CA volume (LABEL_EGRESS's value): the only volume mounted at CA_DIR_PATH. */
+export const CA_VOLUME_LABEL = "ca";
 /** Where the sandbox finds the CA bundle (read-only). */
 export const CA_BUNDLE_PATH = "/etc/airlock/egress-ca-bundle.pem";
 export const CA_CERT_PATH = "/etc/airlock/egress-ca.pem";

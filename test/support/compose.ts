@@ -29,10 +29,15 @@ export interface ComposeProject {
 
 export async function composeProject(
   name: string,
-  options: { cwd: string; file?: string; env: Record<string, string> },
+  options: { cwd: string; file?: string; overrides?: string[]; env: Record<string, string> },
 ): Promise<ComposeProject> {
   const [cmd, ...pre] = await composeCommand();
-  const file = options.file === undefined ? [] : ["-f", options.file];
+  const overrides = options.overrides ?? [];
+  const file = [
+    ...(options.file === undefined && overrides.length > 0 ? ["-f", "docker-compose.yml"] : []),
+    ...(options.file === undefined ? [] : ["-f", options.file]),
+    ...overrides.flatMap((o) => ["-f", o]),
+  ];
   return {
     name,
     async run(...args) {

@@ -663,12 +663,7 @@ describe("egress: exactly airlock's networks, relay and CA mounts", () => {
       "the relay is on the default bridge",
     ],
     ["a relay as root", relay, (s) => (s["User"] = "0:0"), "User"],
-    [
-      "a holder running other code",
-      holder,
-      (s) => ((s["Cmd"] as string[])[0] = "node"),
-      "Cmd",
-    ],
+    ["a holder running other code", holder, (s) => ((s["Cmd"] as string[])[0] = "node"), "Cmd"],
     [
       "a holder on the bridge",
       holder,
