@@ -212,7 +212,12 @@ export class Egress {
     const id = randomUUID();
     const name = `airlock-egress-${id}`;
     const holder = `${HOLDER_PREFIX}${id}`;
-    const labels = { [LABEL_INSTANCE]: this.o.instanceId, [LABEL_EGRESS]: "network" };
+    const labels = {
+      [LABEL_INSTANCE]: this.o.instanceId,
+      [LABEL_EGRESS]: "network",
+      // As its holder's: past it, any gateway's reaper may remove the network (reapExpired).
+      [LABEL_DEADLINE]: String(this.deadline()),
+    };
     const { relayIp, holderIp } = await this.createNetwork(name, labels);
     const made: Made = { name, holder, relayIp, madeAt: Date.now() };
     const joined = this.o.networks.connect(name, relay, made.relayIp);
@@ -228,9 +233,14 @@ export class Egress {
     return made;
   }
 
+  /** Past this, a network made now and its holder are surely no job's. */
+  private deadline(): number {
+    return Date.now() + SPARE_MAX_AGE_MS + (this.o.jobMaxMs ?? DEFAULT_JOB_MAX_MS);
+  }
+
   /** A container that only sleeps in the network's namespace, for the job's container to share. */
   private holderSpec(network: string, name: string, ip: string): ContainerSpec {
-    const deadline = Date.now() + SPARE_MAX_AGE_MS + (this.o.jobMaxMs ?? DEFAULT_JOB_MAX_MS);
+    const deadline = this.deadline();
     return {
       name,
       Image: this.o.relayImage,
@@ -302,6 +312,30 @@ export class Egress {
         if (attempt >= 8 || !/overlap|already/i.test((err as Error).message)) throw err;
       }
     }
+  }
+
+  /**
+   * Removes egress networks past their deadline, any gateway's (the reaper's
+   * round): their holders are past the same deadline and reaped with the
+   * containers. This gateway's relay leaves them first; one still joined by
+   * another's relay stays until that gateway sweeps.
+   */
+  async reapExpired(now = Date.now()): Promise<number> {
+    const relay = await this.started?.catch(() => undefined);
+    let removed = 0;
+    for (const n of await this.o.networks.listNetworks(LABEL_EGRESS)) {
+      const deadline = Number(n.labels[LABEL_DEADLINE]);
+      if (!Number.isFinite(deadline) || deadline >= now) continue;
+      try {
+        if (relay !== undefined && n.labels[LABEL_INSTANCE] === this.o.instanceId)
+          await this.o.networks.disconnect(n.name, relay);
+        await this.o.networks.removeNetwork(n.name);
+        removed++;
+      } catch {
+        // Still in use: the next round tries again.
+      }
+    }
+    return removed;
   }
 
   /** Removes this instance's holders, relay and networks left by a run that died. */

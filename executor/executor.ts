@@ -99,7 +99,10 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     },
     async reap(includeOwn) {
       try {
-        return await reap(deps.client, { instanceId: deps.instanceId, includeOwn });
+        const report = await reap(deps.client, { instanceId: deps.instanceId, includeOwn });
+        // Expired egress networks after the containers: their holders are gone by then.
+        await deps.egress?.reapExpired();
+        return report;
       } catch (err) {
         throw translate(err);
       }
