@@ -148,7 +148,9 @@ export class Egress {
   async lease(_jobId: string, rules: EgressRules): Promise<JobNetwork> {
     const relay = await this.start();
     const made = this.takeSpare() ?? (await this.make(relay));
-    this.replenish(relay);
+    // The spares are topped up after the job, not beside its own start (both
+    // are the engine's work), unless none is left: a burst then makes its next.
+    if (this.spare.length === 0) this.replenish(relay);
     const lease = this.o.proxy.open(rules);
     const proxyUrl = `http://airlock:${lease.token}@${made.relayIp}:${RELAY_PORT}`;
     return {
@@ -171,6 +173,7 @@ export class Egress {
       release: async () => {
         lease.close();
         await this.track(this.remove(made, relay));
+        this.replenish(relay);
       },
     };
   }
