@@ -224,6 +224,8 @@ export interface NetworkClient {
   bridgeGateway(): Promise<string>;
   /** The IPv4 subnets of a network (the gateway in a container finds its own address by them). */
   subnets(name: string): Promise<string[]>;
+  /** A container's IPv4 address on `network`, if it has one. */
+  addressOn(container: string, network: string): Promise<string | undefined>;
   createNetwork(name: string, subnet: string, labels: Record<string, string>): Promise<void>;
   connect(network: string, container: string, ipv4: string): Promise<void>;
   disconnect(network: string, container: string): Promise<void>;
@@ -252,6 +254,12 @@ export class DockerodeNetworks implements NetworkClient {
     const info = await this.docker.getNetwork(name).inspect();
     const config = (info as { IPAM?: { Config?: { Subnet?: string }[] } }).IPAM?.Config ?? [];
     return config.flatMap((c) => (c.Subnet === undefined ? [] : [c.Subnet]));
+  }
+
+  async addressOn(container: string, network: string): Promise<string | undefined> {
+    const info = await this.docker.getContainer(container).inspect();
+    const address = info.NetworkSettings?.Networks?.[network]?.IPAddress;
+    return address === undefined || address === "" ? undefined : address;
   }
 
   async createNetwork(name: string, subnet: string, labels: Record<string, string>) {

@@ -1,21 +1,21 @@
 // Where a job granted a network is plugged in. Each such job gets its own
 // Docker network: internal (no route out) and with no address of the host's
 // on it (com.docker.network.bridge.inhibit_ipv4), so nothing is reachable from
-// it but the relay, a container airlock keeps running that only pipes TCP to
-// the gateway's egress proxy (egress-proxy.ts), which decides every connection
+// it but the network's own relay, a container that only pipes TCP to the
+// gateway's egress proxy (egress-proxy.ts), which decides every connection
 // with the job's rules; the job is known to the proxy by a credential in its
-// proxy URL. One network per job also keeps sandboxes apart from each other.
+// proxy URL. One network (and one relay) per job keeps sandboxes apart.
 //
 // The job's container does not join the network itself: it shares the network
 // namespace of a "holder" (a sleeping container on that network, made with it).
 // The engine starts a container on a user-defined network ~300 ms slower than
 // one with none (veth, embedded DNS set up in its namespace); joining a
-// holder's namespace is faster than either. So a network and its holder are
-// made ahead of demand (SPARE_NETWORKS, refilled in the background), each is
-// handed to one job and removed after it — never reused, never shared — and
-// everything of it is off the answer's critical path but the proxy lease.
+// holder's namespace is faster than either. So a network, its relay and its
+// holder are made ahead of demand (SPARE_NETWORKS, refilled in the
+// background), handed to one job and removed after it — never reused, never
+// shared — and none of it is on the answer's critical path but the proxy lease.
 import { randomUUID } from "node:crypto";
-import { BlockList, isIPv4 } from "node:net";
+import { BlockList, connect, isIPv4 } from "node:net";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import type { EgressEntry, EgressRules } from "../core/egress.ts";
@@ -44,6 +44,15 @@ const SPARE_NETWORKS = 2;
 const SPARE_MAX_AGE_MS = 10 * 60_000;
 /** How long past its making a holder may be needed, by default: the longest job and then some. */
 const DEFAULT_JOB_MAX_MS = 60 * 60_000;
+/** How long a new relay may take to listen. */
+const RELAY_READY_MS = 10_000;
+/** The hardening the relays and the holders share (they run nothing of a job's). */
+const SMALL = {
+  ReadonlyRootfs: true,
+  CapDrop: ["ALL"],
+  SecurityOpt: ["no-new-privileges:true"],
+  LogConfig: { Type: "none", Config: {} },
+};
 
 export interface EgressOptions {
   client: ContainerClient;
@@ -84,19 +93,26 @@ export type EgressMount = {
   ReadOnly: true;
 };
 
-/** A network with the relay on it and a holder started in it, for one job. */
+/** A network with its own relay and holder started on it, for one job. */
 interface Made {
   name: string;
   holder: string;
-  /** The holder's id, once the engine gave one. */
-  holderId?: string | undefined;
   relayIp: string;
   madeAt: number;
+  /** The holder's and the relay's ids, once the engine gave them. */
+  ids: string[];
+}
+
+/** Where the relays reach the proxy: an address of the gateway's, on `network`. */
+interface Listening {
+  host: string;
+  port: number;
+  network: string;
 }
 
 export class Egress {
   private readonly o: EgressOptions;
-  private started: Promise<string> | undefined;
+  private started: Promise<Listening> | undefined;
   private next = 0;
   /** Spare networks no job has had. */
   private readonly spare: Made[] = [];
@@ -109,34 +125,16 @@ export class Egress {
     this.o = options;
   }
 
-  /** Listens where the relay can reach the proxy and starts the relay, once. */
-  private start(): Promise<string> {
+  /** Listens where the relays can reach the proxy, once. */
+  private start(): Promise<Listening> {
     this.started ??= (async () => {
       const { relayNetwork } = this.o;
-      const gateway =
+      const host =
         relayNetwork === undefined
           ? await this.o.networks.bridgeGateway()
           : ownAddressIn(relayNetwork, await this.o.networks.subnets(relayNetwork));
-      const address = await this.o.proxy.listen(gateway);
-      const id = await this.o.client.create({
-        name: `airlock-egress-relay-${this.o.instanceId}`,
-        Image: this.o.relayImage,
-        Entrypoint: [],
-        Cmd: ["node", "-e", RELAY_SCRIPT, gateway, String(address.port)],
-        User: "65534:65534",
-        Labels: { [LABEL_INSTANCE]: this.o.instanceId, [LABEL_EGRESS]: "relay" },
-        HostConfig: {
-          NetworkMode: relayNetwork ?? "bridge",
-          ReadonlyRootfs: true,
-          CapDrop: ["ALL"],
-          SecurityOpt: ["no-new-privileges:true"],
-          Memory: 128 * 1024 * 1024,
-          PidsLimit: 64,
-          LogConfig: { Type: "none", Config: {} },
-        },
-      });
-      await this.o.client.start(id);
-      return id;
+      const address = await this.o.proxy.listen(host);
+      return { host, port: address.port, network: relayNetwork ?? "bridge" };
     })();
     this.started.catch(() => {
       this.started = undefined;
@@ -146,11 +144,11 @@ export class Egress {
 
   /** A network for one job under `rules`; release it when the job's container is gone. */
   async lease(_jobId: string, rules: EgressRules): Promise<JobNetwork> {
-    const relay = await this.start();
-    const made = this.takeSpare() ?? (await this.make(relay));
+    const at = await this.start();
+    const made = this.takeSpare() ?? (await this.make(at));
     // The spares are topped up after the job, not beside its own start (both
     // are the engine's work), unless none is left: a burst then makes its next.
-    if (this.spare.length === 0) this.replenish(relay);
+    if (this.spare.length === 0) this.replenish(at);
     const lease = this.o.proxy.open(rules);
     const proxyUrl = `http://airlock:${lease.token}@${made.relayIp}:${RELAY_PORT}`;
     return {
@@ -172,8 +170,8 @@ export class Egress {
       entries: lease.entries,
       release: async () => {
         lease.close();
-        await this.track(this.remove(made, relay));
-        this.replenish(relay);
+        await this.track(this.remove(made));
+        this.replenish(at);
       },
     };
   }
@@ -182,19 +180,19 @@ export class Egress {
   private takeSpare(): Made | undefined {
     for (let made = this.spare.shift(); made !== undefined; made = this.spare.shift()) {
       if (Date.now() - made.madeAt <= SPARE_MAX_AGE_MS) return made;
-      void this.track(this.remove(made, undefined));
+      void this.track(this.remove(made));
     }
     return undefined;
   }
 
   /** Tops the spares up to SPARE_NETWORKS in the background. */
-  private replenish(relay: string): void {
+  private replenish(at: Listening): void {
     while (!this.closed && this.spare.length + this.filling < SPARE_NETWORKS) {
       this.filling++;
       void this.track(
-        this.make(relay)
+        this.make(at)
           .then(async (made) => {
-            if (this.closed) await this.remove(made, relay);
+            if (this.closed) await this.remove(made);
             else this.spare.push(made);
           })
           .catch((err: unknown) => this.o.warn("making a spare egress network", err))
@@ -210,40 +208,97 @@ export class Egress {
     return work.finally(() => this.work.delete(work));
   }
 
-  /** A fresh network: the relay joins it while the holder starts on it (fixed addresses, no race). */
-  private async make(relay: string): Promise<Made> {
+  /**
+   * A fresh network with a relay and a holder of its own, neither shared with
+   * any other job: the relay joins it while the holder starts on it (fixed
+   * addresses, no race).
+   */
+  private async make(at: Listening): Promise<Made> {
     const id = randomUUID();
     const name = `airlock-egress-${id}`;
     const holder = `${HOLDER_PREFIX}${id}`;
-    const labels = {
+    const deadline = String(this.deadline());
+    const labels = (kind: string) => ({
       [LABEL_INSTANCE]: this.o.instanceId,
-      [LABEL_EGRESS]: "network",
-      // As its holder's: past it, any gateway's reaper may remove the network (reapExpired).
-      [LABEL_DEADLINE]: String(this.deadline()),
-    };
-    const { relayIp, holderIp } = await this.createNetwork(name, labels);
-    const made: Made = { name, holder, relayIp, madeAt: Date.now() };
-    const joined = this.o.networks.connect(name, relay, made.relayIp);
-    const held = this.o.client.create(this.holderSpec(name, holder, holderIp)).then((id) => {
-      made.holderId = id;
-      return this.o.client.start(id);
+      [LABEL_EGRESS]: kind,
+      // Past it, any gateway's reaper may remove them (reap.ts; reapExpired for the network).
+      [LABEL_DEADLINE]: deadline,
     });
-    const [j, h] = await Promise.allSettled([joined, held]);
-    if (j.status === "rejected" || h.status === "rejected") {
-      await this.remove(made, relay).catch(() => undefined);
-      throw j.status === "rejected" ? j.reason : (h as PromiseRejectedResult).reason;
+    const { relayIp, holderIp } = await this.createNetwork(name, labels("network"));
+    const made: Made = { name, holder, relayIp, madeAt: Date.now(), ids: [] };
+    let relayId: string | undefined;
+    const run = async (spec: ContainerSpec, joins?: string) => {
+      const cid = await this.o.client.create(spec);
+      made.ids.push(cid);
+      if (joins !== undefined) {
+        relayId = cid;
+        await this.o.networks.connect(name, cid, joins);
+      }
+      await this.o.client.start(cid);
+    };
+    const relay: ContainerSpec = {
+      name: `airlock-egress-relay-${id}`,
+      Image: this.o.relayImage,
+      Entrypoint: [],
+      Cmd: ["node", "-e", RELAY_SCRIPT, at.host, String(at.port)],
+      User: "65534:65534",
+      Labels: labels("relay"),
+      HostConfig: { NetworkMode: at.network, ...SMALL, Memory: 64 * 1024 * 1024, PidsLimit: 32 },
+    };
+    const held = await Promise.allSettled([
+      run(relay, relayIp),
+      run(this.holderSpec(name, holder, holderIp, labels("holder"))),
+    ]);
+    const failed = held.find((r) => r.status === "rejected");
+    try {
+      if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
+      await this.relayListening(relayId as string, at.network);
+    } catch (err) {
+      await this.remove(made).catch(() => undefined);
+      throw err;
     }
     return made;
   }
 
-  /** Past this, a network made now and its holder are surely no job's. */
+  /**
+   * Waits until the relay's node has started listening (a job's first
+   * connection must not find it still starting): the gateway reaches it on
+   * the relays' network, and the connection, which carries nothing, is closed.
+   */
+  private async relayListening(relay: string, network: string): Promise<void> {
+    const host = await this.o.networks.addressOn(relay, network);
+    if (host === undefined)
+      throw new Error(`the egress relay ${relay} has no address on ${network}`);
+    const until = Date.now() + RELAY_READY_MS;
+    for (;;) {
+      const ok = await new Promise<boolean>((resolve) => {
+        const probe = connect({ host, port: RELAY_PORT, timeout: 1000 });
+        const done = (listening: boolean) => {
+          probe.destroy();
+          resolve(listening);
+        };
+        probe.once("connect", () => done(true));
+        probe.once("error", () => done(false));
+        probe.once("timeout", () => done(false));
+      });
+      if (ok) return;
+      if (Date.now() > until) throw new Error(`the egress relay ${relay} did not start listening`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  /** Past this, a network made now, its relay and its holder are surely no job's. */
   private deadline(): number {
     return Date.now() + SPARE_MAX_AGE_MS + (this.o.jobMaxMs ?? DEFAULT_JOB_MAX_MS);
   }
 
   /** A container that only sleeps in the network's namespace, for the job's container to share. */
-  private holderSpec(network: string, name: string, ip: string): ContainerSpec {
-    const deadline = this.deadline();
+  private holderSpec(
+    network: string,
+    name: string,
+    ip: string,
+    labels: Record<string, string>,
+  ): ContainerSpec {
     return {
       name,
       Image: this.o.relayImage,
@@ -252,32 +307,16 @@ export class Egress {
       User: "65534:65534",
       // The job's container cannot set its own host name in a shared namespace.
       Hostname: "sandbox",
-      Labels: {
-        [LABEL_INSTANCE]: this.o.instanceId,
-        [LABEL_EGRESS]: "holder",
-        [LABEL_DEADLINE]: String(deadline),
-      },
+      Labels: labels,
       NetworkingConfig: { EndpointsConfig: { [network]: { IPAMConfig: { IPv4Address: ip } } } },
-      HostConfig: {
-        NetworkMode: network,
-        ReadonlyRootfs: true,
-        CapDrop: ["ALL"],
-        SecurityOpt: ["no-new-privileges:true"],
-        Memory: 32 * 1024 * 1024,
-        PidsLimit: 8,
-        LogConfig: { Type: "none", Config: {} },
-      },
+      HostConfig: { NetworkMode: network, ...SMALL, Memory: 32 * 1024 * 1024, PidsLimit: 8 },
     };
   }
 
-  /** The holder, then the relay's endpoint, then the network (`relay` undefined: the relay is gone or unknown). */
-  private async remove(made: Made, relay: string | undefined, alive?: Set<string>): Promise<void> {
-    if (alive === undefined || made.holderId === undefined || alive.has(made.holderId)) {
-      await this.o.client.remove(made.holderId ?? made.holder);
-    }
-    const joined = relay ?? (await this.started?.catch(() => undefined));
-    if (joined !== undefined && (alive === undefined || alive.has(joined))) {
-      await this.o.networks.disconnect(made.name, joined);
+  /** The holder and the relay (their endpoints go with them), then the network. */
+  private async remove(made: Made, alive?: Set<string>): Promise<void> {
+    for (const cid of made.ids) {
+      if (alive === undefined || alive.has(cid)) await this.o.client.remove(cid);
     }
     await this.o.networks.removeNetwork(made.name);
   }
@@ -286,15 +325,14 @@ export class Egress {
   async close(): Promise<void> {
     this.closed = true;
     while (this.work.size > 0) await Promise.allSettled([...this.work]);
-    const relay = await this.started?.catch(() => undefined);
     const spares = this.spare.splice(0);
     if (spares.length === 0) return;
-    // The executor's last reap may have removed the holders (and the relay) already.
+    // The executor's last reap may have removed the holders and relays already.
     const alive = new Set(
       (await this.o.client.listContainers(LABEL_EGRESS).catch(() => [])).map((c) => c.id),
     );
     for (const made of spares) {
-      await this.remove(made, relay, alive).catch((err: unknown) =>
+      await this.remove(made, alive).catch((err: unknown) =>
         this.o.warn(`removing network ${made.name}`, err),
       );
     }
@@ -319,29 +357,24 @@ export class Egress {
 
   /**
    * Removes egress networks past their deadline, any gateway's (the reaper's
-   * round): their holders are past the same deadline and reaped with the
-   * containers. This gateway's relay leaves them first; one still joined by
-   * another's relay stays until that gateway sweeps.
+   * round, after the containers: their relays and holders carry the same
+   * deadline and are gone by then).
    */
   async reapExpired(now = Date.now()): Promise<number> {
-    const relay = await this.started?.catch(() => undefined);
     let removed = 0;
     for (const n of await this.o.networks.listNetworks(LABEL_EGRESS)) {
       const deadline = Number(n.labels[LABEL_DEADLINE]);
       if (!Number.isFinite(deadline) || deadline >= now) continue;
-      try {
-        if (relay !== undefined && n.labels[LABEL_INSTANCE] === this.o.instanceId)
-          await this.o.networks.disconnect(n.name, relay);
-        await this.o.networks.removeNetwork(n.name);
-        removed++;
-      } catch {
+      await this.o.networks.removeNetwork(n.name).then(
+        () => removed++,
         // Still in use: the next round tries again.
-      }
+        () => undefined,
+      );
     }
     return removed;
   }
 
-  /** Removes this instance's holders, relay and networks left by a run that died. */
+  /** Removes this instance's holders, relays and networks left by a run that died. */
   async sweep(): Promise<void> {
     const own = (labels: Record<string, string>) => labels[LABEL_INSTANCE] === this.o.instanceId;
     for (const c of await this.o.client.listContainers(LABEL_EGRESS)) {

@@ -1,13 +1,14 @@
 // The egress networks' keeper (executor/egress-network.ts) against recording
 // fakes of the engine: a job's container shares a fresh holder's namespace,
-// each network and holder serve one job and are removed after it, spares are
+// each network, relay and holder serve one job and are removed after it, spares are
 // made ahead of demand, the CA comes as binds or as the gateway's volume, and
 // expired networks are reaped. The proxy and the CA are the real ones (the
 // proxy listens on loopback; openssl makes the CA in a temporary directory).
 import { mkdtempSync } from "node:fs";
+import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { EgressRules } from "../../core/egress.ts";
 import type { ContainerClient, ContainerSpec, NetworkClient } from "../../executor/docker.ts";
 import { EgressCa } from "../../executor/egress-ca.ts";
@@ -49,6 +50,8 @@ function fakes(): { engine: Engine; client: ContainerClient; networks: NetworkCl
   const networks: NetworkClient = {
     bridgeGateway: async () => "127.0.0.1",
     subnets: async () => ["127.0.0.0/8"],
+    // Where the gateway finds a new relay listening (relayListening): a server of the test's.
+    addressOn: async () => RELAY_HOST,
     createNetwork: async (name, subnet, labels) => {
       engine.networks.set(name, labels);
       engine.calls.push(`network ${name} ${subnet}`);
@@ -64,6 +67,15 @@ function fakes(): { engine: Engine; client: ContainerClient; networks: NetworkCl
   };
   return { engine, client, networks };
 }
+
+// A stand-in for the relays' listening socket, on an address of loopback's own.
+const RELAY_HOST = "127.77.0.1";
+let relayServer: Server;
+beforeAll(async () => {
+  relayServer = createServer((c) => c.destroy());
+  await new Promise<void>((resolve) => relayServer.listen(3128, RELAY_HOST, resolve));
+});
+afterAll(() => new Promise<void>((resolve) => relayServer.close(() => resolve())));
 
 const opened: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -121,17 +133,18 @@ describe("Egress", () => {
     expect(net.mounts.map((m) => m.Type)).toEqual(["bind", "bind"]);
     await net.release();
     expect(engine.networks.has(network)).toBe(false);
-    // c0 is the relay, c1 this job's holder; the spares made since stay.
-    expect(engine.calls).toContain("remove c1");
-    expect(engine.containers.has("c1")).toBe(false);
+    // c0 is this job's relay, c1 its holder; both go with the job, the spares made since stay.
+    expect(engine.calls).toEqual(expect.arrayContaining(["remove c0", "remove c1"]));
+    expect(engine.containers.has("c0") || engine.containers.has("c1")).toBe(false);
   });
 
   it("spares are made ahead of demand, each handed to one job only", async () => {
     const { engine, egress } = await keeper();
     const first = await egress.lease("j1", RULES);
     await new Promise((r) => setTimeout(r, 50));
-    // The first job's own network, and two spares.
+    // The first job's own network, and two spares: each with a relay and a holder of its own.
     expect(holders(engine)).toHaveLength(3);
+    expect(engine.specs.filter((s) => s.Labels?.["airlock.egress"] === "relay")).toHaveLength(3);
     const second = await egress.lease("j2", RULES);
     const third = await egress.lease("j3", RULES);
     const used = new Set([first.network, second.network, third.network]);
