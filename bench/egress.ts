@@ -51,6 +51,10 @@ export async function egressPhase(
     return r;
   };
   try {
+    // The gateway's first networked job starts the proxy and makes the spare
+    // networks (relay and holder each) beside it: measured after it, in steady state.
+    await exec({ command: ["true"], networks: ["up"] });
+    await new Promise((r) => setTimeout(r, 2000));
     const proxied = await exec({
       command: ["bash", "-c", CURL_LOOP("http://plain.test:8080/")],
       networks: ["up"],
