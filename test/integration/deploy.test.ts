@@ -24,7 +24,9 @@ import { freePort, ROOT } from "../support/main-process.ts";
 
 const docker = new Dockerode();
 // One tag for every run, so the build cache is shared; the image is not removed.
-const IMAGE = "airlock/gateway:test";
+// AIRLOCK_TEST_GATEWAY_IMAGE names another (a tag of one's own, where several
+// worktrees share an engine and rebuild the shared tag under each other).
+const IMAGE = process.env["AIRLOCK_TEST_GATEWAY_IMAGE"] ?? "airlock/gateway:test";
 const opened: ComposeProject[] = [];
 
 afterAll(async () => {
