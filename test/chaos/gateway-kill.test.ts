@@ -44,9 +44,12 @@ async function firstOutput(res: Response): Promise<void> {
   })();
 }
 
-/** Writes files one after another until the process dies; the paths it acknowledged. */
-async function writeUntilDead(gw: MainProcess, id: string): Promise<Map<string, string>> {
-  const acknowledged = new Map<string, string>();
+/** Writes files one after another until the process dies; the paths it acknowledged (filled as they are). */
+async function writeUntilDead(
+  gw: MainProcess,
+  id: string,
+  acknowledged: Map<string, string>,
+): Promise<Map<string, string>> {
   for (let i = 0; i < 500; i++) {
     const path = `put-${i}.txt`;
     const content = `${path} ${randomBytes(512).toString("hex")}\n`;
@@ -98,7 +101,8 @@ async function startWork(
     { headers: { accept: "text/event-stream" } },
   );
   const appended = firstOutput(appending);
-  const writes = writeUntilDead(gw, written);
+  const acknowledged = new Map<string, string>();
+  const writes = writeUntilDead(gw, written, acknowledged);
   const exports = (async () => {
     while (gw.child.signalCode === null) {
       const res = await call(gw, "GET", `/v1/workspaces/${written}/archive`).catch(() => null);
@@ -110,6 +114,13 @@ async function startWork(
     "three jobs running",
     () => jobsRunning(gw),
     (n) => n >= 3,
+  );
+  // The kill lands mid-writes: at least one acknowledged before it (the jobs
+  // can be running before a first write's file container has answered).
+  await until(
+    "a write acknowledged",
+    async () => acknowledged.size,
+    (n) => n >= 1,
   );
   return async () => {
     await Promise.all([...inFlight, exports]);
