@@ -405,6 +405,16 @@ export const NetworkEndpointBody = z.strictObject({
   Force: z.boolean().optional(),
 });
 
+/** What the relay and a holder, airlock's own egress helpers, run under: read-only, no capabilities, bounded, silent. */
+const EGRESS_HELPER_HARDENING = {
+  ReadonlyRootfs: z.literal(true),
+  CapDrop: z.tuple([z.literal("ALL")]),
+  SecurityOpt: z.tuple([z.literal(NO_NEW_PRIVILEGES)]),
+  Memory: positive,
+  PidsLimit: positive,
+  LogConfig: z.strictObject({ Type: z.literal("none"), Config: emptyMap("no logging options") }),
+};
+
 /** The relay (egress-network.ts): on the default bridge, running only RELAY_SCRIPT. */
 export const RelayCreateBody = z.strictObject({
   name: z
@@ -432,12 +442,7 @@ export const RelayCreateBody = z.strictObject({
         (mode) => mode === "bridge" || RELAY_NETWORK.test(mode),
         "the relay is on the default bridge or an airlock-relay-* network (the gateway's)",
       ),
-    ReadonlyRootfs: z.literal(true),
-    CapDrop: z.tuple([z.literal("ALL")]),
-    SecurityOpt: z.tuple([z.literal(NO_NEW_PRIVILEGES)]),
-    Memory: positive,
-    PidsLimit: positive,
-    LogConfig: z.strictObject({ Type: z.literal("none"), Config: emptyMap("no logging options") }),
+    ...EGRESS_HELPER_HARDENING,
   }),
 });
 
@@ -474,32 +479,21 @@ export const HolderCreateBody = z.strictObject({
   }),
   HostConfig: z.strictObject({
     NetworkMode: z.string().regex(EGRESS_NETWORK, "a holder is on an airlock-egress-* network"),
-    ReadonlyRootfs: z.literal(true),
-    CapDrop: z.tuple([z.literal("ALL")]),
-    SecurityOpt: z.tuple([z.literal(NO_NEW_PRIVILEGES)]),
-    Memory: positive,
-    PidsLimit: positive,
-    LogConfig: z.strictObject({ Type: z.literal("none"), Config: emptyMap("no logging options") }),
+    ...EGRESS_HELPER_HARDENING,
   }),
 });
 
-/** Whether a create body asks for a holder (then held to HolderCreateBody). */
-export function isHolderCreate(raw: Buffer): boolean {
+/**
+ * Which of airlock's egress helpers a create body asks for (its egress label:
+ * "relay", held to RelayCreateBody; "holder", to HolderCreateBody), if any;
+ * anything else is held to the sandbox's rules.
+ */
+export function egressRoleOf(raw: Buffer): unknown {
   try {
     const body = JSON.parse(raw.toString("utf8")) as { Labels?: Record<string, unknown> };
-    return body.Labels?.[LABEL_EGRESS] === "holder";
+    return body.Labels?.[LABEL_EGRESS];
   } catch {
-    return false;
-  }
-}
-
-/** Whether a create body asks for the relay (then held to RelayCreateBody, else to the sandbox's rules). */
-export function isRelayCreate(raw: Buffer): boolean {
-  try {
-    const body = JSON.parse(raw.toString("utf8")) as { Labels?: Record<string, unknown> };
-    return body.Labels?.[LABEL_EGRESS] === "relay";
-  } catch {
-    return false;
+    return undefined;
   }
 }
 

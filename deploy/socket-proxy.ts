@@ -30,13 +30,12 @@ import {
   ContainerUpdateBody,
   checkBody,
   containerCreateBody,
+  egressRoleOf,
   HolderCreateBody,
   holderOf,
   isAirlockContainer,
   isAirlockVolume,
-  isHolderCreate,
   isMountableVolume,
-  isRelayCreate,
   type Mount,
   NetworkCreateBody,
   NetworkEndpointBody,
@@ -270,13 +269,14 @@ export function createSocketProxy(options: ProxyOptions) {
       if (relay !== undefined) return relay;
       return { path, body: json(checked.value) };
     }
-    if (rule.kind === "create-container" && isRelayCreate(raw)) {
+    const role = rule.kind === "create-container" ? egressRoleOf(raw) : undefined;
+    if (role === "relay") {
       const checked = checkBody(RelayCreateBody, raw);
       if (checked.problem !== undefined) return refused(checked.problem);
       const name = createQuery(query);
       return typeof name === "string" ? { path: path + name, body: json(checked.value) } : name;
     }
-    if (rule.kind === "create-container" && isHolderCreate(raw)) {
+    if (role === "holder") {
       const checked = checkBody(HolderCreateBody, raw);
       if (checked.problem !== undefined) return refused(checked.problem);
       const name = createQuery(query, EGRESS_HOLDER);
