@@ -241,15 +241,23 @@ describe("under gVisor (runsc-net)", () => {
 describe("denied", () => {
   it("a port, a name, loopback, the host, a sibling by address, and direct connections", async () => {
     const cmd = [
-      "curl -s -o /dev/null -w '%{http_code}\\n' http://plain.test:9090/",
-      "curl -s -o /dev/null -w '%{http_code}\\n' http://elsewhere.test:8080/",
-      'curl -s -o /dev/null -w \'%{http_code}\\n\' -x "$HTTP_PROXY" --noproxy "" http://localhost:8080/',
-      `curl -s -o /dev/null -w '%{http_code}\\n' http://${bridgeGateway}:8080/`,
-      `curl -s -o /dev/null -w '%{http_code}\\n' http://${up.ip}:8080/`,
+      "curl -s -m 10 -o /dev/null -w '%{http_code}\\n' http://plain.test:9090/",
+      "curl -s -m 10 -o /dev/null -w '%{http_code}\\n' http://elsewhere.test:8080/",
+      'curl -s -m 10 -o /dev/null -w \'%{http_code}\\n\' -x "$HTTP_PROXY" --noproxy "" http://localhost:8080/',
+      `curl -s -m 10 -o /dev/null -w '%{http_code}\\n' http://${bridgeGateway}:8080/`,
+      `curl -s -m 10 -o /dev/null -w '%{http_code}\\n' http://${up.ip}:8080/`,
       `curl -s -m 3 --noproxy '*' http://${up.ip}:8080/ || echo direct-failed`,
       `curl -s -m 3 --noproxy '*' http://${bridgeGateway}:8080/ || echo host-failed`,
     ].join("; ");
-    const r = await shell(cmd, ["local"]);
+    // Seven probes, two of them waiting out a 3 s connect: the default 10 s limit is too
+    // tight for a loaded CI machine, and a job cut short would hide which probe hung.
+    const r = await run(KEY.net, {
+      profile: "shell",
+      command: ["bash", "-c", cmd],
+      networks: ["local"],
+      limits: { timeoutMs: 60_000 },
+    });
+    expect(r.status, JSON.stringify(r)).toBe("ok");
     expect(r.stdout.split("\n").filter(Boolean)).toEqual([
       "403",
       "403",
