@@ -13,7 +13,8 @@ if (getCompileCacheDir() === undefined) {
 } else {
   // The gateway's whole module graph (main() itself runs only as the entry point)...
   await import("./main.ts");
-  // ...and what it loads later, on the first /mcp request.
+  // ...and what it loads later: on the first /mcp request, and with a PostgreSQL store.
   await import("./api/mcp/server.ts");
+  await import("./state/pg.ts");
   flushCompileCache();
 }

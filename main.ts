@@ -29,7 +29,6 @@ import { readVersions } from "./images/versions.ts";
 import { PolicyError, PolicyHolder } from "./policies/access/load.ts";
 import { environmentPolicy } from "./policies/access/schema.ts";
 import { loadProfiles, ProfileError } from "./policies/load.ts";
-import { openPgState } from "./state/pg.ts";
 import { redact } from "./state/pg-db.ts";
 import { defaultDataDir, openSqliteState } from "./state/sqlite.ts";
 
@@ -67,7 +66,10 @@ async function main(): Promise<void> {
   const state =
     shared === undefined
       ? await openSqliteState({ dataDir, onError: onStoreError })
-      : await openPgState({ url: shared.stateUrl, onError: onStoreError });
+      : // Loaded only here: the PostgreSQL driver adds ~8 MB to a gateway that never uses it.
+        await import("./state/pg.ts").then(({ openPgState }) =>
+          openPgState({ url: shared.stateUrl, onError: onStoreError }),
+        );
   // Jobs this instance ran when it died cannot be running now: they end `lost`.
   const recovered = await recoverState(state, config.instanceId);
   const where = shared === undefined ? { dataDir } : { stateUrl: redact(shared.stateUrl) };

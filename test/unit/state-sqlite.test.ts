@@ -348,6 +348,20 @@ describe("output", () => {
     expect((await other.output.read("a", "e"))?.events).toHaveLength(4);
   });
 
+  it("keeps every byte as given though batches reuse one buffer, and one larger than a batch", async () => {
+    const s = await open({ outputFlushMs: 60_000, outputBatchBytes: 10 });
+    await s.executions.create({ id: "e", tenant: "a", profile: "p", instanceId: "gw" });
+    const given = ["abcd", "efgh", "ijkl", "a much longer piece", "mnop", "qr"];
+    given.forEach((t, i) => {
+      const data = bytes(t);
+      s.output.append("e", { seq: i + 1, stream: "stdout", data });
+      data.fill(0x2a); // the caller's buffer, used again at once
+    });
+    await s.output.flush();
+    const page = await s.output.read("a", "e");
+    expect(page?.events.map((e) => text(e.data))).toEqual(given);
+  });
+
   it("ignores a repeated seq and an unknown execution, and refuses a bad seq", async () => {
     const s = await open();
     await s.executions.create({ id: "e", tenant: "a", profile: "p", instanceId: "gw" });
