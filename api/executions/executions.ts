@@ -55,6 +55,15 @@ export interface ExecutionsDeps {
 
 type Change = "status" | "output";
 
+/**
+ * A started job is written `running` once it has run this long: one that
+ * ends sooner (an echo: a few ms) goes from `queued` to its end in one write,
+ * instead of waiting at its end for the `running` write still under way. A
+ * reader on this gateway has it written first (get, list), so only a
+ * sibling gateway can see a job this young still `queued`.
+ */
+export const RUNNING_AFTER_MS = 50;
+
 interface Live {
   controller: AbortController;
   output: ExecutionOutput;
@@ -96,6 +105,8 @@ export class Executions {
   private readonly live = new Map<string, Live>();
   /** Who waits for a change of an execution (its end, or more output). */
   private readonly watchers = new Map<string, Set<(change: Change) => void>>();
+  /** Jobs started here whose `running` is not written yet: each writes it now. */
+  private readonly unwrittenStarts = new Map<string, () => Promise<unknown>>();
 
   constructor(deps: ExecutionsDeps) {
     this.deps = deps;
@@ -105,8 +116,9 @@ export class Executions {
   /**
    * Records the execution (queued), then starts the job. A store that cannot
    * record it refuses the job (503): nothing runs unrecorded. Later writes
-   * (running, the end) are chained in order and never hold up the job; a
-   * store that fails then is logged, and the job's answer still goes out.
+   * (running once it has run RUNNING_AFTER_MS, the end) are chained in order
+   * and never hold up the job; a store that fails then is logged, and the
+   * job's answer still goes out.
    */
   async start(meta: ExecutionMeta, run: JobRunner, options: StartOptions = {}): Promise<Started> {
     const { id } = meta;
@@ -129,6 +141,18 @@ export class Executions {
         );
       return writes;
     };
+    let runningTimer: NodeJS.Timeout | undefined;
+    const writeRunning = () => {
+      clearTimeout(runningTimer);
+      this.unwrittenStarts.delete(id);
+      return record("running");
+    };
+    // At its end the job needs no `running` any more: the end stamps startedAt.
+    const ending = () => {
+      clearTimeout(runningTimer);
+      this.unwrittenStarts.delete(id);
+      output.end();
+    };
     const signal =
       options.signal === undefined
         ? controller.signal
@@ -141,21 +165,21 @@ export class Executions {
       fullResult: options.sink === undefined,
       onStart: () => {
         started = true;
-        void record("running");
+        runningTimer = setTimeout(writeRunning, RUNNING_AFTER_MS);
+        this.unwrittenStarts.set(id, writeRunning);
       },
     }).then(
       async (value) => {
-        output.end();
-        // A result means it ran, and `done` is reached from `running` only.
-        if (!started) void record("running");
-        await record("done", { result: value });
+        ending();
+        // A result means it ran: from `queued`, the end stamps startedAt too.
+        await record("done", { result: value, started: true });
         phase("store");
         return value;
       },
       async (err: unknown) => {
-        output.end();
+        ending();
         const [status, error] = endOf(err);
-        await record(status, { error });
+        await record(status, { error, started });
         throw err;
       },
     );
@@ -166,7 +190,8 @@ export class Executions {
   }
 
   /** The execution, or undefined for an unknown one or another tenant's. */
-  get(tenant: string, id: string): Promise<Execution | undefined> {
+  async get(tenant: string, id: string): Promise<Execution | undefined> {
+    await this.unwrittenStarts.get(id)?.();
     return guarded(() => this.state.executions.get(tenant, id));
   }
 
@@ -179,7 +204,9 @@ export class Executions {
     return found;
   }
 
-  list(tenant: string, query: ExecutionQuery): Promise<ExecutionSummary[]> {
+  async list(tenant: string, query: ExecutionQuery): Promise<ExecutionSummary[]> {
+    // Jobs younger than RUNNING_AFTER_MS: a reader here sees them as they are.
+    await Promise.all([...this.unwrittenStarts.values()].map((write) => write()));
     return guarded(() => this.state.executions.list(tenant, query));
   }
 
