@@ -64,6 +64,9 @@ type Change = "status" | "output";
  */
 export const RUNNING_AFTER_MS = 50;
 
+/** The longest a job's container waits for its end to be recorded before it is removed anyway. */
+const REMOVAL_WAITS_AT_MOST_MS = 1000;
+
 interface Live {
   controller: AbortController;
   output: ExecutionOutput;
@@ -147,11 +150,17 @@ export class Executions {
       this.unwrittenStarts.delete(id);
       return record("running");
     };
+    // The engine removes the job's container once its end is recorded (or in a second).
+    let answer = () => {};
+    const answered = new Promise<void>((resolve) => {
+      answer = resolve;
+    });
     // At its end the job needs no `running` any more: the end stamps startedAt.
     const ending = () => {
       clearTimeout(runningTimer);
       this.unwrittenStarts.delete(id);
       output.end();
+      setTimeout(answer, REMOVAL_WAITS_AT_MOST_MS).unref();
     };
     const signal =
       options.signal === undefined
@@ -163,6 +172,7 @@ export class Executions {
       outputDrained: output.drained,
       // Only a live client gets the output as events: for anyone else the result carries it.
       fullResult: options.sink === undefined,
+      answered,
       onStart: () => {
         started = true;
         runningTimer = setTimeout(writeRunning, RUNNING_AFTER_MS);
@@ -183,7 +193,11 @@ export class Executions {
         throw err;
       },
     );
-    const ended = result.finally(() => this.live.delete(id));
+    const ended = result.finally(() => {
+      this.live.delete(id);
+      // After the microtasks that send the answer.
+      setImmediate(answer);
+    });
     // Nobody may be waiting (an async request): the end is recorded either way.
     ended.catch(() => {});
     return { id, result: ended };
