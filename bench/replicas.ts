@@ -13,6 +13,7 @@ import { createServer } from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ClusterRecords, StateStore } from "../core/state.ts";
+import { parseServerTiming } from "../core/timing.ts";
 import { SharedQuotaLedger } from "../policies/access/quota.ts";
 import { loadProfiles } from "../policies/load.ts";
 import { openPgState } from "../state/pg.ts";
@@ -52,6 +53,7 @@ async function gateway(env: Record<string, string>, socket?: string): Promise<Ga
       AIRLOCK_API_KEYS: `bench:${KEY}`,
       AIRLOCK_BUILD_IMAGES: "never",
       AIRLOCK_LOG_LEVEL: "warn",
+      AIRLOCK_SERVER_TIMING: "true",
       AIRLOCK_DATA_DIR: dataDir,
       AIRLOCK_INSTANCE_ID: `bench-replicas-${randomBytes(4).toString("hex")}`,
       ...(env["AIRLOCK_STATE_URL"] === undefined
@@ -87,7 +89,8 @@ async function gateway(env: Record<string, string>, socket?: string): Promise<Ga
   return { url, child, stop };
 }
 
-async function echo(gw: Gateway): Promise<void> {
+/** One echo; its answer's Server-Timing phases (core/timing.ts). */
+async function echo(gw: Gateway): Promise<Map<string, number>> {
   const res = await fetch(`${gw.url}/v1/exec`, {
     method: "POST",
     headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
@@ -95,17 +98,28 @@ async function echo(gw: Gateway): Promise<void> {
   });
   if (res.status !== 200) throw new Error(`echo: HTTP ${res.status} ${await res.text()}`);
   await res.arrayBuffer();
+  return parseServerTiming(res.headers.get("server-timing"));
+}
+
+function p50ms(samples: number[]): number {
+  const s = [...samples].sort((a, b) => a - b);
+  return s[Math.floor((s.length - 1) / 2)] ?? Number.NaN;
 }
 
 function p50(samples: number[]): number {
-  const s = [...samples].sort((a, b) => a - b);
-  return Math.round(s[Math.floor((s.length - 1) / 2)] ?? Number.NaN);
+  return Math.round(p50ms(samples));
+}
+
+interface EchoP50 {
+  ms: number;
+  /** The gateway's `store` phase (its record's writes before the answer). */
+  storeMs: number;
 }
 
 /** Interleaved rounds on both gateways, so the machine's load falls on both alike. */
-async function echoP50(a: Gateway, b: Gateway, rounds: number): Promise<[number, number]> {
+async function echoP50(a: Gateway, b: Gateway, rounds: number): Promise<[EchoP50, EchoP50]> {
   for (let i = 0; i < 5; i++) await Promise.all([echo(a), echo(b)]);
-  const [sa, sb]: [number[], number[]] = [[], []];
+  const [sa, sb]: [number[][], number[][]] = [[], []];
   for (let i = 0; i < rounds; i++) {
     for (const [gw, samples] of [
       [a, sa],
@@ -116,11 +130,15 @@ async function echoP50(a: Gateway, b: Gateway, rounds: number): Promise<[number,
       // inside the other's background work.
       await new Promise((resolve) => setTimeout(resolve, 300));
       const t0 = performance.now();
-      await echo(gw);
-      samples.push(performance.now() - t0);
+      const phases = await echo(gw);
+      samples.push([performance.now() - t0, phases.get("store") ?? 0]);
     }
   }
-  return [p50(sa), p50(sb)];
+  const of = (s: number[][]) => ({
+    ms: p50(s.map((x) => x[0] as number)),
+    storeMs: Number(p50ms(s.map((x) => x[1] as number)).toFixed(2)),
+  });
+  return [of(sa), of(sb)];
 }
 
 /** `total` echo jobs spread round-robin over the gateways, `perGateway` at a time on each; jobs per second. */
@@ -143,9 +161,10 @@ async function jobsPerSecond(gws: Gateway[], total: number, perGateway: number):
 /**
  * What the store does for one exec before its answer, without Docker, as the
  * gateway does it: a job slot taken (SharedQuotaLedger: with no limit to hold,
- * beside the job), the execution created, started, two output events, ended
- * with a result (one round trip with its output), the slot given back; the
- * audit record goes after the answer (not timed). p50 of `n`, in ms: the part
+ * beside the job), the execution created, two output events, ended with a
+ * result straight from queued (one round trip with its output; an echo ends
+ * before it would be written running), the slot given back; the usage and
+ * audit records go after the answer (not timed). p50 of `n`, in ms: the part
  * of an echo's latency that depends on the store, apart from the engine's noise.
  */
 async function storeWork(store: StateStore, n: number): Promise<number> {
@@ -156,12 +175,13 @@ async function storeWork(store: StateStore, n: number): Promise<number> {
     const id = `bench-${randomBytes(8).toString("hex")}`;
     const slot = await ledger.acquire("bench", {});
     await store.executions.create({ id, tenant: "bench", profile: "shell", instanceId: "bench" });
-    const running = store.executions.transition(id, "running");
     store.output.append(id, { seq: 1, stream: "stdout", data: Buffer.from("hi\n") });
     store.output.append(id, { seq: 2, stream: "stderr", data: Buffer.from("") });
-    await running;
     if ("release" in slot) await slot.release();
-    await store.executions.transition(id, "done", { result: { status: "ok", stdout: "hi\n" } });
+    await store.executions.transition(id, "done", {
+      result: { status: "ok", stdout: "hi\n" },
+      started: true,
+    });
     samples.push(performance.now() - t0);
     await store.audit.append(auditRecord(id));
   }
@@ -241,13 +261,26 @@ export async function replicasPhase(
     started.push(embedded);
     const onPg = await gateway({ ...shared, AIRLOCK_CONCURRENCY: "4" });
     started.push(onPg);
-    const [pgP50, embeddedP50] = await echoP50(onPg, embedded, options.rounds);
-    results["replicasEcho"] = { pgP50, embeddedP50, ratio: pgP50 / embeddedP50 };
+    const [onPgEcho, embeddedEcho] = await echoP50(onPg, embedded, options.rounds);
+    const [pgP50, embeddedP50] = [onPgEcho.ms, embeddedEcho.ms];
+    results["replicasEcho"] = {
+      pgP50,
+      embeddedP50,
+      ratio: pgP50 / embeddedP50,
+      pgStoreMs: onPgEcho.storeMs,
+      embeddedStoreMs: embeddedEcho.storeMs,
+    };
     rows.push([
       "echo p50, PostgreSQL store",
       `p50 ${pgP50} ms`,
       `embedded store p50 ${embeddedP50} ms`,
       `${(pgP50 / embeddedP50).toFixed(2)}x (target <= 1.2x)`,
+    ]);
+    rows.push([
+      "echo phase store (Server-Timing), PostgreSQL",
+      `p50 ${onPgEcho.storeMs} ms`,
+      `embedded store p50 ${embeddedEcho.storeMs} ms`,
+      `+${(onPgEcho.storeMs - embeddedEcho.storeMs).toFixed(2)} ms: the record's writes before the answer`,
     ]);
     await embedded.stop();
     started.splice(started.indexOf(embedded), 1);

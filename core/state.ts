@@ -12,13 +12,14 @@
 export type ExecutionStatus = "queued" | "running" | "done" | "failed" | "cancelled" | "lost";
 
 /**
- * Where each status may go. A final status goes nowhere; a result means the
- * job ran, so `done` is reached from `running` only. Every store enforces this
- * table in the same statement that changes the status.
+ * Where each status may go. A final status goes nowhere. A result means the
+ * job ran, so `done` stamps startedAt when it comes from `queued`: a job that
+ * ends before it was recorded running (a short one) is ended in one write.
+ * Every store enforces this table in the same statement that changes the status.
  */
 export const EXECUTION_TRANSITIONS: Readonly<Record<ExecutionStatus, readonly ExecutionStatus[]>> =
   {
-    queued: ["running", "failed", "cancelled", "lost"],
+    queued: ["running", "done", "failed", "cancelled", "lost"],
     running: ["done", "failed", "cancelled", "lost"],
     done: [],
     failed: [],
@@ -28,6 +29,11 @@ export const EXECUTION_TRANSITIONS: Readonly<Record<ExecutionStatus, readonly Ex
 
 export function isFinalExecutionStatus(status: ExecutionStatus): boolean {
   return EXECUTION_TRANSITIONS[status].length === 0;
+}
+
+/** Whether an end to `to` stamps startedAt on a record that has none (TransitionOptions.started). */
+export function endStampsStart(to: ExecutionStatus, options: { started?: boolean | undefined }) {
+  return isFinalExecutionStatus(to) && (to === "done" || options.started === true);
 }
 
 /** A service fault that ended an execution (codes from core/errors.ts). */
@@ -74,6 +80,11 @@ export interface NewExecution {
 export interface TransitionOptions {
   /** When given, another tenant's execution is not found. */
   tenant?: string | undefined;
+  /**
+   * The job ran (its sandbox started): an end that finds the record still
+   * `queued` stamps startedAt too. `done` always does (a result means it ran).
+   */
+  started?: boolean | undefined;
   result?: unknown;
   error?: StoredError | undefined;
 }
@@ -95,8 +106,9 @@ export interface ExecutionRecords {
   create(execution: NewExecution): Promise<Execution>;
   /**
    * Moves an execution to `to` if EXECUTION_TRANSITIONS allows it from where it
-   * is now (checked and written atomically); sets startedAt on `running` and
-   * endedAt on a final status. A final transition first makes the output
+   * is now (checked and written atomically); sets startedAt on `running` (and
+   * on an end of a job that ran, when it has none yet: `started`) and endedAt
+   * on a final status. A final transition first makes the output
    * appended so far readable, so a reader that sees the end sees all of it.
    * undefined: no such execution (for that tenant).
    */

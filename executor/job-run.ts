@@ -38,6 +38,13 @@ export interface RunOptions {
    * volume is free once the lock is released). Without it the job waits.
    */
   afterAnswer?: ((removal: Promise<void>) => void) | undefined;
+  /**
+   * Settles once the job's answer is on its way (its end recorded). A job
+   * that ended and whose removal nobody waits for is removed (and its pool
+   * refilled) then, rather than while the answer's last steps compete with
+   * the engine for the cores. Without it the removal starts at once.
+   */
+  answered?: Promise<unknown> | undefined;
 }
 
 export class JobCancelledError extends Error {

@@ -80,6 +80,8 @@ export async function runSandbox(
   const volume = parked?.volume ?? job.workspace?.volume ?? `airlock-${job.id}`;
   let containerId: string | undefined = parked?.id;
   let killUnconfirmed = false;
+  /** The job ended with a result: its process is gone, nothing of it still runs. */
+  let ended = false;
   let watch: MeterWatch | undefined;
   try {
     const id = await readyContainer(deps, job, parked, volume, net);
@@ -104,15 +106,34 @@ export async function runSandbox(
     const scan = await workspace.readAfter(run);
     const result = resultOf(job, run, workspace.before, scan, watch?.tripped !== undefined);
     phase("diff");
+    ended = !killUnconfirmed;
     return net === undefined ? result : { ...result, egress: net.entries() };
   } finally {
     await watch?.stop();
+    // With a background hook a one-shot answer does not wait for the engine's
+    // removal; a workspace job's waits unless its caller takes the removal
+    // (afterAnswer) and holds the workspace's lock until it ends, so the volume
+    // is free when the lock is released. So does a job with other volumes
+    // mounted (a checkpoint's): those are free once it has answered, unless
+    // its caller holds the lock that guards them.
+    const handOff =
+      job.workspace === undefined && job.mounts === undefined
+        ? deps.background
+        : options.afterAnswer;
+    const waited = deps.background === undefined || handOff === undefined;
     // A parked container goes back to its pool to be removed: a removal the
     // engine refuses (it is restarting) is retried there, not left to the reaper.
-    const removal =
+    const remove = (): Promise<unknown> =>
       parked !== undefined && deps.pool !== undefined
         ? deps.pool.dispose(parked)
         : removeAll(deps, containerId, job.workspace === undefined ? volume : undefined);
+    // Nothing waits for the removal of a job that has ended: the engine's work
+    // (and the pool's refill) starts once the answer is on its way, not on the
+    // same cores while the answer's last steps (a networked store's write) wait.
+    const removal =
+      waited || !ended || options.answered === undefined
+        ? remove()
+        : options.answered.then(remove, remove);
     // The network is removed once the container is gone, after the answer
     // where there is a background (it is no other job's: nothing waits for it).
     const released =
@@ -128,16 +149,6 @@ export async function runSandbox(
       if (deps.background === undefined) await released;
       else deps.background(released);
     }
-    // With a background hook a one-shot answer does not wait for the engine's
-    // removal; a workspace job's waits unless its caller takes the removal
-    // (afterAnswer) and holds the workspace's lock until it ends, so the volume
-    // is free when the lock is released. So does a job with other volumes
-    // mounted (a checkpoint's): those are free once it has answered, unless
-    // its caller holds the lock that guards them.
-    const handOff =
-      job.workspace === undefined && job.mounts === undefined
-        ? deps.background
-        : options.afterAnswer;
     if (deps.background === undefined || handOff === undefined) {
       await cleanup;
       phase("remove");

@@ -8,6 +8,7 @@ import {
   type ExecutionRecords,
   type ExecutionStatus,
   type ExecutionSummary,
+  endStampsStart,
   isFinalExecutionStatus,
   type NewExecution,
   type Outcome,
@@ -94,7 +95,7 @@ export class PgExecutions implements ExecutionRecords {
     const tenant = options.tenant ?? null;
     const params = [this.now(), result.json, result.droppedBytes, error, id, tenant];
     const rows = isFinalExecutionStatus(to)
-      ? await this.end(to, params)
+      ? await this.end(to, params, endStampsStart(to, options))
       : await this.db.query(TRANSITION_SQL[to], params);
     const row = rows[0];
     if (row === undefined) {
@@ -110,13 +111,14 @@ export class PgExecutions implements ExecutionRecords {
   /**
    * A final status, in one round trip with the output still queued for it
    * (airlock_end_execution in pg-schema.ts): the output is written first, so
-   * a reader that sees the end sees all of it.
+   * a reader that sees the end sees all of it; `started` stamps started_at
+   * when the record has none (a job that ran, ended straight from queued).
    */
-  private async end(to: ExecutionStatus, params: Param[]): Promise<Row[]> {
+  private async end(to: ExecutionStatus, params: Param[], started: boolean): Promise<Row[]> {
     const [now, json, dropped, error, id, tenant] = params;
     const events = await this.output.takeQueued(id as string);
     const rows = await this.db.query(
-      "SELECT *, result IS NOT NULL AS has_result FROM airlock_end_execution($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+      "SELECT *, result IS NOT NULL AS has_result FROM airlock_end_execution($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
       [
         id as string,
         to,
@@ -126,6 +128,7 @@ export class PgExecutions implements ExecutionRecords {
         dropped as number | null,
         error as string | null,
         tenant as string | null,
+        started,
         ...outputColumns(events),
         this.output.maxOutputBytes,
       ],

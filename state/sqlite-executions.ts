@@ -8,6 +8,7 @@ import {
   type ExecutionRecords,
   type ExecutionStatus,
   type ExecutionSummary,
+  endStampsStart,
   isFinalExecutionStatus,
   type NewExecution,
   type Outcome,
@@ -31,14 +32,19 @@ function sourcesOf(to: ExecutionStatus): ExecutionStatus[] {
   );
 }
 
-function transitionSql(to: ExecutionStatus): string {
+/** `started`: an end that also stamps startedAt when the record has none (endStampsStart). */
+function transitionSql(to: ExecutionStatus, started: boolean): string {
   const from = sourcesOf(to)
     .map((s) => `'${s}'`)
     .join(", ");
   // Only the columns that change are SET: SQLite rewrites every index that
   // names a SET column, and each index page is one more page in the log.
   const stamp =
-    to === "running" ? "started_at = ?1," : isFinalExecutionStatus(to) ? "ended_at = ?1," : "";
+    to === "running"
+      ? "started_at = ?1,"
+      : isFinalExecutionStatus(to)
+        ? `ended_at = ?1,${started ? " started_at = coalesce(started_at, ?1)," : ""}`
+        : "";
   return `UPDATE executions SET status = '${to}', ${stamp}
       result = coalesce(?2, result),
       result_dropped_bytes = coalesce(?3, result_dropped_bytes),
@@ -47,9 +53,13 @@ function transitionSql(to: ExecutionStatus): string {
     RETURNING ${SUMMARY_COLUMNS}, result IS NOT NULL AS has_result`;
 }
 
+/** Per target status: the statement without, then with, the start stamp. */
 const TRANSITION_SQL = Object.fromEntries(
-  (Object.keys(EXECUTION_TRANSITIONS) as ExecutionStatus[]).map((to) => [to, transitionSql(to)]),
-) as Record<ExecutionStatus, string>;
+  (Object.keys(EXECUTION_TRANSITIONS) as ExecutionStatus[]).map((to) => [
+    to,
+    [transitionSql(to, false), transitionSql(to, true)],
+  ]),
+) as Record<ExecutionStatus, [string, string]>;
 
 export class SqliteExecutions implements ExecutionRecords {
   private readonly db: Db;
@@ -96,10 +106,9 @@ export class SqliteExecutions implements ExecutionRecords {
     const result = capJson(options.result, this.maxResultBytes);
     const error = options.error === undefined ? null : JSON.stringify(options.error);
     const tenant = options.tenant ?? null;
+    const sql = TRANSITION_SQL[to][endStampsStart(to, options) ? 1 : 0];
     const change = () =>
-      this.db
-        .stmt(TRANSITION_SQL[to])
-        .get(this.now(), result.json, result.droppedBytes, error, id, tenant);
+      this.db.stmt(sql).get(this.now(), result.json, result.droppedBytes, error, id, tenant);
     // A final status and the output before it become visible together.
     const row =
       isFinalExecutionStatus(to) && this.output.hasPending()

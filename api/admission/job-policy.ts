@@ -247,7 +247,8 @@ export async function accounted(
     // A killed or failed job still used its container time; when the cgroup
     // could not be read, its wall time counts as CPU time (one CPU, the default).
     const wall = result?.durationMs ?? now() - started;
-    await quotas.record(tenant, result?.usage.cpuMs ?? (result === undefined ? 0 : wall), wall);
+    const cpu = result?.usage.cpuMs ?? (result === undefined ? 0 : wall);
+    await quotas.record(tenant, cpu, wall, options.answered);
   }
 }
 

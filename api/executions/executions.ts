@@ -55,6 +55,18 @@ export interface ExecutionsDeps {
 
 type Change = "status" | "output";
 
+/**
+ * A started job is written `running` once it has run this long: one that
+ * ends sooner (an echo: a few ms) goes from `queued` to its end in one write,
+ * instead of waiting at its end for the `running` write still under way. A
+ * reader on this gateway has it written first (get, list), so only a
+ * sibling gateway can see a job this young still `queued`.
+ */
+export const RUNNING_AFTER_MS = 50;
+
+/** The longest a job's container waits for its end to be recorded before it is removed anyway. */
+const REMOVAL_WAITS_AT_MOST_MS = 1000;
+
 interface Live {
   controller: AbortController;
   output: ExecutionOutput;
@@ -96,6 +108,8 @@ export class Executions {
   private readonly live = new Map<string, Live>();
   /** Who waits for a change of an execution (its end, or more output). */
   private readonly watchers = new Map<string, Set<(change: Change) => void>>();
+  /** Jobs started here whose `running` is not written yet: each writes it now. */
+  private readonly unwrittenStarts = new Map<string, () => Promise<unknown>>();
 
   constructor(deps: ExecutionsDeps) {
     this.deps = deps;
@@ -105,8 +119,9 @@ export class Executions {
   /**
    * Records the execution (queued), then starts the job. A store that cannot
    * record it refuses the job (503): nothing runs unrecorded. Later writes
-   * (running, the end) are chained in order and never hold up the job; a
-   * store that fails then is logged, and the job's answer still goes out.
+   * (running once it has run RUNNING_AFTER_MS, the end) are chained in order
+   * and never hold up the job; a store that fails then is logged, and the
+   * job's answer still goes out.
    */
   async start(meta: ExecutionMeta, run: JobRunner, options: StartOptions = {}): Promise<Started> {
     const { id } = meta;
@@ -129,6 +144,24 @@ export class Executions {
         );
       return writes;
     };
+    let runningTimer: NodeJS.Timeout | undefined;
+    const writeRunning = () => {
+      clearTimeout(runningTimer);
+      this.unwrittenStarts.delete(id);
+      return record("running");
+    };
+    // The engine removes the job's container once its end is recorded (or in a second).
+    let answer = () => {};
+    const answered = new Promise<void>((resolve) => {
+      answer = resolve;
+    });
+    // At its end the job needs no `running` any more: the end stamps startedAt.
+    const ending = () => {
+      clearTimeout(runningTimer);
+      this.unwrittenStarts.delete(id);
+      output.end();
+      setTimeout(answer, REMOVAL_WAITS_AT_MOST_MS).unref();
+    };
     const signal =
       options.signal === undefined
         ? controller.signal
@@ -139,34 +172,40 @@ export class Executions {
       outputDrained: output.drained,
       // Only a live client gets the output as events: for anyone else the result carries it.
       fullResult: options.sink === undefined,
+      answered,
       onStart: () => {
         started = true;
-        void record("running");
+        runningTimer = setTimeout(writeRunning, RUNNING_AFTER_MS);
+        this.unwrittenStarts.set(id, writeRunning);
       },
     }).then(
       async (value) => {
-        output.end();
-        // A result means it ran, and `done` is reached from `running` only.
-        if (!started) void record("running");
-        await record("done", { result: value });
+        ending();
+        // A result means it ran: from `queued`, the end stamps startedAt too.
+        await record("done", { result: value, started: true });
         phase("store");
         return value;
       },
       async (err: unknown) => {
-        output.end();
+        ending();
         const [status, error] = endOf(err);
-        await record(status, { error });
+        await record(status, { error, started });
         throw err;
       },
     );
-    const ended = result.finally(() => this.live.delete(id));
+    const ended = result.finally(() => {
+      this.live.delete(id);
+      // After the microtasks that send the answer.
+      setImmediate(answer);
+    });
     // Nobody may be waiting (an async request): the end is recorded either way.
     ended.catch(() => {});
     return { id, result: ended };
   }
 
   /** The execution, or undefined for an unknown one or another tenant's. */
-  get(tenant: string, id: string): Promise<Execution | undefined> {
+  async get(tenant: string, id: string): Promise<Execution | undefined> {
+    await this.unwrittenStarts.get(id)?.();
     return guarded(() => this.state.executions.get(tenant, id));
   }
 
@@ -179,7 +218,9 @@ export class Executions {
     return found;
   }
 
-  list(tenant: string, query: ExecutionQuery): Promise<ExecutionSummary[]> {
+  async list(tenant: string, query: ExecutionQuery): Promise<ExecutionSummary[]> {
+    // Jobs younger than RUNNING_AFTER_MS: a reader here sees them as they are.
+    await Promise.all([...this.unwrittenStarts.values()].map((write) => write()));
     return guarded(() => this.state.executions.list(tenant, query));
   }
 

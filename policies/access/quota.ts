@@ -41,7 +41,17 @@ export interface QuotaBook {
     | { release: () => void | Promise<void> }
     | QuotaRefusal
     | Promise<{ release: () => void | Promise<void> } | QuotaRefusal>;
-  record(tenant: string, cpuMs: number, containerMs: number): void | Promise<void>;
+  /**
+   * What a finished job used. `answered` settles once its answer is on its way:
+   * a book that writes to a store waits for it, so the write does not compete
+   * with the answer's own.
+   */
+  record(
+    tenant: string,
+    cpuMs: number,
+    containerMs: number,
+    answered?: Promise<unknown>,
+  ): void | Promise<void>;
   used(tenant: string): Used | Promise<Used>;
 }
 
@@ -173,17 +183,18 @@ export class SharedQuotaLedger implements QuotaBook {
   }
 
   /**
-   * Not waited for: the job's answer does not wait on its bookkeeping. A record
-   * the store cannot keep under-counts the hour's budget; it never fails a job that ran.
+   * Not waited for: the job's answer does not wait on its bookkeeping, and the
+   * write goes once the answer is on its way (`answered`). A record the store
+   * cannot keep under-counts the hour's budget; it never fails a job that ran.
    */
-  record(tenant: string, cpuMs: number, containerMs: number): void {
-    this.counters
-      .recordUsage(tenant, {
-        at: this.now(),
-        cpuMs: Math.max(0, cpuMs),
-        containerMs: Math.max(0, containerMs),
-      })
-      .catch(() => {});
+  record(tenant: string, cpuMs: number, containerMs: number, answered?: Promise<unknown>): void {
+    const usage = {
+      at: this.now(),
+      cpuMs: Math.max(0, cpuMs),
+      containerMs: Math.max(0, containerMs),
+    };
+    const write = () => this.counters.recordUsage(tenant, usage);
+    (answered === undefined ? write() : answered.then(write)).catch(() => {});
   }
 
   async used(tenant: string): Promise<Used> {

@@ -3,8 +3,9 @@
 // record from queued to its end, ?wait, the list, respond-async, another
 // tenant's 404, cancelling, a client that leaves, the SSE replay (from the
 // start, after an event id, live, past the output bound) and a store that
-// cannot record (503).
+// cannot record (503); a short job ended in one write, a longer one seen running.
 import { describe, expect, it } from "vitest";
+import { Executions, RUNNING_AFTER_MS } from "../../api/executions/executions.ts";
 import type { Job } from "../../core/job.ts";
 import type { ExecResult } from "../../core/schemas.ts";
 import type { ExecutorRunOptions } from "../../executor/executor.ts";
@@ -330,6 +331,88 @@ describe("events", () => {
     expect(got.map((e) => e.event)).toEqual(["stdout", "dropped", "end"]);
     expect(got[1]?.data).toMatchObject({ storedBytes: 6, droppedBytes: 8 });
     expect(got[2]?.data).toEqual({ id, status: "cancelled" });
+  });
+});
+
+describe("the running write", () => {
+  /** Executions on a temporary store whose status writes are listed, in order. */
+  function recorded() {
+    const { state } = tempState();
+    const writes: string[] = [];
+    const transition = state.executions.transition.bind(state.executions);
+    state.executions.transition = (id, to, options) => {
+      writes.push(to);
+      return transition(id, to, options);
+    };
+    const executions = new Executions({ state, instanceId: "g", warn: () => {} });
+    return { state, writes, executions };
+  }
+  const meta = (id: string) => ({ id, tenant: "t", profile: "shell" });
+
+  it("a job that ends before RUNNING_AFTER_MS goes from queued to done in one write, with startedAt", async () => {
+    const { writes, executions } = recorded();
+    const started = await executions.start(meta("e1"), async (options) => {
+      options.onStart?.({} as Job);
+      return okResult("e1", "hi\n");
+    });
+    await started.result;
+    expect(writes).toEqual(["done"]);
+    const record = await executions.get("t", "e1");
+    expect(record).toMatchObject({ status: "done", startedAt: expect.any(String) });
+    expect(record?.startedAt).toBe(record?.endedAt);
+    // Nothing is written once it has ended.
+    await new Promise((r) => setTimeout(r, RUNNING_AFTER_MS + 30));
+    expect(writes).toEqual(["done"]);
+  });
+
+  it("a longer job is written running after RUNNING_AFTER_MS; a reader here sees it running at once", async () => {
+    const { state, writes, executions } = recorded();
+    let finish = () => {};
+    const run = async (options: ExecutorRunOptions) => {
+      options.onStart?.({} as Job);
+      await new Promise<void>((resolve) => {
+        finish = resolve;
+      });
+      return okResult("x");
+    };
+    const first = await executions.start(meta("e1"), run);
+    await new Promise((r) => setTimeout(r, RUNNING_AFTER_MS + 50));
+    expect(await state.executions.get("t", "e1")).toMatchObject({ status: "running" });
+    finish();
+    await first.result;
+    expect(writes).toEqual(["running", "done"]);
+
+    const second = await executions.start(meta("e2"), run);
+    expect(await executions.get("t", "e2")).toMatchObject({
+      status: "running",
+      startedAt: expect.any(String),
+    });
+    expect((await executions.list("t", { limit: 5, status: "running" })).map((e) => e.id)).toEqual([
+      "e2",
+    ]);
+    finish();
+    await second.result;
+    expect(writes).toEqual(["running", "done", "running", "done"]);
+  });
+
+  it("a job that fails after it started has startedAt; one that never started has none", async () => {
+    const { executions } = recorded();
+    const { AirlockError } = await import("../../core/errors.ts");
+    for (const [id, starts] of [
+      ["e1", true],
+      ["e2", false],
+    ] as const) {
+      const started = await executions.start(meta(id), async (options) => {
+        if (starts) options.onStart?.({} as Job);
+        throw new AirlockError("busy", "no");
+      });
+      await started.result.catch(() => {});
+    }
+    expect(await executions.get("t", "e1")).toMatchObject({
+      status: "failed",
+      startedAt: expect.any(String),
+    });
+    expect((await executions.get("t", "e2"))?.startedAt).toBeUndefined();
   });
 });
 

@@ -94,6 +94,16 @@ describe("shared through the store", () => {
     await two.record("t", 1500, 1600);
     expect(await one.check("t", quotas)).toMatchObject({ limit: "cpuSecondsPerHour", used: 1.5 });
     expect(await one.used("t")).toEqual({ cpuSeconds: 1.5, containerSeconds: 1.6, running: 0 });
+    // A job's usage is written once its answer is on its way, not beside it.
+    let answer = () => {};
+    const answered = new Promise<void>((resolve) => {
+      answer = resolve;
+    });
+    two.record("t", 500, 500, answered);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(await one.used("t")).toMatchObject({ cpuSeconds: 1.5 });
+    answer();
+    await until(async () => (await one.used("t")).cpuSeconds === 2);
   });
 
   it("a tenant without concurrentJobs: a job is counted as running only once it has run a while", async () => {

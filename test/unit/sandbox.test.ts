@@ -160,6 +160,28 @@ describe("runSandbox lifecycle", () => {
     },
   );
 
+  it("with a background hook, removes an ended job's container once its answer is on its way", async () => {
+    const client = new FakeClient();
+    const background: Promise<void>[] = [];
+    let answer = () => {};
+    const answered = new Promise<void>((resolve) => {
+      answer = resolve;
+    });
+    const hooks = { ...deps(client), background: (w: Promise<void>) => void background.push(w) };
+    const result = await runSandbox(hooks, job, { answered });
+    expect(result.status).toBe("ok");
+    await new Promise((r) => setTimeout(r, 20));
+    expect(client.calls).not.toContain("remove");
+    expect(background).toHaveLength(1);
+    answer();
+    await Promise.all(background);
+    expect(client.calls.slice(-2)).toEqual(["remove", "removeVolume"]);
+    // Without a background (the caller waits for the removal), it never waits for the answer.
+    const waited = new FakeClient();
+    await runSandbox(deps(waited), job, { answered: new Promise(() => {}) });
+    expect(waited.calls.slice(-2)).toEqual(["remove", "removeVolume"]);
+  });
+
   it("still removes the volume when create itself fails", async () => {
     const client = new FakeClient();
     client.failOn.add("create");

@@ -130,7 +130,7 @@ for (const backend of [sqliteBackend(), pgBackend()]) {
       const started = await s.executions.transition("e1", "running");
       expect(started?.changed).toBe(true);
       expect(started?.record.startedAt).toBe(new Date(t).toISOString());
-      // done is reached from running only; a final status is never left.
+      // A final status is never left.
       const done = await s.executions.transition("e1", "done", { result: { exit: 0 } });
       expect(done).toMatchObject({
         changed: true,
@@ -157,6 +157,37 @@ for (const backend of [sqliteBackend(), pgBackend()]) {
       expect(
         (await s.executions.list("a", { limit: 10, status: "done" })).map((e) => e.id),
       ).toEqual(["e1"]);
+    });
+
+    it("executions: an end straight from queued stamps startedAt for a job that ran", async () => {
+      const s = await open();
+      for (const id of ["e1", "e2", "e3", "e4"]) {
+        await s.executions.create({ id, tenant: "a", profile: "shell", instanceId: "g" });
+      }
+      t += 10;
+      // A short job, never written running: its result means it ran, started and ended now.
+      s.output.append("e1", { seq: 1, stream: "stdout", data: bytes("hi\n") });
+      const done = await s.executions.transition("e1", "done", { result: { exit: 0 } });
+      const at = new Date(t).toISOString();
+      expect(done).toMatchObject({
+        changed: true,
+        record: { status: "done", startedAt: at, endedAt: at, result: { exit: 0 } },
+      });
+      expect(await s.executions.get("a", "e1")).toMatchObject({ startedAt: at, endedAt: at });
+      expect((await s.output.read("a", "e1"))?.events.map((e) => text(e.data))).toEqual(["hi\n"]);
+      // Failed after it started, and cancelled before it did (no start to stamp).
+      await s.executions.transition("e2", "failed", {
+        error: { code: "x", message: "m" },
+        started: true,
+      });
+      expect((await s.executions.get("a", "e2"))?.startedAt).toBe(at);
+      await s.executions.transition("e3", "cancelled");
+      expect((await s.executions.get("a", "e3"))?.startedAt).toBeUndefined();
+      // A job written running keeps the start it was written with.
+      await s.executions.transition("e4", "running");
+      t += 10;
+      const later = await s.executions.transition("e4", "done", { result: {}, started: true });
+      expect(later?.record).toMatchObject({ startedAt: at, endedAt: new Date(t).toISOString() });
     });
 
     it("executions: markLost ends an instance's open ones, purge only ended ones past retention", async () => {
