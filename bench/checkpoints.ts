@@ -18,12 +18,12 @@ import { parseServerTiming } from "../core/timing.ts";
 import { containerSpec } from "../executor/container-spec.ts";
 import { profiles } from "./harness.ts";
 
-/** Pairs per measure: at least 3, so that the median is one pair's, not an average. */
-const REPS = Math.max(3, Number(process.env["BENCH_CHECKPOINT_ROUNDS"] ?? 3));
+/** Pairs per measure (at least 3): five by default, so that a side slowed tenfold by a neighbour twice still leaves the median alone. */
+const REPS = Math.max(3, Number(process.env["BENCH_CHECKPOINT_ROUNDS"] ?? 5));
 /** No timed side may take longer (a side that does fails the group, rather than hanging it). */
 const SIDE_TIMEOUT_MS = 180_000;
 /** The longest wait for the disk to go quiet before a timed side. */
-const SETTLE_MAX_MS = 8_000;
+const SETTLE_MAX_MS = 2_000;
 const PROFILE = "python";
 const docker = new Dockerode();
 
@@ -107,17 +107,17 @@ async function settle(statFile: string | undefined): Promise<number> {
  * `cp -a` of the workspace's volume into a new volume, in a container made as
  * airlock makes its copy's (containerSpec with the profile's longest limits;
  * the new volume at /workspace, so it takes the image's owner, the tree
- * read-only beside it): [wall ms from create to the container's removal, as
- * `docker run --rm` has it, the copy's own ms].
+ * read-only beside it) `dst`: [wall ms from create to the container's
+ * removal, as \`docker run --rm\` has it, the copy's own ms].
  */
-async function plainCopy(workspaceVolume: string): Promise<[number, number]> {
+async function plainCopy(workspaceVolume: string, dst: string): Promise<[number, number]> {
   const profile = profiles.get(PROFILE);
   if (profile === undefined) throw new Error(`no profile ${PROFILE}`);
   const jobId = `bench-cp-${process.pid}-${Date.now()}`;
   const spec = containerSpec(profile, profile.limits.max, {
     instanceId: `bench-cp-${process.pid}`,
     jobId,
-    volume: `airlock-${jobId}`,
+    volume: dst,
     deadline: Date.now() + 10 * 60_000,
     mounts: [{ volume: workspaceVolume, target: "/airlock/src", readOnly: true }],
   });
@@ -143,15 +143,11 @@ async function plainCopy(workspaceVolume: string): Promise<[number, number]> {
     await c.start();
     const { StatusCode } = (await c.wait()) as { StatusCode: number };
     if (StatusCode !== 0) throw new Error(`cp -a exited ${StatusCode}: ${text}`);
-    // Removed as `docker run --rm` would remove it; its volume (the copy) after the clock stops.
+    // Removed as `docker run --rm` would remove it; its volume (the copy) stays for the caller.
     await c.remove({ force: true });
     return [performance.now() - t0, Number(text.trim().split("\n").pop())];
   } finally {
-    await c.remove({ force: true, v: true }).catch(() => undefined);
-    await docker
-      .getVolume(`airlock-${jobId}`)
-      .remove()
-      .catch(() => undefined);
+    await c.remove({ force: true }).catch(() => undefined);
   }
 }
 
@@ -171,6 +167,8 @@ interface Outcome {
   body?: unknown;
   timing?: string | null;
   copyMs?: number;
+  /** The side's own time, when it is not all of the call's (a copy's volume is removed after its clock stops). */
+  wallMs?: number;
 }
 
 interface Side {
@@ -187,8 +185,44 @@ async function call(res: Promise<Response>): Promise<Outcome> {
   return { body: await r.json(), timing: r.headers.get("server-timing") };
 }
 
-const copySide = (volume: string): Side => ({
-  run: async () => ({ copyMs: (await plainCopy(volume))[1] }),
+/**
+ * What the rounds made, removed only after the last timed side: on this disk
+ * a deletion of 10,000 files slows what follows it for seconds after a sync
+ * (the virtual disk's discards), which would fall on whichever side came next.
+ */
+class Leftovers {
+  readonly copies: string[] = [];
+  readonly removals: (() => Promise<unknown>)[] = [];
+
+  /** A new volume name for a baseline copy, removed at the end unless taken first. */
+  copyVolume(): string {
+    const name = `airlock-bench-cp-${process.pid}-${this.copies.length}-${Date.now()}`;
+    this.copies.push(name);
+    return name;
+  }
+
+  /** Removes one baseline copy now (a deletion before a side, as the restore's side has). */
+  async removeOneCopy(): Promise<void> {
+    const name = this.copies.shift();
+    if (name !== undefined) await docker.getVolume(name).remove();
+  }
+
+  async removeAll(): Promise<void> {
+    for (const remove of this.removals) await remove().catch(() => undefined);
+    for (const name of this.copies) {
+      await docker
+        .getVolume(name)
+        .remove()
+        .catch(() => undefined);
+    }
+  }
+}
+
+const copySide = (source: string, left: Leftovers): Side => ({
+  run: async () => {
+    const [wallMs, copyMs] = await plainCopy(source, left.copyVolume());
+    return { wallMs, copyMs };
+  },
 });
 
 /** Times one pair, the side going first alternating with `turn`, each after a settle. */
@@ -207,7 +241,7 @@ async function pair(
     await settle(statFile);
     const t0 = performance.now();
     const got = await within(SIDE_TIMEOUT_MS, name, side.run());
-    const ms = performance.now() - t0;
+    const ms = got.wallMs ?? performance.now() - t0;
     if (side === airlock) {
       mine = got;
       m.airlock.push(ms);
@@ -223,16 +257,22 @@ async function pair(
 
 type CopyMeasures = Record<"take" | "restore" | "fork", Measure>;
 
-/** Each round: checkpoint, full restore (of an emptied workspace) and fork, each beside its own cp -a. */
+/**
+ * Each round: checkpoint, fork and full restore, each beside its own cp -a.
+ * Nothing is deleted between timed sides but the restore pair's: airlock's
+ * side empties the workspace first, and the copy's side, for the same start,
+ * deletes one of the round's earlier copies (as many files and bytes).
+ */
 async function copyRounds(
   gw: BenchGateway,
   big: string,
   ms: CopyMeasures,
   del: (p: string) => Promise<unknown>,
   statFile: string | undefined,
+  left: Leftovers,
 ) {
   const ws = `/v1/workspaces/${big}`;
-  const copy = copySide(`airlock-ws-${big}`);
+  const copy = copySide(`airlock-ws-${big}`, left);
   for (let i = 0; i < REPS; i++) {
     const taken = await pair(
       "checkpoint",
@@ -243,6 +283,17 @@ async function copyRounds(
       statFile,
     );
     const cp = (taken.body as { id: string }).id;
+    left.removals.push(() => del(`${ws}/checkpoints/${cp}`));
+    const fork: Side = {
+      run: () => call(gw.post(`${ws}/fork`, { checkpoint: cp })),
+      cleanup: async ({ body }) => {
+        for (const w of (body as { workspaces: { id: string }[] }).workspaces) {
+          left.removals.push(() => del(`/v1/workspaces/${w.id}`));
+        }
+      },
+    };
+    // Its turns the other way round from the checkpoint's, so no side always follows the same one.
+    await pair("fork", i + 1, ms.fork, fork, copy, statFile);
     const restore: Side = {
       // A full restore: every file has to come back.
       prepare: () =>
@@ -254,18 +305,8 @@ async function copyRounds(
         ),
       run: () => call(gw.post(`${ws}/restore`, { checkpoint: cp })),
     };
-    // Its turns the other way round from the checkpoint's, so no side always follows the same one.
-    await pair("restore", i + 1, ms.restore, restore, copy, statFile);
-    const fork: Side = {
-      run: () => call(gw.post(`${ws}/fork`, { checkpoint: cp })),
-      cleanup: async ({ body }) => {
-        for (const w of (body as { workspaces: { id: string }[] }).workspaces) {
-          await del(`/v1/workspaces/${w.id}`);
-        }
-      },
-    };
-    await pair("fork", i, ms.fork, fork, copy, statFile);
-    await del(`${ws}/checkpoints/${cp}`);
+    const copyAfterDeletion: Side = { ...copy, prepare: () => left.removeOneCopy() };
+    await pair("restore", i, ms.restore, restore, copyAfterDeletion, statFile);
   }
 }
 
@@ -361,6 +402,7 @@ export async function checkpointPhase(
   const mk = async () =>
     ((await call(gw.post("/v1/workspaces", { profile: PROFILE }))).body as { id: string }).id;
   const statFile = await diskStatFile();
+  const left = new Leftovers();
   const big = await mk();
   const empty = await mk();
   try {
@@ -370,12 +412,16 @@ export async function checkpointPhase(
         limits: { timeoutMs: 120_000 },
       }),
     );
+    // Untimed: the tree's pages in memory (the exec that wrote it had a small memory limit)
+    // and the engine warm, so that no first side pays for them.
+    await plainCopy(`airlock-ws-${big}`, left.copyVolume());
     const copies = { take: measure(), restore: measure(), fork: measure() };
     const back = measure();
-    await copyRounds(gw, big, copies, del, statFile);
+    await copyRounds(gw, big, copies, del, statFile, left);
     await stepBackRounds(gw, big, empty, back, statFile);
     addRows(copies, back, results, rows, targets);
   } finally {
+    await left.removeAll();
     for (const id of [big, empty]) await del(`/v1/workspaces/${id}`);
   }
 }

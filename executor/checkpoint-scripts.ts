@@ -119,8 +119,8 @@ wait "$copying"
  * Describes what will change (side a: the workspace now, b: the checkpoint),
  * copies what the checkpoint has that the workspace lacks into a staging
  * directory inside the workspace (a failure there drops it: the workspace is
- * as it was), then, in one short step, removes what changed since and links
- * the staged entries in place, and puts back the directories and their modes.
+ * as it was), then, in one short step, removes what changed since and moves
+ * or links the staged entries in place, and puts back the directories and their modes.
  */
 export const RESTORE_SCRIPT = `${PRELUDE}
 ${DESCRIBE}
@@ -163,6 +163,11 @@ xargs -0 -r -a /tmp/drop rm -f --
 cut -z -d' ' -f2- /tmp/modes.now | sort -z > /tmp/dirs.now
 cut -z -d' ' -f2- ${SRC}/dirs | sort -z > /tmp/dirs.then
 comm -z -23 /tmp/dirs.now /tmp/dirs.then | xargs -0 -r rm -rf --
+# What the workspace lacks at its top moves in whole, one rename each (all of
+# it after the workspace was emptied); the rest is linked in below what stays.
+grep -z -v / /tmp/take.tar | xargs -0 -r sh -c 'stage=$1; shift; n=$#; i=0
+  while [ "$i" -lt "$n" ]; do p=$1; shift; i=$((i + 1)); [ -e "$p" ] || [ -L "$p" ] || set -- "$@" "$stage/$p"; done
+  [ "$#" = 0 ] || exec mv -t . -- "$@"' sh "$stage"
 cp -al "$stage/." .
 rm -rf -- "$stage"
 # The checkpoint's directories still missing or of another mode (empty ones,
