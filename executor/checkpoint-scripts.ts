@@ -148,10 +148,16 @@ sed -z -n ':a s|/[^/]*$||p; ta' /tmp/take | sort -z -u - /tmp/take > /tmp/take.t
 described=$!
 mkdir -- "$stage"
 copied=0
-# A tar pipe: three times as fast as cp --parents over 10,000 paths.
-{ (cd ${SRC}/tree && tar --null --verbatim-files-from --no-recursion -T /tmp/take.tar -cf -) || : > /tmp/tar.failed; } \\
-  | tar -C "${DST}/$stage" -xpf - || copied=1
-[ ! -e /tmp/tar.failed ] || copied=1
+if cmp -s /tmp/take.r ${SRC}/files; then
+  # Every file comes back (a full restore, or one into an emptied workspace):
+  # one cp -a of the whole tree, as the checkpoint was taken.
+  cp -a ${SRC}/tree/. "$stage" || copied=1
+else
+  # A tar pipe: three times as fast as cp --parents over 10,000 paths.
+  { (cd ${SRC}/tree && tar --null --verbatim-files-from --no-recursion -T /tmp/take.tar -cf -) || : > /tmp/tar.failed; } \\
+    | tar -C "${DST}/$stage" -xpf - || copied=1
+  [ ! -e /tmp/tar.failed ] || copied=1
+fi
 wait "$described" || copied=1
 if [ "$copied" != 0 ]; then
   rm -rf -- "$stage"
