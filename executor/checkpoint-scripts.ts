@@ -61,17 +61,6 @@ paths() { cut -z -d' ' -f7- "$1" | sort -z; }
  */
 const LINKS = `find . -mindepth 1 \\( -type l -printf 'l\\0%P\\0%l\\0' \\) -o \\( ! -type f ! -type d -printf '%y\\0%P\\0\\0' \\) -o \\( ! -readable -o -type d ! -executable \\) -fprintf /tmp/unreadable 'u\\0%P\\0\\0' || :`;
 
-/**
- * Copies the tree at FROM to TO (made here): every entry with its mode, times
- * and hard links. A tar pipe rather than `cp -a`: one process reads while the
- * other writes, on two CPUs, and where the files must come from the disk (a
- * workspace's pages go with its last job's memory limit) the reads overlap
- * the writes; it took a third to a half of cp -a's time here.
- */
-const COPY_TREE = (from: string, to: string) => `mkdir -- ${to}
-{ (cd ${from} && tar -cf - .) || : > /tmp/tar.failed; } | tar -C ${to} -xpf -
-[ ! -e /tmp/tar.failed ]`;
-
 /** Exits 4 (UNREADABLE in checkpoints.ts), printing them, when the walk found entries it cannot read. */
 const REFUSE_UNREADABLE = `[ ! -s /tmp/unreadable ] || { cat /tmp/unreadable; exit 4; }`;
 
@@ -82,6 +71,13 @@ const REFUSE_UNREADABLE = `[ ! -s /tmp/unreadable ] || { cat /tmp/unreadable; ex
  * prints the tree's links and special files, exits 4 with the entries its
  * user cannot read (a checkpoint holds every byte or is not taken) or when
  * it has special files, and copies it with its listings.
+ *
+ * The copy is one `cp -a`: a single process whose file bytes the kernel
+ * copies (copy_file_range), which keeps its pace where the CPUs are contended
+ * far better than a tar pipe's two processes handing records over a pipe
+ * (here the tar pipe ran up to several times the cp -a the target is
+ * measured against). The walk stays before it (~70 ms of a 10,000-file
+ * tree), so nothing is copied past the budget or of a tree that is refused.
  */
 export const CHECKPOINT_SCRIPT = `${PRELUDE}
 budget=$1
@@ -103,10 +99,10 @@ cat /tmp/report
 ${REFUSE_UNREADABLE}
 # A FIFO or socket is refused (checkpoint-output.ts) before anything is copied.
 [ ! -s /tmp/special ] || exit 4
-# The listings are sorted on one CPU while the tree is copied on the other.
+# The listings are sorted while the tree is copied.
 (sort -z /tmp/files > ${DST}/files && sort -z /tmp/dirs > ${DST}/dirs) &
 sorted=$!
-${COPY_TREE(".", `${DST}/tree`)}
+cp -a ./. ${DST}/tree
 wait "$sorted"
 # As an upload's would be: no setuid or setgid bits.
 (cd ${DST}/tree && xargs -0 -r -a /tmp/suid chmod ug-s --)
@@ -118,8 +114,8 @@ wait "$sorted"
  * Describes what will change (side a: the workspace now, b: the checkpoint),
  * copies what the checkpoint has that the workspace lacks into a staging
  * directory inside the workspace (a failure there drops it: the workspace is
- * as it was), then, in one short step, removes what changed since and links
- * the staged entries in place, and puts back the directories and their modes.
+ * as it was), then, in one short step, removes what changed since and moves
+ * or links the staged entries in place, and puts back the directories and their modes.
  */
 export const RESTORE_SCRIPT = `${PRELUDE}
 ${DESCRIBE}
@@ -147,10 +143,16 @@ sed -z -n ':a s|/[^/]*$||p; ta' /tmp/take | sort -z -u - /tmp/take > /tmp/take.t
 described=$!
 mkdir -- "$stage"
 copied=0
-# A tar pipe: three times as fast as cp --parents over 10,000 paths.
-{ (cd ${SRC}/tree && tar --null --verbatim-files-from --no-recursion -T /tmp/take.tar -cf -) || : > /tmp/tar.failed; } \\
-  | tar -C "${DST}/$stage" -xpf - || copied=1
-[ ! -e /tmp/tar.failed ] || copied=1
+if cmp -s /tmp/take.r ${SRC}/files; then
+  # Every file comes back (a full restore, or one into an emptied workspace):
+  # one cp -a of the whole tree, as the checkpoint was taken.
+  cp -a ${SRC}/tree/. "$stage" || copied=1
+else
+  # A tar pipe: three times as fast as cp --parents over 10,000 paths.
+  { (cd ${SRC}/tree && tar --null --verbatim-files-from --no-recursion -T /tmp/take.tar -cf -) || : > /tmp/tar.failed; } \\
+    | tar -C "${DST}/$stage" -xpf - || copied=1
+  [ ! -e /tmp/tar.failed ] || copied=1
+fi
 wait "$described" || copied=1
 if [ "$copied" != 0 ]; then
   rm -rf -- "$stage"
@@ -162,6 +164,11 @@ xargs -0 -r -a /tmp/drop rm -f --
 cut -z -d' ' -f2- /tmp/modes.now | sort -z > /tmp/dirs.now
 cut -z -d' ' -f2- ${SRC}/dirs | sort -z > /tmp/dirs.then
 comm -z -23 /tmp/dirs.now /tmp/dirs.then | xargs -0 -r rm -rf --
+# What the workspace lacks at its top moves in whole, one rename each (all of
+# it after the workspace was emptied); the rest is linked in below what stays.
+grep -z -v / /tmp/take.tar | xargs -0 -r sh -c 'stage=$1; shift; n=$#; i=0
+  while [ "$i" -lt "$n" ]; do p=$1; shift; i=$((i + 1)); [ -e "$p" ] || [ -L "$p" ] || set -- "$@" "$stage/$p"; done
+  [ "$#" = 0 ] || exec mv -t . -- "$@"' sh "$stage"
 cp -al "$stage/." .
 rm -rf -- "$stage"
 # The checkpoint's directories still missing or of another mode (empty ones,

@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import { AirlockError } from "../core/errors.ts";
 import { type Job, type JobMount, profileJob } from "../core/job.ts";
 import type { Diff, ExecResult } from "../core/schemas.ts";
+import { phase } from "../core/timing.ts";
 import { assertSafeTree, diffOfSides, parseTreeReport } from "./checkpoint-output.ts";
 import {
   CHECKPOINT_SCRIPT,
@@ -128,6 +129,7 @@ export class Checkpoints {
     hold: Hold | undefined,
   ): Promise<CheckpointInfo> {
     const used = await checkpointBytesOf(this.client, ws.tenant);
+    phase("quota");
     const id = newId("cp_");
     const createdAt = Date.now();
     const common = {
@@ -142,6 +144,7 @@ export class Checkpoints {
       // Mounted once at /workspace, the new volume takes the image's /workspace
       // owner, so the profile's user can fill it.
       await this.store.withVolumeContainer(ws.profile, dataVolumeOf(id), async () => undefined);
+      phase("volume");
       const budget = Math.max(0, this.limits.bytesPerTenant - used);
       const result = await this.run(
         ws,
@@ -168,6 +171,7 @@ export class Checkpoints {
         [LABEL_CHECKPOINT_BYTES]: String(report.bytes),
         [LABEL_CHECKPOINT_ENTRIES]: String(report.entries),
       });
+      phase("marker");
       if (hold === undefined) await removal;
       else hold(removal);
       return {
