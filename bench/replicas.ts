@@ -106,10 +106,6 @@ function p50ms(samples: number[]): number {
   return s[Math.floor((s.length - 1) / 2)] ?? Number.NaN;
 }
 
-function p50(samples: number[]): number {
-  return Math.round(p50ms(samples));
-}
-
 interface EchoP50 {
   ms: number;
   /** The gateway's `store` phase (its record's writes before the answer). */
@@ -134,8 +130,9 @@ async function echoP50(a: Gateway, b: Gateway, rounds: number): Promise<[EchoP50
       samples.push([performance.now() - t0, phases.get("store") ?? 0]);
     }
   }
+  // To 0.1 ms: whole milliseconds would move a ratio near 13 ms by up to 8%.
   const of = (s: number[][]) => ({
-    ms: p50(s.map((x) => x[0] as number)),
+    ms: Number(p50ms(s.map((x) => x[0] as number)).toFixed(1)),
     storeMs: Number(p50ms(s.map((x) => x[1] as number)).toFixed(2)),
   });
   return [of(sa), of(sb)];
@@ -261,7 +258,8 @@ export async function replicasPhase(
     started.push(embedded);
     const onPg = await gateway({ ...shared, AIRLOCK_CONCURRENCY: "4" });
     started.push(onPg);
-    const [onPgEcho, embeddedEcho] = await echoP50(onPg, embedded, options.rounds);
+    // At least 60 rounds: a ratio of two ~13 ms medians needs them to hold still.
+    const [onPgEcho, embeddedEcho] = await echoP50(onPg, embedded, Math.max(60, options.rounds));
     const [pgP50, embeddedP50] = [onPgEcho.ms, embeddedEcho.ms];
     results["replicasEcho"] = {
       pgP50,
