@@ -145,22 +145,21 @@ export class Executions {
       return writes;
     };
     let runningTimer: NodeJS.Timeout | undefined;
-    const writeRunning = () => {
+    // The deferred `running` is written now, or made moot by the end (which stamps startedAt).
+    const forgetStart = () => {
       clearTimeout(runningTimer);
       this.unwrittenStarts.delete(id);
+    };
+    const writeRunning = () => {
+      forgetStart();
       return record("running");
     };
     // The engine removes the job's container once its end is recorded (or in a second).
-    let answer = () => {};
-    const answered = new Promise<void>((resolve) => {
-      answer = resolve;
-    });
-    // At its end the job needs no `running` any more: the end stamps startedAt.
+    const answered = Promise.withResolvers<void>();
     const ending = () => {
-      clearTimeout(runningTimer);
-      this.unwrittenStarts.delete(id);
+      forgetStart();
       output.end();
-      setTimeout(answer, REMOVAL_WAITS_AT_MOST_MS).unref();
+      setTimeout(answered.resolve, REMOVAL_WAITS_AT_MOST_MS).unref();
     };
     const signal =
       options.signal === undefined
@@ -172,7 +171,7 @@ export class Executions {
       outputDrained: output.drained,
       // Only a live client gets the output as events: for anyone else the result carries it.
       fullResult: options.sink === undefined,
-      answered,
+      answered: answered.promise,
       onStart: () => {
         started = true;
         runningTimer = setTimeout(writeRunning, RUNNING_AFTER_MS);
@@ -196,7 +195,7 @@ export class Executions {
     const ended = result.finally(() => {
       this.live.delete(id);
       // After the microtasks that send the answer.
-      setImmediate(answer);
+      setImmediate(answered.resolve);
     });
     // Nobody may be waiting (an async request): the end is recorded either way.
     ended.catch(() => {});
