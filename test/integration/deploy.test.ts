@@ -31,8 +31,7 @@ const opened: ComposeProject[] = [];
 
 afterAll(async () => {
   // Only after a failure is anything still up.
-  for (const project of opened)
-    await project.run("down", "-v", "--remove-orphans", "-t", "30").catch(() => undefined);
+  for (const project of opened) await project.run(...DOWN).catch(() => undefined);
   await pruneReplacedGatewayImages(docker);
 });
 
@@ -50,6 +49,21 @@ async function waitReady(url: string): Promise<void> {
     await new Promise((r) => setTimeout(r, 500));
   }
   throw new Error(`/readyz never answered 200 (last: ${last})`);
+}
+
+/** `docker compose down`, volumes and orphans included. */
+const DOWN = ["down", "-v", "--remove-orphans", "-t", "30"];
+
+/** Downs the project, then finds nothing of it or of its gateway's instance left on the engine. */
+async function downLeavesNothing(project: ComposeProject, instanceId: string): Promise<void> {
+  await project.run(...DOWN);
+  opened.splice(opened.indexOf(project), 1);
+  expect(await leftovers(project.name, instanceId)).toEqual({
+    composeContainers: 0,
+    networks: 0,
+    sandboxes: 0,
+    volumes: 0,
+  });
 }
 
 async function leftovers(project: string, instanceId: string) {
@@ -91,14 +105,7 @@ describe.each([
     const result = await execOnce(target, { profile: "python", code: "print(6 * 7)" });
     expect(result).toMatchObject({ status: "ok", stdout: "42\n" });
     await workspaceRoundTrip(target);
-    await project.run("down", "-v", "--remove-orphans", "-t", "30");
-    opened.splice(opened.indexOf(project), 1);
-    expect(await leftovers(project.name, instanceId)).toEqual({
-      composeContainers: 0,
-      networks: 0,
-      sandboxes: 0,
-      volumes: 0,
-    });
+    await downLeavesNothing(project, instanceId);
   }, 300_000);
 });
 
@@ -171,20 +178,12 @@ describe.each([
         stdout: "-----BEGIN CERTIFICATE-----\nhello from upstream\ndirect-failed\n",
         egress: [expect.objectContaining({ host: "plain.test", decision: "allowed" })],
       });
-      await project.run("down", "-v", "--remove-orphans", "-t", "30");
-      opened.splice(opened.indexOf(project), 1);
-      expect(await leftovers(project.name, instanceId)).toEqual({
-        composeContainers: 0,
-        networks: 0,
-        sandboxes: 0,
-        volumes: 0,
-      });
+      await downLeavesNothing(project, instanceId);
       const own = { label: [`airlock=${instanceId}`] };
       expect(await docker.listNetworks({ filters: own })).toEqual([]);
     } finally {
       // A failed run's gateway is still on the upstream's network: down first.
-      for (const project of opened.splice(0))
-        await project.run("down", "-v", "--remove-orphans", "-t", "30").catch(() => undefined);
+      for (const project of opened.splice(0)) await project.run(...DOWN).catch(() => undefined);
       await up.stop();
     }
   }, 300_000);
