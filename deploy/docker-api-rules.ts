@@ -373,6 +373,14 @@ export function containerCreateBody(shipped: readonly ShippedSeccomp[]) {
   });
 }
 
+/** An egress object's labels (egress-network.ts): its instance's, and airlock.egress=<role>. */
+function egressLabels(role: "network" | "relay" | "holder", what: string) {
+  return Labels.refine(
+    (l) => isAirlockContainer(l) && l[LABEL_EGRESS] === role,
+    `${what} must carry the ${LABEL_INSTANCE} and ${LABEL_EGRESS}=${role} labels`,
+  );
+}
+
 /** An egress network as egress-network.ts makes it (executor/docker.ts DockerodeNetworks). */
 export const NetworkCreateBody = z.strictObject({
   Name: z.string().regex(EGRESS_NETWORK, "must be airlock-egress-<job id>"),
@@ -388,10 +396,7 @@ export const NetworkCreateBody = z.strictObject({
   Options: z.strictObject({
     "com.docker.network.bridge.inhibit_ipv4": z.literal("true", "the host gets no address on it"),
   }),
-  Labels: Labels.refine(
-    (l) => isAirlockContainer(l) && l[LABEL_EGRESS] === "network",
-    `the network must carry the ${LABEL_INSTANCE} and ${LABEL_EGRESS}=network labels`,
-  ),
+  Labels: egressLabels("network", "the network"),
 });
 
 /** The relay joining or leaving an egress network. */
@@ -431,10 +436,7 @@ export const RelayCreateBody = z.strictObject({
     z.string().regex(/^\d{1,5}$/),
   ]),
   User: z.literal("65534:65534"),
-  Labels: Labels.refine(
-    (l) => isAirlockContainer(l) && l[LABEL_EGRESS] === "relay",
-    `the relay must carry the ${LABEL_INSTANCE} and ${LABEL_EGRESS}=relay labels`,
-  ),
+  Labels: egressLabels("relay", "the relay"),
   HostConfig: z.strictObject({
     NetworkMode: z
       .string()
@@ -463,10 +465,7 @@ export const HolderCreateBody = z.strictObject({
   ),
   User: z.literal("65534:65534"),
   Hostname: z.literal("sandbox"),
-  Labels: Labels.refine(
-    (l) => isAirlockContainer(l) && l[LABEL_EGRESS] === "holder",
-    `a holder must carry the ${LABEL_INSTANCE} and ${LABEL_EGRESS}=holder labels`,
-  ),
+  Labels: egressLabels("holder", "a holder"),
   NetworkingConfig: z.strictObject({
     EndpointsConfig: z
       .record(
