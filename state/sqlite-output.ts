@@ -32,9 +32,11 @@ export class SqliteOutput implements OutputRecords {
   private readonly o: OutputOptions;
   private queue: Queued[] = [];
   private queuedBytes = 0;
-  /** Where the queued events' bytes are (`arenaUsed` of it); made on the first event. */
+  /**
+   * Where the queued events' bytes are, the first `queuedBytes` of it; made on
+   * the first event. An event larger than it is queued alone and written at once.
+   */
   private arena: Buffer | undefined;
-  private arenaUsed = 0;
   private timer: NodeJS.Timeout | undefined;
   private failure: unknown;
 
@@ -63,11 +65,10 @@ export class SqliteOutput implements OutputRecords {
   private copy(data: Uint8Array): Uint8Array {
     const size = data.byteLength;
     if (size > this.o.batchBytes) return Uint8Array.prototype.slice.call(data);
-    if (this.arenaUsed + size > this.o.batchBytes) this.writeQueued();
+    if (this.queuedBytes + size > this.o.batchBytes) this.writeQueued();
     this.arena ??= Buffer.allocUnsafeSlow(this.o.batchBytes);
-    const at = this.arenaUsed;
+    const at = this.queuedBytes;
     this.arena.set(data, at);
-    this.arenaUsed += size;
     return this.arena.subarray(at, at + size);
   }
 
@@ -101,7 +102,6 @@ export class SqliteOutput implements OutputRecords {
     const queue = this.queue;
     this.queue = [];
     this.queuedBytes = 0;
-    this.arenaUsed = 0;
     const byExecution = new Map<string, OutputEvent[]>();
     for (const q of queue) {
       const list = byExecution.get(q.executionId);
