@@ -16,7 +16,7 @@ import { PassThrough } from "node:stream";
 import Dockerode from "dockerode";
 import { parseServerTiming } from "../core/timing.ts";
 import { containerSpec } from "../executor/container-spec.ts";
-import { profiles } from "./harness.ts";
+import { median, profiles } from "./harness.ts";
 
 /** Pairs per measure (at least 3): five by default, so that a side slowed tenfold by a neighbour twice still leaves the median alone. */
 const REPS = Math.max(3, Number(process.env["BENCH_CHECKPOINT_ROUNDS"] ?? 5));
@@ -33,11 +33,6 @@ export interface BenchGateway {
 }
 
 type Targets = { target: string; measured: string; met: boolean }[];
-
-const median = (xs: readonly number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor((s.length - 1) / 2)] ?? Number.NaN;
-};
 
 function within<T>(ms: number, what: string, work: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

@@ -36,6 +36,12 @@ export async function hasRunsc(): Promise<boolean> {
   return Object.hasOwn(info.Runtimes ?? {}, "runsc");
 }
 
+/** The lower median, unrounded (percentile() rounds to whole ms). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor((s.length - 1) / 2)] ?? Number.NaN;
+}
+
 export function percentile(sorted: number[], p: number): number {
   const i = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
   return Math.round(sorted[Math.max(0, i)] ?? Number.NaN);

@@ -20,6 +20,7 @@ import { openPgState } from "../state/pg.ts";
 import { openSqliteState } from "../state/sqlite.ts";
 import { postgresMissing, testDatabase } from "../test/support/postgres.ts";
 import { PrivateEngine } from "../test/support/private-engine.ts";
+import { median } from "./harness.ts";
 
 const KEY = "bench-key-0123456789abcdef";
 const ROOT = join(import.meta.dirname, "..");
@@ -101,11 +102,6 @@ async function echo(gw: Gateway): Promise<Map<string, number>> {
   return parseServerTiming(res.headers.get("server-timing"));
 }
 
-function p50ms(samples: number[]): number {
-  const s = [...samples].sort((a, b) => a - b);
-  return s[Math.floor((s.length - 1) / 2)] ?? Number.NaN;
-}
-
 interface EchoP50 {
   ms: number;
   /** The gateway's `store` phase (its record's writes before the answer). */
@@ -132,8 +128,8 @@ async function echoP50(a: Gateway, b: Gateway, rounds: number): Promise<[EchoP50
   }
   // To 0.1 ms: whole milliseconds would move a ratio near 13 ms by up to 8%.
   const of = (s: number[][]) => ({
-    ms: Number(p50ms(s.map((x) => x[0] as number)).toFixed(1)),
-    storeMs: Number(p50ms(s.map((x) => x[1] as number)).toFixed(2)),
+    ms: Number(median(s.map((x) => x[0] as number)).toFixed(1)),
+    storeMs: Number(median(s.map((x) => x[1] as number)).toFixed(2)),
   });
   return [of(sa), of(sb)];
 }
