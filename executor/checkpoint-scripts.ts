@@ -142,16 +142,35 @@ sed -z -n ':a s|/[^/]*$||p; ta' /tmp/take | sort -z -u - /tmp/take > /tmp/take.t
 (describe a ${DST} /tmp/drop /tmp/both && describe b ${SRC}/tree /tmp/take /tmp/take) > /tmp/described &
 described=$!
 mkdir -- "$stage"
+# ext4 without a journal (this engine's disk) passes over every inode deleted
+# in the last seconds (minutes, once its table block is dirty again) before it
+# gives out a new one near its parent: a tree written where the workspace's
+# files were just removed paid that scan for each file, several times over a
+# plain copy, worse each round. TOPDIR spreads the staged directories over the
+# disk's groups, as for directories at a filesystem's root. Elsewhere a no-op.
+chattr +T "$stage" 2>/dev/null || :
 copied=0
 if cmp -s /tmp/take.r ${SRC}/files; then
   # Every file comes back (a full restore, or one into an emptied workspace):
   # one cp -a of the whole tree, as the checkpoint was taken.
   cp -a ${SRC}/tree/. "$stage" || copied=1
 else
-  # A tar pipe: three times as fast as cp --parents over 10,000 paths.
-  { (cd ${SRC}/tree && tar --null --verbatim-files-from --no-recursion -T /tmp/take.tar -cf -) || : > /tmp/tar.failed; } \\
-    | tar -C "${DST}/$stage" -xpf - || copied=1
-  [ ! -e /tmp/tar.failed ] || copied=1
+  # What the workspace lacks at its top comes back whole: one cp -a of those
+  # entries (a tar pipe's two processes ran several times a cp -a over a
+  # tree's 10,000 files). Only what is taken below what stays goes through tar.
+  { cut -z -d' ' -f7- /tmp/now; cut -z -d' ' -f2- /tmp/dirs.r; } | sed -z 's|/.*||' | sort -z -u > /tmp/top.now
+  grep -z -v / /tmp/take.tar | comm -z -23 - /tmp/top.now > /tmp/whole || :
+  # join needs its input in the order of the top name alone; stable, so parents stay first.
+  sort -z -s -t/ -k1,1 /tmp/take.tar | join -z -t/ -v1 - /tmp/whole > /tmp/take.rest
+  if [ -s /tmp/whole ]; then
+    (cd ${SRC}/tree && xargs -0 -r -a /tmp/whole cp -a -t "${DST}/$stage" --) || copied=1
+  fi
+  if [ -s /tmp/take.rest ]; then
+    # A tar pipe: three times as fast as cp --parents over 10,000 paths.
+    { (cd ${SRC}/tree && tar --null --verbatim-files-from --no-recursion -T /tmp/take.rest -cf -) || : > /tmp/tar.failed; } \\
+      | tar -C "${DST}/$stage" -xpf - || copied=1
+    [ ! -e /tmp/tar.failed ] || copied=1
+  fi
 fi
 wait "$described" || copied=1
 if [ "$copied" != 0 ]; then

@@ -154,6 +154,19 @@ describe("restore", () => {
     expect(await snapshot(id)).toEqual(before);
   });
 
+  it("brings back a top-level directory the workspace lacks beside changes below one it kept", async () => {
+    const id = await newWorkspace();
+    await exec(id, TREE);
+    const before = await snapshot(id);
+    const cp = await checkpoint(id, "start");
+    // deep/ is copied whole; src/lib and src/a.txt are taken below the src/ that stays.
+    await exec(id, "rm -rf deep src/lib && echo x > src/a.txt");
+    const back = await restore(id, cp.id);
+    expect(await snapshot(id)).toEqual(before);
+    expect(paths(back.diff.added)).toEqual(["deep/er/old.txt", "src/lib/keep.txt"]);
+    expect(paths(back.diff.modified)).toEqual(["src/a.txt"]);
+  });
+
   it("does not interleave with an exec: the restore waits for it, later operations get 409", async () => {
     const id = await newWorkspace();
     await exec(id, "echo 1 > a");
