@@ -393,7 +393,15 @@ export async function checkpointPhase(
   targets: Targets = [],
 ) {
   const auth = { authorization: "Bearer bench-key-0123456789abcdef" };
-  const del = (path: string) => fetch(`${gw.url}${path}`, { method: "DELETE", headers: auth });
+  // A side that timed out can still hold the workspace (409 until its job's own limit ends it):
+  // waited out, so the bench leaves no workspace or checkpoint behind.
+  const del = async (path: string) => {
+    for (const until = Date.now() + 2 * SIDE_TIMEOUT_MS; ; ) {
+      const res = await fetch(`${gw.url}${path}`, { method: "DELETE", headers: auth });
+      if (res.status !== 409 || Date.now() > until) return res;
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  };
   const mk = async () =>
     ((await call(gw.post("/v1/workspaces", { profile: PROFILE }))).body as { id: string }).id;
   const statFile = await diskStatFile();
