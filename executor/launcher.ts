@@ -2,7 +2,7 @@
 // Docker's init. The container starts with no job in it: everything about the
 // job arrives on stdin, so that a container can be started ahead of demand
 // (warm pool) and still get exactly its job's argv, env and workdir:
-//   <nonce> tar|list\n<shell lines: cd, exports, set -- argv>\n<nonce>\n<the job's stdin…>
+//   <nonce> tar|list\n<shell lines: cd (to a workdir but /workspace), exports, set -- argv>\n<nonce>\n<the job's stdin…>
 // The nonce is in no file, argv or environment the user's code can read: the
 // job's lines run in a subshell that execs the argv, so no part of the job
 // runs in the launcher's shell (an argv of `eval …` or `. file` is looked up
@@ -36,6 +36,8 @@
 // a tar of the entries whose status changed since just before the first
 // listing, and `\x1e<nonce>\n`. The changed set is only a hint: the gateway
 // compares the two listings itself and asks the engine for whatever it misses.
+import { WORKSPACE_DIR } from "../core/paths.ts";
+
 export const LAUNCHER_SCRIPT = [
   "IFS=' ' read -r n __airlock_w || exit 125",
   // Absolute paths and an empty environment: nothing of the job's can stand in for find.
@@ -53,7 +55,8 @@ export const LAUNCHER_SCRIPT = [
   "__airlock_cpu; u0=$u",
   // None of the job's code runs in this shell, so none can read or change what it keeps
   // (the nonce, u0, g): the subshell runs only our lines, then execs the argv with the exported environment.
-  '(eval "$s"; exec "$@")',
+  // It starts in /workspace without OLDPWD, the usual workdir: a job's lines cd only to another.
+  '(cd /workspace || exit 125; unset OLDPWD; eval "$s"; exec "$@")',
   "c=$?",
   "kill -9 -1 2>/dev/null",
   '__airlock_cpu; if [ "$u" != - ] && [ "$u0" != - ]; then u=$cu$((u - u0)); else u=-; fi',
@@ -87,6 +90,16 @@ export function shellQuote(value: string): string {
   return `'${value.replace(/'/g, "'\\''")}'`;
 }
 
+/**
+ * One word for sh: as it is when it holds only characters that sh gives no
+ * meaning to (no quote, space, $, glob, ~, #, ;, &, |, <, >, (, ), \, `),
+ * else single-quoted. The launcher reads its lines a byte per system call, so
+ * the two quotes around `echo` or `-c` are two calls saved.
+ */
+export function shellWord(value: string): string {
+  return /^[A-Za-z0-9_./:=@%+,-]+$/.test(value) ? value : shellQuote(value);
+}
+
 export interface JobSpec {
   /** Absolute directory to run in. */
   cwd: string;
@@ -110,7 +123,7 @@ export const RUN_LINE = "run\n";
 /** The job lines of a compile stage: compile, report, stop on failure, wait for RUN_LINE. */
 function compileLines(argv: readonly string[]): string[] {
   return [
-    `set -- ${argv.map(shellQuote).join(" ")}`,
+    `set -- ${argv.map(shellWord).join(" ")}`,
     '"$@" </dev/null; __airlock_k=$?',
     'printf \'\\036%s compile %s\\n\' "$n" "$__airlock_k"; printf \'\\036%s\\n\' "$n" >&2',
     '[ "$__airlock_k" = 0 ] || exit "$__airlock_k"',
@@ -125,13 +138,14 @@ function compileLines(argv: readonly string[]): string[] {
  */
 export function jobLines(nonce: string, spec: JobSpec): string {
   const lines = [
-    // cd sets OLDPWD; the job's environment holds only what the profile and the request set.
-    `cd ${shellQuote(spec.cwd)} || exit 125; unset OLDPWD`,
+    // The launcher's subshell starts in /workspace. cd sets OLDPWD; the job's
+    // environment holds only what the profile and the request set.
+    ...(spec.cwd === WORKSPACE_DIR ? [] : [`cd ${shellWord(spec.cwd)} || exit 125; unset OLDPWD`]),
     ...Object.entries(spec.env)
       .filter(([k, v]) => spec.inherited?.[k] !== v)
-      .map(([k, v]) => `export ${k}=${shellQuote(v)}`),
+      .map(([k, v]) => `export ${k}=${shellWord(v)}`),
     ...(spec.compile === undefined ? [] : compileLines(spec.compile)),
-    `set -- ${spec.argv.map(shellQuote).join(" ")}`,
+    `set -- ${spec.argv.map(shellWord).join(" ")}`,
   ];
   return `${lines.join("\n")}\n${nonce}\n`;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { jobPreamble, parseTrailer, shellQuote } from "../../executor/launcher.ts";
+import { jobPreamble, parseTrailer, shellQuote, shellWord } from "../../executor/launcher.ts";
 import { CappedBuffer, FrameDemuxer, TrailerScanner } from "../../executor/output.ts";
 
 function frame(stream: 1 | 2, payload: string): Buffer {
@@ -98,27 +98,51 @@ describe("TrailerScanner", () => {
 });
 
 describe("jobPreamble", () => {
-  it("quotes every value for sh, newlines and quotes included, between two nonce lines", () => {
+  it("quotes every value for sh that needs it, newlines and quotes included, between two nonce lines", () => {
     expect(shellQuote("it's")).toBe("'it'\\''s'");
+    expect(shellWord("-c")).toBe("-c");
+    expect(shellWord("a=b:c/d.e,f@g%h+i_j")).toBe("a=b:c/d.e,f@g%h+i_j");
+    for (const v of [
+      "",
+      "a b",
+      "$X",
+      "*",
+      "~",
+      "#",
+      "a;b",
+      "a&b",
+      "a|b",
+      "<",
+      ">",
+      "(",
+      ")",
+      "\\",
+      "`",
+      '"',
+      "?",
+      "[",
+      "{",
+      "!",
+    ]) {
+      expect(shellWord(v)).toBe(shellQuote(v));
+    }
     const text = jobPreamble("abc", {
       cwd: "/workspace/a b",
       env: { X: "1\n2" },
       argv: ["sh", "-c", "echo 'hi'\necho $X"],
     });
     expect(text).toBe(
-      "abc tar\ncd '/workspace/a b' || exit 125; unset OLDPWD\nexport X='1\n2'\nset -- 'sh' '-c' 'echo '\\''hi'\\''\necho $X'\nabc\n",
+      "abc tar\ncd '/workspace/a b' || exit 125; unset OLDPWD\nexport X='1\n2'\nset -- sh -c 'echo '\\''hi'\\''\necho $X'\nabc\n",
     );
   });
 
-  it("leaves out what the container holds already, and exports what differs from it", () => {
+  it("leaves out what the container holds already (and the cd to /workspace), and exports what differs from it", () => {
     const text = jobPreamble("abc", {
       cwd: "/workspace",
       env: { PATH: "/bin", LANG: "C.UTF-8", X: "1" },
       inherited: { PATH: "/usr/bin:/bin", LANG: "C.UTF-8" },
       argv: ["true"],
     });
-    expect(text).toBe(
-      "abc tar\ncd '/workspace' || exit 125; unset OLDPWD\nexport PATH='/bin'\nexport X='1'\nset -- 'true'\nabc\n",
-    );
+    expect(text).toBe("abc tar\nexport PATH=/bin\nexport X=1\nset -- true\nabc\n");
   });
 });

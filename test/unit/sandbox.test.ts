@@ -139,15 +139,14 @@ describe("runSandbox lifecycle", () => {
     expect(result.diff.deleted).toEqual([{ path: "in.txt" }]);
     // stdin: the nonce (and `tar`: send /workspace back), the job's shell lines, the nonce again; no input of its own.
     const stdin = Buffer.concat(client.stdin).toString();
-    const nonce = stdin.slice(0, 32);
-    expect(nonce).toMatch(/^[0-9a-f]{32}$/);
-    expect(stdin.startsWith(`${nonce} tar\ncd '/workspace' || exit 125; unset OLDPWD\n`)).toBe(
-      true,
-    );
+    const nonce = stdin.slice(0, stdin.indexOf(" "));
+    expect(nonce).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    // The job runs in /workspace, where the launcher's subshell starts: no cd.
+    expect(stdin.startsWith(`${nonce} tar\nexport GREETING=`)).toBe(true);
     // The request's variables; the profile's are the container's own already (its create spec).
     expect(stdin).toContain("\nexport GREETING='hi there'\n");
     expect(stdin).not.toContain("export LANG=");
-    expect(stdin.endsWith(`\nset -- '/bin/sh' '-c' 'echo hi'\n${nonce}\n`)).toBe(true);
+    expect(stdin.endsWith(`\nset -- /bin/sh -c 'echo hi'\n${nonce}\n`)).toBe(true);
   });
 
   it.each(["putArchive", "attach", "start", "wait", "getArchive"])(
@@ -296,7 +295,7 @@ class LauncherClient extends FakeClient {
       read() {},
       write: (chunk: Buffer, _enc, done) => {
         stdin += chunk.toString();
-        const nonce = stdin.slice(0, 32);
+        const nonce = stdin.slice(0, stdin.indexOf(" "));
         // The header line, then the job's lines ended by the nonce: the job is whole.
         if (stdin.split(`${nonce}\n`).length === 2 && stdin.endsWith(`\n${nonce}\n`)) {
           const tar = pack();
@@ -386,7 +385,8 @@ class ReplyingClient extends FakeClient {
         done();
       },
       final: (done) => {
-        const nonce = Buffer.concat(stdin).toString().slice(0, 32);
+        const text = Buffer.concat(stdin).toString();
+        const nonce = text.slice(0, text.indexOf(" "));
         void this.report(nonce).then((frames) => {
           for (const f of frames) stream.push(f);
         });
@@ -430,7 +430,7 @@ describe("the launcher's report", () => {
   });
 
   it("is not believed when its trailer carries another nonce: the job is judged by the engine", async () => {
-    const forged = "f".repeat(32);
+    const forged = "f".repeat(22);
     const client = new ReplyingClient(async () => [
       frame(2, `\x1e${forged}\n`),
       frame(1, `\x1e${forged} 0 - - -\n`),
