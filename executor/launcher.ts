@@ -72,7 +72,9 @@ export const LAUNCHER_SCRIPT = [
   // cheaper than the engine's archive API (~70 ms a call here). An empty
   // /workspace (most one-shot jobs) is found by the shell's own globs and sent
   // as no bytes at all, which reads as an empty archive: no tar process to start.
-  'if [ "$__airlock_w" = tar ]; then __airlock_e=1; for __airlock_f in /workspace/* /workspace/.[!.]* /workspace/..?*; do',
+  // Two globs, so two reads of the directory (.* brings . and .., skipped by name).
+  'if [ "$__airlock_w" = tar ]; then __airlock_e=1; for __airlock_f in /workspace/* /workspace/.*; do',
+  "  case $__airlock_f in /workspace/. | /workspace/..) continue ;; esac",
   '  if [ -e "$__airlock_f" ] || [ -L "$__airlock_f" ]; then __airlock_e=; break; fi; done',
   '  [ -n "$__airlock_e" ] || /bin/tar -C /workspace --hard-dereference -cf - . 2>/dev/null; printf \'\\036%s\\n\' "$n"; fi',
   // After the run, one pass lists /workspace and notes (in a fresh file: the job is gone) what changed.
