@@ -1,7 +1,12 @@
 // Audit records in the PostgreSQL store: the trail GET /v1/audit reads on any
 // gateway, every gateway's records in one table, newest appended first.
 import type { AuditQuery, AuditRecord, AuditRecords } from "../core/state.ts";
-import type { Param, PgDb } from "./pg-db.ts";
+import { type Param, type PgDb, prepared } from "./pg-db.ts";
+
+/** Every job's record, after its answer: prepared (pg-db.ts). */
+const APPEND = prepared(
+  "INSERT INTO audit (time_ms, tenant, scope, status, op, record) VALUES ($1, $2, $3, $4, $5, $6)",
+);
 
 export class PgAudit implements AuditRecords {
   private readonly db: PgDb;
@@ -14,10 +19,14 @@ export class PgAudit implements AuditRecords {
 
   async append(r: AuditRecord): Promise<void> {
     const time = Date.parse(r.time);
-    await this.db.query(
-      "INSERT INTO audit (time_ms, tenant, scope, status, op, record) VALUES ($1, $2, $3, $4, $5, $6)",
-      [Number.isFinite(time) ? time : null, r.tenant, r.scope, r.status, r.op, JSON.stringify(r)],
-    );
+    await this.db.query(APPEND, [
+      Number.isFinite(time) ? time : null,
+      r.tenant,
+      r.scope,
+      r.status,
+      r.op,
+      JSON.stringify(r),
+    ]);
   }
 
   async query(q: AuditQuery): Promise<AuditRecord[]> {

@@ -18,7 +18,7 @@ import type {
   UsageRecord,
   WorkspacePlacements,
 } from "../core/state.ts";
-import { DB_NOW_MS, type PgDb, type Row } from "./pg-db.ts";
+import { DB_NOW_MS, type PgDb, prepared, type Row } from "./pg-db.ts";
 import { SUMMARY_COLUMNS } from "./pg-executions.ts";
 import { toSummary } from "./rows.ts";
 import { iso } from "./sqlite-db.ts";
@@ -99,6 +99,17 @@ class PgPlacements implements WorkspacePlacements {
   }
 }
 
+// A job's statements (its admission, its slot, its usage after the answer): prepared (pg-db.ts).
+const TAKE_RATES = prepared("SELECT airlock_take_rates($1, $2, $3, $4) AS refused");
+const INSERT_SLOT = prepared(
+  "INSERT INTO quota_slots (id, tenant, instance_id, at) VALUES ($1, $2, $3, $4)",
+);
+const TAKE_SLOT = prepared("SELECT airlock_take_slot($1, $2, $3, $4, $5) AS n");
+const RELEASE_SLOT = prepared("DELETE FROM quota_slots WHERE id = $1");
+const RECORD_USAGE = prepared(
+  "INSERT INTO usage (tenant, at, cpu_ms, container_ms) VALUES ($1, $2, $3, $4)",
+);
+
 class PgRates implements RateCounters {
   private readonly db: PgDb;
   private readonly now: () => number;
@@ -111,7 +122,7 @@ class PgRates implements RateCounters {
   async take(checks: readonly RateCheck[]) {
     if (checks.length === 0) return undefined;
     // Locked, checked and counted in one round trip (airlock_take_rates, pg-schema.ts).
-    const rows = await this.db.query("SELECT airlock_take_rates($1, $2, $3, $4) AS refused", [
+    const rows = await this.db.query(TAKE_RATES, [
       checks.map((c) => c.key),
       checks.map((c) => c.windowMs),
       checks.map((c) => c.limit),
@@ -151,27 +162,18 @@ class PgQuotas implements QuotaCounters {
     if (max >= Number.MAX_SAFE_INTEGER) {
       // No limit to hold: one insert, no lock.
       const slot = randomUUID();
-      await this.db.query(
-        "INSERT INTO quota_slots (id, tenant, instance_id, at) VALUES ($1, $2, $3, $4)",
-        [slot, tenant, instanceId, this.now()],
-      );
+      await this.db.query(INSERT_SLOT, [slot, tenant, instanceId, this.now()]);
       return { slot };
     }
     // Under the tenant's advisory lock, counted and taken in one round trip (pg-schema.ts).
     const slot = randomUUID();
-    const rows = await this.db.query("SELECT airlock_take_slot($1, $2, $3, $4, $5) AS n", [
-      tenant,
-      max,
-      slot,
-      instanceId,
-      this.now(),
-    ]);
+    const rows = await this.db.query(TAKE_SLOT, [tenant, max, slot, instanceId, this.now()]);
     const running = Number(rows[0]?.["n"] ?? 0);
     return running < 0 ? { slot } : { running };
   }
 
   async releaseSlot(slot: string): Promise<void> {
-    await this.db.query("DELETE FROM quota_slots WHERE id = $1", [slot]);
+    await this.db.query(RELEASE_SLOT, [slot]);
   }
 
   async releaseInstance(instanceId: string): Promise<number> {
@@ -191,10 +193,12 @@ class PgQuotas implements QuotaCounters {
   }
 
   async recordUsage(tenant: string, u: UsageRecord): Promise<void> {
-    await this.db.query(
-      "INSERT INTO usage (tenant, at, cpu_ms, container_ms) VALUES ($1, $2, $3, $4)",
-      [tenant, u.at, Math.round(u.cpuMs), Math.round(u.containerMs)],
-    );
+    await this.db.query(RECORD_USAGE, [
+      tenant,
+      u.at,
+      Math.round(u.cpuMs),
+      Math.round(u.containerMs),
+    ]);
   }
 
   async usageSince(tenant: string, sinceMs: number): Promise<UsageRecord[]> {

@@ -2,7 +2,9 @@
 // the failures of the server or the connection turned into
 // StoreUnavailableError (so the API answers 503 with a sentence), transactions
 // on one pooled client, and bigint columns read as numbers (every one holds
-// epoch milliseconds or a byte count, far below 2^53).
+// epoch milliseconds or a byte count, far below 2^53). The hot statements
+// are prepared: parsed and planned once per connection, not at every call.
+import { createHash } from "node:crypto";
 import pg from "pg";
 import { StoreUnavailableError } from "../core/state.ts";
 
@@ -59,8 +61,48 @@ const types = {
       : pg.types.getTypeParser(oid, format as "text")) as typeof pg.types.getTypeParser,
 };
 
+/**
+ * A statement of fixed text that each connection prepares the first time it
+ * runs it (a named statement of the extended protocol), then only binds and
+ * executes: the jobs' writes skip the server's parse and plan. The name is
+ * the text's digest, so two texts never share one. Its text names the
+ * columns it returns (no `*`): a migration adding a column to a table (a
+ * newer gateway's, during an upgrade) leaves its result as it was. A
+ * migration that replaces a function or table it uses makes the server plan
+ * it again by itself; a connection that died takes its statements with it,
+ * and the next one prepares them again.
+ */
+export interface Prepared {
+  readonly name: string;
+  readonly text: string;
+}
+
+export function prepared(text: string): Prepared {
+  return { name: `airlock_${createHash("sha256").update(text).digest("hex").slice(0, 24)}`, text };
+}
+
+/**
+ * The server's refusal to run a prepared statement whose result's columns
+ * changed under it (feature_not_supported: a migration changed a column's
+ * type); the connection that holds it is dropped, and the call sent again
+ * unprepared.
+ */
+function resultTypeChanged(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  return e?.code === "0A000" && /cached plan must not change result type/.test(String(e.message));
+}
+
 export interface Queryable {
-  query(sql: string, params?: readonly Param[]): Promise<Row[]>;
+  query(sql: string | Prepared, params?: readonly Param[]): Promise<Row[]>;
+}
+
+async function run(
+  on: pg.Pool | pg.PoolClient,
+  sql: string | Prepared,
+  values: unknown[],
+): Promise<Row[]> {
+  if (typeof sql === "string") return (await on.query(sql, values)).rows as Row[];
+  return (await on.query({ name: sql.name, text: sql.text, values })).rows as Row[];
 }
 
 export class PgDb implements Queryable {
@@ -86,9 +128,16 @@ export class PgDb implements Queryable {
     this.where = redact(url);
   }
 
-  async query(sql: string, params: readonly Param[] = []): Promise<Row[]> {
+  async query(sql: string | Prepared, params: readonly Param[] = []): Promise<Row[]> {
+    const values = params as unknown[];
     try {
-      return (await this.pool.query(sql, params as unknown[])).rows as Row[];
+      try {
+        return await run(this.pool, sql, values);
+      } catch (err) {
+        // The pool dropped the client it failed on (as after any failure).
+        if (typeof sql === "string" || !resultTypeChanged(err)) throw err;
+        return await run(this.pool, sql.text, values);
+      }
     } catch (err) {
       throw translatePgError(err, this.where);
     }
@@ -105,7 +154,7 @@ export class PgDb implements Queryable {
     const q: Queryable = {
       query: async (sql, params = []) => {
         try {
-          return (await client.query(sql, params as unknown[])).rows as Row[];
+          return await run(client, sql, params as unknown[]);
         } catch (err) {
           throw translatePgError(err, this.where);
         }
@@ -119,8 +168,8 @@ export class PgDb implements Queryable {
       return out;
     } catch (err) {
       await client.query("ROLLBACK").catch(() => {});
-      // A client whose connection failed is not given back to the pool.
-      client.release(err instanceof StoreUnavailableError ? err : undefined);
+      // A client whose connection failed (or holds a stale prepared statement) is not given back to the pool.
+      client.release(err instanceof StoreUnavailableError || resultTypeChanged(err));
       throw err;
     }
   }

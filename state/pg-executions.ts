@@ -16,7 +16,7 @@ import {
   type StoredError,
   type TransitionOptions,
 } from "../core/state.ts";
-import type { Param, PgDb, Row } from "./pg-db.ts";
+import { type Param, type PgDb, type Prepared, prepared, type Row } from "./pg-db.ts";
 import { outputColumns, type PgOutput } from "./pg-output.ts";
 import { toExecution, toSummary } from "./rows.ts";
 import { capJson } from "./sqlite-db.ts";
@@ -47,8 +47,23 @@ function transitionSql(to: ExecutionStatus): string {
 }
 
 const TRANSITION_SQL = Object.fromEntries(
-  (Object.keys(EXECUTION_TRANSITIONS) as ExecutionStatus[]).map((to) => [to, transitionSql(to)]),
-) as Record<ExecutionStatus, string>;
+  (Object.keys(EXECUTION_TRANSITIONS) as ExecutionStatus[]).map((to) => [
+    to,
+    prepared(transitionSql(to)),
+  ]),
+) as Record<ExecutionStatus, Prepared>;
+
+const CREATE_SQL = prepared(
+  `INSERT INTO executions (id, tenant, status, profile, workspace, instance_id, created_at, started_at)
+   VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING RETURNING ${ALL_COLUMNS}`,
+);
+const END_SQL = prepared(
+  `SELECT ${SUMMARY_COLUMNS}, result IS NOT NULL AS has_result
+   FROM airlock_end_execution($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+);
+const FIND_SQL = prepared(
+  `SELECT ${ALL_COLUMNS} FROM executions WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)`,
+);
 
 export class PgExecutions implements ExecutionRecords {
   private readonly db: PgDb;
@@ -66,20 +81,16 @@ export class PgExecutions implements ExecutionRecords {
   async create(n: NewExecution): Promise<Execution> {
     const status = n.status ?? "queued";
     const now = this.now();
-    const rows = await this.db.query(
-      `INSERT INTO executions (id, tenant, status, profile, workspace, instance_id, created_at, started_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING RETURNING ${ALL_COLUMNS}`,
-      [
-        n.id,
-        n.tenant,
-        status,
-        n.profile,
-        n.workspace ?? null,
-        n.instanceId,
-        now,
-        status === "running" ? now : null,
-      ],
-    );
+    const rows = await this.db.query(CREATE_SQL, [
+      n.id,
+      n.tenant,
+      status,
+      n.profile,
+      n.workspace ?? null,
+      n.instanceId,
+      now,
+      status === "running" ? now : null,
+    ]);
     const row = rows[0];
     if (row === undefined) throw new StoreConflictError(`execution ${n.id} exists already`);
     return toExecution(row);
@@ -117,22 +128,19 @@ export class PgExecutions implements ExecutionRecords {
   private async end(to: ExecutionStatus, params: Param[], started: boolean): Promise<Row[]> {
     const [now, json, dropped, error, id, tenant] = params;
     const events = await this.output.takeQueued(id as string);
-    const rows = await this.db.query(
-      "SELECT *, result IS NOT NULL AS has_result FROM airlock_end_execution($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-      [
-        id as string,
-        to,
-        sourcesOf(to),
-        now as number,
-        json as string | null,
-        dropped as number | null,
-        error as string | null,
-        tenant as string | null,
-        started,
-        ...outputColumns(events),
-        this.output.maxOutputBytes,
-      ],
-    );
+    const rows = await this.db.query(END_SQL, [
+      id as string,
+      to,
+      sourcesOf(to),
+      now as number,
+      json as string | null,
+      dropped as number | null,
+      error as string | null,
+      tenant as string | null,
+      started,
+      ...outputColumns(events),
+      this.output.maxOutputBytes,
+    ]);
     return rows;
   }
 
@@ -141,10 +149,7 @@ export class PgExecutions implements ExecutionRecords {
   }
 
   private async find(id: string, tenant: string | null): Promise<Execution | undefined> {
-    const rows = await this.db.query(
-      `SELECT ${ALL_COLUMNS} FROM executions WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)`,
-      [id, tenant],
-    );
+    const rows = await this.db.query(FIND_SQL, [id, tenant]);
     return rows[0] === undefined ? undefined : toExecution(rows[0]);
   }
 

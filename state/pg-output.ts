@@ -4,7 +4,11 @@
 // batches are written one after another, in order, so a replay is always a prefix of the
 // output with no holes, capped at maxOutputBytes per execution.
 import type { OutputEvent, OutputPage, OutputRecords, OutputStream } from "../core/state.ts";
-import type { PgDb } from "./pg-db.ts";
+import { type PgDb, prepared } from "./pg-db.ts";
+
+/** Prepared (pg-db.ts): a streaming job writes a batch every few milliseconds. */
+const WRITE = prepared("SELECT airlock_write_output($1, $2, $3, $4, $5)");
+
 import type { OutputOptions } from "./sqlite-output.ts";
 
 interface Queued {
@@ -89,11 +93,7 @@ export class PgOutput implements OutputRecords {
    * execution's events are dropped.
    */
   private async writeEvents(executionId: string, events: OutputEvent[]): Promise<void> {
-    await this.db.query("SELECT airlock_write_output($1, $2, $3, $4, $5)", [
-      executionId,
-      ...outputColumns(events),
-      this.o.maxOutputBytes,
-    ]);
+    await this.db.query(WRITE, [executionId, ...outputColumns(events), this.o.maxOutputBytes]);
   }
 
   /**

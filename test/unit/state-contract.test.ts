@@ -462,6 +462,46 @@ for (const backend of [sqliteBackend(), pgBackend()]) {
         expect((err as Error).message).toMatch(/127\.0\.0\.1:1.*ECONNREFUSED|ECONNREFUSED/);
         expect((err as Error).message).not.toContain(":x@");
       });
+
+      it("prepared statements outlive a migration under them and connections that died", async () => {
+        // A database of its own: the schema is changed as a newer gateway's migration would.
+        const own = await testDatabase("airlock_prepared");
+        const s = await openPgState({ url: own.url, now, poolSize: 2 });
+        const admin = new pg.Client({ connectionString: own.url });
+        const job = async (id: string) => {
+          await s.executions.create({ id, tenant: "a", profile: "shell", instanceId: "i1" });
+          s.output.append(id, { seq: 1, stream: "stdout", data: bytes("hi\n") });
+          const end = await s.executions.transition(id, "done", { result: { ok: id } });
+          expect(end?.record).toMatchObject({ id, status: "done", result: { ok: id } });
+          expect((await s.output.read("a", id))?.events.map((e) => text(e.data))).toEqual(["hi\n"]);
+        };
+        try {
+          await admin.connect();
+          await job("e1");
+          // A column more (the end returns a whole executions row) and the end function replaced.
+          await admin.query("ALTER TABLE executions ADD COLUMN newer text");
+          const { rows } = await admin.query(
+            "SELECT pg_get_functiondef('airlock_end_execution(text, text, text[], bigint, text, bigint, text, text, boolean, int[], text[], bytea[], bigint)'::regprocedure) AS def",
+          );
+          await admin.query(rows[0].def);
+          await job("e2");
+          // A column's type changed: the server refuses the statements prepared before; sent again.
+          await admin.query("ALTER TABLE executions ALTER COLUMN profile TYPE varchar(200)");
+          await job("e3");
+          await job("e4");
+          // Every connection of the store's pool killed: new ones prepare the statements again.
+          await admin.query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+          );
+          await new Promise((r) => setTimeout(r, 200));
+          await job("e5");
+          expect((await s.executions.list("a", { limit: 10 })).map((e) => e.id)).toHaveLength(5);
+        } finally {
+          await admin.end().catch(() => {});
+          await s.close();
+          await own.drop();
+        }
+      });
     }
   });
 }
