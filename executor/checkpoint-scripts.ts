@@ -168,19 +168,25 @@ if cmp -s /tmp/take.r ${SRC}/files; then
   # one cp -a of the whole tree, as the checkpoint was taken.
   cp -a ${SRC}/tree/. "$stage" || copied=1
 else
-  # What the workspace lacks at its top comes back whole: one cp -a of those
-  # entries (a tar pipe's two processes ran several times a cp -a over a
-  # tree's 10,000 files). Only what is taken below what stays goes through tar.
-  { cut -z -d' ' -f7- /tmp/now; cut -z -d' ' -f2- /tmp/dirs.r; } | sed -z 's|/.*||' | sort -z -u > /tmp/top.now
-  grep -z -v / /tmp/take.tar | comm -z -23 - /tmp/top.now > /tmp/whole || :
-  # join needs its input in the order of the top name alone; stable, so parents stay first.
-  sort -z -s -t/ -k1,1 /tmp/take.tar | join -z -t/ -v1 - /tmp/whole > /tmp/take.rest
+  # Of a long list, what the workspace lacks at its top comes back whole: one
+  # cp -a of those entries (a tar pipe's two processes ran several times a
+  # cp -a over a tree's 10,000 files). Only what is taken below what stays
+  # goes through tar. A short list (a step back) goes through tar at once.
+  : > /tmp/whole
+  rest=/tmp/take.tar
+  if [ "$(wc -c < /tmp/take.tar)" -gt 16384 ]; then
+    { cut -z -d' ' -f7- /tmp/now; cut -z -d' ' -f2- /tmp/dirs.r; } | sed -z 's|/.*||' | sort -z -u > /tmp/top.now
+    grep -z -v / /tmp/take.tar | comm -z -23 - /tmp/top.now > /tmp/whole || :
+    # join needs its input in the order of the top name alone; stable, so parents stay first.
+    sort -z -s -t/ -k1,1 /tmp/take.tar | join -z -t/ -v1 - /tmp/whole > /tmp/take.rest
+    rest=/tmp/take.rest
+  fi
   if [ -s /tmp/whole ]; then
     (cd ${SRC}/tree && xargs -0 -r -a /tmp/whole cp -a -t "${DST}/$stage" --) || copied=1
   fi
-  if [ -s /tmp/take.rest ]; then
+  if [ -s "$rest" ]; then
     # A tar pipe: three times as fast as cp --parents over 10,000 paths.
-    { (cd ${SRC}/tree && tar --null --verbatim-files-from --no-recursion -T /tmp/take.rest -cf -) || : > /tmp/tar.failed; } \\
+    { (cd ${SRC}/tree && tar --null --verbatim-files-from --no-recursion -T "$rest" -cf -) || : > /tmp/tar.failed; } \\
       | tar -C "${DST}/$stage" -xpf - || copied=1
     [ ! -e /tmp/tar.failed ] || copied=1
   fi
