@@ -159,8 +159,10 @@ mkdir -- "$stage"
 # in the last seconds (minutes, once its table block is dirty again) before it
 # gives out a new one near its parent: a tree written where the workspace's
 # files were just removed paid that scan for each file, several times over a
-# plain copy, worse each round. TOPDIR spreads the staged directories over the
-# disk's groups, as for directories at a filesystem's root. Elsewhere a no-op.
+# plain copy, worse each round (3, 8, 22 s in a loop of the same copy).
+# TOPDIR spreads the staged directories over the disk's groups, as for those
+# at a filesystem's root: the scan is not gone (1.3-1.9 s in that loop, while
+# a copy into a new volume takes ~0.7 s), but it no longer grows. Elsewhere a no-op.
 chattr +T "$stage" 2>/dev/null || :
 copied=0
 if cmp -s /tmp/take.r ${SRC}/files; then
