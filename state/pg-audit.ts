@@ -2,6 +2,7 @@
 // gateway, every gateway's records in one table, newest appended first.
 import type { AuditQuery, AuditRecord, AuditRecords } from "../core/state.ts";
 import { type Param, type PgDb, prepared } from "./pg-db.ts";
+import { auditValues } from "./rows.ts";
 
 /** Every job's record, after its answer: prepared (pg-db.ts). */
 const APPEND = prepared(
@@ -18,15 +19,7 @@ export class PgAudit implements AuditRecords {
   }
 
   async append(r: AuditRecord): Promise<void> {
-    const time = Date.parse(r.time);
-    await this.db.query(APPEND, [
-      Number.isFinite(time) ? time : null,
-      r.tenant,
-      r.scope,
-      r.status,
-      r.op,
-      JSON.stringify(r),
-    ]);
+    await this.db.query(APPEND, auditValues(r));
   }
 
   async query(q: AuditQuery): Promise<AuditRecord[]> {

@@ -18,7 +18,7 @@ import {
 } from "../core/state.ts";
 import { type Param, type PgDb, type Prepared, prepared, type Row } from "./pg-db.ts";
 import { outputColumns, type PgOutput } from "./pg-output.ts";
-import { toExecution, toSummary } from "./rows.ts";
+import { newExecutionValues, toExecution, toSummary } from "./rows.ts";
 import { capJson } from "./sqlite-db.ts";
 
 export const SUMMARY_COLUMNS =
@@ -79,18 +79,7 @@ export class PgExecutions implements ExecutionRecords {
   }
 
   async create(n: NewExecution): Promise<Execution> {
-    const status = n.status ?? "queued";
-    const now = this.now();
-    const rows = await this.db.query(CREATE_SQL, [
-      n.id,
-      n.tenant,
-      status,
-      n.profile,
-      n.workspace ?? null,
-      n.instanceId,
-      now,
-      status === "running" ? now : null,
-    ]);
+    const rows = await this.db.query(CREATE_SQL, newExecutionValues(n, this.now()));
     const row = rows[0];
     if (row === undefined) throw new StoreConflictError(`execution ${n.id} exists already`);
     return toExecution(row);

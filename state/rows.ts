@@ -1,19 +1,52 @@
-// Records as both stores read them back: the embedded and the PostgreSQL
-// stores keep executions and approvals in the same columns, so one mapping
-// from a row to a record serves both (only their SQL differs).
+// Records as both stores write and read them: the embedded and the PostgreSQL
+// stores keep executions, approvals and audit records in the same columns, so
+// one mapping between a record and its row serves both (only their SQL differs).
 import type {
   ApprovalRecord,
   ApprovalRequest,
   ApprovalStatus,
+  AuditRecord,
   Execution,
   ExecutionStatus,
   ExecutionSummary,
+  NewExecution,
   StoredError,
 } from "../core/state.ts";
 import { iso } from "./sqlite-db.ts";
 
 /** A row of either driver: column name → value. */
 export type AnyRow = Record<string, unknown>;
+
+/**
+ * A new execution's values for (id, tenant, status, profile, workspace,
+ * instance_id, created_at, started_at), in that order.
+ */
+export function newExecutionValues(n: NewExecution, now: number) {
+  const status = n.status ?? "queued";
+  return [
+    n.id,
+    n.tenant,
+    status,
+    n.profile,
+    n.workspace ?? null,
+    n.instanceId,
+    now,
+    status === "running" ? now : null,
+  ] as const;
+}
+
+/** An audit record's values for (time_ms, tenant, scope, status, op, record), in that order. */
+export function auditValues(r: AuditRecord) {
+  const time = Date.parse(r.time);
+  return [
+    Number.isFinite(time) ? time : null,
+    r.tenant,
+    r.scope,
+    r.status,
+    r.op,
+    JSON.stringify(r),
+  ] as const;
+}
 
 export function toSummary(row: AnyRow): ExecutionSummary {
   const e: ExecutionSummary = {

@@ -2,6 +2,7 @@
 // across restarts and bounded by age and count instead of a ring in memory.
 // The filters are the ring's: tenant, one scope, status, op, since.
 import type { AuditQuery, AuditRecord, AuditRecords } from "../core/state.ts";
+import { auditValues } from "./rows.ts";
 import type { Db } from "./sqlite-db.ts";
 
 export class SqliteAudit implements AuditRecords {
@@ -14,20 +15,12 @@ export class SqliteAudit implements AuditRecords {
   }
 
   async append(r: AuditRecord): Promise<void> {
-    const time = Date.parse(r.time);
     this.db.guard(() =>
       this.db
         .stmt(
           "INSERT INTO audit (time_ms, tenant, scope, status, op, record) VALUES (?, ?, ?, ?, ?, ?)",
         )
-        .run(
-          Number.isFinite(time) ? time : null,
-          r.tenant,
-          r.scope,
-          r.status,
-          r.op,
-          JSON.stringify(r),
-        ),
+        .run(...auditValues(r)),
     );
   }
 

@@ -16,7 +16,7 @@ import {
   type StoredError,
   type TransitionOptions,
 } from "../core/state.ts";
-import { toExecution, toSummary } from "./rows.ts";
+import { newExecutionValues, toExecution, toSummary } from "./rows.ts";
 import { capJson, type Db } from "./sqlite-db.ts";
 import type { SqliteOutput } from "./sqlite-output.ts";
 
@@ -75,24 +75,13 @@ export class SqliteExecutions implements ExecutionRecords {
   }
 
   async create(n: NewExecution): Promise<Execution> {
-    const status = n.status ?? "queued";
-    const now = this.now();
     const row = this.db.guard(() =>
       this.db
         .stmt(
           `INSERT INTO executions (id, tenant, status, profile, workspace, instance_id, created_at, started_at)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING ${ALL_COLUMNS}`,
         )
-        .get(
-          n.id,
-          n.tenant,
-          status,
-          n.profile,
-          n.workspace ?? null,
-          n.instanceId,
-          now,
-          status === "running" ? now : null,
-        ),
+        .get(...newExecutionValues(n, this.now())),
     );
     if (row === undefined) throw new StoreConflictError(`execution ${n.id} exists already`);
     return toExecution(row);
