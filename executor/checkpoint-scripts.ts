@@ -74,7 +74,7 @@ recall() {
   : > "/tmp/small.$1"
   awk -v tag="$1" -v max="$max" -v small="/tmp/small.$1" -v all="$([ "$3" = "$4" ] && echo 1)" '
     BEGIN { RS = ORS = OFS = "\\0"; print "S" tag }
-    FILENAME == ARGV[1] { want[$0] = 1; if (all) hash[$0] = 1; order[n++] = $0; next }
+    FILENAME == ARGV[1] { if (!($0 in want)) order[n++] = $0; want[$0] = 1; if (all) hash[$0] = 1; next }
     FILENAME == ARGV[2] { hash[$0] = 1; next }
     FILENAME == ARGV[3] { if (odd) target[path] = $0; else path = $0; odd = !odd; next }
     FILENAME == ARGV[4] {
@@ -216,10 +216,12 @@ pcopy() {
 }
 cd ${DST}
 # One walk: the records of the files and links, and the directories with their
-# modes. A directory its user cannot enter (it owns them all) is opened first:
-# the restore gives it the checkpoint's mode, or removes it.
-find . -mindepth 1 \\( -type d \\( -readable -executable -o -exec chmod u+rwx -- {} \\; \\) \\
-  -fprintf /tmp/dirs.r '%m %P\\0' \\) -o -printf "$RECORD" | sort -z > /tmp/now
+# modes. A directory its user cannot enter or write in (it owns them all) is
+# opened first, its mode written as x: the restore gives it the checkpoint's
+# mode, or removes it.
+find . -mindepth 1 \\( -type d \\( -readable -writable -executable -fprintf /tmp/dirs.r '%m %P\\0' \\
+  -o -fprintf /tmp/dirs.r 'x %P\\0' \\( -exec chmod u+rwx -- {} \\; -o -true \\) \\) \\) \\
+  -o -printf "$RECORD" | sort -z > /tmp/now
 sort -z /tmp/dirs.r > /tmp/modes.now
 if [ "$full" = 1 ]; then
   cp /tmp/now /tmp/drop.r; cp ${SRC}/files /tmp/take.r
@@ -274,6 +276,14 @@ else
   fi
 fi
 wait "$described" || copied=1
+# The staged directories the checkpoint has its user unable to write in are
+# opened: a directory moves to another parent, takes links below it or is
+# emptied only if writable. They get their modes back last (below: a walk
+# above never writes such a mode, so each is one of /tmp/fix).
+awk 'BEGIN { RS = ORS = "\\0" } { i = index($0, " ") } substr($0, i - 3, 1) !~ /[2367]/ { print substr($0, i + 1) }' \\
+  ${SRC}/dirs > /tmp/closed
+[ ! -s /tmp/closed ] || (cd "$stage" && xargs -0 -r -a /tmp/closed sh -c \\
+  'for p; do [ -L "$p" ] || [ ! -d "$p" ] || chmod u+w -- "$p"; done' sh) || copied=1
 if [ "$copied" != 0 ]; then
   rm -rf -- "$stage"
   exit 1
@@ -291,11 +301,16 @@ grep -z -v / /tmp/take.tar | xargs -0 -r sh -c 'stage=$1; shift; n=$#; i=0
   [ "$#" = 0 ] || exec mv -t . -- "$@"' sh "$stage"
 cp -al "$stage/." .
 rm -rf -- "$stage"
-# The checkpoint's directories still missing or of another mode (empty ones,
-# whose modes no staged entry brought): made, and given their modes.
-find . -mindepth 1 -type d -printf '%m %P\\0' | sort -z > /tmp/modes.after
-comm -z -13 /tmp/modes.after ${SRC}/dirs \\
-  | xargs -0 -r -n1 sh -c 'p=\${1#* }; mkdir -p -- "$p"; chmod "\${1%% *}" -- "$p"' sh
+# The checkpoint's directories that were missing or of another mode when the
+# restore began (no second walk): made where still missing (empty ones, which
+# nothing staged brought), then given their modes, one chmod per mode.
+comm -z -13 /tmp/modes.now ${SRC}/dirs > /tmp/fix
+if [ -s /tmp/fix ]; then
+  cut -z -d' ' -f2- /tmp/fix | xargs -0 -r mkdir -p --
+  awk 'BEGIN { RS = ORS = "\\0" }
+    { i = index($0, " "); print substr($0, i + 1) > ("/tmp/mode." substr($0, 1, i - 1)) }' /tmp/fix
+  for f in /tmp/mode.*; do xargs -0 -r -a "$f" chmod "\${f#/tmp/mode.}" --; done
+fi
 `;
 
 /**

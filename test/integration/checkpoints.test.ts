@@ -139,6 +139,22 @@ describe("restore", () => {
     expect(again.diff).toEqual({ added: [], modified: [], deleted: [], truncated: false });
   });
 
+  it("restores below a directory its user made read-only, and puts back that mode", async () => {
+    const id = await newWorkspace();
+    await exec(id, "mkdir -p ro/in && echo r > ro/r.txt && chmod 555 ro/in ro");
+    const before = await snapshot(id);
+    const cp = await checkpoint(id, "read-only");
+    const step = await exec(
+      id,
+      "chmod 755 ro && rm ro/r.txt && echo n > ro/n.txt && rmdir ro/in && chmod 500 ro",
+    );
+    expect(step.status).toBe("ok");
+    const back = await restore(id, cp.id);
+    expect(await snapshot(id)).toEqual(before);
+    expect(paths(back.diff.added)).toEqual(["ro/r.txt"]);
+    expect(paths(back.diff.deleted)).toEqual(["ro/n.txt"]);
+  });
+
   it("undoes one exec step with checkpoint: true", async () => {
     const id = await newWorkspace();
     await exec(id, "echo v1 > state.txt");
