@@ -96,9 +96,14 @@ recall() {
   (cd "$2/tree" && xargs -0 -r -a "/tmp/small.$1" cp --parents -t "/workspace/$1" --)
 }
 # kept TAG DIR LIST HASHLIST: describe a checkpoint's tree, from what it keeps
-# (one taken before checkpoints kept their sums is read).
+# when LIST is long; a short one (a step back) is read, which is quicker than
+# going through every record kept, as is a checkpoint taken before they kept sums.
 kept() {
-  if [ -f "$2/sums" ]; then recall "$@"; else describe "$1" "$2/tree" "$3" "$4"; fi
+  if [ -f "$2/sums" ] && [ "$(wc -c < "$3")" -gt 16384 ]; then
+    recall "$@"
+  else
+    describe "$1" "$2/tree" "$3" "$4"
+  fi
 }
 # paths LISTING > OUT: the paths of a sorted listing, sorted by path
 paths() { cut -z -d' ' -f7- "$1" | sort -z; }
@@ -267,7 +272,7 @@ else
     sort -z -s -t/ -k1,1 /tmp/take.tar | join -z -t/ -v1 - /tmp/whole > /tmp/take.rest
     rest=/tmp/take.rest
   fi
-  pcopy /tmp/whole || copied=1
+  [ ! -s /tmp/whole ] || pcopy /tmp/whole || copied=1
   if [ -s "$rest" ]; then
     # A tar pipe: three times as fast as cp --parents over 10,000 paths.
     { (cd ${SRC}/tree && tar --null --verbatim-files-from --no-recursion -T "$rest" -cf -) || : > /tmp/tar.failed; } \\
