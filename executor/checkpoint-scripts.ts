@@ -50,7 +50,7 @@ const DESCRIBE = `${SUMS}describe() {
   (cd "$2" && starts "$3" -printf '%y\\0%s\\0%p\\0%l\\0')
   printf 'H%s\\0' "$1"
   # A file its user cannot read (mode 000) has no sum: the diff shows it changed.
-  (cd "$2" && { starts "$4" -type f -readable -print0 > /tmp/sums.list || :; sums /tmp/sums.list; })
+  (cd "$2" && { starts "$4" -type f -readable -print0 > "/tmp/sums.$1" || :; sums "/tmp/sums.$1"; })
   mkdir -p "/workspace/$1"
   # head stops reading after 64: what it leaves unread ends find with SIGPIPE, not an error.
   (cd "$2" && starts "$3" -type f -readable -size -"$((max + 1))"c -print0 2>/dev/null \\
@@ -231,17 +231,22 @@ sort -z /tmp/dirs.r > /tmp/modes.now
 if [ "$full" = 1 ]; then
   cp /tmp/now /tmp/drop.r; cp ${SRC}/files /tmp/take.r
 else
-  comm -z -23 /tmp/now ${SRC}/files > /tmp/drop.r
+  comm -z -23 /tmp/now ${SRC}/files > /tmp/drop.r &
   comm -z -13 /tmp/now ${SRC}/files > /tmp/take.r
+  wait $!
 fi
 paths /tmp/drop.r > /tmp/drop; paths /tmp/take.r > /tmp/take
 comm -z -12 /tmp/drop /tmp/take > /tmp/both
 # The directories above what is taken come along (before it), with their
 # checkpoint's modes, so that linking them in below puts those modes back.
 sed -z -n ':a s|/[^/]*$||p; ta' /tmp/take | sort -z -u - /tmp/take > /tmp/take.tar
-# Described while the copy is staged: hashing and copying read the same files, on two CPUs.
-(describe a ${DST} /tmp/drop /tmp/both && kept b ${SRC} /tmp/take /tmp/take) > /tmp/described &
+# Both sides are described while the copy is staged, each in a process of its
+# own: hashing and copying read the same files, and what a short list costs is
+# mostly processes started one after another.
+describe a ${DST} /tmp/drop /tmp/both > /tmp/described.a &
 described=$!
+kept b ${SRC} /tmp/take /tmp/take > /tmp/described.b &
+kept=$!
 mkdir -- "$stage"
 # ext4 without a journal (this engine's disk) passes over every inode deleted
 # in the last seconds (minutes, once its table block is dirty again) before it
@@ -281,6 +286,7 @@ else
   fi
 fi
 wait "$described" || copied=1
+wait "$kept" || copied=1
 # The staged directories the checkpoint has its user unable to write in are
 # opened: a directory moves to another parent, takes links below it or is
 # emptied only if writable. They get their modes back last (below: a walk
@@ -293,7 +299,7 @@ if [ "$copied" != 0 ]; then
   rm -rf -- "$stage"
   exit 1
 fi
-cat /tmp/described
+cat /tmp/described.a /tmp/described.b
 chmod --reference=${SRC}/tree -- "$stage"
 xargs -0 -r -a /tmp/drop rm -f --
 cut -z -d' ' -f2- /tmp/modes.now | sort -z > /tmp/dirs.now
