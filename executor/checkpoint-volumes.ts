@@ -1,7 +1,8 @@
 // How a workspace checkpoint lives in Docker: two volumes per checkpoint.
-// The data volume (airlock-cp-<id>) holds the copy of /workspace (tree/) and
-// the listings it was taken with (files, dirs); only airlock's own system
-// containers ever mount it. The marker volume (airlock-cpm-<id>) is empty and
+// The data volume (airlock-cp-<id>) holds the copy of /workspace (tree/),
+// the listings it was taken with (files, dirs), its links' targets (links)
+// and its files' sha256 (sums; none in one taken before they were kept);
+// only airlock's own system containers ever mount it. The marker volume (airlock-cpm-<id>) is empty and
 // carries what a listing shows (label, size, entry count) in its labels, which
 // cannot be set on the data volume once its size is known; it is made last,
 // so a checkpoint exists only once it is complete. Both carry the workspace's

@@ -175,7 +175,7 @@ describe("restore", () => {
     // Enough paths (past 16 KiB of them) for the restore to split its list.
     const many =
       "mkdir deep/many && for i in $(seq 1000 1799); do echo $i > deep/many/a-file-with-a-long-name-$i.txt; done";
-    await exec(id, `${TREE} && ${many}`);
+    const made = await exec(id, `${TREE} && ${many}`);
     const before = await snapshot(id);
     const cp = await checkpoint(id, "start");
     // deep/ is copied whole; src/lib and src/a.txt are taken below the src/ that stays.
@@ -186,6 +186,9 @@ describe("restore", () => {
     expect(paths(back.diff.added)).toContain("deep/er/old.txt");
     expect(paths(back.diff.added)).toContain("src/lib/keep.txt");
     expect(paths(back.diff.modified)).toEqual(["src/a.txt"]);
+    // Named from the sums the checkpoint keeps: the same as when the exec wrote them.
+    const sums = new Map(made.diff.added.map((e) => [e.path, e.sha256]));
+    expect(back.diff.added.filter((e) => e.sha256 !== sums.get(e.path))).toEqual([]);
   });
 
   it("does not interleave with an exec: the restore waits for it, later operations get 409", async () => {
@@ -321,6 +324,24 @@ describe("diff", () => {
       call("GET", `/v1/workspaces/${id}/diff?from=${cp2.id}&to=current`),
     );
     expect(toNow).toEqual({ added: [], modified: [], deleted: [], truncated: false });
+  });
+
+  it("between checkpoints of many changed files names them from the sums they keep", async () => {
+    const id = await newWorkspace();
+    // Past 16 KiB of paths: both sides are described from what the checkpoints keep.
+    const names = "$(seq -f 'many/a-file-with-a-long-name-%g.txt' 1000 1699)";
+    await exec(id, `mkdir many && for f in ${names}; do echo one > $f; done && echo s > same.txt`);
+    const cp1 = await checkpoint(id);
+    const step = await exec(id, `for f in ${names}; do echo two >> $f; done`);
+    expect(step.diff.modified).toHaveLength(700);
+    const cp2 = await checkpoint(id);
+    const d = await ok<Diff>(call("GET", `/v1/workspaces/${id}/diff?from=${cp1.id}&to=${cp2.id}`));
+    expect(d.added).toEqual([]);
+    expect(d.deleted).toEqual([]);
+    expect(d.modified.map((e) => [e.path, e.sha256])).toEqual(
+      step.diff.modified.map((e) => [e.path, e.sha256]),
+    );
+    expect(d.modified[0]?.patch).toContain("+two");
   });
 });
 
