@@ -6,7 +6,7 @@
 // finish within AIRLOCK_SHUTDOWN_GRACE_MS, kill the rest (they answer 503
 // shutting_down), and remove everything this instance created.
 // First: keeps dockerode from loading modules it would never use here (see the file).
-import "./executor/lazy-buildkit.ts";
+import "./lazy-modules.ts";
 import { createServer as createHttpsServer } from "node:https";
 import { serve } from "@hono/node-server";
 import { pino } from "pino";

@@ -1,6 +1,7 @@
 // What keeps the gateway's modules from costing memory it never uses. It defers
-// dockerode's BuildKit (gRPC) and ssh modules: they must not load with
-// dockerode, and must still load, whole, on first use. Each case runs in a
+// dockerode's BuildKit (gRPC) and ssh modules and prom-client's OpenTelemetry
+// API: they must not load with their packages, and must still load, whole, on
+// first use. Each case runs in a
 // fresh node process, so the module cache starts empty.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -18,21 +19,27 @@ function run(script: string): string {
 }
 
 const prelude = `
-  await import(${JSON.stringify(join(root, "executor/lazy-buildkit.ts"))});
+  await import(${JSON.stringify(join(root, "lazy-modules.ts"))});
   const { createRequire } = await import("node:module");
   const req = createRequire(${JSON.stringify(join(root, "package.json"))});
 `;
 
-describe("deferred engine modules", () => {
-  it("dockerode loads without gRPC or ssh2", () => {
+describe("deferred modules", () => {
+  it("dockerode loads without gRPC or ssh2, prom-client's default metrics without OpenTelemetry", () => {
     const out = run(`${prelude}
       await import("dockerode");
+      const { collectDefaultMetrics, Registry } = await import("prom-client");
+      const registry = new Registry();
+      collectDefaultMetrics({ register: registry });
+      await registry.metrics();
       const names = Object.keys(req.cache);
       console.log(JSON.stringify({
         grpcFiles: names.filter((k) => k.includes("/@grpc/grpc-js/") && !k.endsWith("build/src/index.js")).length,
         ssh2: names.some((k) => k.includes("/node_modules/ssh2/")),
+        // One bundled file: still the stand-in (a function; the real module exports an object).
+        otel: typeof req.cache[createRequire(req.resolve("prom-client")).resolve("@opentelemetry/api")]?.exports,
       }));`);
-    expect(JSON.parse(out)).toEqual({ grpcFiles: 0, ssh2: false });
+    expect(JSON.parse(out)).toEqual({ grpcFiles: 0, ssh2: false, otel: "function" });
   });
 
   it("the real modules load on first use", () => {
@@ -42,8 +49,9 @@ describe("deferred engine modules", () => {
       const grpc = sessionRequire("@grpc/grpc-js");
       const modemRequire = createRequire(req.resolve("docker-modem/lib/modem.js"));
       const ssh = modemRequire("./ssh");
-      console.log(JSON.stringify({ server: typeof grpc.Server, ssh: typeof ssh }));`);
-    expect(JSON.parse(out)).toEqual({ server: "function", ssh: "function" });
+      const otel = createRequire(req.resolve("prom-client"))("@opentelemetry/api");
+      console.log(JSON.stringify({ server: typeof grpc.Server, ssh: typeof ssh, span: typeof otel.trace.getSpan }));`);
+    expect(JSON.parse(out)).toEqual({ server: "function", ssh: "function", span: "function" });
   });
 });
 
