@@ -26,7 +26,7 @@ WORKDIR /app
 # Dependencies first: they change less often than the sources.
 COPY package.json package-lock.json ./
 COPY --from=modules /app/node_modules/ node_modules/
-COPY main.ts compile-cache.ts ./
+COPY main.ts compile-cache.ts lazy-modules.ts ./
 COPY core/ core/
 COPY api/ api/
 COPY state/ state/
