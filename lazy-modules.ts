@@ -3,8 +3,8 @@
 // sessions), docker-modem loads ssh2 (for ssh:// engines), about 15 MB
 // resident that a gateway on a unix socket or tcp:// engine, with images built
 // by the classic builder, never touches; prom-client's default metrics load
-// the OpenTelemetry API only to label samples with trace ids, which
-// this gateway does not ask for. Imported first by main.ts, this module puts a
+// the OpenTelemetry API only to label samples with trace ids, which this
+// gateway does not ask for. Imported first by main.ts, this module puts a
 // stand-in for each in the CommonJS cache that loads the real module on first
 // use, so only a gateway that needs one pays for it. Written by hand because
 // no package defers another package's require; `require.cache` is Node's

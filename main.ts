@@ -5,7 +5,7 @@
 // policy. SIGTERM/SIGINT stop accepting, let running jobs
 // finish within AIRLOCK_SHUTDOWN_GRACE_MS, kill the rest (they answer 503
 // shutting_down), and remove everything this instance created.
-// First: keeps dockerode from loading modules it would never use here (see the file).
+// First: keeps dependencies from loading modules they would never use here (see the file).
 import "./lazy-modules.ts";
 import { createServer as createHttpsServer } from "node:https";
 import { serve } from "@hono/node-server";

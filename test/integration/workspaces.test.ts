@@ -936,13 +936,15 @@ describe("lifetime", () => {
       const t0 = Date.now();
       const res = await short.post("/v1/workspaces", { profile: "shell" });
       const { id } = (await res.json()) as { id: string };
+      // Its last use is no later than this: a busy machine can take seconds to make it.
+      const made = Date.now();
       await short.store.collectExpired();
       const exists = await short.docker.listVolumes({
         filters: { label: [`airlock.workspace=${id}`] },
       });
       // Still there while younger than its TTL (asserted only if the machine was quick enough to ask in time).
       if (Date.now() - t0 < ttl) expect(exists.Volumes ?? []).toHaveLength(1);
-      await new Promise((r) => setTimeout(r, ttl + 500 - (Date.now() - t0)));
+      await new Promise((r) => setTimeout(r, ttl + 500 - (Date.now() - made)));
       expect(await short.store.collectExpired()).toBeGreaterThanOrEqual(1);
       const gone = await short.docker.listVolumes({
         filters: { label: [`airlock.workspace=${id}`] },

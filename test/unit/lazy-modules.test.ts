@@ -1,8 +1,8 @@
 // What keeps the gateway's modules from costing memory it never uses. It defers
 // dockerode's BuildKit (gRPC) and ssh modules and prom-client's OpenTelemetry
 // API: they must not load with their packages, and must still load, whole, on
-// first use. Each case runs in a
-// fresh node process, so the module cache starts empty.
+// first use. Each case runs in a fresh node process, so the module cache
+// starts empty.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
