@@ -164,6 +164,8 @@ describe("workspaces, SSE and the audit line", () => {
     try {
       const exec = await gw.call(KEY.net, "POST", `/v1/workspaces/${ws.id}/exec`, {
         command: ["bash", "-c", "curl -sS http://plain.test:8080/ws > got.txt; cat got.txt"],
+        // Not the 10 s default: on a loaded CI machine this job once ran out of it.
+        limits: { timeoutMs: 60_000 },
       });
       const r = (await exec.json()) as ExecResult;
       expect(r.stdout).toBe("hello from upstream\n");
