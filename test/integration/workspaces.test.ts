@@ -945,7 +945,9 @@ describe("lifetime", () => {
       // Still there while younger than its TTL (asserted only if the machine was quick enough to ask in time).
       if (Date.now() - t0 < ttl) expect(exists.Volumes ?? []).toHaveLength(1);
       await new Promise((r) => setTimeout(r, ttl + 500 - (Date.now() - made)));
-      expect(await short.store.collectExpired()).toBeGreaterThanOrEqual(1);
+      // Any gateway on this engine sweeps it (its TTL is on its labels): the
+      // test files running beside this one may have removed it first.
+      await short.store.collectExpired();
       const gone = await short.docker.listVolumes({
         filters: { label: [`airlock.workspace=${id}`] },
       });
