@@ -22,6 +22,9 @@ export const DST = "/airlock/dst";
 const PRELUDE = `set -eu
 export LC_ALL=C
 RECORD='%y %i %s %T@ %C@ %m %P\\0'
+# long LIST: LIST holds over 16 KiB of paths, where reading what a checkpoint
+# keeps, or splitting the work, pays back its fixed cost (a step back does not)
+long() { [ "$(wc -c < "$1")" -gt 16384 ]; }
 `;
 
 const SUMS = `# sums LIST: the sha256 of each file of LIST (NUL-separated), as sha256sum -z
@@ -30,7 +33,7 @@ const SUMS = `# sums LIST: the sha256 of each file of LIST (NUL-separated), as s
 # takes ~10 ms to start, so a short list (a step back) stays with sha256sum.
 # It prints a line per file, so a list holding a newline goes to sha256sum.
 sums() {
-  if [ "$(wc -c < "$1")" -gt 16384 ] && command -v openssl > /dev/null \\
+  if long "$1" && command -v openssl > /dev/null \\
     && [ "$(tr -d -c '\\n' < "$1" | wc -c)" = 0 ]; then
     xargs -0 -r -a "$1" openssl dgst -sha256 -r | sed 's/^\\([0-9a-f]\\{64\\}\\) \\*/\\1  /' | tr '\\n' '\\0'
   else
@@ -99,7 +102,7 @@ recall() {
 # when LIST is long; a short one (a step back) is read, which is quicker than
 # going through every record kept, as is a checkpoint taken before they kept sums.
 kept() {
-  if [ -f "$2/sums" ] && [ "$(wc -c < "$3")" -gt 16384 ]; then
+  if [ -f "$2/sums" ] && long "$3"; then
     recall "$@"
   else
     describe "$1" "$2/tree" "$3" "$4"
@@ -215,9 +218,9 @@ pcopy() {
     }
     i=$((i + 1))
   done
-  ok=0
-  for p in $pids; do wait "$p" || ok=1; done
-  return "$ok"
+  failed=0
+  for p in $pids; do wait "$p" || failed=1; done
+  return "$failed"
 }
 cd ${DST}
 # One walk: the records of the files and links, and the directories with their
@@ -270,7 +273,7 @@ else
   # goes through tar. A short list (a step back) goes through tar at once.
   : > /tmp/whole
   rest=/tmp/take.tar
-  if [ "$(wc -c < /tmp/take.tar)" -gt 16384 ]; then
+  if long /tmp/take.tar; then
     { cut -z -d' ' -f7- /tmp/now; cut -z -d' ' -f2- /tmp/dirs.r; } | sed -z 's|/.*||' | sort -z -u > /tmp/top.now
     grep -z -v / /tmp/take.tar | comm -z -23 - /tmp/top.now > /tmp/whole || :
     # join needs its input in the order of the top name alone; stable, so parents stay first.
