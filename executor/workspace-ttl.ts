@@ -3,6 +3,14 @@
 // (volume labels cannot be changed), at most once per interval, so any gateway
 // on the engine, a restarted one included, sees the same last use. A marker
 // never outlives its workspace, even when another gateway deletes it meanwhile.
+//
+// The sweep costs the same with 10 workspaces on the engine as with 1,000: it
+// keeps when each one it knows of falls due, and asks the engine only about
+// those that have (their volume and markers, read afresh, decide). Listing
+// every workspace on the engine, to learn of those other gateways made, and
+// of markers left behind, is done on the first sweep and then every
+// RESYNC_MS, as an informer's resync: a workspace whose own gateway died is
+// removed at most that much after its TTL.
 import type { ContainerClient } from "./docker.ts";
 import {
   LABEL_CREATED,
@@ -10,7 +18,11 @@ import {
   LABEL_TOUCHED,
   LABEL_WORKSPACE,
   ttlOf,
+  volumeOf,
 } from "./workspace-labels.ts";
+
+/** How often a sweep lists every workspace on the engine rather than those it knows are due. */
+export const RESYNC_MS = 10 * 60_000;
 
 interface Marker {
   /** The marker volume's name. */
@@ -18,6 +30,12 @@ interface Marker {
   /** The workspace it marks. */
   id: string;
   at: number;
+}
+
+/** A workspace the sweep knows of: its last use as last read, and its TTL. */
+interface Due {
+  last: number;
+  ttl: number;
 }
 
 export interface Sweep {
@@ -34,6 +52,10 @@ export class WorkspaceUse {
   private readonly now: () => number;
   /** Last use seen by this process, to save a marker write on every call. */
   private readonly lastMarked = new Map<string, number>();
+  /** Every workspace the sweep knows of; one that is gone is dropped when it falls due. */
+  private readonly known = new Map<string, Due>();
+  /** When a sweep last listed every workspace on the engine. */
+  private syncedAt = Number.NEGATIVE_INFINITY;
 
   constructor(client: ContainerClient, now: () => number) {
     this.client = client;
@@ -41,8 +63,9 @@ export class WorkspaceUse {
   }
 
   /** A new workspace counts as used when it is made. */
-  created(id: string, at: number): void {
+  created(id: string, at: number, ttl: number): void {
     this.lastMarked.set(id, at);
+    this.known.set(id, { last: at, ttl });
   }
 
   async lastUsed(id: string, createdAt: number): Promise<number> {
@@ -60,6 +83,7 @@ export class WorkspaceUse {
     const interval = Math.min(60_000, Math.max(1000, ttlMs / 20));
     if (now - (this.lastMarked.get(id) ?? 0) < interval) return;
     this.lastMarked.set(id, now);
+    this.known.set(id, { last: now, ttl: ttlMs });
     await this.client.createVolume(`airlock-wst-${id}-${now}`, {
       [LABEL_TOUCH]: id,
       [LABEL_TOUCHED]: String(now),
@@ -82,26 +106,61 @@ export class WorkspaceUse {
   async forget(id: string): Promise<void> {
     for (const m of await this.markers(id)) await this.client.removeVolume(m.name);
     this.lastMarked.delete(id);
+    this.known.delete(id);
   }
 
-  /** Removes every workspace idle for longer than its TTL (and stray markers); returns how many. */
-  async sweep(sweep: Sweep): Promise<number> {
+  /**
+   * Removes every workspace idle for longer than its TTL; returns how many.
+   * `all` lists every workspace on the engine, as the first sweep and one
+   * every RESYNC_MS do.
+   */
+  async sweep(sweep: Sweep, all = false): Promise<number> {
     const now = this.now();
+    if (all || now - this.syncedAt >= RESYNC_MS) return this.sweepAll(sweep, now);
+    let removed = 0;
+    for (const [id, due] of [...this.known]) {
+      if (now - due.last <= due.ttl || sweep.busy(id)) continue;
+      if (await this.sweepOne(id, sweep, now)) removed++;
+    }
+    return removed;
+  }
+
+  /** A workspace the sweep holds due, read afresh: another gateway may have used or deleted it. */
+  private async sweepOne(id: string, sweep: Sweep, now: number): Promise<boolean> {
+    const labels = await this.client.volumeLabels(volumeOf(id));
+    if (labels?.[LABEL_WORKSPACE] !== id) {
+      await this.forget(id);
+      return false;
+    }
+    const marks = await this.markers(id);
+    const due = {
+      last: this.lastOf(id, labels, Math.max(0, ...marks.map((m) => m.at).filter(Number.isFinite))),
+      ttl: ttlOf(labels, sweep.defaultTtlMs),
+    };
+    this.known.set(id, due);
+    if (now - due.last <= due.ttl) return false;
+    await sweep.remove(id);
+    return true;
+  }
+
+  /** Every workspace on the engine, and stray markers; it learns of them all again. */
+  private async sweepAll(sweep: Sweep, now: number): Promise<number> {
     const volumes = (await this.client.listVolumes(LABEL_WORKSPACE)).filter(
       (v) => v.labels[LABEL_WORKSPACE] !== undefined,
     );
     const marks = await this.markers();
     const latest = new Map<string, number>();
     for (const m of marks) latest.set(m.id, Math.max(latest.get(m.id) ?? 0, m.at));
+    this.syncedAt = now;
     let removed = 0;
     for (const v of volumes) {
       const id = v.labels[LABEL_WORKSPACE] ?? "";
-      const last = Math.max(
-        Number(v.labels[LABEL_CREATED]) || 0,
-        latest.get(id) ?? 0,
-        this.lastMarked.get(id) ?? 0,
-      );
-      if (now - last <= ttlOf(v.labels, sweep.defaultTtlMs) || sweep.busy(id)) continue;
+      const due = {
+        last: this.lastOf(id, v.labels, latest.get(id) ?? 0),
+        ttl: ttlOf(v.labels, sweep.defaultTtlMs),
+      };
+      this.known.set(id, due);
+      if (now - due.last <= due.ttl || sweep.busy(id)) continue;
       await sweep.remove(id);
       removed++;
     }
@@ -109,6 +168,11 @@ export class WorkspaceUse {
     const live = new Set(volumes.map((v) => v.labels[LABEL_WORKSPACE]));
     for (const m of marks) if (!live.has(m.id)) await this.client.removeVolume(m.name);
     return removed;
+  }
+
+  /** The last use of a workspace: made, marked by any gateway, or seen here. */
+  private lastOf(id: string, labels: Record<string, string>, marked: number): number {
+    return Math.max(Number(labels[LABEL_CREATED]) || 0, marked, this.lastMarked.get(id) ?? 0);
   }
 
   private async markers(id?: string): Promise<Marker[]> {

@@ -180,7 +180,7 @@ export class WorkspaceStore {
         .catch((e: unknown) => this.deps.warn("removing a half-made workspace", e));
       throw err;
     }
-    this.use.created(id, createdAt);
+    this.use.created(id, createdAt, ws.ttlMs);
     this.sizes.set(id, bytes);
     return this.info(ws, createdAt);
   }
@@ -494,13 +494,20 @@ export class WorkspaceStore {
     }
   }
 
-  /** Removes every workspace idle for longer than its TTL (and stray markers); returns how many. */
-  collectExpired(): Promise<number> {
-    return this.use.sweep({
-      defaultTtlMs: this.deps.ttlMs,
-      busy: (id) => this.locks.busy(id),
-      remove: (id) => this.locks.run(id, () => this.destroy(id)),
-    });
+  /**
+   * Removes every workspace idle for longer than its TTL; returns how many.
+   * `all` lists every workspace on the engine (and stray markers) rather than
+   * looking at those known to be due: see workspace-ttl.ts.
+   */
+  collectExpired(all = false): Promise<number> {
+    return this.use.sweep(
+      {
+        defaultTtlMs: this.deps.ttlMs,
+        busy: (id) => this.locks.busy(id),
+        remove: (id) => this.locks.run(id, () => this.destroy(id)),
+      },
+      all,
+    );
   }
 }
 

@@ -17,7 +17,7 @@ import {
   gatewayLimit,
   LocalWorkspaceReservations,
 } from "../../executor/workspace-quota.ts";
-import { WorkspaceUse } from "../../executor/workspace-ttl.ts";
+import { RESYNC_MS, WorkspaceUse } from "../../executor/workspace-ttl.ts";
 
 /** Volumes and their labels; a label filter is `key` or `key=value`, as the engine's. */
 function volumes() {
@@ -28,6 +28,9 @@ function volumes() {
     },
     async removeVolume(name: string) {
       all.delete(name);
+    },
+    async volumeLabels(name: string) {
+      return all.get(name);
     },
     async listVolumes(filter: string): Promise<LabelledObject[]> {
       const [key = "", value] = filter.split("=");
@@ -99,6 +102,92 @@ describe("WorkspaceUse", () => {
       "airlock-ws-ws_used",
       `airlock-wst-ws_used-${now - 1000}`,
     ]);
+  });
+});
+
+describe("the sweep between full listings", () => {
+  /** The engine above, counting what is asked of it. */
+  function counted() {
+    const engine = volumes();
+    const calls = { n: 0 };
+    const client = new Proxy(engine.client, {
+      get: (target, key) => {
+        const f = Reflect.get(target, key) as (...args: unknown[]) => unknown;
+        return (...args: unknown[]) => {
+          calls.n++;
+          return f.apply(target, args);
+        };
+      },
+    });
+    return { ...engine, client, calls };
+  }
+  const removing = (all: Map<string, unknown>, use: WorkspaceUse, removed: string[]) => ({
+    defaultTtlMs: 5000,
+    busy: () => false,
+    remove: async (id: string) => {
+      removed.push(id);
+      all.delete(volumeOf(id));
+      await use.forget(id);
+    },
+  });
+
+  it("asks the engine nothing while no workspace it knows of is due, however many there are", async () => {
+    const { all, client, workspace, calls } = counted();
+    let now = 1_000_000;
+    for (let i = 0; i < 1000; i++) workspace(`ws_${i}`, "t", now, 60_000);
+    const use = new WorkspaceUse(client, () => now);
+    const removed: string[] = [];
+    expect(await use.sweep(removing(all, use, removed))).toBe(0);
+    const afterFirst = calls.n;
+    now += 30_000;
+    expect(await use.sweep(removing(all, use, removed))).toBe(0);
+    expect(calls.n).toBe(afterFirst);
+    // Past their TTL, each is read afresh and removed.
+    now += 31_000;
+    expect(await use.sweep(removing(all, use, removed))).toBe(1000);
+    expect(all.size).toBe(0);
+  });
+
+  it("reads a due workspace afresh: another gateway's use spares it, its delete drops it", async () => {
+    const { all, client, workspace } = counted();
+    let now = 1_000_000;
+    workspace("ws_used", "t", now);
+    workspace("ws_deleted", "t", now);
+    workspace("ws_idle", "t", now);
+    const use = new WorkspaceUse(client, () => now);
+    const removed: string[] = [];
+    await use.sweep(removing(all, use, removed));
+    now += 4000;
+    await new WorkspaceUse(client, () => now).touch("ws_used", 5000);
+    all.delete(volumeOf("ws_deleted"));
+    now += 2000;
+    expect(await use.sweep(removing(all, use, removed))).toBe(1);
+    expect(removed).toEqual(["ws_idle"]);
+    expect([...all.keys()].sort()).toEqual([
+      "airlock-ws-ws_used",
+      `airlock-wst-ws_used-${now - 2000}`,
+    ]);
+    // The use it read counts from then on.
+    now += 4000;
+    expect(await use.sweep(removing(all, use, removed))).toBe(1);
+    expect(removed).toEqual(["ws_idle", "ws_used"]);
+  });
+
+  it("learns of workspaces other gateways made at the next full listing", async () => {
+    const { all, client, workspace } = counted();
+    let now = 1_000_000;
+    const use = new WorkspaceUse(client, () => now);
+    const removed: string[] = [];
+    await use.sweep(removing(all, use, removed));
+    workspace("ws_other", "t", now);
+    now += 10_000;
+    expect(await use.sweep(removing(all, use, removed))).toBe(0);
+    // Asked for, or once RESYNC_MS has passed, the sweep lists the engine again.
+    expect(await use.sweep(removing(all, use, removed), true)).toBe(1);
+    workspace("ws_later", "t", now);
+    now += RESYNC_MS;
+    expect(await use.sweep(removing(all, use, removed))).toBe(1);
+    expect(removed).toEqual(["ws_other", "ws_later"]);
   });
 });
 
