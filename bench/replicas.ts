@@ -49,6 +49,7 @@ async function gateway(env: Record<string, string>, socket?: string): Promise<Ga
     env: {
       PATH: process.env["PATH"] ?? "/usr/bin:/bin",
       MALLOC_ARENA_MAX: "2",
+      MALLOC_MMAP_THRESHOLD_: "32768",
       AIRLOCK_PORT: String(port),
       AIRLOCK_HOST: "127.0.0.1",
       AIRLOCK_API_KEYS: `bench:${KEY}`,
