@@ -4,9 +4,9 @@
 // on the engine, a restarted one included, sees the same last use. A marker
 // never outlives its workspace, even when another gateway deletes it meanwhile.
 //
-// The sweep costs the same with 10 workspaces on the engine as with 1,000: it
-// keeps when each one it knows of falls due, and asks the engine only about
-// those that have (their volume and markers, read afresh, decide). Listing
+// The sweep makes as many calls to the engine with 1,000 workspaces on it as
+// with 10: it keeps when each one it knows of falls due, and asks the engine
+// only about those that have (their volume and markers, read afresh, decide). Listing
 // every workspace on the engine, to learn of those other gateways made, and
 // of markers left behind, is done on the first sweep and then every
 // RESYNC_MS, as an informer's resync: a workspace whose own gateway died is
@@ -36,6 +36,17 @@ interface Marker {
 interface Due {
   last: number;
   ttl: number;
+  /** When `last` was read from the engine, or written to it by this gateway. */
+  readAt: number;
+}
+
+/**
+ * How often a workspace's use is marked: a twentieth of its TTL, within 1 s
+ * to 1 min. A last use read no longer ago than this is as fresh as the
+ * markers themselves can be, so it is not read again.
+ */
+function markInterval(ttlMs: number): number {
+  return Math.min(60_000, Math.max(1000, ttlMs / 20));
 }
 
 export interface Sweep {
@@ -65,25 +76,33 @@ export class WorkspaceUse {
   /** A new workspace counts as used when it is made. */
   created(id: string, at: number, ttl: number): void {
     this.lastMarked.set(id, at);
-    this.known.set(id, { last: at, ttl });
+    this.known.set(id, { last: at, ttl, readAt: at });
   }
 
-  async lastUsed(id: string, createdAt: number): Promise<number> {
+  /**
+   * The last use of a workspace by any gateway. Its markers are listed (a
+   * label filter, which the engine answers by going through every volume)
+   * only when what this gateway knows is older than the marking interval.
+   */
+  async lastUsed(id: string, createdAt: number, ttlMs: number): Promise<number> {
+    const now = this.now();
+    const mine = this.lastMarked.get(id) ?? 0;
+    const due = this.known.get(id);
+    if (due !== undefined && now - due.readAt < markInterval(due.ttl)) {
+      return Math.max(createdAt, mine, due.last);
+    }
     const marks = await this.markers(id);
-    return Math.max(
-      createdAt,
-      this.lastMarked.get(id) ?? 0,
-      ...marks.map((m) => m.at).filter(Number.isFinite),
-    );
+    const last = Math.max(createdAt, mine, ...marks.map((m) => m.at).filter(Number.isFinite));
+    this.known.set(id, { last, ttl: ttlMs, readAt: now });
+    return last;
   }
 
-  /** Records a use, at most once per interval (a twentieth of the TTL), then drops older markers. */
+  /** Records a use, at most once per interval, then drops older markers. */
   async touch(id: string, ttlMs: number): Promise<void> {
     const now = this.now();
-    const interval = Math.min(60_000, Math.max(1000, ttlMs / 20));
-    if (now - (this.lastMarked.get(id) ?? 0) < interval) return;
+    if (now - (this.lastMarked.get(id) ?? 0) < markInterval(ttlMs)) return;
     this.lastMarked.set(id, now);
-    this.known.set(id, { last: now, ttl: ttlMs });
+    this.known.set(id, { last: now, ttl: ttlMs, readAt: now });
     await this.client.createVolume(`airlock-wst-${id}-${now}`, {
       [LABEL_TOUCH]: id,
       [LABEL_TOUCHED]: String(now),
@@ -136,6 +155,7 @@ export class WorkspaceUse {
     const due = {
       last: this.lastOf(id, labels, Math.max(0, ...marks.map((m) => m.at).filter(Number.isFinite))),
       ttl: ttlOf(labels, sweep.defaultTtlMs),
+      readAt: now,
     };
     this.known.set(id, due);
     if (now - due.last <= due.ttl) return false;
@@ -158,6 +178,7 @@ export class WorkspaceUse {
       const due = {
         last: this.lastOf(id, v.labels, latest.get(id) ?? 0),
         ttl: ttlOf(v.labels, sweep.defaultTtlMs),
+        readAt: now,
       };
       this.known.set(id, due);
       if (now - due.last <= due.ttl || sweep.busy(id)) continue;

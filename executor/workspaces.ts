@@ -224,7 +224,7 @@ export class WorkspaceStore {
 
   async get(tenant: string, id: string): Promise<WorkspaceInfo> {
     const ws = await this.find(tenant, id);
-    return this.info(ws, await this.use.lastUsed(ws.id, ws.createdAt));
+    return this.info(ws, await this.use.lastUsed(ws.id, ws.createdAt, ws.ttlMs));
   }
 
   async remove(tenant: string, id: string): Promise<void> {

@@ -67,7 +67,30 @@ describe("WorkspaceUse", () => {
     await use.touch("ws_a", 20_000);
     expect(markers()).toEqual(["airlock-wst-ws_a-101500"]);
     // Another gateway (no memory of the use) reads it back from the marker.
-    expect(await new WorkspaceUse(client, () => now).lastUsed("ws_a", 5)).toBe(101_500);
+    expect(await new WorkspaceUse(client, () => now).lastUsed("ws_a", 5, 20_000)).toBe(101_500);
+  });
+
+  it("reads another gateway's use again only once what it knows is a marking interval old", async () => {
+    const { client, workspace } = volumes();
+    workspace("ws_a", "t", 5);
+    let now = 100_000;
+    const listed = { n: 0 };
+    const counting = Object.create(client) as ContainerClient;
+    counting.listVolumes = (filter) => {
+      listed.n++;
+      return client.listVolumes(filter);
+    };
+    const cached = new WorkspaceUse(counting, () => now);
+    expect(await cached.lastUsed("ws_a", 5, 20_000)).toBe(5);
+    expect(listed.n).toBe(1);
+    // Another gateway's use, within the interval (1 s for a 20 s TTL): not read yet.
+    now += 500;
+    await new WorkspaceUse(client, () => now).touch("ws_a", 20_000);
+    expect(await cached.lastUsed("ws_a", 5, 20_000)).toBe(5);
+    expect(listed.n).toBe(1);
+    now += 600;
+    expect(await cached.lastUsed("ws_a", 5, 20_000)).toBe(100_500);
+    expect(listed.n).toBe(2);
   });
 
   it("sweeps what is idle past its own TTL, spares what is busy, and drops stray markers", async () => {
