@@ -49,6 +49,11 @@ function markInterval(ttlMs: number): number {
   return Math.min(60_000, Math.max(1000, ttlMs / 20));
 }
 
+/** The latest use a workspace's markers record; 0 when they record none. */
+function lastMark(marks: readonly Marker[]): number {
+  return Math.max(0, ...marks.map((m) => m.at).filter(Number.isFinite));
+}
+
 export interface Sweep {
   /** TTL of a workspace whose labels carry none. */
   defaultTtlMs: number;
@@ -92,7 +97,7 @@ export class WorkspaceUse {
       return Math.max(createdAt, mine, due.last);
     }
     const marks = await this.markers(id);
-    const last = Math.max(createdAt, mine, ...marks.map((m) => m.at).filter(Number.isFinite));
+    const last = Math.max(createdAt, mine, lastMark(marks));
     this.known.set(id, { last, ttl: ttlMs, readAt: now });
     return last;
   }
@@ -116,9 +121,9 @@ export class WorkspaceUse {
     if (!(await this.exists(id))) await this.forget(id);
   }
 
+  /** Its volume, by name: one lookup, where a label filter has the engine go through every volume. */
   private async exists(id: string): Promise<boolean> {
-    const found = await this.client.listVolumes(`${LABEL_WORKSPACE}=${id}`);
-    return found.some((v) => v.labels[LABEL_WORKSPACE] === id);
+    return (await this.client.volumeLabels(volumeOf(id)))?.[LABEL_WORKSPACE] === id;
   }
 
   /** The workspace is gone: so are its markers. */
@@ -146,6 +151,7 @@ export class WorkspaceUse {
 
   /** A workspace the sweep holds due, read afresh: another gateway may have used or deleted it. */
   private async sweepOne(id: string, sweep: Sweep, now: number): Promise<boolean> {
+    // As exists() reads it, with the labels kept for the TTL and creation time.
     const labels = await this.client.volumeLabels(volumeOf(id));
     if (labels?.[LABEL_WORKSPACE] !== id) {
       await this.forget(id);
@@ -153,7 +159,7 @@ export class WorkspaceUse {
     }
     const marks = await this.markers(id);
     const due = {
-      last: this.lastOf(id, labels, Math.max(0, ...marks.map((m) => m.at).filter(Number.isFinite))),
+      last: this.lastOf(id, labels, lastMark(marks)),
       ttl: ttlOf(labels, sweep.defaultTtlMs),
       readAt: now,
     };
